@@ -1,0 +1,51 @@
+//! The HTML shell and the router: which page answers which path.
+
+use crate::routes::{NotFoundPage, UsersPage};
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::components::{A, Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+/// The document around the app: hydration scripts, stylesheet, meta tags.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="stylesheet" href="/pkg/tokentally.css"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard: sidebar, section tabs, and the routed page.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="tokentally"/>
+        <Router>
+            <div class="layout">
+                <nav class="sidebar" aria-label="Sections">
+                    <a class="brand" href="/ai-apps/users">"tokentally"</a>
+                    <A href="/ai-apps/users" attr:class="section">"AI Apps"</A>
+                </nav>
+                <main>
+                    <Routes fallback=NotFoundPage>
+                        <Route path=path!("/") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
+                        <Route path=path!("/ai-apps") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
+                        <Route path=path!("/ai-apps/users") view=UsersPage/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}

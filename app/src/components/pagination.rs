@@ -1,0 +1,28 @@
+//! Previous / next page links.
+
+use crate::model::UsersParams;
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+/// Page links under a table of `total` rows.
+#[component]
+pub fn Pagination(
+    /// The current view.
+    params: UsersParams,
+    /// Rows in the whole result.
+    total: i64,
+) -> impl IntoView {
+    let limit = params.limit.max(1);
+    let pages = ((total.max(1) - 1) / i64::from(limit) + 1) as u32;
+    let page = params.page();
+    let link = |p: u32| format!("/ai-apps/users{}", params.with_offset((p - 1) * limit).to_query());
+    let prev = (page > 1).then(|| link(page - 1));
+    let next = (page < pages).then(|| link(page + 1));
+    view! {
+        <nav class="pagination" aria-label="Pages">
+            {prev.map(|href| view! { <A href=href attr:rel="prev">"← Previous"</A> })}
+            <span>{format!("Page {page} of {pages} · {total} users")}</span>
+            {next.map(|href| view! { <A href=href attr:rel="next">"Next →"</A> })}
+        </nav>
+    }
+}

@@ -1,0 +1,82 @@
+//! The Users table: one row per end user, every column sortable.
+
+use super::{Pagination, SortableHeader, TagPills};
+use crate::model::money::group_thousands;
+use crate::model::{UserRow, UserSort, UsersPage, UsersParams, format_usd};
+use leptos::prelude::*;
+
+fn count(n: i64) -> String {
+    group_thousands(n.max(0) as u64)
+}
+
+/// `2026-11-27T17:43:05Z` → `2026-11-27 17:43 UTC` (deterministic on both sides).
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(0..10), rfc3339.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => rfc3339.to_string(),
+    }
+}
+
+/// One user's row.
+#[component]
+fn UserRowView(row: UserRow) -> impl IntoView {
+    let buckets = format!(
+        "input {} · output {} · cache read {} · cache write {}",
+        count(row.input_tokens),
+        count(row.output_tokens),
+        count(row.cache_read_tokens),
+        count(row.cache_creation_tokens)
+    );
+    let buckets_title = buckets.clone();
+    let unpriced = (row.unpriced_events > 0).then(|| {
+        let title = format!("{} calls to models with no known price are not in this sum", row.unpriced_events);
+        view! { <span class="unpriced" title=title.clone() aria-label=title>{format!("+{} unpriced", row.unpriced_events)}</span> }
+    });
+    view! {
+        <tr>
+            <th scope="row" class="user">{row.user_id}</th>
+            <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
+            <td class="num">{count(row.traces)}</td>
+            <td class="num" title=buckets_title>
+                {count(row.tokens)}
+                <div class="buckets">{buckets}</div>
+            </td>
+            <td class="time">{short_time(&row.last_seen)}</td>
+            <td class="model">{row.top_model}</td>
+        </tr>
+    }
+}
+
+/// The table with its sortable headers, tag filters and page links.
+#[component]
+pub fn UsersTable(
+    /// The rows to show.
+    page: UsersPage,
+    /// The view they were read for.
+    params: UsersParams,
+) -> impl IntoView {
+    let total = page.total_users;
+    let header = |sort: UserSort, label: &'static str, numeric: bool| {
+        view! { <SortableHeader params=params.clone() sort label numeric/> }
+    };
+    view! {
+        <TagPills params=params.clone()/>
+        <p class="range">{format!("{} to {}", short_time(&page.from), short_time(&page.to))}</p>
+        <table class="data" aria-label="Users by spend">
+            <thead>
+                <tr>
+                    {header(UserSort::User, "User", false)}
+                    {header(UserSort::Spend, "Spend", true)}
+                    {header(UserSort::Traces, "Traces", true)}
+                    {header(UserSort::Tokens, "Tokens", true)}
+                    {header(UserSort::LastSeen, "Last seen", false)}
+                    {header(UserSort::TopModel, "Top model", false)}
+                </tr>
+            </thead>
+            <tbody>
+                {page.users.into_iter().map(|row| view! { <UserRowView row/> }).collect_view()}
+            </tbody>
+        </table>
+        <Pagination params total/>
+    }
+}

@@ -1,0 +1,30 @@
+//! The 1d / 7d / 28d window selector, as links.
+
+use crate::model::{UsersParams, Window};
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+/// Window pills; each is a link to the same view in that window.
+#[component]
+pub fn WindowPills(
+    /// The current view.
+    params: UsersParams,
+) -> impl IntoView {
+    let custom = params.from.is_some();
+    view! {
+        <nav class="pills" aria-label="Time window">
+            {Window::ALL
+                .into_iter()
+                .map(|w| {
+                    let current = (!custom && params.window == w).then_some("true");
+                    let href = format!("/ai-apps/users{}", params.with_window(w).to_query());
+                    view! {
+                        <A href=href attr:class="pill" attr:aria-pressed=current.unwrap_or("false")>
+                            {w.as_str()}
+                        </A>
+                    }
+                })
+                .collect_view()}
+        </nav>
+    }
+}

@@ -1,0 +1,9 @@
+//! Wire types shared by the server and the browser (serde only, no I/O).
+
+pub mod money;
+pub mod query;
+pub mod users;
+
+pub use money::format_usd;
+pub use query::{ParamError, UsersParams};
+pub use users::*;

@@ -1,0 +1,248 @@
+//! The query string of the Users view (dashboard URL and read API): parsing with errors that
+//! name the parameter, and building links. Pure functions, used on both sides.
+
+use super::users::{DEFAULT_PAGE, Dir, MAX_PAGE, UserSort, Window};
+use serde::{Deserialize, Serialize};
+
+/// A rejected query parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamError {
+    pub param: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.param, self.message)
+    }
+}
+
+fn bad(param: &str, message: impl Into<String>) -> ParamError {
+    ParamError { param: param.to_string(), message: message.into() }
+}
+
+/// Most tag filters one query may carry.
+pub const MAX_TAG_FILTERS: usize = 16;
+
+/// Everything the Users view is narrowed and ordered by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersParams {
+    pub window: Window,
+    /// RFC 3339 bounds that replace `window` when given (both required).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// `tag.<key>=<value>` filters, AND-ed, in URL order.
+    pub tags: Vec<(String, String)>,
+    pub sort: UserSort,
+    pub dir: Dir,
+    pub limit: u32,
+    /// Rows to skip (the read API's `cursor`, the dashboard's `page`).
+    pub offset: u32,
+}
+
+impl UsersParams {
+    /// Parses decoded `(key, value)` pairs. `page` (1-based) is the dashboard's pagination,
+    /// `cursor` the API's; unknown parameters are rejected so typos don't silently widen a view.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ParamError> {
+        let mut p = UsersParams { limit: DEFAULT_PAGE, ..UsersParams::default() };
+        let mut sort_given = false;
+        let mut dir_given = false;
+        let mut page = None;
+        for (k, v) in pairs {
+            match k {
+                "window" => p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?,
+                "from" => p.from = Some(v.to_string()),
+                "to" => p.to = Some(v.to_string()),
+                "sort" => {
+                    p.sort = UserSort::parse(v).ok_or_else(|| {
+                        bad(k, "must be one of user, spend, traces, events, tokens, last_seen, top_model")
+                    })?;
+                    sort_given = true;
+                }
+                "dir" => {
+                    p.dir = Dir::parse(v).ok_or_else(|| bad(k, "must be asc or desc"))?;
+                    dir_given = true;
+                }
+                "limit" => {
+                    p.limit = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| bad(k, format!("must be an integer from 1 to {MAX_PAGE}")))?;
+                }
+                "cursor" => {
+                    p.offset = v.parse::<u32>().map_err(|_| bad(k, "is not a cursor returned by this API"))?;
+                }
+                "page" => {
+                    page = Some(
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|n| *n >= 1 && *n <= 1_000_000)
+                            .ok_or_else(|| bad(k, "must be a positive integer"))?,
+                    );
+                }
+                _ => match k.strip_prefix("tag.") {
+                    Some(key) if !key.is_empty() && key.len() <= 64 && v.len() <= 512 => {
+                        if p.tags.len() == MAX_TAG_FILTERS {
+                            return Err(bad(k, format!("at most {MAX_TAG_FILTERS} tag filters")));
+                        }
+                        p.tags.push((key.to_string(), v.to_string()));
+                    }
+                    Some(_) => return Err(bad(k, "tag keys are 1-64 and values at most 512 characters")),
+                    None => return Err(bad(k, "unknown parameter")),
+                },
+            }
+        }
+        if p.from.is_some() != p.to.is_some() {
+            return Err(bad(if p.from.is_some() { "to" } else { "from" }, "from and to go together"));
+        }
+        if sort_given && !dir_given {
+            p.dir = p.sort.natural_dir();
+        }
+        if let Some(page) = page {
+            p.offset = (page - 1).saturating_mul(p.limit);
+        }
+        Ok(p)
+    }
+
+    /// Parses a raw query string (`a=1&b=2`, percent-encoded, `+` as space).
+    pub fn parse_query(query: &str) -> Result<Self, ParamError> {
+        let pairs = decode_pairs(query);
+        Self::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// 1-based page number of this offset.
+    pub fn page(&self) -> u32 {
+        self.offset / self.limit.max(1) + 1
+    }
+
+    /// The dashboard query string for these parameters, leaving defaults out.
+    pub fn to_query(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.window != Window::default() {
+            parts.push(format!("window={}", self.window.as_str()));
+        }
+        if let (Some(from), Some(to)) = (&self.from, &self.to) {
+            parts.push(format!("from={}&to={}", encode(from), encode(to)));
+        }
+        for (k, v) in &self.tags {
+            parts.push(format!("tag.{}={}", encode(k), encode(v)));
+        }
+        if self.sort != UserSort::default() || self.dir != Dir::default() {
+            parts.push(format!("sort={}&dir={}", self.sort.as_str(), self.dir.as_str()));
+        }
+        if self.offset > 0 {
+            parts.push(format!("page={}", self.page()));
+        }
+        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    }
+
+    /// The same view in another window, back on page 1.
+    pub fn with_window(&self, window: Window) -> Self {
+        UsersParams { window, from: None, to: None, offset: 0, ..self.clone() }
+    }
+
+    /// The same view sorted by `sort`: flips the direction when already sorted by it.
+    pub fn with_sort(&self, sort: UserSort) -> Self {
+        let dir = if self.sort == sort { self.dir.flip() } else { sort.natural_dir() };
+        UsersParams { sort, dir, offset: 0, ..self.clone() }
+    }
+
+    /// The same view at another offset.
+    pub fn with_offset(&self, offset: u32) -> Self {
+        UsersParams { offset, ..self.clone() }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (invalid UTF-8 is replaced).
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits and decodes a query string into pairs (empty parts skipped).
+pub fn decode_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_url() {
+        let p = UsersParams::parse_query("window=7d&tag.plan=pro&tag.org=acme%20corp&sort=tokens&dir=asc&page=3")
+            .expect("valid");
+        assert_eq!(p.window, Window::Week);
+        assert_eq!(p.tags, vec![("plan".into(), "pro".into()), ("org".into(), "acme corp".into())]);
+        assert_eq!((p.sort, p.dir, p.offset), (UserSort::Tokens, Dir::Asc, 100));
+        assert_eq!(UsersParams::parse_query(&p.to_query()), Ok(p));
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        assert_eq!(UsersParams::parse_query("window=3d").map_err(|e| e.param), Err("window".into()));
+        assert_eq!(UsersParams::parse_query("limit=0").map_err(|e| e.param), Err("limit".into()));
+        assert_eq!(UsersParams::parse_query("bogus=1").map_err(|e| e.param), Err("bogus".into()));
+        assert_eq!(UsersParams::parse_query("from=2026-01-01T00:00:00Z").map_err(|e| e.param), Err("to".into()));
+    }
+
+    #[test]
+    fn sorting_a_column_twice_flips_it() {
+        let p = UsersParams::default().with_sort(UserSort::Tokens);
+        assert_eq!(p.dir, Dir::Desc);
+        assert_eq!(p.with_sort(UserSort::Tokens).dir, Dir::Asc);
+        assert_eq!(p.with_sort(UserSort::User).dir, Dir::Asc);
+    }
+
+    #[test]
+    fn decoding_handles_odd_input() {
+        assert_eq!(decode("a%3Cb%3E+c"), "a<b> c");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz"), "%zz");
+        assert_eq!(encode("<img src=x>"), "%3Cimg%20src%3Dx%3E");
+    }
+}

@@ -1,0 +1,37 @@
+//! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
+
+use crate::api::get_users;
+use crate::components::{EmptyState, SectionTabs, UsersTable, WindowPills};
+use crate::model::UsersParams;
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+/// The Users view.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let query = use_query_map();
+    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    let params = Memo::new(move |_| {
+        query.with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
+    });
+    let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
+    view! {
+        <section class="page">
+            <SectionTabs active="users"/>
+            <header class="page-head">
+                <h1>"Users"</h1>
+                {move || view! { <WindowPills params=params.get()/> }}
+            </header>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let p = params.get();
+                    match users.await {
+                        Ok(page) if page.total_users == 0 => view! { <EmptyState/> }.into_any(),
+                        Ok(page) => view! { <UsersTable page params=p/> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

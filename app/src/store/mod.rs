@@ -1,0 +1,78 @@
+//! The store (ssr only): SQLite through sqlx. Typed queries shared by the dashboard's server
+//! functions and the REST handlers. Depends on `pricing` and `model`, never on HTTP.
+
+pub mod ingest;
+pub mod keys;
+pub mod projects;
+pub mod users;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Store failures. Database details are logged, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// Handles to one SQLite database file: a pool of readers and a single writer connection
+/// (SQLite has one writer at a time; one connection makes every write transaction wait in line
+/// inside the process instead of failing with SQLITE_BUSY).
+#[derive(Clone)]
+pub struct Store {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
+    /// (project id, canonical tags) → tag set id, filled after commits.
+    tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Hour bucket (hours since the epoch) of a millisecond timestamp.
+pub fn hour_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(3_600_000)
+}
+
+impl Store {
+    /// Opens (creating if missing) the database file, in WAL mode with full fsync on commit
+    /// (an acknowledged batch survives a power cut), and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("secure_delete", "ON");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("../migrations").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Store { read, write, tag_cache: Arc::default() })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}

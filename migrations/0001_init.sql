@@ -1,0 +1,106 @@
+-- tokentally schema v1: projects and keys, raw events and traces, interned tag sets, hourly rollups.
+-- Times are integer milliseconds since the Unix epoch (UTC); hours are ms / 3600000.
+-- Money is integer nano-USD; NULL cost means "unpriced".
+
+CREATE TABLE projects (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id          INTEGER PRIMARY KEY,
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    scope       TEXT NOT NULL CHECK (scope IN ('ingest', 'read', 'admin')),
+    prefix      TEXT NOT NULL,
+    key_hash    TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+
+-- Each distinct tags map is stored once; user_id is the value of tags.userId.
+CREATE TABLE tag_sets (
+    id          INTEGER PRIMARY KEY,
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    canonical   TEXT NOT NULL,
+    user_id     TEXT,
+    UNIQUE (project_id, canonical)
+);
+CREATE INDEX tag_sets_user ON tag_sets (project_id, user_id);
+
+-- Side table for tag.<key>=<value> filters.
+CREATE TABLE tag_kv (
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    tag_set_id  INTEGER NOT NULL REFERENCES tag_sets(id),
+    PRIMARY KEY (key, value, tag_set_id)
+) WITHOUT ROWID;
+
+CREATE TABLE traces (
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    id          TEXT NOT NULL,
+    route_tag   TEXT,
+    tag_set_id  INTEGER NOT NULL REFERENCES tag_sets(id),
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    status      TEXT,
+    PRIMARY KEY (project_id, id)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+    project_id          INTEGER NOT NULL REFERENCES projects(id),
+    id                  TEXT NOT NULL,
+    trace_id            TEXT,
+    ts                  INTEGER NOT NULL,
+    kind                TEXT NOT NULL,
+    provider            TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    agent               TEXT NOT NULL,
+    route_tag           TEXT,
+    tag_set_id          INTEGER NOT NULL REFERENCES tag_sets(id),
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cache_creation_1h_tokens INTEGER NOT NULL,
+    cost_nano           INTEGER,
+    cost_source         TEXT NOT NULL CHECK (cost_source IN ('table', 'override', 'unpriced')),
+    latency_ms          INTEGER,
+    status              TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    error               TEXT,
+    tools               TEXT,
+    prompt              TEXT,
+    response            TEXT,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX events_trace ON events (project_id, trace_id) WHERE trace_id IS NOT NULL;
+
+-- One row per (project, hour, tag set, provider, model, agent): what the Users view reads.
+CREATE TABLE rollup_hourly (
+    project_id          INTEGER NOT NULL,
+    hour                INTEGER NOT NULL,
+    tag_set_id          INTEGER NOT NULL,
+    provider            TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    agent               TEXT NOT NULL,
+    events              INTEGER NOT NULL,
+    errors              INTEGER NOT NULL,
+    unpriced            INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cost_nano           INTEGER NOT NULL,
+    latency_ms_sum      INTEGER NOT NULL,
+    max_ts              INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour, tag_set_id, provider, model, agent)
+) WITHOUT ROWID;
+
+-- Traces counted once, in the hour they were first seen.
+CREATE TABLE trace_hourly (
+    project_id  INTEGER NOT NULL,
+    hour        INTEGER NOT NULL,
+    tag_set_id  INTEGER NOT NULL,
+    traces      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour, tag_set_id)
+) WITHOUT ROWID;

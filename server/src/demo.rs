@@ -1,0 +1,233 @@
+//! `tokentally demo`: realistic traffic through the real ingest path. Zipf-skewed users (some
+//! anonymous), several OpenAI and Anthropic models, cache tokens, tool calls, errors, an unpriced
+//! model, and a daily rhythm.
+
+use app::pricing::{Usage, from_anthropic, from_openai};
+use app::store::ingest::{EventIn, TraceIn};
+use app::store::{Store, StoreError, now_ms};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// What to generate.
+pub struct DemoOptions {
+    pub users: u32,
+    pub days: u32,
+    pub events: u64,
+    pub seed: u64,
+}
+
+/// xorshift64*: small, fast, deterministic; good enough for demo data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+struct Route {
+    tag: &'static str,
+    feature: &'static str,
+    agent: &'static str,
+    tools: &'static [&'static str],
+}
+
+const ROUTES: &[Route] = &[
+    Route { tag: "POST /api/chat", feature: "chat", agent: "chat-assistant", tools: &[] },
+    Route { tag: "POST /api/search", feature: "search", agent: "search", tools: &["web_search"] },
+    Route { tag: "POST /api/summarize", feature: "summarize", agent: "summarizer", tools: &[] },
+    Route {
+        tag: "POST /api/agent/run",
+        feature: "agent",
+        agent: "research-agent",
+        tools: &["web_search", "fetch_url", "sql_query", "send_email"],
+    },
+];
+
+/// (provider, model, weight) — the last one has no price on purpose.
+const MODELS: &[(&str, &str, u64)] = &[
+    ("openai", "gpt-4o-mini", 30),
+    ("openai", "gpt-4o-2024-08-06", 12),
+    ("openai", "gpt-4.1", 8),
+    ("openai", "o3-mini", 5),
+    ("anthropic", "claude-haiku-4-5", 18),
+    ("anthropic", "claude-sonnet-4-5-20250929", 20),
+    ("anthropic", "claude-opus-4-1", 3),
+    ("openai", "acme-finetune-v3", 1),
+];
+
+const ORGS: &[&str] = &["acme-corp", "globex", "initech", "umbrella", "hooli", "stark-ind", "wayne-ent", "tyrell"];
+
+struct User {
+    id: String,
+    plan: &'static str,
+    org: Option<&'static str>,
+}
+
+fn make_users(rng: &mut Rng, n: u32) -> Vec<User> {
+    (0..n)
+        .map(|i| {
+            if rng.chance(100) {
+                User { id: format!("anon_{:012x}", rng.next() & 0xffff_ffff_ffff), plan: "free", org: None }
+            } else {
+                let plan = *rng.pick(&["free", "free", "pro", "pro", "enterprise"]);
+                let org = (plan != "free").then(|| *rng.pick(ORGS));
+                User { id: format!("user_{:05}", i + 1), plan, org }
+            }
+        })
+        .collect()
+}
+
+/// Cumulative Zipf(s≈1.1) weights over ranks, for sampling by binary search.
+fn zipf_cdf(n: usize) -> Vec<f64> {
+    let mut acc = 0.0;
+    (1..=n)
+        .map(|r| {
+            acc += 1.0 / (r as f64).powf(1.1);
+            acc
+        })
+        .collect()
+}
+
+fn sample(cdf: &[f64], rng: &mut Rng) -> usize {
+    let total = cdf.last().copied().unwrap_or(1.0);
+    let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    cdf.partition_point(|c| *c < x).min(cdf.len() - 1)
+}
+
+fn usage_for(rng: &mut Rng, provider: &str, route: &Route) -> Usage {
+    let prompt = match route.feature {
+        "summarize" => rng.range(2_000, 30_000),
+        "agent" => rng.range(1_500, 12_000),
+        _ => rng.range(150, 3_000),
+    };
+    let completion = rng.range(40, 1_200);
+    if provider == "anthropic" {
+        let cached = if rng.chance(450) { rng.range(500, 8_000) } else { 0 };
+        let written = if rng.chance(150) { rng.range(500, 4_000) } else { 0 };
+        let written_1h = if written > 0 && rng.chance(300) { written / 2 } else { 0 };
+        from_anthropic(prompt, completion, cached, written, written_1h)
+    } else {
+        let cached = if prompt > 1_024 && rng.chance(400) { prompt / 2 } else { 0 };
+        from_openai(prompt, completion, cached)
+    }
+}
+
+/// Generates `opts.events` LLM calls grouped into traces, in batches, with a progress bar.
+pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Result<(), StoreError> {
+    let mut rng = Rng(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let users = make_users(&mut rng, opts.users);
+    let user_cdf = zipf_cdf(users.len());
+    let model_cdf: Vec<f64> = MODELS
+        .iter()
+        .scan(0.0, |acc, (_, _, w)| {
+            *acc += *w as f64;
+            Some(*acc)
+        })
+        .collect();
+    let now = now_ms();
+    let span_ms = i64::from(opts.days) * 86_400_000;
+    let run = format!("{:x}", rng.next() & 0xffff_ffff);
+    let (mut made, mut trace_no) = (0u64, 0u64);
+    let (mut events, mut traces) = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    while made < opts.events {
+        trace_no += 1;
+        let user = &users[sample(&user_cdf, &mut rng)];
+        let route = rng.pick(ROUTES);
+        // Busier in the working day (UTC 08-20): reject half of the night-time draws.
+        let mut start = now - 1 - (rng.below(span_ms as u64) as i64);
+        if (start / 3_600_000) % 24 < 8 && rng.chance(500) {
+            start = now - 1 - (rng.below(span_ms as u64) as i64);
+        }
+        let mut tags = BTreeMap::from([
+            ("userId".to_string(), user.id.clone()),
+            ("plan".to_string(), user.plan.to_string()),
+            ("feature".to_string(), route.feature.to_string()),
+        ]);
+        if let Some(org) = user.org {
+            tags.insert("org".into(), org.into());
+        }
+        let trace_id = format!("demo-{run}-t{trace_no}");
+        let calls = if route.feature == "agent" { rng.range(2, 6) } else { rng.range(1, 2) };
+        let mut t = start;
+        let mut failed = false;
+        for c in 0..calls.min(opts.events - made) {
+            let (provider, model, _) = MODELS[sample(&model_cdf, &mut rng)];
+            let latency = rng.range(250, 9_000) as i64;
+            let is_error = rng.chance(25);
+            failed |= is_error;
+            let tools = if !route.tools.is_empty() && rng.chance(600) {
+                vec![rng.pick(route.tools).to_string()]
+            } else {
+                Vec::new()
+            };
+            events.push(EventIn {
+                id: format!("{trace_id}-e{c}"),
+                trace_id: Some(trace_id.clone()),
+                ts_ms: t.min(now - 1),
+                kind: "llm".into(),
+                provider: provider.into(),
+                model: model.into(),
+                agent: route.agent.into(),
+                route_tag: Some(route.tag.into()),
+                tags: tags.clone(),
+                usage: if is_error { Usage::default() } else { usage_for(&mut rng, provider, route) },
+                latency_ms: Some(latency),
+                is_error,
+                error: is_error.then(|| {
+                    rng.pick(&["429 rate_limit_exceeded", "529 overloaded_error", "500 internal server error"])
+                        .to_string()
+                }),
+                tools,
+                ..EventIn::default()
+            });
+            t += latency + rng.range(5, 200) as i64;
+            made += 1;
+        }
+        traces.push(TraceIn {
+            id: trace_id,
+            route_tag: Some(route.tag.into()),
+            tags,
+            started_ms: start,
+            ended_ms: Some(t.min(now - 1)),
+            status: Some(if failed { "error" } else { "ok" }.into()),
+        });
+        if events.len() >= 500 || made >= opts.events {
+            store.ingest(project_id, &traces, &events).await?;
+            events.clear();
+            traces.clear();
+            progress(made, opts.events, started.elapsed().as_secs_f64());
+        }
+    }
+    eprintln!();
+    Ok(())
+}
+
+fn progress(done: u64, total: u64, secs: f64) {
+    let width = 30;
+    let filled = (done * width / total.max(1)) as usize;
+    let rate = done as f64 / secs.max(0.001);
+    eprint!(
+        "\rdemo [{}{}] {done}/{total} events ({:.0}/s)   ",
+        "#".repeat(filled),
+        "-".repeat(width as usize - filled),
+        rate
+    );
+    let _ = std::io::stderr().flush();
+}

@@ -1,0 +1,72 @@
+//! REST errors: a status and a JSON body `{"error": "...", "field": "..."}`; internals only logged.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer of the REST API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The request field or query parameter at fault, when there is one.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// 400 naming the field.
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), field: Some(field.into()) }
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into(), field: None }
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body is larger than {limit} bytes (after gzip decompression)"),
+            field: Some("body".into()),
+        }
+    }
+
+    pub fn not_found(message: &str) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
+    }
+}
+
+impl From<app::store::StoreError> for ApiError {
+    fn from(e: app::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error in a REST handler");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error; see the server log".into(),
+            field: None,
+        }
+    }
+}
+
+impl From<app::model::ParamError> for ApiError {
+    fn from(e: app::model::ParamError) -> Self {
+        ApiError::bad(e.param, e.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.field {
+            Some(field) => json!({ "error": self.message, "field": field }),
+            None => json!({ "error": self.message }),
+        };
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,354 @@
+//! `POST /v1/events`: the SDK's wire format, validated whole before anything is written.
+
+use super::error::ApiError;
+use super::extract::authorize;
+use app::pricing::{Usage, parse_usd_to_nano};
+use app::state::AppState;
+use app::store::ingest::{EventIn, TraceIn};
+use app::store::keys::Scope;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// Largest accepted request body, before and after gzip decompression.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Most events (and, separately, traces) in one batch.
+pub const MAX_BATCH_ITEMS: usize = 5_000;
+/// Largest count accepted in one token bucket of one event.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+const MAX_ID: usize = 128;
+const MAX_TAGS: usize = 64;
+const MAX_TAG_KEY: usize = 64;
+const MAX_TAG_VALUE: usize = 512;
+const MAX_NAME: usize = 256;
+const MAX_ERROR: usize = 16 * 1024;
+const MAX_TOOLS: usize = 256;
+/// How far in the future a timestamp may be (clock skew).
+const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
+
+#[derive(Deserialize)]
+struct Batch {
+    events: Option<Vec<EventWire>>,
+    traces: Option<Vec<TraceWire>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Llm,
+    Custom,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Error,
+}
+
+#[derive(Deserialize, Default)]
+struct UsageWire {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_tokens: u64,
+    #[serde(default)]
+    cache_creation_tokens: u64,
+    #[serde(default)]
+    cache_creation_1h_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct EventWire {
+    id: String,
+    trace_id: Option<String>,
+    timestamp: String,
+    kind: Option<Kind>,
+    /// Custom events (`log({ name })`) may name themselves instead of a model.
+    name: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    agent: Option<String>,
+    route_tag: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    usage: Option<UsageWire>,
+    cost_usd: Option<String>,
+    latency_ms: Option<u64>,
+    status: Option<Status>,
+    error: Option<String>,
+    tools: Option<Vec<String>>,
+    prompt: Option<Value>,
+    response: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct TraceWire {
+    id: String,
+    route_tag: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    started_at: String,
+    ended_at: Option<String>,
+    status: Option<Status>,
+}
+
+/// Reads the body up to the limit, inflating gzip (also bounded: a zip bomb gets 413).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(raw.to_vec()),
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(MAX_BODY_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::bad("body", format!("invalid gzip data: {e}")))?;
+            if out.len() > MAX_BODY_BYTES {
+                return Err(ApiError::too_large(MAX_BODY_BYTES));
+            }
+            Ok(out)
+        }
+        Some(other) => Err(ApiError {
+            status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("Content-Encoding {other:?} is not supported; use gzip or none"),
+            field: Some("Content-Encoding".into()),
+        }),
+    }
+}
+
+fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
+    let ms = chrono::DateTime::parse_from_rfc3339(v)
+        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z"))?
+        .timestamp_millis();
+    if ms > now_ms + MAX_FUTURE_MS {
+        return Err(ApiError::bad(field, "is more than 24 hours in the future"));
+    }
+    if ms < 0 {
+        return Err(ApiError::bad(field, "is before 1970"));
+    }
+    Ok(ms)
+}
+
+fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = v.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::bad(field, format!("must be {min} to {max} characters long")));
+    }
+    Ok(())
+}
+
+fn opt_len(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+    v.as_deref().map_or(Ok(()), |v| check_len(field, v, 0, max))
+}
+
+fn tags(field: &str, tags: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, ApiError> {
+    let tags = tags.unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad(field, format!("at most {MAX_TAGS} tags")));
+    }
+    for (k, v) in &tags {
+        check_len(&format!("{field}.{k}"), k, 1, MAX_TAG_KEY)?;
+        check_len(&format!("{field}.{k}"), v, 0, MAX_TAG_VALUE)?;
+    }
+    Ok(tags)
+}
+
+fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
+    let f = |name: &str| format!("events[{i}].{name}");
+    check_len(&f("id"), &w.id, 1, MAX_ID)?;
+    opt_len(&f("trace_id"), &w.trace_id, MAX_ID)?;
+    let kind = w.kind.unwrap_or(Kind::Llm);
+    let (provider, model) = match kind {
+        Kind::Llm => (
+            w.provider.ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
+            w.model.ok_or_else(|| ApiError::bad(f("model"), "is required for llm events"))?,
+        ),
+        Kind::Custom => (
+            w.provider.unwrap_or_else(|| "custom".into()),
+            w.model.or(w.name).unwrap_or_else(|| "custom".into()),
+        ),
+    };
+    check_len(&f("provider"), &provider, 1, MAX_NAME)?;
+    check_len(&f("model"), &model, 1, MAX_NAME)?;
+    opt_len(&f("agent"), &w.agent, MAX_NAME)?;
+    opt_len(&f("route_tag"), &w.route_tag, MAX_NAME)?;
+    opt_len(&f("error"), &w.error, MAX_ERROR)?;
+    let usage = w.usage.unwrap_or_default();
+    for (name, v) in [
+        ("input_tokens", usage.input_tokens),
+        ("output_tokens", usage.output_tokens),
+        ("cache_read_tokens", usage.cache_read_tokens),
+        ("cache_creation_tokens", usage.cache_creation_tokens),
+        ("cache_creation_1h_tokens", usage.cache_creation_1h_tokens),
+    ] {
+        if v > MAX_TOKENS {
+            return Err(ApiError::bad(f(&format!("usage.{name}")), format!("must be at most {MAX_TOKENS}")));
+        }
+    }
+    if usage.cache_creation_1h_tokens > usage.cache_creation_tokens {
+        return Err(ApiError::bad(
+            f("usage.cache_creation_1h_tokens"),
+            "is the 1-hour part of cache_creation_tokens and cannot exceed it",
+        ));
+    }
+    let cost_override_nano = w
+        .cost_usd
+        .as_deref()
+        .map(|c| parse_usd_to_nano(c).map_err(|e| ApiError::bad(f("cost_usd"), format!("{e} (a decimal string such as \"0.0125\")"))))
+        .transpose()?;
+    let tools = w.tools.unwrap_or_default();
+    if tools.len() > MAX_TOOLS {
+        return Err(ApiError::bad(f("tools"), format!("at most {MAX_TOOLS} tool names")));
+    }
+    for (j, t) in tools.iter().enumerate() {
+        check_len(&f(&format!("tools[{j}]")), t, 1, MAX_NAME)?;
+    }
+    let latency_ms = w
+        .latency_ms
+        .map(|l| i64::try_from(l).ok().filter(|l| *l <= 7 * 24 * 3_600_000))
+        .map(|l| l.ok_or_else(|| ApiError::bad(f("latency_ms"), "must be at most one week")))
+        .transpose()?;
+    let json_text = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
+    Ok(EventIn {
+        ts_ms: parse_time(&f("timestamp"), &w.timestamp, now_ms)?,
+        tags: tags(&f("tags"), w.tags)?,
+        id: w.id,
+        trace_id: w.trace_id,
+        kind: if kind == Kind::Llm { "llm" } else { "custom" }.into(),
+        provider,
+        model,
+        agent: w.agent.unwrap_or_default(),
+        route_tag: w.route_tag,
+        usage: Usage {
+            input: usage.input_tokens,
+            output: usage.output_tokens,
+            cache_read: usage.cache_read_tokens,
+            cache_creation: usage.cache_creation_tokens,
+            cache_creation_1h: usage.cache_creation_1h_tokens,
+        },
+        cost_override_nano,
+        latency_ms,
+        is_error: w.status == Some(Status::Error),
+        error: w.error,
+        tools,
+        prompt: json_text(w.prompt),
+        response: json_text(w.response),
+    })
+}
+
+fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
+    let f = |name: &str| format!("traces[{i}].{name}");
+    check_len(&f("id"), &w.id, 1, MAX_ID)?;
+    opt_len(&f("route_tag"), &w.route_tag, MAX_NAME)?;
+    let started_ms = parse_time(&f("started_at"), &w.started_at, now_ms)?;
+    let ended_ms = w.ended_at.as_deref().map(|e| parse_time(&f("ended_at"), e, now_ms)).transpose()?;
+    if ended_ms.is_some_and(|e| e < started_ms) {
+        return Err(ApiError::bad(f("ended_at"), "is before started_at"));
+    }
+    Ok(TraceIn {
+        tags: tags(&f("tags"), w.tags)?,
+        id: w.id,
+        route_tag: w.route_tag,
+        started_ms,
+        ended_ms,
+        status: w.status.map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
+    })
+}
+
+/// Turns serde's path (`events[3].usage.input_tokens`, or `.` for the root) into a field name.
+fn serde_field(path: &serde_path_to_error::Path) -> String {
+    let p = path.to_string();
+    if p.is_empty() || p == "." { "body".to_string() } else { p }
+}
+
+/// Parses and validates a whole batch; the first problem is reported with its field.
+fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>), ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let batch: Batch = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = serde_field(e.path());
+        ApiError::bad(field, e.into_inner().to_string())
+    })?;
+    de.end().map_err(|e| ApiError::bad("body", e.to_string()))?;
+    if batch.events.is_none() && batch.traces.is_none() {
+        return Err(ApiError::bad("events", "a batch needs \"events\", \"traces\" or both"));
+    }
+    let events = batch.events.unwrap_or_default();
+    let traces = batch.traces.unwrap_or_default();
+    if events.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::bad("events", format!("at most {MAX_BATCH_ITEMS} events per batch")));
+    }
+    if traces.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::bad("traces", format!("at most {MAX_BATCH_ITEMS} traces per batch")));
+    }
+    let traces = traces.into_iter().enumerate().map(|(i, t)| trace(i, t, now_ms)).collect::<Result<_, _>>()?;
+    let events = events.into_iter().enumerate().map(|(i, e)| event(i, e, now_ms)).collect::<Result<_, _>>()?;
+    Ok((traces, events))
+}
+
+/// Stores a batch; answers only after it is committed.
+pub async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
+    let bytes = read_body(&headers, body).await?;
+    let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
+    let out = state.store.ingest(project, &traces, &events).await?;
+    Ok(Json(json!({ "accepted": out.accepted, "duplicates": out.duplicates })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> String {
+        parse_batch(body.as_bytes(), 1_800_000_000_000)
+            .err()
+            .and_then(|e| e.field)
+            .unwrap_or_else(|| "accepted".into())
+    }
+
+    const OK: &str = r#"{"id":"e1","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"gpt-4o"}"#;
+
+    #[test]
+    fn valid_event_parses() {
+        assert_eq!(field_of(&format!(r#"{{"events":[{OK}]}}"#)), "accepted");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"events":[OK,{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"input_tokens":-1}}]}"#, "events[1].usage.input_tokens"),
+            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"output_tokens":1.5}}]}"#, "events[0].usage.output_tokens"),
+            (r#"{"events":[{"id":"e2","timestamp":"yesterday","provider":"openai","model":"m"}]}"#, "events[0].timestamp"),
+            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","status":"meh"}]}"#, "events[0].status"),
+            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","cost_usd":"-1"}]}"#, "events[0].cost_usd"),
+            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","tags":{"plan":3}}]}"#, "events[0].tags.plan"),
+            (r#"{"events":[{"timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m"}]}"#, "events[0]"),
+            (r#"{"traces":[{"id":"t","started_at":"2026-11-27T10:00:00Z","ended_at":"2026-11-27T09:00:00Z"}]}"#, "traces[0].ended_at"),
+            (r#"{}"#, "events"),
+            (r#"{"events":[OK"#, "body"),
+            (r#"[]"#, "body"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(field_of(&body.replace("OK", OK)), field, "{body}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_crashed() {
+        let deep = format!(r#"{{"events":[{{"id":"e","timestamp":"2026-11-27T10:00:00Z","provider":"p","model":"m","prompt":{}1{}}}]}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_batch(deep.as_bytes(), 1_800_000_000_000).is_err());
+    }
+}

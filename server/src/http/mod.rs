@@ -1,0 +1,48 @@
+//! The HTTP surface: REST routes (ingest, read API), embedded assets, and the Leptos app.
+
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod read_api;
+
+use app::app::{App, shell};
+use app::state::AppState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let fallback_state = state.clone();
+    let render_missing = leptos_axum::render_app_to_stream_with_context(
+        move || leptos::prelude::provide_context(fallback_state.clone()),
+        move || shell(options.clone()),
+    );
+    Router::new()
+        .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
+        .route("/v1/me/ai-apps/users", get(read_api::users))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/pkg/{*file}", get(crate::assets::serve))
+        .route("/favicon.svg", get(crate::assets::serve))
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(move |uri: Uri, req: Request<Body>| {
+            let render_missing = render_missing.clone();
+            async move {
+                if uri.path().starts_with("/v1/") {
+                    return error::ApiError::not_found("no such API endpoint").into_response();
+                }
+                let resp: Response = render_missing(req).await;
+                resp
+            }
+        })
+        .with_state(state)
+}
