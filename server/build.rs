@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -50,7 +52,11 @@ fn main() {
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
     for (i, f) in files.iter().enumerate() {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f.strip_prefix(&site).expect("under site").to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(&site)
+            .expect("under site")
+            .to_string_lossy()
+            .replace('\\', "/");
         let ct = content_type(f);
         let compressible = !matches!(f.extension().and_then(|e| e.to_str()), Some("png" | "ico"));
         let gz = if compressible {

@@ -88,7 +88,12 @@ impl Store {
         if let Some(id) = fresh.get(&key) {
             return Ok(*id);
         }
-        if let Some(id) = self.tag_cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+        if let Some(id) = self
+            .tag_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+        {
             return Ok(id);
         }
         let existing: Option<(i64,)> =
@@ -139,7 +144,9 @@ impl Store {
         let mut tx = self.write.begin().await?;
 
         for t in traces {
-            let tag_set = self.tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags).await?;
+            let tag_set = self
+                .tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags)
+                .await?;
             let inserted = sqlx::query(
                 "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, ended_at, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (project_id, id) DO NOTHING",
@@ -156,7 +163,9 @@ impl Store {
             .rows_affected();
             if inserted == 1 {
                 out.accepted += 1;
-                *trace_counts.entry((hour_of(t.started_ms), tag_set)).or_default() += 1;
+                *trace_counts
+                    .entry((hour_of(t.started_ms), tag_set))
+                    .or_default() += 1;
             } else {
                 // The trace was first seen through one of its events (or sent before): complete
                 // it. Its count stays in the hour it was first seen.
@@ -190,18 +199,23 @@ impl Store {
                     match trace {
                         Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
                         None => {
-                            let ts = self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags).await?;
+                            let ts = self
+                                .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
+                                .await?;
                             (ts, e.route_tag.clone())
                         }
                     }
                 }
                 _ => {
-                    let ts = self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags).await?;
+                    let ts = self
+                        .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
+                        .await?;
                     (ts, e.route_tag.clone())
                 }
             };
             let cost = cost_of(&e.provider, &e.model, &e.usage, e.cost_override_nano);
-            let tools = (!e.tools.is_empty()).then(|| serde_json::to_string(&e.tools).unwrap_or_default());
+            let tools =
+                (!e.tools.is_empty()).then(|| serde_json::to_string(&e.tools).unwrap_or_default());
             let inserted = sqlx::query(
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
@@ -260,7 +274,13 @@ impl Store {
                 }
             }
             let d = rollups
-                .entry((hour_of(e.ts_ms), tag_set, e.provider.clone(), e.model.clone(), e.agent.clone()))
+                .entry((
+                    hour_of(e.ts_ms),
+                    tag_set,
+                    e.provider.clone(),
+                    e.model.clone(),
+                    e.agent.clone(),
+                ))
                 .or_default();
             d.events += 1;
             d.errors += i64::from(e.is_error);

@@ -6,7 +6,9 @@ pub mod keys;
 pub mod projects;
 pub mod users;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -67,7 +69,11 @@ impl Store {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { read, write, tag_cache: Arc::default() })
+        Ok(Store {
+            read,
+            write,
+            tag_cache: Arc::default(),
+        })
     }
 
     /// Closes both pools, checkpointing the WAL.

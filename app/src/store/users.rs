@@ -24,7 +24,7 @@ struct Row {
 
 fn order_column(sort: UserSort) -> &'static str {
     match sort {
-        UserSort::User => "user_id",
+        UserSort::User => "u.user_id",
         UserSort::Spend => "spend",
         UserSort::Traces => "traces",
         UserSort::Events => "events",
@@ -120,7 +120,8 @@ impl Store {
             from: rfc3339(from_hour * 3_600_000),
             to: rfc3339(to_hour * 3_600_000),
             total_users: total,
-            next_cursor: (rows.len() as u32 == limit && (next as i64) < total).then(|| next.to_string()),
+            next_cursor: (rows.len() as u32 == limit && (next as i64) < total)
+                .then(|| next.to_string()),
             users: rows
                 .into_iter()
                 .map(|r| UserRow {
@@ -149,14 +150,24 @@ pub fn resolve_filter(p: &UsersParams, now_ms: i64) -> Result<UsersFilter, Param
     let parse = |name: &str, v: &str| {
         chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|_| ParamError { param: name.into(), message: "must be an RFC 3339 timestamp".into() })
+            .map_err(|_| ParamError {
+                param: name.into(),
+                message: "must be an RFC 3339 timestamp".into(),
+            })
     };
     let (from_ms, to_ms) = match (&p.from, &p.to) {
         (Some(f), Some(t)) => (parse("from", f)?, parse("to", t)?),
         _ => (now_ms - p.window.hours() * 3_600_000, now_ms),
     };
     if to_ms <= from_ms {
-        return Err(ParamError { param: "to".into(), message: "must be after from".into() });
+        return Err(ParamError {
+            param: "to".into(),
+            message: "must be after from".into(),
+        });
     }
-    Ok(UsersFilter { from_ms, to_ms, tags: p.tags.clone() })
+    Ok(UsersFilter {
+        from_ms,
+        to_ms,
+        tags: p.tags.clone(),
+    })
 }

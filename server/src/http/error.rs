@@ -17,23 +17,37 @@ pub struct ApiError {
 impl ApiError {
     /// 400 naming the field.
     pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), field: Some(field.into()) }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into(), field: None }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn too_large(limit: usize) -> Self {
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("request body is larger than {limit} bytes (after gzip decompression)"),
+            message: format!(
+                "request body is larger than {limit} bytes (after gzip decompression)"
+            ),
             field: Some("body".into()),
         }
     }
 
     pub fn not_found(message: &str) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            field: None,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -98,15 +99,45 @@ struct TraceWire {
     status: Option<Status>,
 }
 
+/// Reads the body up to the limit. An oversized body is still drained (up to 4× the limit) so
+/// that the client reads a clean 413 instead of a reset connection.
+async fn read_raw(mut body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut raw = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                raw.extend_from_slice(&data);
+            } else if seen > 4 * MAX_BODY_BYTES {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    Ok(raw)
+}
+
 /// Reads the body up to the limit, inflating gzip (also bounded: a zip bomb gets 413).
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > 4 * MAX_BODY_BYTES) {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    let raw = read_raw(body).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(raw.to_vec()),
+        None | Some("") | Some("identity") => Ok(raw),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&raw[..])
@@ -128,7 +159,12 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
 
 fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
     let ms = chrono::DateTime::parse_from_rfc3339(v)
-        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z"))?
+        .map_err(|_| {
+            ApiError::bad(
+                field,
+                "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z",
+            )
+        })?
         .timestamp_millis();
     if ms > now_ms + MAX_FUTURE_MS {
         return Err(ApiError::bad(field, "is more than 24 hours in the future"));
@@ -142,7 +178,10 @@ fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
 fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = v.chars().count();
     if n < min || n > max {
-        return Err(ApiError::bad(field, format!("must be {min} to {max} characters long")));
+        return Err(ApiError::bad(
+            field,
+            format!("must be {min} to {max} characters long"),
+        ));
     }
     Ok(())
 }
@@ -151,7 +190,10 @@ fn opt_len(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> 
     v.as_deref().map_or(Ok(()), |v| check_len(field, v, 0, max))
 }
 
-fn tags(field: &str, tags: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, ApiError> {
+fn tags(
+    field: &str,
+    tags: Option<BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let tags = tags.unwrap_or_default();
     if tags.len() > MAX_TAGS {
         return Err(ApiError::bad(field, format!("at most {MAX_TAGS} tags")));
@@ -170,8 +212,10 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
     let kind = w.kind.unwrap_or(Kind::Llm);
     let (provider, model) = match kind {
         Kind::Llm => (
-            w.provider.ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
-            w.model.ok_or_else(|| ApiError::bad(f("model"), "is required for llm events"))?,
+            w.provider
+                .ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
+            w.model
+                .ok_or_else(|| ApiError::bad(f("model"), "is required for llm events"))?,
         ),
         Kind::Custom => (
             w.provider.unwrap_or_else(|| "custom".into()),
@@ -192,7 +236,10 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         ("cache_creation_1h_tokens", usage.cache_creation_1h_tokens),
     ] {
         if v > MAX_TOKENS {
-            return Err(ApiError::bad(f(&format!("usage.{name}")), format!("must be at most {MAX_TOKENS}")));
+            return Err(ApiError::bad(
+                f(&format!("usage.{name}")),
+                format!("must be at most {MAX_TOKENS}"),
+            ));
         }
     }
     if usage.cache_creation_1h_tokens > usage.cache_creation_tokens {
@@ -204,11 +251,21 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
     let cost_override_nano = w
         .cost_usd
         .as_deref()
-        .map(|c| parse_usd_to_nano(c).map_err(|e| ApiError::bad(f("cost_usd"), format!("{e} (a decimal string such as \"0.0125\")"))))
+        .map(|c| {
+            parse_usd_to_nano(c).map_err(|e| {
+                ApiError::bad(
+                    f("cost_usd"),
+                    format!("{e} (a decimal string such as \"0.0125\")"),
+                )
+            })
+        })
         .transpose()?;
     let tools = w.tools.unwrap_or_default();
     if tools.len() > MAX_TOOLS {
-        return Err(ApiError::bad(f("tools"), format!("at most {MAX_TOOLS} tool names")));
+        return Err(ApiError::bad(
+            f("tools"),
+            format!("at most {MAX_TOOLS} tool names"),
+        ));
     }
     for (j, t) in tools.iter().enumerate() {
         check_len(&f(&format!("tools[{j}]")), t, 1, MAX_NAME)?;
@@ -251,7 +308,11 @@ fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
     check_len(&f("id"), &w.id, 1, MAX_ID)?;
     opt_len(&f("route_tag"), &w.route_tag, MAX_NAME)?;
     let started_ms = parse_time(&f("started_at"), &w.started_at, now_ms)?;
-    let ended_ms = w.ended_at.as_deref().map(|e| parse_time(&f("ended_at"), e, now_ms)).transpose()?;
+    let ended_ms = w
+        .ended_at
+        .as_deref()
+        .map(|e| parse_time(&f("ended_at"), e, now_ms))
+        .transpose()?;
     if ended_ms.is_some_and(|e| e < started_ms) {
         return Err(ApiError::bad(f("ended_at"), "is before started_at"));
     }
@@ -261,37 +322,64 @@ fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
         route_tag: w.route_tag,
         started_ms,
         ended_ms,
-        status: w.status.map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
+        status: w
+            .status
+            .map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
     })
 }
 
 /// Turns serde's path (`events[3].usage.input_tokens`, or `.` for the root) into a field name.
 fn serde_field(path: &serde_path_to_error::Path) -> String {
     let p = path.to_string();
-    if p.is_empty() || p == "." { "body".to_string() } else { p }
+    if p.is_empty() || p == "." {
+        "body".to_string()
+    } else {
+        p
+    }
 }
 
 /// Parses and validates a whole batch; the first problem is reported with its field.
 fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>), ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let batch: Batch = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = serde_field(e.path());
+        // Broken JSON is the body's fault; a wrong type or value is the field's.
+        let field = match e.inner().classify() {
+            serde_json::error::Category::Data => serde_field(e.path()),
+            _ => "body".to_string(),
+        };
         ApiError::bad(field, e.into_inner().to_string())
     })?;
     de.end().map_err(|e| ApiError::bad("body", e.to_string()))?;
     if batch.events.is_none() && batch.traces.is_none() {
-        return Err(ApiError::bad("events", "a batch needs \"events\", \"traces\" or both"));
+        return Err(ApiError::bad(
+            "events",
+            "a batch needs \"events\", \"traces\" or both",
+        ));
     }
     let events = batch.events.unwrap_or_default();
     let traces = batch.traces.unwrap_or_default();
     if events.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::bad("events", format!("at most {MAX_BATCH_ITEMS} events per batch")));
+        return Err(ApiError::bad(
+            "events",
+            format!("at most {MAX_BATCH_ITEMS} events per batch"),
+        ));
     }
     if traces.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::bad("traces", format!("at most {MAX_BATCH_ITEMS} traces per batch")));
+        return Err(ApiError::bad(
+            "traces",
+            format!("at most {MAX_BATCH_ITEMS} traces per batch"),
+        ));
     }
-    let traces = traces.into_iter().enumerate().map(|(i, t)| trace(i, t, now_ms)).collect::<Result<_, _>>()?;
-    let events = events.into_iter().enumerate().map(|(i, e)| event(i, e, now_ms)).collect::<Result<_, _>>()?;
+    let traces = traces
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| trace(i, t, now_ms))
+        .collect::<Result<_, _>>()?;
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| event(i, e, now_ms))
+        .collect::<Result<_, _>>()?;
     Ok((traces, events))
 }
 
@@ -305,7 +393,9 @@ pub async fn post_events(
     let bytes = read_body(&headers, body).await?;
     let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
     let out = state.store.ingest(project, &traces, &events).await?;
-    Ok(Json(json!({ "accepted": out.accepted, "duplicates": out.duplicates })))
+    Ok(Json(
+        json!({ "accepted": out.accepted, "duplicates": out.duplicates }),
+    ))
 }
 
 #[cfg(test)]
@@ -319,7 +409,8 @@ mod tests {
             .unwrap_or_else(|| "accepted".into())
     }
 
-    const OK: &str = r#"{"id":"e1","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"gpt-4o"}"#;
+    const OK: &str =
+        r#"{"id":"e1","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"gpt-4o"}"#;
 
     #[test]
     fn valid_event_parses() {
@@ -329,14 +420,38 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (r#"{"events":[OK,{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"input_tokens":-1}}]}"#, "events[1].usage.input_tokens"),
-            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"output_tokens":1.5}}]}"#, "events[0].usage.output_tokens"),
-            (r#"{"events":[{"id":"e2","timestamp":"yesterday","provider":"openai","model":"m"}]}"#, "events[0].timestamp"),
-            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","status":"meh"}]}"#, "events[0].status"),
-            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","cost_usd":"-1"}]}"#, "events[0].cost_usd"),
-            (r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","tags":{"plan":3}}]}"#, "events[0].tags.plan"),
-            (r#"{"events":[{"timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m"}]}"#, "events[0]"),
-            (r#"{"traces":[{"id":"t","started_at":"2026-11-27T10:00:00Z","ended_at":"2026-11-27T09:00:00Z"}]}"#, "traces[0].ended_at"),
+            (
+                r#"{"events":[OK,{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"input_tokens":-1}}]}"#,
+                "events[1].usage.input_tokens",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","usage":{"output_tokens":1.5}}]}"#,
+                "events[0].usage.output_tokens",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"yesterday","provider":"openai","model":"m"}]}"#,
+                "events[0].timestamp",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","status":"meh"}]}"#,
+                "events[0].status",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","cost_usd":"-1"}]}"#,
+                "events[0].cost_usd",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","tags":{"plan":3}}]}"#,
+                "events[0].tags.plan",
+            ),
+            (
+                r#"{"events":[{"timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m"}]}"#,
+                "events[0]",
+            ),
+            (
+                r#"{"traces":[{"id":"t","started_at":"2026-11-27T10:00:00Z","ended_at":"2026-11-27T09:00:00Z"}]}"#,
+                "traces[0].ended_at",
+            ),
             (r#"{}"#, "events"),
             (r#"{"events":[OK"#, "body"),
             (r#"[]"#, "body"),
@@ -348,7 +463,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_rejected_not_crashed() {
-        let deep = format!(r#"{{"events":[{{"id":"e","timestamp":"2026-11-27T10:00:00Z","provider":"p","model":"m","prompt":{}1{}}}]}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            r#"{{"events":[{{"id":"e","timestamp":"2026-11-27T10:00:00Z","provider":"p","model":"m","prompt":{}1{}}}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         assert!(parse_batch(deep.as_bytes(), 1_800_000_000_000).is_err());
     }
 }

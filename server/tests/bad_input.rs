@@ -1,0 +1,186 @@
+//! Bad input against the real server: a clear 4xx naming the field, nothing of the batch written,
+//! and the server still answering.
+
+mod common;
+
+use common::{TestServer, minutes_ago};
+use serde_json::{Value, json};
+use std::io::Write;
+
+fn good(id: &str) -> Value {
+    json!({ "id": id, "timestamp": minutes_ago(1), "provider": "openai", "model": "gpt-4o",
+            "tags": { "userId": "victim" }, "usage": { "input_tokens": 10, "output_tokens": 5 } })
+}
+
+fn with(field: &str, value: Value) -> Value {
+    let mut e = good("bad");
+    let mut target = &mut e;
+    let parts: Vec<&str> = field.split('.').collect();
+    for p in &parts[..parts.len() - 1] {
+        target = &mut target[*p];
+    }
+    target[parts[parts.len() - 1]] = value;
+    e
+}
+
+#[tokio::test]
+async fn each_bad_input_is_rejected_with_its_field_and_nothing_is_written() {
+    let s = TestServer::start();
+    let long = "x".repeat(129);
+    let many_tags: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with("usage.input_tokens", json!(-5)),
+            "events[1].usage.input_tokens",
+        ),
+        (
+            with("usage.output_tokens", json!(2.5)),
+            "events[1].usage.output_tokens",
+        ),
+        (
+            with("usage.cache_read_tokens", json!("12")),
+            "events[1].usage.cache_read_tokens",
+        ),
+        (with("status", json!("maybe")), "events[1].status"),
+        (with("cost_usd", json!("-0.01")), "events[1].cost_usd"),
+        (with("cost_usd", json!("1e-3")), "events[1].cost_usd"),
+        (with("cost_usd", json!(0.01)), "events[1].cost_usd"),
+        (
+            with("timestamp", json!("last tuesday")),
+            "events[1].timestamp",
+        ),
+        (with("id", json!(long)), "events[1].id"),
+        (with("id", json!("")), "events[1].id"),
+        (with("tags", Value::Object(many_tags)), "events[1].tags"),
+        (with("tags.plan", json!(7)), "events[1].tags.plan"),
+        (
+            with("tags.plan", json!("v".repeat(513))),
+            "events[1].tags.plan",
+        ),
+        (with("kind", json!("banana")), "events[1].kind"),
+        (with("tools", json!("web_search")), "events[1].tools"),
+        (with("model", Value::Null), "events[1].model"),
+    ];
+    for (bad, field) in cases {
+        let body = json!({ "events": [good("fine-1"), bad] });
+        let (status, reply) = s.post(&body).await;
+        assert_eq!(status, 400, "{field}: {reply}");
+        assert_eq!(reply["field"], field, "{reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{reply}"
+        );
+    }
+    // Batch-level problems.
+    for (body, field) in [
+        (json!({}), "events"),
+        (json!([]), "body"),
+        (json!({ "events": "no" }), "events"),
+    ] {
+        let (status, reply) = s.post(&body).await;
+        assert_eq!((status, &reply["field"]), (400, &json!(field)), "{reply}");
+    }
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .bearer_auth(&s.ingest_key)
+        .body("{\"events\": [")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    let nested = format!(
+        "{{\"events\":[{{\"id\":\"n\",\"prompt\":{}1{}}}]}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .bearer_auth(&s.ingest_key)
+        .body(nested)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+
+    // Nothing of any rejected batch was written, and the server still answers.
+    assert!(s.all_users("").await.is_empty());
+    assert!(s.healthy().await);
+}
+
+#[tokio::test]
+async fn keys_limits_and_gzip() {
+    let s = TestServer::start();
+    let body = json!({ "events": [good("k-1")] });
+    assert_eq!(s.post_with(None, &body).await.0, 401);
+    assert_eq!(s.post_with(Some("tt_ingest_wrong"), &body).await.0, 401);
+    assert_eq!(
+        s.post_with(Some(&s.read_key.clone()), &body).await.0,
+        401,
+        "a read key cannot ingest"
+    );
+    let resp = s
+        .http
+        .get(format!("{}/v1/me/ai-apps/users", s.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 401);
+    let resp = s
+        .http
+        .get(format!("{}/v1/me/ai-apps/users", s.base))
+        .bearer_auth(&s.ingest_key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 401, "an ingest key cannot read");
+
+    // Over 10 MiB raw: 413.
+    let big = format!(
+        "{{\"events\":[],\"pad\":\"{}\"}}",
+        "a".repeat(11 * 1024 * 1024)
+    );
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .bearer_auth(&s.ingest_key)
+        .body(big.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 413);
+    // A small gzip body that inflates past the limit: 413 too.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(big.as_bytes()).expect("gzip");
+    let bomb = enc.finish().expect("gzip");
+    assert!(bomb.len() < 100_000);
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .bearer_auth(&s.ingest_key)
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 413);
+    // A gzip body within the limit is accepted.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body.to_string().as_bytes()).expect("gzip");
+    let resp = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .bearer_auth(&s.ingest_key)
+        .header("content-encoding", "gzip")
+        .body(enc.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let users = s.all_users("").await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["events"], 1);
+    assert!(s.healthy().await);
+}

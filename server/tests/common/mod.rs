@@ -1,0 +1,172 @@
+//! Starts the real `tokentally` binary on 127.0.0.1 with a fresh SQLite file, and talks HTTP to it.
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A running server and its keys; killed and its directory removed on drop.
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    pub db: PathBuf,
+    pub ingest_key: String,
+    pub read_key: String,
+    pub http: reqwest::Client,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tokentally")
+}
+
+/// Runs `tokentally keys create` and returns the key (the last line of stdout).
+pub fn create_key(db: &PathBuf, scope: &str, project: &str) -> String {
+    let out = Command::new(bin())
+        .args([
+            "keys",
+            "create",
+            "--scope",
+            scope,
+            "--project",
+            project,
+            "--db",
+        ])
+        .arg(db)
+        .output()
+        .expect("run keys create");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .last()
+        .expect("a key line")
+        .trim()
+        .to_string()
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let dir = std::env::temp_dir().join(format!(
+            "tokentally-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = dir.join("test.db");
+        let ingest_key = create_key(&db, "ingest", "default");
+        let read_key = create_key(&db, "read", "default");
+        let mut child = Command::new(bin())
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env("TOKENTALLY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(|hostport| format!("http://{hostport}"))
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        TestServer {
+            child,
+            base,
+            dir,
+            db,
+            ingest_key,
+            read_key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// POSTs a JSON batch with a key; returns (status, body).
+    pub async fn post_with(&self, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/events", self.base))
+            .json(body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.expect("POST /v1/events");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_with(Some(&self.ingest_key), body).await
+    }
+
+    /// GET a read-API path with the read key; returns (status, body).
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(&self.read_key)
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every user of the 28-day view, all pages.
+    pub async fn all_users(&self, query: &str) -> Vec<Value> {
+        let mut users = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = format!("/v1/me/ai-apps/users?limit=7{query}");
+            if let Some(c) = &cursor {
+                q.push_str(&format!("&cursor={c}"));
+            }
+            let (status, body) = self.get(&q).await;
+            assert_eq!(status, 200, "{body}");
+            users.extend(
+                body["users"]
+                    .as_array()
+                    .expect("users array")
+                    .iter()
+                    .cloned(),
+            );
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        users
+    }
+
+    pub async fn healthy(&self) -> bool {
+        matches!(self.http.get(format!("{}/healthz", self.base)).send().await, Ok(r) if r.status() == 200)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// RFC 3339 of now minus `minutes`.
+pub fn minutes_ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
