@@ -4,7 +4,7 @@ use crate::routes::{NotFoundPage, UsersPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// The document around the app: hydration scripts, stylesheet, meta tags.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -26,7 +26,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The dashboard: sidebar, section tabs, and the routed page.
+/// The dashboard: sidebar, section tabs, and the routed page. Pages render `Async` on the server
+/// (the whole table in the first response) so that they work before hydration and without JS.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -42,7 +43,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=NotFoundPage>
                         <Route path=path!("/") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
                         <Route path=path!("/ai-apps") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
-                        <Route path=path!("/ai-apps/users") view=UsersPage/>
+                        <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>

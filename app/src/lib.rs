@@ -21,4 +21,10 @@ pub mod store;
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    // Lets browser tests wait for hydration instead of sleeping.
+    let _ = js_sys::Reflect::set(
+        &js_sys::global(),
+        &"__tokentally_hydrated".into(),
+        &true.into(),
+    );
 }

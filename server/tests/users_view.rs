@@ -58,8 +58,8 @@ fn batch(users: &[&str], n: usize, seed: u64) -> (Value, BTreeMap<String, Expect
         let e = expected.entry(user.to_string()).or_default();
         e.events += 1;
         e.traces.insert(trace.clone());
-        for b in 0..4 {
-            e.tokens[b] += tok[b] as i64;
+        for (sum, t) in e.tokens.iter_mut().zip(tok) {
+            *sum += t as i64;
         }
         let cost = match (&override_cost, price(model)) {
             (Some(_), _) => Some(12_345_678i64),
@@ -84,7 +84,7 @@ fn batch(users: &[&str], n: usize, seed: u64) -> (Value, BTreeMap<String, Expect
             "model": model,
             "agent": "support-bot",
             "route_tag": "POST /api/chat",
-            "tags": { "userId": user, "plan": if user.len() % 2 == 0 { "pro" } else { "free" } },
+            "tags": { "userId": user, "plan": if user.len().is_multiple_of(2) { "pro" } else { "free" } },
             "usage": { "input_tokens": tok[0], "output_tokens": tok[1], "cache_read_tokens": tok[2], "cache_creation_tokens": tok[3] },
             "latency_ms": 500 + i,
             "status": if i % 11 == 0 { "error" } else { "ok" },
@@ -203,7 +203,7 @@ async fn filters_windows_sorting_and_paging() {
     // tag filter: only users whose plan is pro (even-length ids in `batch`).
     let pro: BTreeMap<String, Expected> = expected
         .into_iter()
-        .filter(|(u, _)| u.len() % 2 == 0)
+        .filter(|(u, _)| u.len().is_multiple_of(2))
         .collect();
     assert_matches(&s.all_users("&tag.plan=pro").await, &pro);
     assert!(

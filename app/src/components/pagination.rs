@@ -2,7 +2,6 @@
 
 use crate::model::UsersParams;
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 /// Page links under a table of `total` rows.
 #[component]
@@ -25,9 +24,9 @@ pub fn Pagination(
     let next = (page < pages).then(|| link(page + 1));
     view! {
         <nav class="pagination" aria-label="Pages">
-            {prev.map(|href| view! { <A href=href attr:rel="prev">"← Previous"</A> })}
+            {prev.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}
             <span>{format!("Page {page} of {pages} · {total} users")}</span>
-            {next.map(|href| view! { <A href=href attr:rel="next">"Next →"</A> })}
+            {next.map(|href| view! { <a href=href rel="next">"Next →"</a> })}
         </nav>
     }
 }

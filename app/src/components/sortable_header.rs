@@ -2,7 +2,6 @@
 
 use crate::model::{Dir, UserSort, UsersParams};
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 /// `<th>` with a link that sorts by `sort` (flipping the direction when already sorted by it).
 #[component]
@@ -31,7 +30,7 @@ pub fn SortableHeader(
     let href = format!("/ai-apps/users{}", params.with_sort(sort).to_query());
     view! {
         <th scope="col" aria-sort=aria class:num=numeric>
-            <A href=href>{label}{arrow}</A>
+            <a href=href>{label}{arrow}</a>
         </th>
     }
 }

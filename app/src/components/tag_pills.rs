@@ -2,7 +2,6 @@
 
 use crate::model::UsersParams;
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 /// One pill per `tag.<key>=<value>` filter, with a link that removes it.
 #[component]
@@ -23,7 +22,7 @@ pub fn TagPills(
             view! {
                 <span class="pill tag">
                     {label}
-                    <A href=href attr:class="remove" attr:aria-label=remove>"×"</A>
+                    <a href=href class="remove" aria-label=remove>"×"</a>
                 </span>
             }
         })

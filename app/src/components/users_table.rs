@@ -1,6 +1,6 @@
 //! The Users table: one row per end user, every column sortable.
 
-use super::{Pagination, SortableHeader, TagPills};
+use super::{Pagination, SortableHeader};
 use crate::model::money::group_thousands;
 use crate::model::{UserRow, UserSort, UsersPage, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -60,7 +60,6 @@ pub fn UsersTable(
         view! { <SortableHeader params=params.clone() sort label numeric/> }
     };
     view! {
-        <TagPills params=params.clone()/>
         <p class="range">{format!("{} to {}", short_time(&page.from), short_time(&page.to))}</p>
         <table class="data" aria-label="Users by spend">
             <thead>

@@ -2,7 +2,6 @@
 
 use crate::model::{UsersParams, Window};
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 /// Window pills; each is a link to the same view in that window.
 #[component]
@@ -19,9 +18,9 @@ pub fn WindowPills(
                     let current = (!custom && params.window == w).then_some("true");
                     let href = format!("/ai-apps/users{}", params.with_window(w).to_query());
                     view! {
-                        <A href=href attr:class="pill" attr:aria-pressed=current.unwrap_or("false")>
+                        <a href=href class="pill" aria-pressed=current.unwrap_or("false")>
                             {w.as_str()}
-                        </A>
+                        </a>
                     }
                 })
                 .collect_view()}

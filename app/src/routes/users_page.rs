@@ -1,7 +1,7 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::get_users;
-use crate::components::{EmptyState, SectionTabs, UsersTable, WindowPills};
+use crate::components::{EmptyState, SectionTabs, TagPills, UsersTable, WindowPills};
 use crate::model::UsersParams;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -27,6 +27,7 @@ pub fn UsersPage() -> impl IntoView {
                 <h1>"Users"</h1>
                 {move || view! { <WindowPills params=params.get()/> }}
             </header>
+            {move || view! { <TagPills params=params.get()/> }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let p = params.get();

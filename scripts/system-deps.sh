@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need when missing: Debian's Chromium (browser tests) and
+# Node.js with npm (browser tests, SDK). Needs root (or sudo) only when something is missing.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+[ ${#need[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "system-deps: installing ${need[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
