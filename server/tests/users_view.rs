@@ -307,3 +307,36 @@ async fn traces_and_events_sent_separately_are_joined() {
     // 200 input × $2.5/M + 20 output × $10/M = 500 + 200 = 700 µUSD... in nano: 700_000
     assert_eq!(users[0]["spend_nano"], 700_000);
 }
+
+#[tokio::test]
+async fn a_trace_is_counted_once_whichever_arrives_first_and_repeated_ids_once() {
+    let s = TestServer::start();
+    let ev = |id: &str, trace: &str| {
+        json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(3), "provider": "anthropic",
+                "model": "claude-haiku-4-5", "tags": { "userId": "vera" }, "usage": { "input_tokens": 1000 } })
+    };
+    // Events first (as the SDK sends them during the block), the same id twice in one batch.
+    let (status, reply) = s
+        .post(&json!({ "events": [ev("x1", "t-9"), ev("x2", "t-9"), ev("x1", "t-9")] }))
+        .await;
+    assert_eq!(
+        (status, reply),
+        (200, json!({ "accepted": 2, "duplicates": 1 }))
+    );
+    // Then the trace record at the end of the block: completes the trace, not a second one.
+    let trace = json!({ "traces": [{ "id": "t-9", "route_tag": "POST /x", "tags": { "userId": "vera" },
+                                      "started_at": minutes_ago(4), "ended_at": minutes_ago(2), "status": "ok" }] });
+    let (status, reply) = s.post(&trace).await;
+    assert_eq!(
+        (status, reply),
+        (200, json!({ "accepted": 0, "duplicates": 1 }))
+    );
+    let users = s.all_users("").await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        (users[0]["traces"].as_i64(), users[0]["events"].as_i64()),
+        (Some(1), Some(2))
+    );
+    // claude-haiku-4-5 input $1/M: 2 × 1000 tokens = $0.002
+    assert_eq!(users[0]["spend_nano"], 2_000_000);
+}

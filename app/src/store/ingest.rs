@@ -3,7 +3,8 @@
 
 use super::{Store, StoreError, hour_of};
 use crate::pricing::{Usage, cost_of};
-use std::collections::{BTreeMap, HashMap};
+use sqlx::{QueryBuilder, Sqlite};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The tag key whose value is the end user.
 pub const USER_TAG: &str = "userId";
@@ -129,8 +130,10 @@ impl Store {
     }
 
     /// Stores a batch in one transaction. Events and traces whose id is already stored for the
-    /// project are counted as duplicates and change nothing. An event without tags inherits the
-    /// tags and route tag of its trace.
+    /// project are counted as duplicates and change nothing (a trace record completes the trace
+    /// its events opened). An event without tags inherits the tags and route tag of its trace.
+    /// Every step is a multi-row statement: the cost of a batch is a handful of round trips to
+    /// the SQLite thread, not several per event.
     pub async fn ingest(
         &self,
         project_id: i64,
@@ -139,144 +142,147 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let mut out = IngestOutcome::default();
         let mut fresh_tags = HashMap::new();
-        let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
-        let mut trace_counts: HashMap<(i64, i64), i64> = HashMap::new();
         let mut tx = self.write.begin().await?;
 
+        // Traces sent as records.
+        let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
+        let mut trace_rows = Vec::with_capacity(traces.len());
         for t in traces {
             let tag_set = self
                 .tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags)
                 .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, ended_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (project_id, id) DO NOTHING",
-            )
-            .bind(project_id)
-            .bind(&t.id)
-            .bind(&t.route_tag)
-            .bind(tag_set)
-            .bind(t.started_ms)
-            .bind(t.ended_ms)
-            .bind(&t.status)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
+            batch_traces
+                .entry(t.id.as_str())
+                .or_insert((tag_set, t.route_tag.as_deref()));
+            trace_rows.push((t, tag_set));
+        }
+        let known =
+            existing_traces(&mut tx, project_id, traces.iter().map(|t| t.id.as_str())).await?;
+        let mut trace_counts: HashMap<(i64, i64), i64> = HashMap::new();
+        let mut counted: HashSet<&str> = HashSet::new();
+        for (t, tag_set) in &trace_rows {
+            if !known.contains_key(t.id.as_str()) && counted.insert(t.id.as_str()) {
                 out.accepted += 1;
                 *trace_counts
-                    .entry((hour_of(t.started_ms), tag_set))
+                    .entry((hour_of(t.started_ms), *tag_set))
                     .or_default() += 1;
             } else {
-                // The trace was first seen through one of its events (or sent before): complete
-                // it. Its count stays in the hour it was first seen.
                 out.duplicates += 1;
-                sqlx::query(
-                    "UPDATE traces SET route_tag = COALESCE(?3, route_tag), ended_at = COALESCE(?4, ended_at),
-                     status = COALESCE(?5, status), started_at = MIN(started_at, ?6)
-                     WHERE project_id = ?1 AND id = ?2",
-                )
-                .bind(project_id)
-                .bind(&t.id)
-                .bind(&t.route_tag)
-                .bind(t.ended_ms)
-                .bind(&t.status)
-                .bind(t.started_ms)
-                .execute(&mut *tx)
-                .await?;
             }
         }
+        for chunk in trace_rows.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, ended_at, status) ",
+            );
+            q.push_values(chunk, |mut b, (t, tag_set)| {
+                b.push_bind(project_id)
+                    .push_bind(&t.id)
+                    .push_bind(&t.route_tag)
+                    .push_bind(*tag_set)
+                    .push_bind(t.started_ms)
+                    .push_bind(t.ended_ms)
+                    .push_bind(&t.status);
+            });
+            // A trace first seen through its events keeps its tag set and the hour it was counted in.
+            q.push(
+                " ON CONFLICT (project_id, id) DO UPDATE SET route_tag = COALESCE(excluded.route_tag, traces.route_tag),
+                  ended_at = COALESCE(excluded.ended_at, traces.ended_at), status = COALESCE(excluded.status, traces.status),
+                  started_at = MIN(traces.started_at, excluded.started_at)",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
 
+        // Tags of events that carry none come from their trace (in this batch, or stored).
+        let orphan_traces = events
+            .iter()
+            .filter(|e| e.tags.is_empty())
+            .filter_map(|e| e.trace_id.as_deref())
+            .filter(|id| !batch_traces.contains_key(id));
+        let stored_traces = existing_traces(&mut tx, project_id, orphan_traces).await?;
+        let mut resolved = Vec::with_capacity(events.len());
         for e in events {
-            let (tag_set, route_tag) = match (&e.trace_id, e.tags.is_empty()) {
-                (Some(trace_id), true) => {
-                    let trace: Option<(i64, Option<String>)> = sqlx::query_as(
-                        "SELECT tag_set_id, route_tag FROM traces WHERE project_id = ?1 AND id = ?2",
-                    )
-                    .bind(project_id)
-                    .bind(trace_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    match trace {
-                        Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
-                        None => {
-                            let ts = self
-                                .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
-                                .await?;
-                            (ts, e.route_tag.clone())
-                        }
-                    }
-                }
-                _ => {
-                    let ts = self
-                        .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
-                        .await?;
-                    (ts, e.route_tag.clone())
-                }
+            let inherited = match (&e.trace_id, e.tags.is_empty()) {
+                (Some(id), true) => batch_traces
+                    .get(id.as_str())
+                    .map(|(ts, rt)| (*ts, rt.map(str::to_string)))
+                    .or_else(|| stored_traces.get(id.as_str()).cloned()),
+                _ => None,
+            };
+            let (tag_set, route_tag) = match inherited {
+                Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
+                None => (
+                    self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
+                        .await?,
+                    e.route_tag.clone(),
+                ),
             };
             let cost = cost_of(&e.provider, &e.model, &e.usage, e.cost_override_nano);
-            let tools =
-                (!e.tools.is_empty()).then(|| serde_json::to_string(&e.tools).unwrap_or_default());
-            let inserted = sqlx::query(
+            resolved.push((e, tag_set, route_tag, cost));
+        }
+
+        // Events: the ids actually inserted come back; the rest were already stored.
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in resolved.chunks(400) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools,
-                   prompt, response)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                   ?19, ?20, ?21, ?22, ?23)
-                 ON CONFLICT (project_id, id) DO NOTHING",
-            )
-            .bind(project_id)
-            .bind(&e.id)
-            .bind(&e.trace_id)
-            .bind(e.ts_ms)
-            .bind(&e.kind)
-            .bind(&e.provider)
-            .bind(&e.model)
-            .bind(&e.agent)
-            .bind(&route_tag)
-            .bind(tag_set)
-            .bind(to_i64(e.usage.input))
-            .bind(to_i64(e.usage.output))
-            .bind(to_i64(e.usage.cache_read))
-            .bind(to_i64(e.usage.cache_creation))
-            .bind(to_i64(e.usage.cache_creation_1h))
-            .bind(cost.nano())
-            .bind(cost.source())
-            .bind(e.latency_ms)
-            .bind(if e.is_error { "error" } else { "ok" })
-            .bind(&e.error)
-            .bind(tools)
-            .bind(&e.prompt)
-            .bind(&e.response)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+                   prompt, response) ",
+            );
+            q.push_values(chunk, |mut b, (e, tag_set, route_tag, cost)| {
+                let tools = (!e.tools.is_empty())
+                    .then(|| serde_json::to_string(&e.tools).unwrap_or_default());
+                b.push_bind(project_id)
+                    .push_bind(&e.id)
+                    .push_bind(&e.trace_id)
+                    .push_bind(e.ts_ms)
+                    .push_bind(&e.kind)
+                    .push_bind(&e.provider)
+                    .push_bind(&e.model)
+                    .push_bind(&e.agent)
+                    .push_bind(route_tag)
+                    .push_bind(*tag_set)
+                    .push_bind(to_i64(e.usage.input))
+                    .push_bind(to_i64(e.usage.output))
+                    .push_bind(to_i64(e.usage.cache_read))
+                    .push_bind(to_i64(e.usage.cache_creation))
+                    .push_bind(to_i64(e.usage.cache_creation_1h))
+                    .push_bind(cost.nano())
+                    .push_bind(cost.source())
+                    .push_bind(e.latency_ms)
+                    .push_bind(if e.is_error { "error" } else { "ok" })
+                    .push_bind(&e.error)
+                    .push_bind(tools)
+                    .push_bind(&e.prompt)
+                    .push_bind(&e.response);
+            });
+            q.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING id");
+            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            inserted.extend(ids.into_iter().map(|(id,)| id));
+        }
+
+        let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        // Traces first seen through an event: (tag set, route tag, earliest event time).
+        let mut implicit: HashMap<&str, (i64, Option<&str>, i64)> = HashMap::new();
+        for (e, tag_set, route_tag, cost) in &resolved {
+            // `remove`: only the first event with an id counts, as only it was inserted.
+            if !inserted.remove(&e.id) {
                 out.duplicates += 1;
                 continue;
             }
             out.accepted += 1;
             if let Some(trace_id) = &e.trace_id {
-                let new_trace = sqlx::query(
-                    "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (project_id, id) DO NOTHING",
-                )
-                .bind(project_id)
-                .bind(trace_id)
-                .bind(&route_tag)
-                .bind(tag_set)
-                .bind(e.ts_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if new_trace == 1 {
-                    *trace_counts.entry((hour_of(e.ts_ms), tag_set)).or_default() += 1;
-                }
+                let entry = implicit.entry(trace_id.as_str()).or_insert((
+                    *tag_set,
+                    route_tag.as_deref(),
+                    e.ts_ms,
+                ));
+                entry.2 = entry.2.min(e.ts_ms);
             }
             let d = rollups
                 .entry((
                     hour_of(e.ts_ms),
-                    tag_set,
+                    *tag_set,
                     e.provider.clone(),
                     e.model.clone(),
                     e.agent.clone(),
@@ -293,14 +299,55 @@ impl Store {
             d.latency_sum += e.latency_ms.unwrap_or(0);
             d.max_ts = d.max_ts.max(e.ts_ms);
         }
+        let implicit: Vec<_> = implicit.into_iter().collect();
+        for chunk in implicit.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, (tag_set, route_tag, ts))| {
+                b.push_bind(project_id)
+                    .push_bind(*id)
+                    .push_bind(*route_tag)
+                    .push_bind(*tag_set)
+                    .push_bind(*ts);
+            });
+            q.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING started_at, tag_set_id");
+            let new: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            for (started, tag_set) in new {
+                *trace_counts.entry((hour_of(started), tag_set)).or_default() += 1;
+            }
+        }
 
-        for ((hour, tag_set, provider, model, agent), d) in &rollups {
-            sqlx::query(
+        let rollups: Vec<_> = rollups.into_iter().collect();
+        for chunk in rollups.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO rollup_hourly (project_id, hour, tag_set_id, provider, model, agent, events,
                    errors, unpriced, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-                   cost_nano, latency_ms_sum, max_ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 ON CONFLICT (project_id, hour, tag_set_id, provider, model, agent) DO UPDATE SET
+                   cost_nano, latency_ms_sum, max_ts) ",
+            );
+            q.push_values(
+                chunk,
+                |mut b, ((hour, tag_set, provider, model, agent), d)| {
+                    b.push_bind(project_id)
+                        .push_bind(*hour)
+                        .push_bind(*tag_set)
+                        .push_bind(provider)
+                        .push_bind(model)
+                        .push_bind(agent)
+                        .push_bind(d.events)
+                        .push_bind(d.errors)
+                        .push_bind(d.unpriced)
+                        .push_bind(d.input)
+                        .push_bind(d.output)
+                        .push_bind(d.cache_read)
+                        .push_bind(d.cache_creation)
+                        .push_bind(d.cost_nano)
+                        .push_bind(d.latency_sum)
+                        .push_bind(d.max_ts);
+                },
+            );
+            q.push(
+                " ON CONFLICT (project_id, hour, tag_set_id, provider, model, agent) DO UPDATE SET
                    events = events + excluded.events, errors = errors + excluded.errors,
                    unpriced = unpriced + excluded.unpriced, input_tokens = input_tokens + excluded.input_tokens,
                    output_tokens = output_tokens + excluded.output_tokens,
@@ -309,37 +356,22 @@ impl Store {
                    cost_nano = cost_nano + excluded.cost_nano,
                    latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
                    max_ts = MAX(max_ts, excluded.max_ts)",
-            )
-            .bind(project_id)
-            .bind(hour)
-            .bind(tag_set)
-            .bind(provider)
-            .bind(model)
-            .bind(agent)
-            .bind(d.events)
-            .bind(d.errors)
-            .bind(d.unpriced)
-            .bind(d.input)
-            .bind(d.output)
-            .bind(d.cache_read)
-            .bind(d.cache_creation)
-            .bind(d.cost_nano)
-            .bind(d.latency_sum)
-            .bind(d.max_ts)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
-        for ((hour, tag_set), n) in &trace_counts {
-            sqlx::query(
-                "INSERT INTO trace_hourly (project_id, hour, tag_set_id, traces) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (project_id, hour, tag_set_id) DO UPDATE SET traces = traces + excluded.traces",
-            )
-            .bind(project_id)
-            .bind(hour)
-            .bind(tag_set)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+        let trace_counts: Vec<_> = trace_counts.into_iter().collect();
+        for chunk in trace_counts.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO trace_hourly (project_id, hour, tag_set_id, traces) ",
+            );
+            q.push_values(chunk, |mut b, ((hour, tag_set), n)| {
+                b.push_bind(project_id)
+                    .push_bind(*hour)
+                    .push_bind(*tag_set)
+                    .push_bind(*n);
+            });
+            q.push(" ON CONFLICT (project_id, hour, tag_set_id) DO UPDATE SET traces = traces + excluded.traces");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if let Ok(mut cache) = self.tag_cache.lock() {
@@ -347,4 +379,29 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Stored traces among `ids`: id → (tag set, route tag).
+async fn existing_traces<'a>(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, (i64, Option<String>)>, StoreError> {
+    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, tag_set_id, route_tag FROM traces WHERE project_id = ",
+        );
+        q.push_bind(project_id).push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64, Option<String>)> =
+            q.build_query_as().fetch_all(&mut *tx).await?;
+        found.extend(rows.into_iter().map(|(id, ts, rt)| (id, (ts, rt))));
+    }
+    Ok(found)
 }
