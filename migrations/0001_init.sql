@@ -95,6 +95,8 @@ CREATE TABLE rollup_hourly (
     max_ts              INTEGER NOT NULL,
     PRIMARY KEY (project_id, hour, tag_set_id, provider, model, agent)
 ) WITHOUT ROWID;
+-- One user's (or a tag filter's) rollups over a window, and top models for a page of users.
+CREATE INDEX rollup_hourly_tag_set ON rollup_hourly (project_id, tag_set_id, hour);
 
 -- Traces counted once, in the hour they were first seen.
 CREATE TABLE trace_hourly (
@@ -103,4 +105,39 @@ CREATE TABLE trace_hourly (
     tag_set_id  INTEGER NOT NULL,
     traces      INTEGER NOT NULL,
     PRIMARY KEY (project_id, hour, tag_set_id)
+) WITHOUT ROWID;
+
+-- Per-user totals by hour and by UTC day (events, tokens, cost and traces of every tag set whose
+-- userId is the user): the unfiltered Users view reads whole days from user_daily and the partial
+-- days at the window's edges from user_hourly, so its cost grows with users × days.
+CREATE TABLE user_hourly (
+    project_id          INTEGER NOT NULL,
+    hour                INTEGER NOT NULL,
+    user_id             TEXT NOT NULL,
+    events              INTEGER NOT NULL,
+    unpriced            INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cost_nano           INTEGER NOT NULL,
+    max_ts              INTEGER NOT NULL,
+    traces              INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE user_daily (
+    project_id          INTEGER NOT NULL,
+    day                 INTEGER NOT NULL,
+    user_id             TEXT NOT NULL,
+    events              INTEGER NOT NULL,
+    unpriced            INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cost_nano           INTEGER NOT NULL,
+    max_ts              INTEGER NOT NULL,
+    traces              INTEGER NOT NULL,
+    PRIMARY KEY (project_id, day, user_id)
 ) WITHOUT ROWID;

@@ -145,12 +145,15 @@ impl Store {
         let mut tx = self.write.begin().await?;
 
         // Traces sent as records.
+        // tag set → its userId, for the per-user rollups.
+        let mut tag_users: HashMap<i64, Option<String>> = HashMap::new();
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
         let mut trace_rows = Vec::with_capacity(traces.len());
         for t in traces {
             let tag_set = self
                 .tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags)
                 .await?;
+            tag_users.insert(tag_set, t.tags.get(USER_TAG).cloned());
             batch_traces
                 .entry(t.id.as_str())
                 .or_insert((tag_set, t.route_tag.as_deref()));
@@ -205,16 +208,23 @@ impl Store {
                 (Some(id), true) => batch_traces
                     .get(id.as_str())
                     .map(|(ts, rt)| (*ts, rt.map(str::to_string)))
-                    .or_else(|| stored_traces.get(id.as_str()).cloned()),
+                    .or_else(|| {
+                        stored_traces.get(id.as_str()).map(|(ts, rt, user)| {
+                            tag_users.insert(*ts, user.clone());
+                            (*ts, rt.clone())
+                        })
+                    }),
                 _ => None,
             };
             let (tag_set, route_tag) = match inherited {
                 Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
-                None => (
-                    self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
-                        .await?,
-                    e.route_tag.clone(),
-                ),
+                None => {
+                    let ts = self
+                        .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
+                        .await?;
+                    tag_users.insert(ts, e.tags.get(USER_TAG).cloned());
+                    (ts, e.route_tag.clone())
+                }
             };
             let cost = cost_of(&e.provider, &e.model, &e.usage, e.cost_override_nano);
             resolved.push((e, tag_set, route_tag, cost));
@@ -318,6 +328,14 @@ impl Store {
             }
         }
 
+        let user_deltas = per_user(&rollups, &trace_counts, &tag_users);
+        upsert_user_rollups(&mut tx, project_id, "user_hourly", "hour", &user_deltas).await?;
+        let mut daily: HashMap<(i64, &str), UserDelta> = HashMap::new();
+        for ((hour, user), d) in &user_deltas {
+            daily.entry((hour.div_euclid(24), user)).or_default().add(d);
+        }
+        upsert_user_rollups(&mut tx, project_id, "user_daily", "day", &daily).await?;
+
         let rollups: Vec<_> = rollups.into_iter().collect();
         for chunk in rollups.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -381,27 +399,134 @@ impl Store {
     }
 }
 
-/// Stored traces among `ids`: id → (tag set, route tag).
+/// Stored traces among `ids`: id → (tag set, route tag, user).
 async fn existing_traces<'a>(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, (i64, Option<String>)>, StoreError> {
+) -> Result<HashMap<String, (i64, Option<String>, Option<String>)>, StoreError> {
     let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
     let mut found = HashMap::new();
     for chunk in ids.chunks(1_000) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, tag_set_id, route_tag FROM traces WHERE project_id = ",
+            "SELECT tr.id, tr.tag_set_id, tr.route_tag, ts.user_id FROM traces tr
+             JOIN tag_sets ts ON ts.id = tr.tag_set_id WHERE tr.project_id = ",
         );
-        q.push_bind(project_id).push(" AND id IN (");
+        q.push_bind(project_id).push(" AND tr.id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
         }
         q.push(")");
-        let rows: Vec<(String, i64, Option<String>)> =
+        let rows: Vec<(String, i64, Option<String>, Option<String>)> =
             q.build_query_as().fetch_all(&mut *tx).await?;
-        found.extend(rows.into_iter().map(|(id, ts, rt)| (id, (ts, rt))));
+        found.extend(
+            rows.into_iter()
+                .map(|(id, ts, rt, user)| (id, (ts, rt, user))),
+        );
     }
     Ok(found)
+}
+
+/// One user's totals in one hour or day.
+#[derive(Default)]
+struct UserDelta {
+    events: i64,
+    unpriced: i64,
+    input: i64,
+    output: i64,
+    cache_read: i64,
+    cache_creation: i64,
+    cost_nano: i64,
+    max_ts: i64,
+    traces: i64,
+}
+
+impl UserDelta {
+    fn add(&mut self, d: &UserDelta) {
+        self.events += d.events;
+        self.unpriced += d.unpriced;
+        self.input += d.input;
+        self.output += d.output;
+        self.cache_read += d.cache_read;
+        self.cache_creation += d.cache_creation;
+        self.cost_nano += d.cost_nano;
+        self.max_ts = self.max_ts.max(d.max_ts);
+        self.traces += d.traces;
+    }
+}
+
+/// The batch's rollup and trace deltas summed per (hour, user), for tag sets that have a user.
+fn per_user<'a>(
+    rollups: &HashMap<RollupKey, RollupDelta>,
+    trace_counts: &HashMap<(i64, i64), i64>,
+    tag_users: &'a HashMap<i64, Option<String>>,
+) -> HashMap<(i64, &'a str), UserDelta> {
+    let mut out: HashMap<(i64, &str), UserDelta> = HashMap::new();
+    for ((hour, tag_set, ..), d) in rollups {
+        if let Some(Some(user)) = tag_users.get(tag_set) {
+            out.entry((*hour, user.as_str()))
+                .or_default()
+                .add(&UserDelta {
+                    events: d.events,
+                    unpriced: d.unpriced,
+                    input: d.input,
+                    output: d.output,
+                    cache_read: d.cache_read,
+                    cache_creation: d.cache_creation,
+                    cost_nano: d.cost_nano,
+                    max_ts: d.max_ts,
+                    traces: 0,
+                });
+        }
+    }
+    for ((hour, tag_set), n) in trace_counts {
+        if let Some(Some(user)) = tag_users.get(tag_set) {
+            out.entry((*hour, user.as_str())).or_default().traces += n;
+        }
+    }
+    out
+}
+
+/// Adds per-user deltas into `user_hourly` or `user_daily` (`bucket` is `hour` or `day`).
+async fn upsert_user_rollups(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    table: &'static str,
+    bucket: &'static str,
+    deltas: &HashMap<(i64, &str), UserDelta>,
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = deltas.iter().collect();
+    for chunk in rows.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {table} (project_id, {bucket}, user_id, events, unpriced, input_tokens, output_tokens,
+               cache_read_tokens, cache_creation_tokens, cost_nano, max_ts, traces) "
+        ));
+        q.push_values(chunk, |mut b, ((at, user), d)| {
+            b.push_bind(project_id)
+                .push_bind(*at)
+                .push_bind(*user)
+                .push_bind(d.events)
+                .push_bind(d.unpriced)
+                .push_bind(d.input)
+                .push_bind(d.output)
+                .push_bind(d.cache_read)
+                .push_bind(d.cache_creation)
+                .push_bind(d.cost_nano)
+                .push_bind(d.max_ts)
+                .push_bind(d.traces);
+        });
+        q.push(format!(
+            " ON CONFLICT (project_id, {bucket}, user_id) DO UPDATE SET
+               events = events + excluded.events, unpriced = unpriced + excluded.unpriced,
+               input_tokens = input_tokens + excluded.input_tokens,
+               output_tokens = output_tokens + excluded.output_tokens,
+               cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+               cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+               cost_nano = cost_nano + excluded.cost_nano, max_ts = MAX(max_ts, excluded.max_ts),
+               traces = traces + excluded.traces"
+        ));
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }

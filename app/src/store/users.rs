@@ -3,7 +3,8 @@
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
 use crate::model::{Dir, ParamError, UserRow, UserSort, UsersFilter, UsersPage, UsersParams};
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, Sqlite};
+use std::collections::HashMap;
 
 #[derive(FromRow)]
 struct Row {
@@ -54,8 +55,49 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Hour range of a filter: `from` floored, `to` ceiled to whole hours (`to` exclusive).
+fn hours(filter: &UsersFilter) -> (i64, i64) {
+    (
+        super::hour_of(filter.from_ms),
+        super::hour_of(filter.to_ms + 3_599_999),
+    )
+}
+
+fn page_of(rows: Vec<Row>, from_hour: i64, to_hour: i64, offset: u32, limit: u32) -> UsersPage {
+    let total = rows.first().map_or(0, |r| r.total);
+    let next = u64::from(offset) + rows.len() as u64;
+    UsersPage {
+        from: rfc3339(from_hour * 3_600_000),
+        to: rfc3339(to_hour * 3_600_000),
+        total_users: total,
+        next_cursor: (rows.len() as u32 == limit && (next as i64) < total)
+            .then(|| next.to_string()),
+        users: rows
+            .into_iter()
+            .map(|r| UserRow {
+                spend_usd: usd_decimal(r.spend),
+                user_id: r.user_id,
+                spend_nano: r.spend,
+                traces: r.traces,
+                events: r.events,
+                tokens: r.tokens,
+                input_tokens: r.input,
+                output_tokens: r.output,
+                cache_read_tokens: r.cache_read,
+                cache_creation_tokens: r.cache_creation,
+                last_seen: rfc3339(r.last_ts),
+                top_model: r.top_model,
+                unpriced_events: r.unpriced,
+            })
+            .collect(),
+    }
+}
+
 impl Store {
     /// One page of users ranked by `sort`, with their totals over the filter's window.
+    /// Without tag filters this reads the per-user rollups (whole days from `user_daily`, the
+    /// window's partial days from `user_hourly`) and then the top model of just the page's users;
+    /// with tag filters, or sorted by top model, it aggregates the per-tag-set rollups.
     pub async fn list_users(
         &self,
         project_id: i64,
@@ -65,8 +107,139 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
-        let from_hour = super::hour_of(filter.from_ms);
-        let to_hour = super::hour_of(filter.to_ms + 3_599_999);
+        if filter.tags.is_empty() && sort != UserSort::TopModel {
+            self.list_users_from_user_rollups(project_id, filter, sort, dir, offset, limit)
+                .await
+        } else {
+            self.list_users_from_tag_sets(project_id, filter, sort, dir, offset, limit)
+                .await
+        }
+    }
+
+    async fn list_users_from_user_rollups(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        sort: UserSort,
+        dir: Dir,
+        offset: u32,
+        limit: u32,
+    ) -> Result<UsersPage, StoreError> {
+        let (from_hour, to_hour) = hours(filter);
+        // Whole UTC days inside the window; the hours before and after them come from user_hourly.
+        let first_day = from_hour.div_euclid(24) + i64::from(from_hour.rem_euclid(24) != 0);
+        let end_day = to_hour.div_euclid(24);
+        let (first_day, end_day) = if first_day < end_day {
+            (first_day, end_day)
+        } else {
+            (0, 0)
+        };
+        let (head_end, tail_start) = if end_day > first_day {
+            (first_day * 24, end_day * 24)
+        } else {
+            (to_hour, to_hour)
+        };
+        let (col, dir_sql) = (order_column(sort), dir.as_str());
+        let sql = format!(
+            "WITH parts AS (
+               SELECT user_id, events, unpriced, input_tokens, output_tokens, cache_read_tokens,
+                 cache_creation_tokens, cost_nano, max_ts, traces
+               FROM user_daily WHERE project_id = ?1 AND day >= ?2 AND day < ?3
+               UNION ALL
+               SELECT user_id, events, unpriced, input_tokens, output_tokens, cache_read_tokens,
+                 cache_creation_tokens, cost_nano, max_ts, traces
+               FROM user_hourly WHERE project_id = ?1
+                 AND ((hour >= ?4 AND hour < ?5) OR (hour >= ?6 AND hour < ?7))
+             ), u AS (
+               SELECT user_id, SUM(cost_nano) AS spend, SUM(traces) AS traces, SUM(events) AS events,
+                 SUM(input_tokens) AS input, SUM(output_tokens) AS output,
+                 SUM(cache_read_tokens) AS cache_read, SUM(cache_creation_tokens) AS cache_creation,
+                 SUM(input_tokens) + SUM(output_tokens) + SUM(cache_read_tokens)
+                   + SUM(cache_creation_tokens) AS tokens,
+                 MAX(max_ts) AS last_ts, SUM(unpriced) AS unpriced
+               FROM parts GROUP BY user_id HAVING SUM(events) > 0
+             )
+             SELECT u.user_id, spend, traces, events, tokens, input, output, cache_read, cache_creation,
+               last_ts, '' AS top_model, unpriced, COUNT(*) OVER () AS total
+             FROM u ORDER BY {col} {dir_sql}, u.user_id {dir_sql}
+             LIMIT ?8 OFFSET ?9"
+        );
+        let mut rows = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(first_day)
+            .bind(end_day)
+            .bind(from_hour)
+            .bind(head_end)
+            .bind(tail_start)
+            .bind(to_hour)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.read)
+            .await?;
+        if !rows.is_empty() {
+            let top = self
+                .top_models(project_id, &rows, from_hour, to_hour)
+                .await?;
+            for r in &mut rows {
+                r.top_model = top.get(&r.user_id).cloned().unwrap_or_default();
+            }
+        }
+        Ok(page_of(rows, from_hour, to_hour, offset, limit))
+    }
+
+    /// The model each of `rows`' users spent most on in the hour range (ties: more events, then
+    /// the model id), read through the tag-set index of the hourly rollups.
+    async fn top_models(
+        &self,
+        project_id: i64,
+        rows: &[Row],
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT t.user_id, r.model, SUM(r.cost_nano), SUM(r.events)
+             FROM tag_sets t JOIN rollup_hourly r ON r.project_id = t.project_id AND r.tag_set_id = t.id
+             WHERE t.project_id = ",
+        );
+        q.push_bind(project_id)
+            .push(" AND r.hour >= ")
+            .push_bind(from_hour)
+            .push(" AND r.hour < ")
+            .push_bind(to_hour)
+            .push(" AND t.user_id IN (");
+        let mut list = q.separated(", ");
+        for r in rows {
+            list.push_bind(&r.user_id);
+        }
+        q.push(") GROUP BY t.user_id, r.model");
+        let per_model: Vec<(String, String, i64, i64)> =
+            q.build_query_as().fetch_all(&self.read).await?;
+        let mut best: HashMap<String, (i64, i64, String)> = HashMap::new();
+        for (user, model, cost, events) in per_model {
+            let better = match best.get(&user) {
+                None => true,
+                Some((c, e, m)) => {
+                    (cost, events, std::cmp::Reverse(&model)) > (*c, *e, std::cmp::Reverse(m))
+                }
+            };
+            if better {
+                best.insert(user, (cost, events, model));
+            }
+        }
+        Ok(best.into_iter().map(|(u, (_, _, m))| (u, m)).collect())
+    }
+
+    /// The general path: aggregates the per-tag-set hourly rollups (any tag filters, any sort).
+    pub async fn list_users_from_tag_sets(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        sort: UserSort,
+        dir: Dir,
+        offset: u32,
+        limit: u32,
+    ) -> Result<UsersPage, StoreError> {
+        let (from_hour, to_hour) = hours(filter);
         let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 6);
         let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 6);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
@@ -114,33 +287,7 @@ impl Store {
             q = q.bind(k).bind(v);
         }
         let rows = q.fetch_all(&self.read).await?;
-        let total = rows.first().map_or(0, |r| r.total);
-        let next = u64::from(offset) + rows.len() as u64;
-        Ok(UsersPage {
-            from: rfc3339(from_hour * 3_600_000),
-            to: rfc3339(to_hour * 3_600_000),
-            total_users: total,
-            next_cursor: (rows.len() as u32 == limit && (next as i64) < total)
-                .then(|| next.to_string()),
-            users: rows
-                .into_iter()
-                .map(|r| UserRow {
-                    spend_usd: usd_decimal(r.spend),
-                    user_id: r.user_id,
-                    spend_nano: r.spend,
-                    traces: r.traces,
-                    events: r.events,
-                    tokens: r.tokens,
-                    input_tokens: r.input,
-                    output_tokens: r.output,
-                    cache_read_tokens: r.cache_read,
-                    cache_creation_tokens: r.cache_creation,
-                    last_seen: rfc3339(r.last_ts),
-                    top_model: r.top_model,
-                    unpriced_events: r.unpriced,
-                })
-                .collect(),
-        })
+        Ok(page_of(rows, from_hour, to_hour, offset, limit))
     }
 }
 
@@ -170,4 +317,115 @@ pub fn resolve_filter(p: &UsersParams, now_ms: i64) -> Result<UsersFilter, Param
         to_ms,
         tags: p.tags.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::Usage;
+    use crate::store::ingest::EventIn;
+    use std::collections::BTreeMap;
+
+    /// Both read paths must agree on every window, sort and page: the per-user rollups are a
+    /// cache of the per-tag-set ones, not a second source of truth.
+    #[tokio::test]
+    async fn user_rollups_agree_with_tag_set_rollups() {
+        let dir = std::env::temp_dir().join(format!("tokentally-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store = Store::open(&dir.join("t.db")).await.expect("open");
+        let project = store.ensure_project("p").await.expect("project");
+        let now = 1_800_000_000_000i64;
+        let models = [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "claude-sonnet-4-5",
+            "no-such-model",
+        ];
+        let mut x = 12345u64;
+        let mut events = Vec::new();
+        for i in 0..3_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let user = format!("u{}", (x >> 33) % 40);
+            let feature = ["chat", "search"][((x >> 20) % 2) as usize];
+            events.push(EventIn {
+                id: format!("e{i}"),
+                trace_id: Some(format!("t{}", i / 2)),
+                ts_ms: now - ((x >> 11) % (35 * 86_400_000)) as i64,
+                kind: "llm".into(),
+                provider: if i % 3 == 0 { "anthropic" } else { "openai" }.into(),
+                model: models[((x >> 40) % 4) as usize].into(),
+                tags: BTreeMap::from([("userId".into(), user), ("feature".into(), feature.into())]),
+                usage: Usage {
+                    input: (x >> 7) % 5000,
+                    output: (x >> 17) % 800,
+                    cache_read: (x >> 27) % 900,
+                    ..Usage::default()
+                },
+                ..EventIn::default()
+            });
+        }
+        for chunk in events.chunks(250) {
+            store.ingest(project, &[], chunk).await.expect("ingest");
+        }
+        for (from_ms, to_ms) in [
+            (now - 86_400_000, now),
+            (now - 7 * 86_400_000, now),
+            (now - 28 * 86_400_000, now),
+            (
+                now - 28 * 86_400_000 - 1_800_000,
+                now - 3_600_000 * 5 - 60_000,
+            ),
+            (now - 3 * 3_600_000, now - 3_600_000),
+        ] {
+            let f = UsersFilter {
+                from_ms,
+                to_ms,
+                tags: Vec::new(),
+            };
+            for sort in [
+                UserSort::Spend,
+                UserSort::Tokens,
+                UserSort::Traces,
+                UserSort::LastSeen,
+                UserSort::User,
+            ] {
+                for (dir, offset, limit) in
+                    [(Dir::Desc, 0, 50), (Dir::Asc, 0, 7), (Dir::Desc, 7, 7)]
+                {
+                    let fast = store
+                        .list_users(project, &f, sort, dir, offset, limit)
+                        .await
+                        .expect("fast");
+                    let general = store
+                        .list_users_from_tag_sets(project, &f, sort, dir, offset, limit)
+                        .await
+                        .expect("general");
+                    assert_eq!(
+                        fast, general,
+                        "{from_ms}..{to_ms} {sort:?} {dir:?} {offset}"
+                    );
+                }
+            }
+        }
+        let all = store
+            .list_users(
+                project,
+                &UsersFilter {
+                    from_ms: now - 28 * 86_400_000,
+                    to_ms: now,
+                    tags: Vec::new(),
+                },
+                UserSort::Spend,
+                Dir::Desc,
+                0,
+                50,
+            )
+            .await
+            .expect("list");
+        assert!(all.total_users >= 39, "{}", all.total_users);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
