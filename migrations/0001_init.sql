@@ -141,3 +141,14 @@ CREATE TABLE user_daily (
     traces              INTEGER NOT NULL,
     PRIMARY KEY (project_id, day, user_id)
 ) WITHOUT ROWID;
+
+-- Spend per (user, day, model): the top model of a page of users without reading every hour.
+CREATE TABLE user_model_daily (
+    project_id  INTEGER NOT NULL,
+    user_id     TEXT NOT NULL,
+    day         INTEGER NOT NULL,
+    model       TEXT NOT NULL,
+    cost_nano   INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, user_id, day, model)
+) WITHOUT ROWID;

@@ -52,11 +52,7 @@ fn main() {
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
     for (i, f) in files.iter().enumerate() {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f
-            .strip_prefix(&site)
-            .expect("under site")
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = f.strip_prefix(&site).expect("under site").to_string_lossy().replace('\\', "/");
         let ct = content_type(f);
         let compressible = !matches!(f.extension().and_then(|e| e.to_str()), Some("png" | "ico"));
         let gz = if compressible {

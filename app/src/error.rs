@@ -28,10 +28,7 @@ impl FromServerFnError for AppError {
 
 impl From<crate::model::ParamError> for AppError {
     fn from(e: crate::model::ParamError) -> Self {
-        AppError::BadParam {
-            param: e.param,
-            message: e.message,
-        }
+        AppError::BadParam { param: e.param, message: e.message }
     }
 }
 

@@ -22,9 +22,5 @@ pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
     // Lets browser tests wait for hydration instead of sleeping.
-    let _ = js_sys::Reflect::set(
-        &js_sys::global(),
-        &"__tokentally_hydrated".into(),
-        &true.into(),
-    );
+    let _ = js_sys::Reflect::set(&js_sys::global(), &"__tokentally_hydrated".into(), &true.into());
 }

@@ -41,12 +41,8 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
             let mut b = w;
             while b < batches {
                 let body = batch(b * 100, 100, run);
-                let resp = client
-                    .post(format!("{base}/v1/events"))
-                    .bearer_auth(&key)
-                    .json(&body)
-                    .send()
-                    .await;
+                let resp =
+                    client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&body).send().await;
                 match resp {
                     Ok(r) if r.status() == 200 => {
                         let _ = r.bytes().await;
@@ -121,10 +117,7 @@ async fn main() {
         }
         "users" => {
             let n = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(20);
-            let q = args
-                .get(5)
-                .cloned()
-                .unwrap_or_else(|| "window=28d&limit=50".into());
+            let q = args.get(5).cloned().unwrap_or_else(|| "window=28d&limit=50".into());
             users(base, key, n, &q).await;
         }
         _ => {

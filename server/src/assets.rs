@@ -30,17 +30,13 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let mut resp = match (asset.gzip, accepts_gzip) {
         (Some(gz), true) => {
             let mut r = gz.into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r
         }
         _ => asset.body.into_response(),
     };
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp

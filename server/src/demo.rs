@@ -48,24 +48,9 @@ struct Route {
 }
 
 const ROUTES: &[Route] = &[
-    Route {
-        tag: "POST /api/chat",
-        feature: "chat",
-        agent: "chat-assistant",
-        tools: &[],
-    },
-    Route {
-        tag: "POST /api/search",
-        feature: "search",
-        agent: "search",
-        tools: &["web_search"],
-    },
-    Route {
-        tag: "POST /api/summarize",
-        feature: "summarize",
-        agent: "summarizer",
-        tools: &[],
-    },
+    Route { tag: "POST /api/chat", feature: "chat", agent: "chat-assistant", tools: &[] },
+    Route { tag: "POST /api/search", feature: "search", agent: "search", tools: &["web_search"] },
+    Route { tag: "POST /api/summarize", feature: "summarize", agent: "summarizer", tools: &[] },
     Route {
         tag: "POST /api/agent/run",
         feature: "agent",
@@ -86,16 +71,8 @@ const MODELS: &[(&str, &str, u64)] = &[
     ("openai", "acme-finetune-v3", 1),
 ];
 
-const ORGS: &[&str] = &[
-    "acme-corp",
-    "globex",
-    "initech",
-    "umbrella",
-    "hooli",
-    "stark-ind",
-    "wayne-ent",
-    "tyrell",
-];
+const ORGS: &[&str] =
+    &["acme-corp", "globex", "initech", "umbrella", "hooli", "stark-ind", "wayne-ent", "tyrell"];
 
 struct User {
     id: String,
@@ -107,19 +84,11 @@ fn make_users(rng: &mut Rng, n: u32) -> Vec<User> {
     (0..n)
         .map(|i| {
             if rng.chance(100) {
-                User {
-                    id: format!("anon_{:012x}", rng.next() & 0xffff_ffff_ffff),
-                    plan: "free",
-                    org: None,
-                }
+                User { id: format!("anon_{:012x}", rng.next() & 0xffff_ffff_ffff), plan: "free", org: None }
             } else {
                 let plan = *rng.pick(&["free", "free", "pro", "pro", "enterprise"]);
                 let org = (plan != "free").then(|| *rng.pick(ORGS));
-                User {
-                    id: format!("user_{:05}", i + 1),
-                    plan,
-                    org,
-                }
+                User { id: format!("user_{:05}", i + 1), plan, org }
             }
         })
         .collect()
@@ -150,38 +119,18 @@ fn usage_for(rng: &mut Rng, provider: &str, route: &Route) -> Usage {
     };
     let completion = rng.range(40, 1_200);
     if provider == "anthropic" {
-        let cached = if rng.chance(450) {
-            rng.range(500, 8_000)
-        } else {
-            0
-        };
-        let written = if rng.chance(150) {
-            rng.range(500, 4_000)
-        } else {
-            0
-        };
-        let written_1h = if written > 0 && rng.chance(300) {
-            written / 2
-        } else {
-            0
-        };
+        let cached = if rng.chance(450) { rng.range(500, 8_000) } else { 0 };
+        let written = if rng.chance(150) { rng.range(500, 4_000) } else { 0 };
+        let written_1h = if written > 0 && rng.chance(300) { written / 2 } else { 0 };
         from_anthropic(prompt, completion, cached, written, written_1h)
     } else {
-        let cached = if prompt > 1_024 && rng.chance(400) {
-            prompt / 2
-        } else {
-            0
-        };
+        let cached = if prompt > 1_024 && rng.chance(400) { prompt / 2 } else { 0 };
         from_openai(prompt, completion, cached)
     }
 }
 
 /// Generates `opts.events` LLM calls grouped into traces, in batches, with a progress bar.
-pub async fn generate(
-    store: &Store,
-    project_id: i64,
-    opts: &DemoOptions,
-) -> Result<(), StoreError> {
+pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Result<(), StoreError> {
     let mut rng = Rng(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let users = make_users(&mut rng, opts.users);
     let user_cdf = zipf_cdf(users.len());
@@ -216,11 +165,7 @@ pub async fn generate(
             tags.insert("org".into(), org.into());
         }
         let trace_id = format!("demo-{run}-t{trace_no}");
-        let calls = if route.feature == "agent" {
-            rng.range(2, 6)
-        } else {
-            rng.range(1, 2)
-        };
+        let calls = if route.feature == "agent" { rng.range(2, 6) } else { rng.range(1, 2) };
         let mut t = start;
         let mut failed = false;
         for c in 0..calls.min(opts.events - made) {
@@ -243,11 +188,7 @@ pub async fn generate(
                 agent: route.agent.into(),
                 route_tag: Some(route.tag.into()),
                 tags: tags.clone(),
-                usage: if is_error {
-                    Usage::default()
-                } else {
-                    usage_for(&mut rng, provider, route)
-                },
+                usage: if is_error { Usage::default() } else { usage_for(&mut rng, provider, route) },
                 latency_ms: Some(latency),
                 is_error,
                 error: is_error.then(|| {

@@ -14,11 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "tokentally",
-    version,
-    about = "What each of your end users costs in LLM spend"
-)]
+#[command(name = "tokentally", version, about = "What each of your end users costs in LLM spend")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,18 +91,11 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 async fn serve(db: PathBuf, addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&db).await?;
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
-    let state = AppState {
-        leptos_options: leptos_options(addr),
-        store: store.clone(),
-        default_project,
-    };
+    let state = AppState { leptos_options: leptos_options(addr), store: store.clone(), default_project };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(db = %db.display(), "database ready");
-    println!(
-        "tokentally listening on http://{local}/ai-apps/users (database {})",
-        db.display()
-    );
+    println!("tokentally listening on http://{local}/ai-apps/users (database {})", db.display());
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -119,37 +108,20 @@ async fn serve(db: PathBuf, addr: SocketAddr) -> Result<(), Box<dyn std::error::
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve { db, addr } => serve(db.db, addr).await,
-        Command::Keys {
-            command: KeysCommand::Create { scope, project, db },
-        } => {
+        Command::Keys { command: KeysCommand::Create { scope, project, db } } => {
             let store = Store::open(&db.db).await?;
             let project_id = store.ensure_project(&project).await?;
             let scope = Scope::parse(&scope).ok_or("unknown scope")?;
             let key = store.create_key(project_id, scope).await?;
             store.close().await;
-            eprintln!(
-                "created a {} key for project {project:?}; it is shown only once:",
-                scope.as_str()
-            );
+            eprintln!("created a {} key for project {project:?}; it is shown only once:", scope.as_str());
             println!("{key}");
             Ok(())
         }
-        Command::Demo {
-            db,
-            users,
-            days,
-            events,
-            seed,
-            project,
-        } => {
+        Command::Demo { db, users, days, events, seed, project } => {
             let store = Store::open(&db.db).await?;
             let project_id = store.ensure_project(&project).await?;
-            let opts = demo::DemoOptions {
-                users: users.max(1),
-                days: days.max(1),
-                events,
-                seed,
-            };
+            let opts = demo::DemoOptions { users: users.max(1), days: days.max(1), events, seed };
             demo::generate(&store, project_id, &opts).await?;
             store.close().await;
             Ok(())

@@ -27,37 +27,21 @@ fn with(field: &str, value: Value) -> Value {
 async fn each_bad_input_is_rejected_with_its_field_and_nothing_is_written() {
     let s = TestServer::start();
     let long = "x".repeat(129);
-    let many_tags: serde_json::Map<String, Value> =
-        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many_tags: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases: Vec<(Value, &str)> = vec![
-        (
-            with("usage.input_tokens", json!(-5)),
-            "events[1].usage.input_tokens",
-        ),
-        (
-            with("usage.output_tokens", json!(2.5)),
-            "events[1].usage.output_tokens",
-        ),
-        (
-            with("usage.cache_read_tokens", json!("12")),
-            "events[1].usage.cache_read_tokens",
-        ),
+        (with("usage.input_tokens", json!(-5)), "events[1].usage.input_tokens"),
+        (with("usage.output_tokens", json!(2.5)), "events[1].usage.output_tokens"),
+        (with("usage.cache_read_tokens", json!("12")), "events[1].usage.cache_read_tokens"),
         (with("status", json!("maybe")), "events[1].status"),
         (with("cost_usd", json!("-0.01")), "events[1].cost_usd"),
         (with("cost_usd", json!("1e-3")), "events[1].cost_usd"),
         (with("cost_usd", json!(0.01)), "events[1].cost_usd"),
-        (
-            with("timestamp", json!("last tuesday")),
-            "events[1].timestamp",
-        ),
+        (with("timestamp", json!("last tuesday")), "events[1].timestamp"),
         (with("id", json!(long)), "events[1].id"),
         (with("id", json!("")), "events[1].id"),
         (with("tags", Value::Object(many_tags)), "events[1].tags"),
         (with("tags.plan", json!(7)), "events[1].tags.plan"),
-        (
-            with("tags.plan", json!("v".repeat(513))),
-            "events[1].tags.plan",
-        ),
+        (with("tags.plan", json!("v".repeat(513))), "events[1].tags.plan"),
         (with("kind", json!("banana")), "events[1].kind"),
         (with("tools", json!("web_search")), "events[1].tools"),
         (with("model", Value::Null), "events[1].model"),
@@ -67,17 +51,10 @@ async fn each_bad_input_is_rejected_with_its_field_and_nothing_is_written() {
         let (status, reply) = s.post(&body).await;
         assert_eq!(status, 400, "{field}: {reply}");
         assert_eq!(reply["field"], field, "{reply}");
-        assert!(
-            reply["error"].as_str().is_some_and(|m| !m.is_empty()),
-            "{reply}"
-        );
+        assert!(reply["error"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
     }
     // Batch-level problems.
-    for (body, field) in [
-        (json!({}), "events"),
-        (json!([]), "body"),
-        (json!({ "events": "no" }), "events"),
-    ] {
+    for (body, field) in [(json!({}), "events"), (json!([]), "body"), (json!({ "events": "no" }), "events")] {
         let (status, reply) = s.post(&body).await;
         assert_eq!((status, &reply["field"]), (400, &json!(field)), "{reply}");
     }
@@ -90,11 +67,8 @@ async fn each_bad_input_is_rejected_with_its_field_and_nothing_is_written() {
         .await
         .expect("send");
     assert_eq!(resp.status(), 400);
-    let nested = format!(
-        "{{\"events\":[{{\"id\":\"n\",\"prompt\":{}1{}}}]}}",
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
+    let nested =
+        format!("{{\"events\":[{{\"id\":\"n\",\"prompt\":{}1{}}}]}}", "[".repeat(5000), "]".repeat(5000));
     let resp = s
         .http
         .post(format!("{}/v1/events", s.base))
@@ -116,17 +90,8 @@ async fn keys_limits_and_gzip() {
     let body = json!({ "events": [good("k-1")] });
     assert_eq!(s.post_with(None, &body).await.0, 401);
     assert_eq!(s.post_with(Some("tt_ingest_wrong"), &body).await.0, 401);
-    assert_eq!(
-        s.post_with(Some(&s.read_key.clone()), &body).await.0,
-        401,
-        "a read key cannot ingest"
-    );
-    let resp = s
-        .http
-        .get(format!("{}/v1/me/ai-apps/users", s.base))
-        .send()
-        .await
-        .expect("get");
+    assert_eq!(s.post_with(Some(&s.read_key.clone()), &body).await.0, 401, "a read key cannot ingest");
+    let resp = s.http.get(format!("{}/v1/me/ai-apps/users", s.base)).send().await.expect("get");
     assert_eq!(resp.status(), 401);
     let resp = s
         .http
@@ -138,10 +103,7 @@ async fn keys_limits_and_gzip() {
     assert_eq!(resp.status(), 401, "an ingest key cannot read");
 
     // Over 10 MiB raw: 413.
-    let big = format!(
-        "{{\"events\":[],\"pad\":\"{}\"}}",
-        "a".repeat(11 * 1024 * 1024)
-    );
+    let big = format!("{{\"events\":[],\"pad\":\"{}\"}}", "a".repeat(11 * 1024 * 1024));
     let resp = s
         .http
         .post(format!("{}/v1/events", s.base))

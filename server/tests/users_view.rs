@@ -42,17 +42,10 @@ fn batch(users: &[&str], n: usize, seed: u64) -> (Value, BTreeMap<String, Expect
     let mut events = Vec::new();
     let mut x = seed;
     for i in 0..n {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let user = users[(x >> 33) as usize % users.len()];
         let (provider, model) = models[(x >> 20) as usize % models.len()];
-        let tok = [
-            (x >> 8) % 5_000,
-            (x >> 16) % 900,
-            (x >> 24) % 3_000,
-            (x >> 40) % 700,
-        ];
+        let tok = [(x >> 8) % 5_000, (x >> 16) % 900, (x >> 24) % 3_000, (x >> 40) % 700];
         let trace = format!("{user}-trace-{}", i / 3);
         let override_cost = (i % 17 == 0).then(|| "0.012345678".to_string());
         let e = expected.entry(user.to_string()).or_default();
@@ -104,69 +97,29 @@ fn assert_matches(users: &[Value], expected: &BTreeMap<String, Expected>) {
         let e = &expected[id];
         assert_eq!(u["spend_nano"].as_i64(), Some(e.spend), "spend of {id}");
         assert_eq!(u["events"].as_i64(), Some(e.events), "events of {id}");
-        assert_eq!(
-            u["traces"].as_i64(),
-            Some(e.traces.len() as i64),
-            "traces of {id}"
-        );
-        assert_eq!(
-            u["input_tokens"].as_i64(),
-            Some(e.tokens[0]),
-            "input of {id}"
-        );
-        assert_eq!(
-            u["output_tokens"].as_i64(),
-            Some(e.tokens[1]),
-            "output of {id}"
-        );
-        assert_eq!(
-            u["cache_read_tokens"].as_i64(),
-            Some(e.tokens[2]),
-            "cache read of {id}"
-        );
-        assert_eq!(
-            u["cache_creation_tokens"].as_i64(),
-            Some(e.tokens[3]),
-            "cache creation of {id}"
-        );
-        assert_eq!(
-            u["tokens"].as_i64(),
-            Some(e.tokens.iter().sum::<i64>()),
-            "tokens of {id}"
-        );
-        assert_eq!(
-            u["unpriced_events"].as_i64(),
-            Some(e.unpriced),
-            "unpriced of {id}"
-        );
+        assert_eq!(u["traces"].as_i64(), Some(e.traces.len() as i64), "traces of {id}");
+        assert_eq!(u["input_tokens"].as_i64(), Some(e.tokens[0]), "input of {id}");
+        assert_eq!(u["output_tokens"].as_i64(), Some(e.tokens[1]), "output of {id}");
+        assert_eq!(u["cache_read_tokens"].as_i64(), Some(e.tokens[2]), "cache read of {id}");
+        assert_eq!(u["cache_creation_tokens"].as_i64(), Some(e.tokens[3]), "cache creation of {id}");
+        assert_eq!(u["tokens"].as_i64(), Some(e.tokens.iter().sum::<i64>()), "tokens of {id}");
+        assert_eq!(u["unpriced_events"].as_i64(), Some(e.unpriced), "unpriced of {id}");
         let top = e
             .by_model
             .iter()
             .max_by_key(|(m, c)| (**c, std::cmp::Reverse((*m).clone())))
             .map(|(m, _)| m.clone());
-        assert_eq!(
-            u["top_model"].as_str().map(str::to_string),
-            top,
-            "top model of {id}"
-        );
+        assert_eq!(u["top_model"].as_str().map(str::to_string), top, "top model of {id}");
         let nano = e.spend;
         let dollars = format!("{}.{:09}", nano / 1_000_000_000, nano % 1_000_000_000);
         let want = dollars.trim_end_matches('0');
         let got = u["spend_usd"].as_str().expect("spend_usd");
-        assert!(
-            got.starts_with(want.trim_end_matches('.')),
-            "spend_usd {got} vs {want}"
-        );
+        assert!(got.starts_with(want.trim_end_matches('.')), "spend_usd {got} vs {want}");
     }
 }
 
-const USERS: [&str; 5] = [
-    "alice",
-    "bob-the-builder",
-    "carol",
-    "dave@example.com",
-    "<img src=x onerror=alert(1)>",
-];
+const USERS: [&str; 5] =
+    ["alice", "bob-the-builder", "carol", "dave@example.com", "<img src=x onerror=alert(1)>"];
 
 #[tokio::test]
 async fn users_view_equals_independent_sums_and_resent_batches_do_not_double_count() {
@@ -178,14 +131,8 @@ async fn users_view_equals_independent_sums_and_resent_batches_do_not_double_cou
 
     let users = s.all_users("").await;
     assert_matches(&users, &expected);
-    let spends: Vec<i64> = users
-        .iter()
-        .map(|u| u["spend_nano"].as_i64().unwrap_or(-1))
-        .collect();
-    assert!(
-        spends.windows(2).all(|w| w[0] >= w[1]),
-        "default order is spend descending: {spends:?}"
-    );
+    let spends: Vec<i64> = users.iter().map(|u| u["spend_nano"].as_i64().unwrap_or(-1)).collect();
+    assert!(spends.windows(2).all(|w| w[0] >= w[1]), "default order is spend descending: {spends:?}");
 
     // The same batch again (a retry after a timeout): all duplicates, nothing changes.
     let (status, reply) = s.post(&body).await;
@@ -201,16 +148,10 @@ async fn filters_windows_sorting_and_paging() {
     assert_eq!(s.post(&body).await.0, 200);
 
     // tag filter: only users whose plan is pro (even-length ids in `batch`).
-    let pro: BTreeMap<String, Expected> = expected
-        .into_iter()
-        .filter(|(u, _)| u.len().is_multiple_of(2))
-        .collect();
+    let pro: BTreeMap<String, Expected> =
+        expected.into_iter().filter(|(u, _)| u.len().is_multiple_of(2)).collect();
     assert_matches(&s.all_users("&tag.plan=pro").await, &pro);
-    assert!(
-        s.all_users("&tag.plan=pro&tag.userId=nobody")
-            .await
-            .is_empty()
-    );
+    assert!(s.all_users("&tag.plan=pro&tag.userId=nobody").await.is_empty());
 
     // An event three days ago is in 7d and 28d but not 1d.
     let old = json!({ "events": [{
@@ -225,10 +166,7 @@ async fn filters_windows_sorting_and_paging() {
 
     // Sorting by user ascending, then descending.
     let names = |users: Vec<Value>| {
-        users
-            .iter()
-            .map(|u| u["user_id"].as_str().unwrap_or("").to_string())
-            .collect::<Vec<_>>()
+        users.iter().map(|u| u["user_id"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
     };
     let asc = names(s.all_users("&sort=user&dir=asc").await);
     let mut sorted = asc.clone();
@@ -295,10 +233,7 @@ async fn traces_and_events_sent_separately_are_joined() {
         ]
     });
     let (status, reply) = s.post(&body).await;
-    assert_eq!(
-        (status, reply),
-        (200, json!({ "accepted": 3, "duplicates": 0 }))
-    );
+    assert_eq!((status, reply), (200, json!({ "accepted": 3, "duplicates": 0 })));
     let users = s.all_users("&tag.org=acme").await;
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["user_id"], "uma");
@@ -316,27 +251,17 @@ async fn a_trace_is_counted_once_whichever_arrives_first_and_repeated_ids_once()
                 "model": "claude-haiku-4-5", "tags": { "userId": "vera" }, "usage": { "input_tokens": 1000 } })
     };
     // Events first (as the SDK sends them during the block), the same id twice in one batch.
-    let (status, reply) = s
-        .post(&json!({ "events": [ev("x1", "t-9"), ev("x2", "t-9"), ev("x1", "t-9")] }))
-        .await;
-    assert_eq!(
-        (status, reply),
-        (200, json!({ "accepted": 2, "duplicates": 1 }))
-    );
+    let (status, reply) =
+        s.post(&json!({ "events": [ev("x1", "t-9"), ev("x2", "t-9"), ev("x1", "t-9")] })).await;
+    assert_eq!((status, reply), (200, json!({ "accepted": 2, "duplicates": 1 })));
     // Then the trace record at the end of the block: completes the trace, not a second one.
     let trace = json!({ "traces": [{ "id": "t-9", "route_tag": "POST /x", "tags": { "userId": "vera" },
                                       "started_at": minutes_ago(4), "ended_at": minutes_ago(2), "status": "ok" }] });
     let (status, reply) = s.post(&trace).await;
-    assert_eq!(
-        (status, reply),
-        (200, json!({ "accepted": 0, "duplicates": 1 }))
-    );
+    assert_eq!((status, reply), (200, json!({ "accepted": 0, "duplicates": 1 })));
     let users = s.all_users("").await;
     assert_eq!(users.len(), 1);
-    assert_eq!(
-        (users[0]["traces"].as_i64(), users[0]["events"].as_i64()),
-        (Some(1), Some(2))
-    );
+    assert_eq!((users[0]["traces"].as_i64(), users[0]["events"].as_i64()), (Some(1), Some(2)));
     // claude-haiku-4-5 input $1/M: 2 × 1000 tokens = $0.002
     assert_eq!(users[0]["spend_nano"], 2_000_000);
 }

@@ -14,13 +14,6 @@ pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
     let filter = resolve_filter(&params, now_ms())?;
     Ok(state
         .store
-        .list_users(
-            state.default_project,
-            &filter,
-            params.sort,
-            params.dir,
-            params.offset,
-            params.limit,
-        )
+        .list_users(state.default_project, &filter, params.sort, params.dir, params.offset, params.limit)
         .await?)
 }

@@ -14,12 +14,7 @@ pub fn Pagination(
     let limit = params.limit.max(1);
     let pages = ((total.max(1) - 1) / i64::from(limit) + 1) as u32;
     let page = params.page();
-    let link = |p: u32| {
-        format!(
-            "/ai-apps/users{}",
-            params.with_offset((p - 1) * limit).to_query()
-        )
-    };
+    let link = |p: u32| format!("/ai-apps/users{}", params.with_offset((p - 1) * limit).to_query());
     let prev = (page > 1).then(|| link(page - 1));
     let next = (page < pages).then(|| link(page + 1));
     view! {

@@ -11,11 +11,7 @@ pub fn usd_decimal(nano: i64) -> String {
     let whole = abs / NANO_PER_USD as u64;
     let frac = format!("{:09}", abs % NANO_PER_USD as u64);
     let trimmed = frac.trim_end_matches('0');
-    let frac = if trimmed.len() < 2 {
-        &frac[..2]
-    } else {
-        trimmed
-    };
+    let frac = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
     format!("{sign}{whole}.{frac}")
 }
 

@@ -18,10 +18,7 @@ impl std::fmt::Display for ParamError {
 }
 
 fn bad(param: &str, message: impl Into<String>) -> ParamError {
-    ParamError {
-        param: param.to_string(),
-        message: message.into(),
-    }
+    ParamError { param: param.to_string(), message: message.into() }
 }
 
 /// Most tag filters one query may carry.
@@ -46,21 +43,14 @@ pub struct UsersParams {
 impl UsersParams {
     /// Parses decoded `(key, value)` pairs. `page` (1-based) is the dashboard's pagination,
     /// `cursor` the API's; unknown parameters are rejected so typos don't silently widen a view.
-    pub fn parse<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, ParamError> {
-        let mut p = UsersParams {
-            limit: DEFAULT_PAGE,
-            ..UsersParams::default()
-        };
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ParamError> {
+        let mut p = UsersParams { limit: DEFAULT_PAGE, ..UsersParams::default() };
         let mut sort_given = false;
         let mut dir_given = false;
         let mut page = None;
         for (k, v) in pairs {
             match k {
-                "window" => {
-                    p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?
-                }
+                "window" => p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?,
                 "from" => p.from = Some(v.to_string()),
                 "to" => p.to = Some(v.to_string()),
                 "sort" => {
@@ -78,14 +68,11 @@ impl UsersParams {
                         .parse::<u32>()
                         .ok()
                         .filter(|n| (1..=MAX_PAGE).contains(n))
-                        .ok_or_else(|| {
-                            bad(k, format!("must be an integer from 1 to {MAX_PAGE}"))
-                        })?;
+                        .ok_or_else(|| bad(k, format!("must be an integer from 1 to {MAX_PAGE}")))?;
                 }
                 "cursor" => {
-                    p.offset = v
-                        .parse::<u32>()
-                        .map_err(|_| bad(k, "is not a cursor returned by this API"))?;
+                    p.offset =
+                        v.parse::<u32>().map_err(|_| bad(k, "is not a cursor returned by this API"))?;
                 }
                 "page" => {
                     page = Some(
@@ -103,20 +90,14 @@ impl UsersParams {
                         p.tags.push((key.to_string(), v.to_string()));
                     }
                     Some(_) => {
-                        return Err(bad(
-                            k,
-                            "tag keys are 1-64 and values at most 512 characters",
-                        ));
+                        return Err(bad(k, "tag keys are 1-64 and values at most 512 characters"));
                     }
                     None => return Err(bad(k, "unknown parameter")),
                 },
             }
         }
         if p.from.is_some() != p.to.is_some() {
-            return Err(bad(
-                if p.from.is_some() { "to" } else { "from" },
-                "from and to go together",
-            ));
+            return Err(bad(if p.from.is_some() { "to" } else { "from" }, "from and to go together"));
         }
         if sort_given && !dir_given {
             p.dir = p.sort.natural_dir();
@@ -151,54 +132,28 @@ impl UsersParams {
             parts.push(format!("tag.{}={}", encode(k), encode(v)));
         }
         if self.sort != UserSort::default() || self.dir != Dir::default() {
-            parts.push(format!(
-                "sort={}&dir={}",
-                self.sort.as_str(),
-                self.dir.as_str()
-            ));
+            parts.push(format!("sort={}&dir={}", self.sort.as_str(), self.dir.as_str()));
         }
         if self.offset > 0 {
             parts.push(format!("page={}", self.page()));
         }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", parts.join("&"))
-        }
+        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
     }
 
     /// The same view in another window, back on page 1.
     pub fn with_window(&self, window: Window) -> Self {
-        UsersParams {
-            window,
-            from: None,
-            to: None,
-            offset: 0,
-            ..self.clone()
-        }
+        UsersParams { window, from: None, to: None, offset: 0, ..self.clone() }
     }
 
     /// The same view sorted by `sort`: flips the direction when already sorted by it.
     pub fn with_sort(&self, sort: UserSort) -> Self {
-        let dir = if self.sort == sort {
-            self.dir.flip()
-        } else {
-            sort.natural_dir()
-        };
-        UsersParams {
-            sort,
-            dir,
-            offset: 0,
-            ..self.clone()
-        }
+        let dir = if self.sort == sort { self.dir.flip() } else { sort.natural_dir() };
+        UsersParams { sort, dir, offset: 0, ..self.clone() }
     }
 
     /// The same view at another offset.
     pub fn with_offset(&self, offset: u32) -> Self {
-        UsersParams {
-            offset,
-            ..self.clone()
-        }
+        UsersParams { offset, ..self.clone() }
     }
 }
 
@@ -260,36 +215,20 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_url() {
-        let p = UsersParams::parse_query(
-            "window=7d&tag.plan=pro&tag.org=acme%20corp&sort=tokens&dir=asc&page=3",
-        )
-        .expect("valid");
+        let p =
+            UsersParams::parse_query("window=7d&tag.plan=pro&tag.org=acme%20corp&sort=tokens&dir=asc&page=3")
+                .expect("valid");
         assert_eq!(p.window, Window::Week);
-        assert_eq!(
-            p.tags,
-            vec![
-                ("plan".into(), "pro".into()),
-                ("org".into(), "acme corp".into())
-            ]
-        );
+        assert_eq!(p.tags, vec![("plan".into(), "pro".into()), ("org".into(), "acme corp".into())]);
         assert_eq!((p.sort, p.dir, p.offset), (UserSort::Tokens, Dir::Asc, 100));
         assert_eq!(UsersParams::parse_query(&p.to_query()), Ok(p));
     }
 
     #[test]
     fn errors_name_the_parameter() {
-        assert_eq!(
-            UsersParams::parse_query("window=3d").map_err(|e| e.param),
-            Err("window".into())
-        );
-        assert_eq!(
-            UsersParams::parse_query("limit=0").map_err(|e| e.param),
-            Err("limit".into())
-        );
-        assert_eq!(
-            UsersParams::parse_query("bogus=1").map_err(|e| e.param),
-            Err("bogus".into())
-        );
+        assert_eq!(UsersParams::parse_query("window=3d").map_err(|e| e.param), Err("window".into()));
+        assert_eq!(UsersParams::parse_query("limit=0").map_err(|e| e.param), Err("limit".into()));
+        assert_eq!(UsersParams::parse_query("bogus=1").map_err(|e| e.param), Err("bogus".into()));
         assert_eq!(
             UsersParams::parse_query("from=2026-01-01T00:00:00Z").map_err(|e| e.param),
             Err("to".into())

@@ -27,12 +27,7 @@ impl Usage {
 /// OpenAI: `prompt_tokens` *includes* `prompt_tokens_details.cached_tokens`.
 pub fn from_openai(prompt_tokens: u64, completion_tokens: u64, cached_tokens: u64) -> Usage {
     let cached = cached_tokens.min(prompt_tokens);
-    Usage {
-        input: prompt_tokens - cached,
-        output: completion_tokens,
-        cache_read: cached,
-        ..Usage::default()
-    }
+    Usage { input: prompt_tokens - cached, output: completion_tokens, cache_read: cached, ..Usage::default() }
 }
 
 /// Anthropic: `input_tokens` *excludes* `cache_read_input_tokens` and
@@ -60,20 +55,14 @@ mod tests {
     #[test]
     fn openai_cached_tokens_are_taken_out_of_input() {
         let u = from_openai(1_000, 200, 800);
-        assert_eq!(
-            (u.input, u.output, u.cache_read, u.cache_creation),
-            (200, 200, 800, 0)
-        );
+        assert_eq!((u.input, u.output, u.cache_read, u.cache_creation), (200, 200, 800, 0));
         assert_eq!(u.total(), 1_200);
     }
 
     #[test]
     fn anthropic_cache_fields_are_already_separate() {
         let u = from_anthropic(50, 300, 2_000, 1_000, 400);
-        assert_eq!(
-            (u.input, u.output, u.cache_read, u.cache_creation),
-            (50, 300, 2_000, 1_000)
-        );
+        assert_eq!((u.input, u.output, u.cache_read, u.cache_creation), (50, 300, 2_000, 1_000));
         assert_eq!(u.cache_creation_1h, 400);
         assert_eq!(u.total(), 3_350);
         assert_eq!(u.whole_input(), 3_050);

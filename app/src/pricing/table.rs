@@ -61,11 +61,7 @@ pub struct Pricing {
 impl Pricing {
     /// The rates that apply to a request whose whole input is `whole_input` tokens.
     pub fn rates_for(&self, whole_input: u64) -> Rates {
-        self.tiers
-            .iter()
-            .rev()
-            .find(|(above, _)| whole_input > *above)
-            .map_or(self.base, |(_, r)| *r)
+        self.tiers.iter().rev().find(|(above, _)| whole_input > *above).map_or(self.base, |(_, r)| *r)
     }
 
     /// Exact cost in nano-USD, rounded half up once. A missing cache-read or cache-write price
@@ -114,16 +110,13 @@ pub struct PriceTable {
 
 /// The table embedded in the binary, parsed once.
 pub fn price_table() -> &'static PriceTable {
-    static TABLE: LazyLock<PriceTable> = LazyLock::new(|| {
-        PriceTable::from_json(PRICES_JSON).expect("the embedded prices.json is valid")
-    });
+    static TABLE: LazyLock<PriceTable> =
+        LazyLock::new(|| PriceTable::from_json(PRICES_JSON).expect("the embedded prices.json is valid"));
     &TABLE
 }
 
 fn price(s: &Option<String>) -> Result<Option<i128>, String> {
-    s.as_deref()
-        .map(|v| parse_price(v).map_err(|e| format!("price {v:?} {e}")))
-        .transpose()
+    s.as_deref().map(|v| parse_price(v).map_err(|e| format!("price {v:?} {e}"))).transpose()
 }
 
 fn rates(
@@ -136,9 +129,7 @@ fn rates(
 ) -> Result<Rates, String> {
     Ok(Rates {
         input: price(input)?.or(base.map(|b| b.input)).unwrap_or_default(),
-        output: price(output)?
-            .or(base.map(|b| b.output))
-            .unwrap_or_default(),
+        output: price(output)?.or(base.map(|b| b.output)).unwrap_or_default(),
         cache_read: price(cache_read)?.or(base.and_then(|b| b.cache_read)),
         cache_write: price(cache_write)?.or(base.and_then(|b| b.cache_write)),
         cache_write_1h: price(cache_write_1h)?.or(base.and_then(|b| b.cache_write_1h)),
@@ -151,8 +142,7 @@ fn strip_date(model: &str) -> Option<&str> {
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     if b.len() > 11 && b[b.len() - 11] == b'-' {
         let d = &b[b.len() - 10..];
-        if digits(&d[0..4]) && d[4] == b'-' && digits(&d[5..7]) && d[7] == b'-' && digits(&d[8..10])
-        {
+        if digits(&d[0..4]) && d[4] == b'-' && digits(&d[5..7]) && d[7] == b'-' && digits(&d[8..10]) {
             return Some(&model[..model.len() - 11]);
         }
     }
@@ -166,11 +156,7 @@ impl PriceTable {
     /// Parses a `prices.v1` document.
     pub fn from_json(json: &str) -> Result<PriceTable, String> {
         let file: File = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let mut table = PriceTable {
-            exact: HashMap::new(),
-            rules: Vec::new(),
-            rows: Vec::new(),
-        };
+        let mut table = PriceTable { exact: HashMap::new(), rules: Vec::new(), rows: Vec::new() };
         for row in file.prices.iter().filter(|r| r.region.is_none()) {
             let ctx = |e: String| format!("{}/{}: {e}", row.provider, row.model);
             let base = rates(
@@ -203,10 +189,7 @@ impl PriceTable {
                 base,
                 tiers,
             });
-            table
-                .exact
-                .entry((row.provider.clone(), row.model.clone()))
-                .or_insert(idx);
+            table.exact.entry((row.provider.clone(), row.model.clone())).or_insert(idx);
             for part in row.match_rule.iter().flat_map(|m| m.split('|')) {
                 let rule = match part.split_once(':') {
                     Some(("exact", s)) => Rule::Exact(s.to_string()),
@@ -224,9 +207,7 @@ impl PriceTable {
     }
 
     fn exact(&self, provider: &str, model: &str) -> Option<&Pricing> {
-        self.exact
-            .get(&(provider.to_string(), model.to_string()))
-            .map(|&i| &self.rows[i])
+        self.exact.get(&(provider.to_string(), model.to_string())).map(|&i| &self.rows[i])
     }
 
     /// Finds a model's prices: the exact id first, then the id without a release date
@@ -273,25 +254,17 @@ mod tests {
         // gpt-4o: input 2.5, output 10, cache read 1.25 USD/Mtok.
         let u = from_openai(1_000, 500, 600);
         // 400*2.5 + 600*1.25 + 500*10 = 1000 + 750 + 5000 = 6750 USD per 1e6 tokens = $0.00675
-        assert_eq!(
-            cost_of("openai", "gpt-4o", &u, None),
-            Cost::Table(6_750_000)
-        );
+        assert_eq!(cost_of("openai", "gpt-4o", &u, None), Cost::Table(6_750_000));
     }
 
     #[test]
     fn anthropic_usage_with_5m_and_1h_cache_writes() {
         // claude-sonnet-4-5: input 3, output 15, cache read 0.3, write 3.75, 1h write 6.
-        let p = price_table()
-            .lookup("anthropic", "claude-sonnet-4-5")
-            .expect("priced");
+        let p = price_table().lookup("anthropic", "claude-sonnet-4-5").expect("priced");
         assert_eq!(p.base.cache_write_1h, Some(6_000_000_000_000));
         let u = from_anthropic(100, 200, 10_000, 2_000, 500);
         // 100*3 + 200*15 + 10000*0.3 + 1500*3.75 + 500*6 = 300+3000+3000+5625+3000 = 14925
-        assert_eq!(
-            cost_of("anthropic", "claude-sonnet-4-5", &u, None),
-            Cost::Table(14_925_000)
-        );
+        assert_eq!(cost_of("anthropic", "claude-sonnet-4-5", &u, None), Cost::Table(14_925_000));
     }
 
     #[test]
@@ -302,14 +275,8 @@ mod tests {
         )
         .expect("valid");
         let p = t.lookup("p", "m").expect("priced");
-        let cost = |input, cache_read, output| {
-            p.cost_nano(&Usage {
-                input,
-                cache_read,
-                output,
-                ..Usage::default()
-            })
-        };
+        let cost =
+            |input, cache_read, output| p.cost_nano(&Usage { input, cache_read, output, ..Usage::default() });
         assert_eq!(cost(1, 0, 0), 0); // 0.3 → 0
         assert_eq!(cost(2, 0, 0), 1); // 0.6 → 1
         assert_eq!(cost(0, 0, 1), 1); // 0.5 → 1 (half up)
@@ -318,86 +285,42 @@ mod tests {
         // 3 × 0.3 + 3 × 0.2 + 3 × 0.5 = 3.0 exactly; per-bucket rounding would give 1 + 1 + 2 = 4.
         assert_eq!(cost(3, 3, 3), 3);
         // The embedded table: gpt-4o-mini input 0.15 USD/Mtok = 150 nano-USD per token.
-        let one = Usage {
-            input: 1,
-            ..Usage::default()
-        };
-        assert_eq!(
-            cost_of("openai", "gpt-4o-mini", &one, None),
-            Cost::Table(150)
-        );
+        let one = Usage { input: 1, ..Usage::default() };
+        assert_eq!(cost_of("openai", "gpt-4o-mini", &one, None), Cost::Table(150));
     }
 
     #[test]
     fn long_context_tier_applies_to_whole_request() {
         // claude-haiku-5-5: base input 0.1 / output 0.5; above 100k input: 0.5 / 2.5.
-        let below = Usage {
-            input: 50_000,
-            cache_read: 50_000,
-            output: 1_000,
-            ..Usage::default()
-        };
+        let below = Usage { input: 50_000, cache_read: 50_000, output: 1_000, ..Usage::default() };
         // 50000*0.1 + 50000*0.01 + 1000*0.5 = 5000 + 500 + 500 = 6000 → $0.006
-        assert_eq!(
-            cost_of("anthropic", "claude-haiku-5-5", &below, None),
-            Cost::Table(6_000_000)
-        );
-        let above = Usage {
-            input: 50_000,
-            cache_read: 50_001,
-            output: 1_000,
-            ..Usage::default()
-        };
+        assert_eq!(cost_of("anthropic", "claude-haiku-5-5", &below, None), Cost::Table(6_000_000));
+        let above = Usage { input: 50_000, cache_read: 50_001, output: 1_000, ..Usage::default() };
         // 50000*0.5 + 50001*0.05 + 1000*2.5 = 25000 + 2500.05 + 2500 = 30000.05 → 30000050 nano
-        assert_eq!(
-            cost_of("anthropic", "claude-haiku-5-5", &above, None),
-            Cost::Table(30_000_050)
-        );
+        assert_eq!(cost_of("anthropic", "claude-haiku-5-5", &above, None), Cost::Table(30_000_050));
     }
 
     #[test]
     fn override_wins_and_unknown_models_are_unpriced() {
-        let u = Usage {
-            input: 1_000_000,
-            ..Usage::default()
-        };
-        assert_eq!(
-            cost_of("openai", "gpt-4o", &u, Some(42)),
-            Cost::Override(42)
-        );
-        assert_eq!(
-            cost_of("openai", "my-finetune-xyz", &u, None),
-            Cost::Unpriced
-        );
+        let u = Usage { input: 1_000_000, ..Usage::default() };
+        assert_eq!(cost_of("openai", "gpt-4o", &u, Some(42)), Cost::Override(42));
+        assert_eq!(cost_of("openai", "my-finetune-xyz", &u, None), Cost::Unpriced);
         assert_eq!(cost_of("acme", "gpt-4o", &u, None), Cost::Unpriced);
     }
 
     #[test]
     fn fallbacks_dated_ids_match_rules_and_router_prefixes() {
         let t = price_table();
+        assert_eq!(t.lookup("openai", "gpt-4o-2099-01-01").map(|p| p.model.as_str()), Some("gpt-4o"));
         assert_eq!(
-            t.lookup("openai", "gpt-4o-2099-01-01")
-                .map(|p| p.model.as_str()),
-            Some("gpt-4o")
-        );
-        assert_eq!(
-            t.lookup("anthropic", "claude-3-5-haiku-20241022")
-                .map(|p| p.model.as_str()),
+            t.lookup("anthropic", "claude-3-5-haiku-20241022").map(|p| p.model.as_str()),
             Some("claude-3-5-haiku-latest")
         );
         assert_eq!(
-            t.lookup("anthropic", "claude-fable-5-2-20260101")
-                .map(|p| p.model.as_str()),
+            t.lookup("anthropic", "claude-fable-5-2-20260101").map(|p| p.model.as_str()),
             Some("claude-fable-5-2")
         );
-        assert_eq!(
-            t.lookup("openai", "openai/gpt-4o")
-                .map(|p| p.model.as_str()),
-            Some("gpt-4o")
-        );
-        assert_eq!(
-            t.lookup("OpenAI", "gpt-4o").map(|p| p.model.as_str()),
-            Some("gpt-4o")
-        );
+        assert_eq!(t.lookup("openai", "openai/gpt-4o").map(|p| p.model.as_str()), Some("gpt-4o"));
+        assert_eq!(t.lookup("OpenAI", "gpt-4o").map(|p| p.model.as_str()), Some("gpt-4o"));
     }
 }

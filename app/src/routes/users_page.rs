@@ -12,14 +12,10 @@ pub fn UsersPage() -> impl IntoView {
     let query = use_query_map();
     let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
     let params = Memo::new(move |_| {
-        query.with(|q| {
-            UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default()
-        })
+        query
+            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
     });
-    let users = Resource::new(
-        move || raw.get(),
-        |q| get_users(q.trim_start_matches('?').to_string()),
-    );
+    let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
             <SectionTabs active="users"/>

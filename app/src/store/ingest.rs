@@ -89,12 +89,7 @@ impl Store {
         if let Some(id) = fresh.get(&key) {
             return Ok(*id);
         }
-        if let Some(id) = self
-            .tag_cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).copied())
-        {
+        if let Some(id) = self.tag_cache.lock().ok().and_then(|c| c.get(&key).copied()) {
             return Ok(id);
         }
         let existing: Option<(i64,)> =
@@ -150,25 +145,18 @@ impl Store {
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
         let mut trace_rows = Vec::with_capacity(traces.len());
         for t in traces {
-            let tag_set = self
-                .tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags)
-                .await?;
+            let tag_set = self.tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags).await?;
             tag_users.insert(tag_set, t.tags.get(USER_TAG).cloned());
-            batch_traces
-                .entry(t.id.as_str())
-                .or_insert((tag_set, t.route_tag.as_deref()));
+            batch_traces.entry(t.id.as_str()).or_insert((tag_set, t.route_tag.as_deref()));
             trace_rows.push((t, tag_set));
         }
-        let known =
-            existing_traces(&mut tx, project_id, traces.iter().map(|t| t.id.as_str())).await?;
+        let known = existing_traces(&mut tx, project_id, traces.iter().map(|t| t.id.as_str())).await?;
         let mut trace_counts: HashMap<(i64, i64), i64> = HashMap::new();
         let mut counted: HashSet<&str> = HashSet::new();
         for (t, tag_set) in &trace_rows {
             if !known.contains_key(t.id.as_str()) && counted.insert(t.id.as_str()) {
                 out.accepted += 1;
-                *trace_counts
-                    .entry((hour_of(t.started_ms), *tag_set))
-                    .or_default() += 1;
+                *trace_counts.entry((hour_of(t.started_ms), *tag_set)).or_default() += 1;
             } else {
                 out.duplicates += 1;
             }
@@ -219,9 +207,7 @@ impl Store {
             let (tag_set, route_tag) = match inherited {
                 Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
                 None => {
-                    let ts = self
-                        .tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags)
-                        .await?;
+                    let ts = self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags).await?;
                     tag_users.insert(ts, e.tags.get(USER_TAG).cloned());
                     (ts, e.route_tag.clone())
                 }
@@ -240,8 +226,8 @@ impl Store {
                    prompt, response) ",
             );
             q.push_values(chunk, |mut b, (e, tag_set, route_tag, cost)| {
-                let tools = (!e.tools.is_empty())
-                    .then(|| serde_json::to_string(&e.tools).unwrap_or_default());
+                let tools =
+                    (!e.tools.is_empty()).then(|| serde_json::to_string(&e.tools).unwrap_or_default());
                 b.push_bind(project_id)
                     .push_bind(&e.id)
                     .push_bind(&e.trace_id)
@@ -282,21 +268,12 @@ impl Store {
             }
             out.accepted += 1;
             if let Some(trace_id) = &e.trace_id {
-                let entry = implicit.entry(trace_id.as_str()).or_insert((
-                    *tag_set,
-                    route_tag.as_deref(),
-                    e.ts_ms,
-                ));
+                let entry =
+                    implicit.entry(trace_id.as_str()).or_insert((*tag_set, route_tag.as_deref(), e.ts_ms));
                 entry.2 = entry.2.min(e.ts_ms);
             }
             let d = rollups
-                .entry((
-                    hour_of(e.ts_ms),
-                    *tag_set,
-                    e.provider.clone(),
-                    e.model.clone(),
-                    e.agent.clone(),
-                ))
+                .entry((hour_of(e.ts_ms), *tag_set, e.provider.clone(), e.model.clone(), e.agent.clone()))
                 .or_default();
             d.events += 1;
             d.errors += i64::from(e.is_error);
@@ -335,6 +312,7 @@ impl Store {
             daily.entry((hour.div_euclid(24), user)).or_default().add(d);
         }
         upsert_user_rollups(&mut tx, project_id, "user_daily", "day", &daily).await?;
+        upsert_user_models(&mut tx, project_id, &rollups, &tag_users).await?;
 
         let rollups: Vec<_> = rollups.into_iter().collect();
         for chunk in rollups.chunks(500) {
@@ -343,27 +321,24 @@ impl Store {
                    errors, unpriced, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cost_nano, latency_ms_sum, max_ts) ",
             );
-            q.push_values(
-                chunk,
-                |mut b, ((hour, tag_set, provider, model, agent), d)| {
-                    b.push_bind(project_id)
-                        .push_bind(*hour)
-                        .push_bind(*tag_set)
-                        .push_bind(provider)
-                        .push_bind(model)
-                        .push_bind(agent)
-                        .push_bind(d.events)
-                        .push_bind(d.errors)
-                        .push_bind(d.unpriced)
-                        .push_bind(d.input)
-                        .push_bind(d.output)
-                        .push_bind(d.cache_read)
-                        .push_bind(d.cache_creation)
-                        .push_bind(d.cost_nano)
-                        .push_bind(d.latency_sum)
-                        .push_bind(d.max_ts);
-                },
-            );
+            q.push_values(chunk, |mut b, ((hour, tag_set, provider, model, agent), d)| {
+                b.push_bind(project_id)
+                    .push_bind(*hour)
+                    .push_bind(*tag_set)
+                    .push_bind(provider)
+                    .push_bind(model)
+                    .push_bind(agent)
+                    .push_bind(d.events)
+                    .push_bind(d.errors)
+                    .push_bind(d.unpriced)
+                    .push_bind(d.input)
+                    .push_bind(d.output)
+                    .push_bind(d.cache_read)
+                    .push_bind(d.cache_creation)
+                    .push_bind(d.cost_nano)
+                    .push_bind(d.latency_sum)
+                    .push_bind(d.max_ts);
+            });
             q.push(
                 " ON CONFLICT (project_id, hour, tag_set_id, provider, model, agent) DO UPDATE SET
                    events = events + excluded.events, errors = errors + excluded.errors,
@@ -383,12 +358,11 @@ impl Store {
                 "INSERT INTO trace_hourly (project_id, hour, tag_set_id, traces) ",
             );
             q.push_values(chunk, |mut b, ((hour, tag_set), n)| {
-                b.push_bind(project_id)
-                    .push_bind(*hour)
-                    .push_bind(*tag_set)
-                    .push_bind(*n);
+                b.push_bind(project_id).push_bind(*hour).push_bind(*tag_set).push_bind(*n);
             });
-            q.push(" ON CONFLICT (project_id, hour, tag_set_id) DO UPDATE SET traces = traces + excluded.traces");
+            q.push(
+                " ON CONFLICT (project_id, hour, tag_set_id) DO UPDATE SET traces = traces + excluded.traces",
+            );
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -420,10 +394,7 @@ async fn existing_traces<'a>(
         q.push(")");
         let rows: Vec<(String, i64, Option<String>, Option<String>)> =
             q.build_query_as().fetch_all(&mut *tx).await?;
-        found.extend(
-            rows.into_iter()
-                .map(|(id, ts, rt, user)| (id, (ts, rt, user))),
-        );
+        found.extend(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))));
     }
     Ok(found)
 }
@@ -465,19 +436,17 @@ fn per_user<'a>(
     let mut out: HashMap<(i64, &str), UserDelta> = HashMap::new();
     for ((hour, tag_set, ..), d) in rollups {
         if let Some(Some(user)) = tag_users.get(tag_set) {
-            out.entry((*hour, user.as_str()))
-                .or_default()
-                .add(&UserDelta {
-                    events: d.events,
-                    unpriced: d.unpriced,
-                    input: d.input,
-                    output: d.output,
-                    cache_read: d.cache_read,
-                    cache_creation: d.cache_creation,
-                    cost_nano: d.cost_nano,
-                    max_ts: d.max_ts,
-                    traces: 0,
-                });
+            out.entry((*hour, user.as_str())).or_default().add(&UserDelta {
+                events: d.events,
+                unpriced: d.unpriced,
+                input: d.input,
+                output: d.output,
+                cache_read: d.cache_read,
+                cache_creation: d.cache_creation,
+                cost_nano: d.cost_nano,
+                max_ts: d.max_ts,
+                traces: 0,
+            });
         }
     }
     for ((hour, tag_set), n) in trace_counts {
@@ -526,6 +495,43 @@ async fn upsert_user_rollups(
                cost_nano = cost_nano + excluded.cost_nano, max_ts = MAX(max_ts, excluded.max_ts),
                traces = traces + excluded.traces"
         ));
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds the batch's spend and events per (user, day, model) into `user_model_daily`.
+async fn upsert_user_models(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    rollups: &HashMap<RollupKey, RollupDelta>,
+    tag_users: &HashMap<i64, Option<String>>,
+) -> Result<(), StoreError> {
+    let mut per: HashMap<(&str, i64, &str), (i64, i64)> = HashMap::new();
+    for ((hour, tag_set, _, model, _), d) in rollups {
+        if let Some(Some(user)) = tag_users.get(tag_set) {
+            let e = per.entry((user.as_str(), hour.div_euclid(24), model.as_str())).or_default();
+            e.0 += d.cost_nano;
+            e.1 += d.events;
+        }
+    }
+    let rows: Vec<_> = per.into_iter().collect();
+    for chunk in rows.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO user_model_daily (project_id, user_id, day, model, cost_nano, events) ",
+        );
+        q.push_values(chunk, |mut b, ((user, day, model), (cost, events))| {
+            b.push_bind(project_id)
+                .push_bind(*user)
+                .push_bind(*day)
+                .push_bind(*model)
+                .push_bind(*cost)
+                .push_bind(*events);
+        });
+        q.push(
+            " ON CONFLICT (project_id, user_id, day, model) DO UPDATE SET
+               cost_nano = cost_nano + excluded.cost_nano, events = events + excluded.events",
+        );
         q.build().execute(&mut *tx).await?;
     }
     Ok(())

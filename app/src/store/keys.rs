@@ -34,18 +34,14 @@ impl Scope {
 }
 
 fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
     /// Creates a key and returns the secret, which is not stored and cannot be shown again.
     pub async fn create_key(&self, project_id: i64, scope: Scope) -> Result<String, StoreError> {
         let mut raw = [0u8; 24];
-        getrandom::fill(&mut raw)
-            .map_err(|e| StoreError::NotFound(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut raw).map_err(|e| StoreError::NotFound(format!("no randomness: {e}")))?;
         let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let key = format!("tt_{}_{secret}", scope.as_str());
         let prefix: String = key.chars().take(14).collect();
@@ -63,11 +59,7 @@ impl Store {
     }
 
     /// The project a live key of one of `allowed` scopes belongs to, or `None`.
-    pub async fn authenticate(
-        &self,
-        key: &str,
-        allowed: &[Scope],
-    ) -> Result<Option<i64>, StoreError> {
+    pub async fn authenticate(&self, key: &str, allowed: &[Scope]) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT project_id, scope FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
         )
@@ -75,9 +67,7 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         Ok(row.and_then(|(project, scope)| {
-            Scope::parse(&scope)
-                .filter(|s| allowed.contains(s))
-                .map(|_| project)
+            Scope::parse(&scope).filter(|s| allowed.contains(s)).map(|_| project)
         }))
     }
 }

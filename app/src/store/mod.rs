@@ -70,15 +70,8 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(Store {
-            read,
-            write,
-            tag_cache: Arc::default(),
-        })
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        Ok(Store { read, write, tag_cache: Arc::default() })
     }
 
     /// Closes both pools, checkpointing the WAL.

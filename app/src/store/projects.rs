@@ -8,13 +8,11 @@ pub const DEFAULT_PROJECT: &str = "default";
 impl Store {
     /// The id of project `name`, creating it when missing.
     pub async fn ensure_project(&self, name: &str) -> Result<i64, StoreError> {
-        sqlx::query(
-            "INSERT INTO projects (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now_ms())
-        .execute(&self.write)
-        .await?;
+        sqlx::query("INSERT INTO projects (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
         let (id,): (i64,) = sqlx::query_as("SELECT id FROM projects WHERE name = ?1")
             .bind(name)
             .fetch_one(&self.write)

@@ -57,10 +57,46 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Hour range of a filter: `from` floored, `to` ceiled to whole hours (`to` exclusive).
 fn hours(filter: &UsersFilter) -> (i64, i64) {
-    (
-        super::hour_of(filter.from_ms),
-        super::hour_of(filter.to_ms + 3_599_999),
-    )
+    (super::hour_of(filter.from_ms), super::hour_of(filter.to_ms + 3_599_999))
+}
+
+/// A window split into whole UTC days (`first_day..end_day`, read from the daily tables) and the
+/// hours before and after them (`from_hour..head_end`, `tail_start..to_hour`, from the hourly ones).
+struct HourRanges {
+    from_hour: i64,
+    to_hour: i64,
+    first_day: i64,
+    end_day: i64,
+    head_end: i64,
+    tail_start: i64,
+}
+
+impl HourRanges {
+    fn of(filter: &UsersFilter) -> HourRanges {
+        let (from_hour, to_hour) = hours(filter);
+        let first_day = from_hour.div_euclid(24) + i64::from(from_hour.rem_euclid(24) != 0);
+        let end_day = to_hour.div_euclid(24);
+        if first_day < end_day {
+            HourRanges {
+                from_hour,
+                to_hour,
+                first_day,
+                end_day,
+                head_end: first_day * 24,
+                tail_start: end_day * 24,
+            }
+        } else {
+            // No whole day inside: everything from the hourly tables.
+            HourRanges {
+                from_hour,
+                to_hour,
+                first_day: 0,
+                end_day: 0,
+                head_end: to_hour,
+                tail_start: to_hour,
+            }
+        }
+    }
 }
 
 fn page_of(rows: Vec<Row>, from_hour: i64, to_hour: i64, offset: u32, limit: u32) -> UsersPage {
@@ -70,8 +106,7 @@ fn page_of(rows: Vec<Row>, from_hour: i64, to_hour: i64, offset: u32, limit: u32
         from: rfc3339(from_hour * 3_600_000),
         to: rfc3339(to_hour * 3_600_000),
         total_users: total,
-        next_cursor: (rows.len() as u32 == limit && (next as i64) < total)
-            .then(|| next.to_string()),
+        next_cursor: (rows.len() as u32 == limit && (next as i64) < total).then(|| next.to_string()),
         users: rows
             .into_iter()
             .map(|r| UserRow {
@@ -108,11 +143,9 @@ impl Store {
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
         if filter.tags.is_empty() && sort != UserSort::TopModel {
-            self.list_users_from_user_rollups(project_id, filter, sort, dir, offset, limit)
-                .await
+            self.list_users_from_user_rollups(project_id, filter, sort, dir, offset, limit).await
         } else {
-            self.list_users_from_tag_sets(project_id, filter, sort, dir, offset, limit)
-                .await
+            self.list_users_from_tag_sets(project_id, filter, sort, dir, offset, limit).await
         }
     }
 
@@ -125,20 +158,7 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
-        let (from_hour, to_hour) = hours(filter);
-        // Whole UTC days inside the window; the hours before and after them come from user_hourly.
-        let first_day = from_hour.div_euclid(24) + i64::from(from_hour.rem_euclid(24) != 0);
-        let end_day = to_hour.div_euclid(24);
-        let (first_day, end_day) = if first_day < end_day {
-            (first_day, end_day)
-        } else {
-            (0, 0)
-        };
-        let (head_end, tail_start) = if end_day > first_day {
-            (first_day * 24, end_day * 24)
-        } else {
-            (to_hour, to_hour)
-        };
+        let r = HourRanges::of(filter);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         let sql = format!(
             "WITH parts AS (
@@ -166,61 +186,70 @@ impl Store {
         );
         let mut rows = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
             .bind(project_id)
-            .bind(first_day)
-            .bind(end_day)
-            .bind(from_hour)
-            .bind(head_end)
-            .bind(tail_start)
-            .bind(to_hour)
+            .bind(r.first_day)
+            .bind(r.end_day)
+            .bind(r.from_hour)
+            .bind(r.head_end)
+            .bind(r.tail_start)
+            .bind(r.to_hour)
             .bind(i64::from(limit))
             .bind(i64::from(offset))
             .fetch_all(&self.read)
             .await?;
         if !rows.is_empty() {
-            let top = self
-                .top_models(project_id, &rows, from_hour, to_hour)
-                .await?;
-            for r in &mut rows {
-                r.top_model = top.get(&r.user_id).cloned().unwrap_or_default();
+            let top = self.top_models(project_id, &rows, &r).await?;
+            for row in &mut rows {
+                row.top_model = top.get(&row.user_id).cloned().unwrap_or_default();
             }
         }
-        Ok(page_of(rows, from_hour, to_hour, offset, limit))
+        Ok(page_of(rows, r.from_hour, r.to_hour, offset, limit))
     }
 
-    /// The model each of `rows`' users spent most on in the hour range (ties: more events, then
-    /// the model id), read through the tag-set index of the hourly rollups.
+    /// The model each of `rows`' users spent most on in the window (ties: more events, then the
+    /// model id): whole days from `user_model_daily`, the partial days at the edges from the
+    /// hourly rollups through their tag-set index.
     async fn top_models(
         &self,
         project_id: i64,
         rows: &[Row],
-        from_hour: i64,
-        to_hour: i64,
+        r: &HourRanges,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT t.user_id, r.model, SUM(r.cost_nano), SUM(r.events)
-             FROM tag_sets t JOIN rollup_hourly r ON r.project_id = t.project_id AND r.tag_set_id = t.id
-             WHERE t.project_id = ",
+        let mut q = QueryBuilder::<Sqlite>::new("WITH page(user_id) AS (");
+        q.push_values(rows, |mut b, row| {
+            b.push_bind(&row.user_id);
+        });
+        q.push(
+            ") SELECT user_id, model, SUM(cost_nano), SUM(events) FROM (
+                 SELECT user_id, model, cost_nano, events FROM user_model_daily
+                 WHERE project_id = ",
         );
         q.push_bind(project_id)
-            .push(" AND r.hour >= ")
-            .push_bind(from_hour)
-            .push(" AND r.hour < ")
-            .push_bind(to_hour)
-            .push(" AND t.user_id IN (");
-        let mut list = q.separated(", ");
-        for r in rows {
-            list.push_bind(&r.user_id);
-        }
-        q.push(") GROUP BY t.user_id, r.model");
-        let per_model: Vec<(String, String, i64, i64)> =
-            q.build_query_as().fetch_all(&self.read).await?;
+            .push(" AND user_id IN (SELECT user_id FROM page) AND day >= ")
+            .push_bind(r.first_day)
+            .push(" AND day < ")
+            .push_bind(r.end_day)
+            .push(
+                " UNION ALL
+                 SELECT t.user_id, h.model, h.cost_nano, h.events
+                 FROM tag_sets t JOIN rollup_hourly h ON h.project_id = t.project_id AND h.tag_set_id = t.id
+                 WHERE t.project_id = ",
+            )
+            .push_bind(project_id)
+            .push(" AND t.user_id IN (SELECT user_id FROM page) AND ((h.hour >= ")
+            .push_bind(r.from_hour)
+            .push(" AND h.hour < ")
+            .push_bind(r.head_end)
+            .push(") OR (h.hour >= ")
+            .push_bind(r.tail_start)
+            .push(" AND h.hour < ")
+            .push_bind(r.to_hour)
+            .push("))) GROUP BY user_id, model");
+        let per_model: Vec<(String, String, i64, i64)> = q.build_query_as().fetch_all(&self.read).await?;
         let mut best: HashMap<String, (i64, i64, String)> = HashMap::new();
         for (user, model, cost, events) in per_model {
             let better = match best.get(&user) {
                 None => true,
-                Some((c, e, m)) => {
-                    (cost, events, std::cmp::Reverse(&model)) > (*c, *e, std::cmp::Reverse(m))
-                }
+                Some((c, e, m)) => (cost, events, std::cmp::Reverse(&model)) > (*c, *e, std::cmp::Reverse(m)),
             };
             if better {
                 best.insert(user, (cost, events, model));
@@ -297,26 +326,16 @@ pub fn resolve_filter(p: &UsersParams, now_ms: i64) -> Result<UsersFilter, Param
     let parse = |name: &str, v: &str| {
         chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|_| ParamError {
-                param: name.into(),
-                message: "must be an RFC 3339 timestamp".into(),
-            })
+            .map_err(|_| ParamError { param: name.into(), message: "must be an RFC 3339 timestamp".into() })
     };
     let (from_ms, to_ms) = match (&p.from, &p.to) {
         (Some(f), Some(t)) => (parse("from", f)?, parse("to", t)?),
         _ => (now_ms - p.window.hours() * 3_600_000, now_ms),
     };
     if to_ms <= from_ms {
-        return Err(ParamError {
-            param: "to".into(),
-            message: "must be after from".into(),
-        });
+        return Err(ParamError { param: "to".into(), message: "must be after from".into() });
     }
-    Ok(UsersFilter {
-        from_ms,
-        to_ms,
-        tags: p.tags.clone(),
-    })
+    Ok(UsersFilter { from_ms, to_ms, tags: p.tags.clone() })
 }
 
 #[cfg(test)]
@@ -335,18 +354,11 @@ mod tests {
         let store = Store::open(&dir.join("t.db")).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
         let now = 1_800_000_000_000i64;
-        let models = [
-            "gpt-4o",
-            "gpt-4o-mini",
-            "claude-sonnet-4-5",
-            "no-such-model",
-        ];
+        let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "no-such-model"];
         let mut x = 12345u64;
         let mut events = Vec::new();
         for i in 0..3_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let user = format!("u{}", (x >> 33) % 40);
             let feature = ["chat", "search"][((x >> 20) % 2) as usize];
             events.push(EventIn {
@@ -373,50 +385,27 @@ mod tests {
             (now - 86_400_000, now),
             (now - 7 * 86_400_000, now),
             (now - 28 * 86_400_000, now),
-            (
-                now - 28 * 86_400_000 - 1_800_000,
-                now - 3_600_000 * 5 - 60_000,
-            ),
+            (now - 28 * 86_400_000 - 1_800_000, now - 3_600_000 * 5 - 60_000),
             (now - 3 * 3_600_000, now - 3_600_000),
         ] {
-            let f = UsersFilter {
-                from_ms,
-                to_ms,
-                tags: Vec::new(),
-            };
-            for sort in [
-                UserSort::Spend,
-                UserSort::Tokens,
-                UserSort::Traces,
-                UserSort::LastSeen,
-                UserSort::User,
-            ] {
-                for (dir, offset, limit) in
-                    [(Dir::Desc, 0, 50), (Dir::Asc, 0, 7), (Dir::Desc, 7, 7)]
-                {
-                    let fast = store
-                        .list_users(project, &f, sort, dir, offset, limit)
-                        .await
-                        .expect("fast");
+            let f = UsersFilter { from_ms, to_ms, tags: Vec::new() };
+            for sort in
+                [UserSort::Spend, UserSort::Tokens, UserSort::Traces, UserSort::LastSeen, UserSort::User]
+            {
+                for (dir, offset, limit) in [(Dir::Desc, 0, 50), (Dir::Asc, 0, 7), (Dir::Desc, 7, 7)] {
+                    let fast = store.list_users(project, &f, sort, dir, offset, limit).await.expect("fast");
                     let general = store
                         .list_users_from_tag_sets(project, &f, sort, dir, offset, limit)
                         .await
                         .expect("general");
-                    assert_eq!(
-                        fast, general,
-                        "{from_ms}..{to_ms} {sort:?} {dir:?} {offset}"
-                    );
+                    assert_eq!(fast, general, "{from_ms}..{to_ms} {sort:?} {dir:?} {offset}");
                 }
             }
         }
         let all = store
             .list_users(
                 project,
-                &UsersFilter {
-                    from_ms: now - 28 * 86_400_000,
-                    to_ms: now,
-                    tags: Vec::new(),
-                },
+                &UsersFilter { from_ms: now - 28 * 86_400_000, to_ms: now, tags: Vec::new() },
                 UserSort::Spend,
                 Dir::Desc,
                 0,

@@ -17,37 +17,23 @@ pub struct ApiError {
 impl ApiError {
     /// 400 naming the field.
     pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-            field: Some(field.into()),
-        }
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), field: Some(field.into()) }
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: message.into(),
-            field: None,
-        }
+        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into(), field: None }
     }
 
     pub fn too_large(limit: usize) -> Self {
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!(
-                "request body is larger than {limit} bytes (after gzip decompression)"
-            ),
+            message: format!("request body is larger than {limit} bytes (after gzip decompression)"),
             field: Some("body".into()),
         }
     }
 
     pub fn not_found(message: &str) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-            field: None,
-        }
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
     }
 }
 
@@ -76,10 +62,8 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         resp
     }

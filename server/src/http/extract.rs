@@ -6,18 +6,16 @@ use app::store::keys::Scope;
 use axum::http::{HeaderMap, header};
 
 /// The project of the request's `Authorization: Bearer <key>`, if the key has one of `scopes`.
-pub async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    scopes: &[Scope],
-) -> Result<i64, ApiError> {
+pub async fn authorize(state: &AppState, headers: &HeaderMap, scopes: &[Scope]) -> Result<i64, ApiError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <key>"))?;
-    state.store.authenticate(key, scopes).await?.ok_or_else(|| {
-        ApiError::unauthorized("unknown or revoked key, or a key without this scope")
-    })
+    state
+        .store
+        .authenticate(key, scopes)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked key, or a key without this scope"))
 }

@@ -105,8 +105,7 @@ async fn read_raw(mut body: Body) -> Result<Vec<u8>, ApiError> {
     let mut raw = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
+        let frame = frame.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
             if seen <= MAX_BODY_BYTES {
@@ -159,12 +158,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
 
 fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
     let ms = chrono::DateTime::parse_from_rfc3339(v)
-        .map_err(|_| {
-            ApiError::bad(
-                field,
-                "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z",
-            )
-        })?
+        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z"))?
         .timestamp_millis();
     if ms > now_ms + MAX_FUTURE_MS {
         return Err(ApiError::bad(field, "is more than 24 hours in the future"));
@@ -178,10 +172,7 @@ fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
 fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = v.chars().count();
     if n < min || n > max {
-        return Err(ApiError::bad(
-            field,
-            format!("must be {min} to {max} characters long"),
-        ));
+        return Err(ApiError::bad(field, format!("must be {min} to {max} characters long")));
     }
     Ok(())
 }
@@ -190,10 +181,7 @@ fn opt_len(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> 
     v.as_deref().map_or(Ok(()), |v| check_len(field, v, 0, max))
 }
 
-fn tags(
-    field: &str,
-    tags: Option<BTreeMap<String, String>>,
-) -> Result<BTreeMap<String, String>, ApiError> {
+fn tags(field: &str, tags: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>, ApiError> {
     let tags = tags.unwrap_or_default();
     if tags.len() > MAX_TAGS {
         return Err(ApiError::bad(field, format!("at most {MAX_TAGS} tags")));
@@ -212,10 +200,8 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
     let kind = w.kind.unwrap_or(Kind::Llm);
     let (provider, model) = match kind {
         Kind::Llm => (
-            w.provider
-                .ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
-            w.model
-                .ok_or_else(|| ApiError::bad(f("model"), "is required for llm events"))?,
+            w.provider.ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
+            w.model.ok_or_else(|| ApiError::bad(f("model"), "is required for llm events"))?,
         ),
         Kind::Custom => (
             w.provider.unwrap_or_else(|| "custom".into()),
@@ -236,10 +222,7 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         ("cache_creation_1h_tokens", usage.cache_creation_1h_tokens),
     ] {
         if v > MAX_TOKENS {
-            return Err(ApiError::bad(
-                f(&format!("usage.{name}")),
-                format!("must be at most {MAX_TOKENS}"),
-            ));
+            return Err(ApiError::bad(f(&format!("usage.{name}")), format!("must be at most {MAX_TOKENS}")));
         }
     }
     if usage.cache_creation_1h_tokens > usage.cache_creation_tokens {
@@ -253,19 +236,13 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         .as_deref()
         .map(|c| {
             parse_usd_to_nano(c).map_err(|e| {
-                ApiError::bad(
-                    f("cost_usd"),
-                    format!("{e} (a decimal string such as \"0.0125\")"),
-                )
+                ApiError::bad(f("cost_usd"), format!("{e} (a decimal string such as \"0.0125\")"))
             })
         })
         .transpose()?;
     let tools = w.tools.unwrap_or_default();
     if tools.len() > MAX_TOOLS {
-        return Err(ApiError::bad(
-            f("tools"),
-            format!("at most {MAX_TOOLS} tool names"),
-        ));
+        return Err(ApiError::bad(f("tools"), format!("at most {MAX_TOOLS} tool names")));
     }
     for (j, t) in tools.iter().enumerate() {
         check_len(&f(&format!("tools[{j}]")), t, 1, MAX_NAME)?;
@@ -308,11 +285,7 @@ fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
     check_len(&f("id"), &w.id, 1, MAX_ID)?;
     opt_len(&f("route_tag"), &w.route_tag, MAX_NAME)?;
     let started_ms = parse_time(&f("started_at"), &w.started_at, now_ms)?;
-    let ended_ms = w
-        .ended_at
-        .as_deref()
-        .map(|e| parse_time(&f("ended_at"), e, now_ms))
-        .transpose()?;
+    let ended_ms = w.ended_at.as_deref().map(|e| parse_time(&f("ended_at"), e, now_ms)).transpose()?;
     if ended_ms.is_some_and(|e| e < started_ms) {
         return Err(ApiError::bad(f("ended_at"), "is before started_at"));
     }
@@ -322,20 +295,14 @@ fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
         route_tag: w.route_tag,
         started_ms,
         ended_ms,
-        status: w
-            .status
-            .map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
+        status: w.status.map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
     })
 }
 
 /// Turns serde's path (`events[3].usage.input_tokens`, or `.` for the root) into a field name.
 fn serde_field(path: &serde_path_to_error::Path) -> String {
     let p = path.to_string();
-    if p.is_empty() || p == "." {
-        "body".to_string()
-    } else {
-        p
-    }
+    if p.is_empty() || p == "." { "body".to_string() } else { p }
 }
 
 /// Parses and validates a whole batch; the first problem is reported with its field.
@@ -351,35 +318,20 @@ fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>)
     })?;
     de.end().map_err(|e| ApiError::bad("body", e.to_string()))?;
     if batch.events.is_none() && batch.traces.is_none() {
-        return Err(ApiError::bad(
-            "events",
-            "a batch needs \"events\", \"traces\" or both",
-        ));
+        return Err(ApiError::bad("events", "a batch needs \"events\", \"traces\" or both"));
     }
     let events = batch.events.unwrap_or_default();
     let traces = batch.traces.unwrap_or_default();
     if events.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::bad(
-            "events",
-            format!("at most {MAX_BATCH_ITEMS} events per batch"),
-        ));
+        return Err(ApiError::bad("events", format!("at most {MAX_BATCH_ITEMS} events per batch")));
     }
     if traces.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::bad(
-            "traces",
-            format!("at most {MAX_BATCH_ITEMS} traces per batch"),
-        ));
+        return Err(ApiError::bad("traces", format!("at most {MAX_BATCH_ITEMS} traces per batch")));
     }
-    let traces = traces
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| trace(i, t, now_ms))
-        .collect::<Result<_, _>>()?;
-    let events = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| event(i, e, now_ms))
-        .collect::<Result<_, _>>()?;
+    let traces =
+        traces.into_iter().enumerate().map(|(i, t)| trace(i, t, now_ms)).collect::<Result<_, _>>()?;
+    let events =
+        events.into_iter().enumerate().map(|(i, e)| event(i, e, now_ms)).collect::<Result<_, _>>()?;
     Ok((traces, events))
 }
 
@@ -393,9 +345,7 @@ pub async fn post_events(
     let bytes = read_body(&headers, body).await?;
     let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
     let out = state.store.ingest(project, &traces, &events).await?;
-    Ok(Json(
-        json!({ "accepted": out.accepted, "duplicates": out.duplicates }),
-    ))
+    Ok(Json(json!({ "accepted": out.accepted, "duplicates": out.duplicates })))
 }
 
 #[cfg(test)]
@@ -409,8 +359,7 @@ mod tests {
             .unwrap_or_else(|| "accepted".into())
     }
 
-    const OK: &str =
-        r#"{"id":"e1","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"gpt-4o"}"#;
+    const OK: &str = r#"{"id":"e1","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"gpt-4o"}"#;
 
     #[test]
     fn valid_event_parses() {

@@ -25,10 +25,7 @@ pub fn router(state: AppState) -> Router {
         move || shell(options.clone()),
     );
     Router::new()
-        .route(
-            "/v1/events",
-            post(ingest::post_events).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
         .route("/healthz", get(|| async { "ok" }))
         .route("/pkg/{*file}", get(crate::assets::serve))

@@ -19,23 +19,13 @@ pub async fn users(
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
     let pairs = decode_pairs(query.as_deref().unwrap_or(""));
     if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "page") {
-        return Err(ApiError::bad(
-            k.as_str(),
-            "use cursor (from next_cursor) to page the API",
-        ));
+        return Err(ApiError::bad(k.as_str(), "use cursor (from next_cursor) to page the API"));
     }
     let params = UsersParams::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let filter = resolve_filter(&params, now_ms())?;
     let page = state
         .store
-        .list_users(
-            project,
-            &filter,
-            params.sort,
-            params.dir,
-            params.offset,
-            params.limit,
-        )
+        .list_users(project, &filter, params.sort, params.dir, params.offset, params.limit)
         .await?;
     Ok(Json(page))
 }

@@ -27,30 +27,12 @@ fn bin() -> &'static str {
 /// Runs `tokentally keys create` and returns the key (the last line of stdout).
 pub fn create_key(db: &PathBuf, scope: &str, project: &str) -> String {
     let out = Command::new(bin())
-        .args([
-            "keys",
-            "create",
-            "--scope",
-            scope,
-            "--project",
-            project,
-            "--db",
-        ])
+        .args(["keys", "create", "--scope", scope, "--project", project, "--db"])
         .arg(db)
         .output()
         .expect("run keys create");
-    assert!(
-        out.status.success(),
-        "keys create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .lines()
-        .last()
-        .expect("a key line")
-        .trim()
-        .to_string()
+    assert!(out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").lines().last().expect("a key line").trim().to_string()
 }
 
 impl TestServer {
@@ -75,32 +57,19 @@ impl TestServer {
             .expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
         let base = line
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .map(|hostport| format!("http://{hostport}"))
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        TestServer {
-            child,
-            base,
-            dir,
-            db,
-            ingest_key,
-            read_key,
-            http: reqwest::Client::new(),
-        }
+        TestServer { child, base, dir, db, ingest_key, read_key, http: reqwest::Client::new() }
     }
 
     /// POSTs a JSON batch with a key; returns (status, body).
     pub async fn post_with(&self, key: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/events", self.base))
-            .json(body);
+        let mut req = self.http.post(format!("{}/v1/events", self.base)).json(body);
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
@@ -137,13 +106,7 @@ impl TestServer {
             }
             let (status, body) = self.get(&q).await;
             assert_eq!(status, 200, "{body}");
-            users.extend(
-                body["users"]
-                    .as_array()
-                    .expect("users array")
-                    .iter()
-                    .cloned(),
-            );
+            users.extend(body["users"].as_array().expect("users array").iter().cloned());
             match body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => break,
