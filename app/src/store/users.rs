@@ -132,7 +132,7 @@ impl Store {
     /// One page of users ranked by `sort`, with their totals over the filter's window.
     /// Without tag filters this reads the per-user rollups (whole days from `user_daily`, the
     /// window's partial days from `user_hourly`) and then the top model of just the page's users;
-    /// with tag filters, or sorted by top model, it aggregates the per-tag-set rollups.
+    /// with tag filters, sorted by top model, or within a day, it aggregates the per-tag-set rollups.
     pub async fn list_users(
         &self,
         project_id: i64,
@@ -142,7 +142,10 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
-        if filter.tags.is_empty() && sort != UserSort::TopModel {
+        // A window without a whole UTC day in it (1d) is cheaper to aggregate from the hourly
+        // rollups directly than to split.
+        let has_whole_day = HourRanges::of(filter).end_day > 0;
+        if filter.tags.is_empty() && sort != UserSort::TopModel && has_whole_day {
             self.list_users_from_user_rollups(project_id, filter, sort, dir, offset, limit).await
         } else {
             self.list_users_from_tag_sets(project_id, filter, sort, dir, offset, limit).await
