@@ -9,10 +9,10 @@ fn count(n: i64) -> String {
     group_thousands(n.max(0) as u64)
 }
 
-/// `2026-11-27T17:43:05Z` → `2026-11-27 17:43 UTC` (deterministic on both sides).
+/// `2026-11-27T17:43:05Z` → `2026-11-27 17:43` (UTC; deterministic on both sides).
 fn short_time(rfc3339: &str) -> String {
     match (rfc3339.get(0..10), rfc3339.get(11..16)) {
-        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        (Some(d), Some(t)) => format!("{d} {t}"),
         _ => rfc3339.to_string(),
     }
 }
@@ -39,7 +39,12 @@ fn UserRowView(row: UserRow) -> impl IntoView {
             <td class="num">{count(row.traces)}</td>
             <td class="num" title=buckets_title>
                 {count(row.tokens)}
-                <div class="buckets">{buckets}</div>
+                <dl class="buckets" aria-label=buckets>
+                    <div><dt>"in"</dt><dd>{count(row.input_tokens)}</dd></div>
+                    <div><dt>"out"</dt><dd>{count(row.output_tokens)}</dd></div>
+                    <div><dt>"cache read"</dt><dd>{count(row.cache_read_tokens)}</dd></div>
+                    <div><dt>"cache write"</dt><dd>{count(row.cache_creation_tokens)}</dd></div>
+                </dl>
             </td>
             <td class="time">{short_time(&row.last_seen)}</td>
             <td class="model">{row.top_model}</td>
@@ -60,7 +65,8 @@ pub fn UsersTable(
         view! { <SortableHeader params=params.clone() sort label numeric/> }
     };
     view! {
-        <p class="range">{format!("{} to {}", short_time(&page.from), short_time(&page.to))}</p>
+        <p class="range">{format!("{} to {} UTC", short_time(&page.from), short_time(&page.to))}</p>
+        <div class="table-wrap">
         <table class="data" aria-label="Users by spend">
             <thead>
                 <tr>
@@ -68,7 +74,7 @@ pub fn UsersTable(
                     {header(UserSort::Spend, "Spend", true)}
                     {header(UserSort::Traces, "Traces", true)}
                     {header(UserSort::Tokens, "Tokens", true)}
-                    {header(UserSort::LastSeen, "Last seen", false)}
+                    {header(UserSort::LastSeen, "Last seen (UTC)", false)}
                     {header(UserSort::TopModel, "Top model", false)}
                 </tr>
             </thead>
@@ -76,6 +82,7 @@ pub fn UsersTable(
                 {page.users.into_iter().map(|row| view! { <UserRowView row/> }).collect_view()}
             </tbody>
         </table>
+        </div>
         <Pagination params total/>
     }
 }
