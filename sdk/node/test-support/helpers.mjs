@@ -1,0 +1,210 @@
+// Test helpers: the real tokentally server, a recording proxy in front of it, and a small fake
+// OpenAI/Anthropic HTTP server that the real `openai` and `@anthropic-ai/sdk` clients talk to.
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const BIN = process.env.TOKENTALLY_BIN ?? join(root, 'target', 'debug', 'tokentally');
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)));
+}
+
+async function readBody(req) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The real server with a fresh database, and a proxy that records every ingest body. */
+export async function startTokentally() {
+  const dir = mkdtempSync(join(tmpdir(), 'tokentally-sdk-'));
+  const db = join(dir, 'sdk.db');
+  const key = (scope) =>
+    execFileSync(BIN, ['keys', 'create', '--scope', scope, '--db', db], { encoding: 'utf8' }).trim().split('\n').pop();
+  const ingestKey = key('ingest');
+  const readKey = key('read');
+  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--db', db], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, TOKENTALLY_LOG: 'warn' },
+  });
+  const line = await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`tokentally exited with ${code}`)));
+  });
+  const base = line.match(/http:\/\/[^/\s]+/)[0];
+  const batches = [];
+  const proxy = createServer(async (req, res) => {
+    const body = await readBody(req);
+    batches.push(JSON.parse(body));
+    const upstream = await fetch(`${base}${req.url}`, { method: req.method, headers: { authorization: req.headers.authorization, 'content-type': 'application/json' }, body });
+    const text = await upstream.text();
+    res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
+  });
+  const proxyUrl = await listen(proxy);
+  return {
+    url: proxyUrl,
+    ingestKey,
+    /** Every event the SDK sent, in order. */
+    events: () => batches.flatMap((b) => b.events ?? []),
+    traces: () => batches.flatMap((b) => b.traces ?? []),
+    async users(query = '') {
+      const res = await fetch(`${base}/v1/me/ai-apps/users?limit=500${query}`, { headers: { authorization: `Bearer ${readKey}` } });
+      const json = await res.json();
+      if (res.status !== 200) throw new Error(JSON.stringify(json));
+      return json.users;
+    },
+    async stop() {
+      child.kill();
+      await new Promise((r) => proxy.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const sse = (res, events) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  for (const [event, data] of events) {
+    if (event) res.write(`event: ${event}\n`);
+    res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+  }
+  res.end();
+};
+
+/** Usage the fake returns, so tests can compute the expected buckets and cost. */
+export const FAKE = {
+  chat: { prompt_tokens: 1200, completion_tokens: 80, cached_tokens: 1000 },
+  responses: { input_tokens: 500, cached_tokens: 100, output_tokens: 50 },
+  embeddings: { prompt_tokens: 8 },
+  anthropic: { input_tokens: 50, output_tokens: 300, cache_read_input_tokens: 2000, cache_creation_input_tokens: 1000, ephemeral_1h_input_tokens: 400 },
+};
+
+/** Returned model ids: dated, as providers answer. */
+export const returnedModel = (model) => (model.startsWith('claude') ? `${model}-20250929` : `${model}-2024-07-18`);
+
+function chat(body, res) {
+  const model = returnedModel(body.model);
+  const tool = body.tools?.[0]?.function?.name;
+  const usage = {
+    prompt_tokens: FAKE.chat.prompt_tokens,
+    completion_tokens: FAKE.chat.completion_tokens,
+    total_tokens: FAKE.chat.prompt_tokens + FAKE.chat.completion_tokens,
+    prompt_tokens_details: { cached_tokens: FAKE.chat.cached_tokens },
+  };
+  const message = tool
+    ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: tool, arguments: '{"q":"x"}' } }] }
+    : { role: 'assistant', content: 'Hello there!' };
+  if (!body.stream) {
+    return res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop' }], usage }),
+    );
+  }
+  const withUsage = body.stream_options?.include_usage === true;
+  const chunk = (delta, finish = null) => ({
+    id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model,
+    choices: [{ index: 0, delta, finish_reason: finish }],
+    ...(withUsage ? { usage: null } : {}),
+  });
+  const chunks = tool
+    ? [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: tool, arguments: '' } }] }), chunk({}, 'tool_calls')]
+    : [chunk({ role: 'assistant', content: 'Hel' }), chunk({ content: 'lo' }), chunk({ content: ' there!' }), chunk({}, 'stop')];
+  const events = chunks.map((c) => [null, c]);
+  if (withUsage) events.push([null, { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model, choices: [], usage }]);
+  events.push([null, '[DONE]']);
+  sse(res, events);
+}
+
+function responses(body, res) {
+  const model = returnedModel(body.model);
+  const tool = body.tools?.[0]?.name;
+  const output = tool
+    ? [{ type: 'function_call', id: 'fc_1', call_id: 'call_1', name: tool, arguments: '{}', status: 'completed' }]
+    : [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Hi!', annotations: [] }] }];
+  const response = {
+    id: 'resp_1', object: 'response', created_at: 1, status: 'completed', model, output,
+    usage: { input_tokens: FAKE.responses.input_tokens, input_tokens_details: { cached_tokens: FAKE.responses.cached_tokens }, output_tokens: FAKE.responses.output_tokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 550 },
+  };
+  if (!body.stream) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response));
+  sse(res, [
+    ['response.created', { type: 'response.created', sequence_number: 0, response: { ...response, status: 'in_progress', output: [], usage: null } }],
+    ['response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi!' }],
+    ['response.completed', { type: 'response.completed', sequence_number: 2, response }],
+  ]);
+}
+
+function messages(body, res) {
+  const model = returnedModel(body.model);
+  const tool = body.tools?.[0]?.name;
+  const a = FAKE.anthropic;
+  const usage = {
+    input_tokens: a.input_tokens, output_tokens: a.output_tokens, cache_read_input_tokens: a.cache_read_input_tokens,
+    cache_creation_input_tokens: a.cache_creation_input_tokens,
+    cache_creation: { ephemeral_5m_input_tokens: a.cache_creation_input_tokens - a.ephemeral_1h_input_tokens, ephemeral_1h_input_tokens: a.ephemeral_1h_input_tokens },
+  };
+  const content = tool ? [{ type: 'tool_use', id: 'toolu_1', name: tool, input: { q: 'x' } }] : [{ type: 'text', text: 'Hi from Claude' }];
+  const message = { id: 'msg_1', type: 'message', role: 'assistant', model, content, stop_reason: tool ? 'tool_use' : 'end_turn', stop_sequence: null, usage };
+  if (!body.stream) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(message));
+  const events = [['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } }]];
+  if (tool) {
+    events.push(['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: tool, input: {} } }]);
+    events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"q":"x"}' } }]);
+  } else {
+    events.push(['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }]);
+    events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi from ' } }]);
+    events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Claude' } }]);
+  }
+  events.push(['content_block_stop', { type: 'content_block_stop', index: 0 }]);
+  events.push(['message_delta', { type: 'message_delta', delta: { stop_reason: message.stop_reason, stop_sequence: null }, usage: { output_tokens: a.output_tokens } }]);
+  events.push(['message_stop', { type: 'message_stop' }]);
+  sse(res, events);
+}
+
+/** A fake provider on 127.0.0.1. Models named `fail-<status>` answer with that error status. */
+export async function startFakeProvider({ jitter = true } = {}) {
+  let requests = 0;
+  const server = createServer(async (req, res) => {
+    requests++;
+    const body = JSON.parse((await readBody(req)) || '{}');
+    // A little jitter, so concurrent requests really interleave.
+    if (jitter) await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 15)));
+    const fail = /^fail-(\d{3})$/.exec(body.model ?? '');
+    if (fail) {
+      const status = Number(fail[1]);
+      const error = req.url.startsWith('/v1/messages')
+        ? { type: 'error', error: { type: 'api_error', message: `fake failure ${status}` } }
+        : { error: { message: `fake failure ${status}`, type: 'server_error', code: null } };
+      return res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(error));
+    }
+    if (req.url.startsWith('/v1/chat/completions')) return chat(body, res);
+    if (req.url.startsWith('/v1/responses')) return responses(body, res);
+    if (req.url.startsWith('/v1/embeddings')) {
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
+        model: body.model, usage: { prompt_tokens: FAKE.embeddings.prompt_tokens, total_tokens: FAKE.embeddings.prompt_tokens },
+      }));
+    }
+    if (req.url.startsWith('/v1/messages')) return messages(body, res);
+    res.writeHead(404).end('{}');
+  });
+  const url = await listen(server);
+  return { url, requests: () => requests, stop: () => new Promise((r) => server.close(r)) };
+}
+
+/** Cost in nano-USD of usage at prices in USD per million tokens (independent of the server). */
+export function nanoCost(usage, prices) {
+  const microPerM = (tokens, usdPerM) => BigInt(tokens) * BigInt(Math.round(usdPerM * 1_000_000));
+  const oneHour = usage.cache_creation_1h_tokens ?? 0;
+  const total =
+    microPerM(usage.input_tokens, prices.input) +
+    microPerM(usage.output_tokens, prices.output) +
+    microPerM(usage.cache_read_tokens, prices.cacheRead) +
+    microPerM(usage.cache_creation_tokens - oneHour, prices.cacheWrite ?? prices.input) +
+    microPerM(oneHour, prices.cacheWrite1h ?? prices.cacheWrite ?? prices.input);
+  // tokens × µUSD/M = 1e-12 USD; nano is 1e-9: divide by 1000, rounding half up.
+  return Number((total + 500n) / 1000n);
+}
