@@ -3,7 +3,7 @@
 use crate::routes::{NotFoundPage, UsersPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::components::{A, Redirect, Route, Router, Routes};
+use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 /// The document around the app: hydration scripts, stylesheet, meta tags.
@@ -41,8 +41,6 @@ pub fn App() -> impl IntoView {
                 </nav>
                 <main>
                     <Routes fallback=NotFoundPage>
-                        <Route path=path!("/") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
-                        <Route path=path!("/ai-apps") view=|| view! { <Redirect path="/ai-apps/users"/> }/>
                         <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>

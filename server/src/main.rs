@@ -114,7 +114,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let scope = Scope::parse(&scope).ok_or("unknown scope")?;
             let key = store.create_key(project_id, scope).await?;
             store.close().await;
-            eprintln!("created an API key (scope {}) for project {project:?}; it is shown only once:", scope.as_str());
+            eprintln!(
+                "created an API key (scope {}) for project {project:?}; it is shown only once:",
+                scope.as_str()
+            );
             println!("{key}");
             Ok(())
         }

@@ -239,7 +239,7 @@ async fn traces_and_events_sent_separately_are_joined() {
     assert_eq!(users[0]["user_id"], "uma");
     assert_eq!(users[0]["traces"], 1);
     assert_eq!(users[0]["events"], 2);
-    // 200 input × $2.5/M + 20 output × $10/M = 500 + 200 = 700 µUSD... in nano: 700_000
+    // 200 input × $2.5/M + 20 output × $10/M = $0.0005 + $0.0002 = 700,000 nano-USD
     assert_eq!(users[0]["spend_nano"], 700_000);
 }
 

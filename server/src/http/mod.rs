@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
@@ -28,6 +28,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
         .route("/healthz", get(|| async { "ok" }))
+        // Plain HTTP redirects: they work without JavaScript and before any rendering.
+        .route("/", get(|| async { Redirect::to("/ai-apps/users") }))
+        .route("/ai-apps", get(|| async { Redirect::to("/ai-apps/users") }))
         .route("/pkg/{*file}", get(crate::assets::serve))
         .route("/favicon.svg", get(crate::assets::serve))
         .leptos_routes(&state, routes, {
