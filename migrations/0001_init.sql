@@ -44,8 +44,16 @@ CREATE TABLE traces (
     started_at  INTEGER NOT NULL,
     ended_at    INTEGER,
     status      TEXT,
+    -- Totals of the trace's events, kept at ingest so the Traces list is an index walk.
+    calls               INTEGER NOT NULL DEFAULT 0,
+    errors              INTEGER NOT NULL DEFAULT 0,
+    unpriced            INTEGER NOT NULL DEFAULT 0,
+    tokens              INTEGER NOT NULL DEFAULT 0,
+    cost_nano           INTEGER NOT NULL DEFAULT 0,
+    last_event_at       INTEGER,
     PRIMARY KEY (project_id, id)
 ) WITHOUT ROWID;
+CREATE INDEX traces_started ON traces (project_id, started_at);
 
 CREATE TABLE events (
     project_id          INTEGER NOT NULL REFERENCES projects(id),

@@ -1,6 +1,6 @@
 //! The HTML shell and the router: which page answers which path.
 
-use crate::routes::{NotFoundPage, UsersPage};
+use crate::routes::{EventPage, NotFoundPage, TracePage, TracesPage, UsersPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
@@ -42,6 +42,9 @@ pub fn App() -> impl IntoView {
                 <main>
                     <Routes fallback=NotFoundPage>
                         <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/traces") view=TracesPage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/events/:event_id") view=EventPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>

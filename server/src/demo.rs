@@ -71,6 +71,24 @@ const MODELS: &[(&str, &str, u64)] = &[
     ("openai", "acme-finetune-v3", 1),
 ];
 
+/// (question, answer) pairs for the demo's stored prompts and responses.
+const EXCHANGES: &[(&str, &str)] = &[
+    ("Where is my order #4471?", "Order #4471 shipped yesterday and should arrive on Friday."),
+    (
+        "Summarise this support ticket in two sentences.",
+        "The customer cannot log in after a password reset. A fix was applied.",
+    ),
+    (
+        "Find recent articles about solid-state batteries.",
+        "Here are three recent articles on solid-state batteries, with sources.",
+    ),
+    (
+        "Draft a polite reply declining the meeting.",
+        "Thank you for the invitation; unfortunately I can't attend this week.",
+    ),
+    ("Which plan includes SSO?", "SSO is included in the Enterprise plan."),
+];
+
 const ORGS: &[&str] =
     &["acme-corp", "globex", "initech", "umbrella", "hooli", "stark-ind", "wayne-ent", "tyrell"];
 
@@ -173,6 +191,7 @@ pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Res
             let latency = rng.range(250, 9_000) as i64;
             let is_error = rng.chance(25);
             failed |= is_error;
+            let exchange = *rng.pick(EXCHANGES);
             let tools = if !route.tools.is_empty() && rng.chance(600) {
                 vec![rng.pick(route.tools).to_string()]
             } else {
@@ -200,6 +219,14 @@ pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Res
                     .to_string()
                 }),
                 tools,
+                prompt: Some(
+                    serde_json::json!([
+                        { "role": "system", "content": format!("You are the {} of an online shop.", route.agent) },
+                        { "role": "user", "content": exchange.0 },
+                    ])
+                    .to_string(),
+                ),
+                response: (!is_error).then(|| serde_json::json!([{ "role": "assistant", "content": exchange.1 }]).to_string()),
                 ..EventIn::default()
             });
             t += latency + rng.range(5, 200) as i64;

@@ -17,3 +17,39 @@ pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
         .list_users(state.default_project, &filter, params.sort, params.dir, params.offset, params.limit)
         .await?)
 }
+
+/// One page of the Traces view for the dashboard's query string.
+#[server]
+pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppError> {
+    use crate::model::TracesParams;
+    use crate::store::{now_ms, users::resolve_filter};
+    let state = crate::state::state()?;
+    let params = TracesParams::parse_query(&query)?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok(state
+        .store
+        .list_traces(
+            state.default_project,
+            &filter,
+            params.q.as_deref(),
+            params.sort,
+            params.dir,
+            params.offset,
+            params.limit,
+        )
+        .await?)
+}
+
+/// One trace with its events, or `None`.
+#[server]
+pub async fn get_trace(trace_id: String) -> Result<Option<crate::model::TraceDetail>, AppError> {
+    let state = crate::state::state()?;
+    Ok(state.store.get_trace(state.default_project, &trace_id).await?)
+}
+
+/// One event in full, or `None`.
+#[server]
+pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDetail>, AppError> {
+    let state = crate::state::state()?;
+    Ok(state.store.get_event(state.default_project, &event_id).await?)
+}

@@ -5,12 +5,12 @@ mod pagination;
 mod section_tabs;
 mod sortable_header;
 mod tag_pills;
-mod users_table;
+pub mod users_table;
 mod window_pills;
 
 pub use empty_state::EmptyState;
 pub use pagination::Pagination;
-pub use section_tabs::SectionTabs;
+pub use section_tabs::{SectionTabs, shared_filters};
 pub use sortable_header::SortableHeader;
 pub use tag_pills::TagPills;
 pub use users_table::UsersTable;

@@ -1,15 +1,17 @@
 //! A column header that sorts the table by its column, as a link.
 
-use crate::model::{Dir, UserSort, UsersParams};
+use crate::model::{Dir, SortKey, ViewParams};
 use leptos::prelude::*;
 
 /// `<th>` with a link that sorts by `sort` (flipping the direction when already sorted by it).
 #[component]
-pub fn SortableHeader(
+pub fn SortableHeader<S: SortKey + Send + Sync>(
     /// The current view.
-    params: UsersParams,
+    params: ViewParams<S>,
+    /// The view's path.
+    base: &'static str,
     /// The column this header sorts by.
-    sort: UserSort,
+    sort: S,
     /// Header text.
     label: &'static str,
     /// Right-aligned numeric column.
@@ -27,7 +29,7 @@ pub fn SortableHeader(
         (true, Dir::Asc) => " ▲",
         (true, Dir::Desc) => " ▼",
     };
-    let href = format!("/ai-apps/users{}", params.with_sort(sort).to_query());
+    let href = format!("{base}{}", params.with_sort(sort).to_query());
     view! {
         <th scope="col" aria-sort=aria class:num=numeric>
             <a href=href>{label}{arrow}</a>

@@ -2,15 +2,20 @@
 
 use super::{Pagination, SortableHeader};
 use crate::model::money::group_thousands;
+use crate::model::query::encode;
 use crate::model::{UserRow, UserSort, UsersPage, UsersParams, format_usd};
 use leptos::prelude::*;
 
-fn count(n: i64) -> String {
+/// The Users view's path.
+const USERS: &str = "/ai-apps/users";
+
+/// `1234567` → `1,234,567`.
+pub fn count(n: i64) -> String {
     group_thousands(n.max(0) as u64)
 }
 
 /// `2026-11-27T17:43:05Z` → `2026-11-27 17:43` (UTC; deterministic on both sides).
-fn short_time(rfc3339: &str) -> String {
+pub fn short_time(rfc3339: &str) -> String {
     match (rfc3339.get(0..10), rfc3339.get(11..16)) {
         (Some(d), Some(t)) => format!("{d} {t}"),
         _ => rfc3339.to_string(),
@@ -34,7 +39,9 @@ fn UserRowView(row: UserRow) -> impl IntoView {
     });
     view! {
         <tr>
-            <th scope="row" class="user">{row.user_id}</th>
+            <th scope="row" class="user">
+                <a href=format!("/ai-apps/traces?user={}", encode(&row.user_id))>{row.user_id.clone()}</a>
+            </th>
             <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
             <td class="num">{count(row.traces)}</td>
             <td class="num" title=buckets_title>
@@ -62,7 +69,7 @@ pub fn UsersTable(
 ) -> impl IntoView {
     let total = page.total_users;
     let header = |sort: UserSort, label: &'static str, numeric: bool| {
-        view! { <SortableHeader params=params.clone() sort label numeric/> }
+        view! { <SortableHeader params=params.clone() base=USERS sort label numeric/> }
     };
     view! {
         <p class="range">{format!("{} to {} UTC", short_time(&page.from), short_time(&page.to))}</p>
@@ -83,6 +90,6 @@ pub fn UsersTable(
             </tbody>
         </table>
         </div>
-        <Pagination params total/>
+        <Pagination params base=USERS total noun="users"/>
     }
 }

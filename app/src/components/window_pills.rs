@@ -1,13 +1,15 @@
 //! The 1d / 7d / 28d window selector, as links.
 
-use crate::model::{UsersParams, Window};
+use crate::model::{SortKey, ViewParams, Window};
 use leptos::prelude::*;
 
 /// Window pills; each is a link to the same view in that window.
 #[component]
-pub fn WindowPills(
+pub fn WindowPills<S: SortKey + Send + Sync>(
     /// The current view.
-    params: UsersParams,
+    params: ViewParams<S>,
+    /// The view's path, e.g. `/ai-apps/users`.
+    base: &'static str,
 ) -> impl IntoView {
     let custom = params.from.is_some();
     view! {
@@ -16,7 +18,7 @@ pub fn WindowPills(
                 .into_iter()
                 .map(|w| {
                     let current = (!custom && params.window == w).then_some("true");
-                    let href = format!("/ai-apps/users{}", params.with_window(w).to_query());
+                    let href = format!("{base}{}", params.with_window(w).to_query());
                     view! {
                         <a href=href class="pill" aria-pressed=current.unwrap_or("false")>
                             {w.as_str()}

@@ -2,8 +2,10 @@
 
 pub mod money;
 pub mod query;
+pub mod traces;
 pub mod users;
 
 pub use money::format_usd;
-pub use query::{ParamError, UsersParams};
+pub use query::{ParamError, SortKey, UsersParams, ViewParams};
+pub use traces::*;
 pub use users::*;

@@ -1,5 +1,5 @@
-//! The query string of the Users view (dashboard URL and read API): parsing with errors that
-//! name the parameter, and building links. Pure functions, used on both sides.
+//! The query string of a list view (dashboard URL and read API): parsing with errors that name
+//! the parameter, and building links. Pure functions, used on both sides.
 
 use super::users::{DEFAULT_PAGE, Dir, MAX_PAGE, UserSort, Window};
 use serde::{Deserialize, Serialize};
@@ -24,27 +24,67 @@ fn bad(param: &str, message: impl Into<String>) -> ParamError {
 /// Most tag filters one query may carry.
 pub const MAX_TAG_FILTERS: usize = 16;
 
-/// Everything the Users view is narrowed and ordered by.
+/// The columns a list view sorts by.
+pub trait SortKey: Copy + Default + PartialEq + Eq + std::fmt::Debug + 'static {
+    /// Every column, for parsing and error messages.
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+    /// The direction a first click on the column sorts in.
+    fn natural_dir(self) -> Dir;
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl SortKey for UserSort {
+    const ALL: &'static [Self] = &UserSort::ALL;
+    fn as_str(self) -> &'static str {
+        UserSort::as_str(self)
+    }
+    fn natural_dir(self) -> Dir {
+        UserSort::natural_dir(self)
+    }
+}
+
+/// Everything a list view is narrowed and ordered by.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsersParams {
+pub struct ViewParams<S> {
     pub window: Window,
     /// RFC 3339 bounds that replace `window` when given (both required).
     pub from: Option<String>,
     pub to: Option<String>,
     /// `tag.<key>=<value>` filters, AND-ed, in URL order.
     pub tags: Vec<(String, String)>,
-    pub sort: UserSort,
+    /// Only this end user (`user=`).
+    pub user: Option<String>,
+    /// Text search (`q=`): the Traces view matches it in route tags.
+    pub q: Option<String>,
+    pub sort: S,
     pub dir: Dir,
     pub limit: u32,
     /// Rows to skip (the read API's `cursor`, the dashboard's `page`).
     pub offset: u32,
 }
 
-impl UsersParams {
+/// The Users view's parameters.
+pub type UsersParams = ViewParams<UserSort>;
+
+impl<S: SortKey> ViewParams<S> {
     /// Parses decoded `(key, value)` pairs. `page` (1-based) is the dashboard's pagination,
     /// `cursor` the API's; unknown parameters are rejected so typos don't silently widen a view.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ParamError> {
-        let mut p = UsersParams { limit: DEFAULT_PAGE, ..UsersParams::default() };
+        let mut p = ViewParams::<S> {
+            window: Window::default(),
+            from: None,
+            to: None,
+            tags: Vec::new(),
+            user: None,
+            q: None,
+            sort: S::default(),
+            dir: Dir::default(),
+            limit: DEFAULT_PAGE,
+            offset: 0,
+        };
         let mut sort_given = false;
         let mut dir_given = false;
         let mut page = None;
@@ -53,9 +93,14 @@ impl UsersParams {
                 "window" => p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?,
                 "from" => p.from = Some(v.to_string()),
                 "to" => p.to = Some(v.to_string()),
+                "user" if !v.is_empty() && v.len() <= 512 => p.user = Some(v.to_string()),
+                "user" => return Err(bad(k, "must be 1 to 512 characters")),
+                "q" if v.len() <= 256 => p.q = (!v.is_empty()).then(|| v.to_string()),
+                "q" => return Err(bad(k, "must be at most 256 characters")),
                 "sort" => {
-                    p.sort = UserSort::parse(v).ok_or_else(|| {
-                        bad(k, "must be one of user, spend, traces, events, tokens, last_seen, top_model")
+                    p.sort = S::parse(v).ok_or_else(|| {
+                        let all: Vec<&str> = S::ALL.iter().map(|s| s.as_str()).collect();
+                        bad(k, format!("must be one of {}", all.join(", ")))
                     })?;
                     sort_given = true;
                 }
@@ -108,6 +153,22 @@ impl UsersParams {
         Ok(p)
     }
 
+    /// The same filters (window, tags, user) for another view, with its default order.
+    pub fn for_view<T: SortKey>(&self) -> ViewParams<T> {
+        ViewParams {
+            window: self.window,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            tags: self.tags.clone(),
+            user: self.user.clone(),
+            q: None,
+            sort: T::default(),
+            dir: Dir::default(),
+            limit: self.limit,
+            offset: 0,
+        }
+    }
+
     /// Parses a raw query string (`a=1&b=2`, percent-encoded, `+` as space).
     pub fn parse_query(query: &str) -> Result<Self, ParamError> {
         let pairs = decode_pairs(query);
@@ -128,10 +189,16 @@ impl UsersParams {
         if let (Some(from), Some(to)) = (&self.from, &self.to) {
             parts.push(format!("from={}&to={}", encode(from), encode(to)));
         }
+        if let Some(user) = &self.user {
+            parts.push(format!("user={}", encode(user)));
+        }
         for (k, v) in &self.tags {
             parts.push(format!("tag.{}={}", encode(k), encode(v)));
         }
-        if self.sort != UserSort::default() || self.dir != Dir::default() {
+        if let Some(q) = &self.q {
+            parts.push(format!("q={}", encode(q)));
+        }
+        if self.sort != S::default() || self.dir != Dir::default() {
             parts.push(format!("sort={}&dir={}", self.sort.as_str(), self.dir.as_str()));
         }
         if self.offset > 0 {
@@ -142,18 +209,18 @@ impl UsersParams {
 
     /// The same view in another window, back on page 1.
     pub fn with_window(&self, window: Window) -> Self {
-        UsersParams { window, from: None, to: None, offset: 0, ..self.clone() }
+        ViewParams { window, from: None, to: None, offset: 0, ..self.clone() }
     }
 
     /// The same view sorted by `sort`: flips the direction when already sorted by it.
-    pub fn with_sort(&self, sort: UserSort) -> Self {
+    pub fn with_sort(&self, sort: S) -> Self {
         let dir = if self.sort == sort { self.dir.flip() } else { sort.natural_dir() };
-        UsersParams { sort, dir, offset: 0, ..self.clone() }
+        ViewParams { sort, dir, offset: 0, ..self.clone() }
     }
 
     /// The same view at another offset.
     pub fn with_offset(&self, offset: u32) -> Self {
-        UsersParams { offset, ..self.clone() }
+        ViewParams { offset, ..self.clone() }
     }
 }
 

@@ -128,6 +128,8 @@ pub struct UsersFilter {
     pub from_ms: i64,
     pub to_ms: i64,
     pub tags: Vec<(String, String)>,
+    /// Only this end user.
+    pub user: Option<String>,
 }
 
 /// One user's row in the Users view.

@@ -1,7 +1,7 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::get_users;
-use crate::components::{EmptyState, SectionTabs, TagPills, UsersTable, WindowPills};
+use crate::components::{EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, shared_filters};
 use crate::model::UsersParams;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -18,12 +18,12 @@ pub fn UsersPage() -> impl IntoView {
     let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
-            <SectionTabs active="users"/>
+            {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="users" filters/> } }}
             <header class="page-head">
                 <h1>"Users"</h1>
-                {move || view! { <WindowPills params=params.get()/> }}
+                {move || view! { <WindowPills params=params.get() base="/ai-apps/users"/> }}
             </header>
-            {move || view! { <TagPills params=params.get()/> }}
+            {move || view! { <TagPills params=params.get() base="/ai-apps/users"/> }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let p = params.get();

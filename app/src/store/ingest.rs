@@ -258,8 +258,8 @@ impl Store {
         }
 
         let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
-        // Traces first seen through an event: (tag set, route tag, earliest event time).
-        let mut implicit: HashMap<&str, (i64, Option<&str>, i64)> = HashMap::new();
+        // Each trace's share of the batch's new events.
+        let mut per_trace: HashMap<&str, TraceDelta> = HashMap::new();
         for (e, tag_set, route_tag, cost) in &resolved {
             // `remove`: only the first event with an id counts, as only it was inserted.
             if !inserted.remove(&e.id) {
@@ -268,9 +268,20 @@ impl Store {
             }
             out.accepted += 1;
             if let Some(trace_id) = &e.trace_id {
-                let entry =
-                    implicit.entry(trace_id.as_str()).or_insert((*tag_set, route_tag.as_deref(), e.ts_ms));
-                entry.2 = entry.2.min(e.ts_ms);
+                let t = per_trace.entry(trace_id.as_str()).or_insert_with(|| TraceDelta {
+                    tag_set: *tag_set,
+                    route_tag: route_tag.as_deref(),
+                    first_ts: e.ts_ms,
+                    last_ts: e.ts_ms,
+                    ..TraceDelta::default()
+                });
+                t.first_ts = t.first_ts.min(e.ts_ms);
+                t.last_ts = t.last_ts.max(e.ts_ms);
+                t.calls += 1;
+                t.errors += i64::from(e.is_error);
+                t.unpriced += i64::from(cost.nano().is_none());
+                t.tokens += to_i64(e.usage.total());
+                t.cost_nano += cost.nano().unwrap_or(0);
             }
             let d = rollups
                 .entry((hour_of(e.ts_ms), *tag_set, e.provider.clone(), e.model.clone(), e.agent.clone()))
@@ -286,23 +297,40 @@ impl Store {
             d.latency_sum += e.latency_ms.unwrap_or(0);
             d.max_ts = d.max_ts.max(e.ts_ms);
         }
-        let implicit: Vec<_> = implicit.into_iter().collect();
-        for chunk in implicit.chunks(1_000) {
+        // Traces not stored before (neither by an earlier batch nor as a record in this one) are
+        // counted in the hour of their first event; all get their events' totals added.
+        let known = existing_traces(&mut tx, project_id, per_trace.keys().copied()).await?;
+        for (id, t) in &per_trace {
+            if !known.contains_key(*id) {
+                *trace_counts.entry((hour_of(t.first_ts), t.tag_set)).or_default() += 1;
+            }
+        }
+        let per_trace: Vec<_> = per_trace.into_iter().collect();
+        for chunk in per_trace.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at) ",
+                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, calls, errors, unpriced,
+                   tokens, cost_nano, last_event_at) ",
             );
-            q.push_values(chunk, |mut b, (id, (tag_set, route_tag, ts))| {
+            q.push_values(chunk, |mut b, (id, t)| {
                 b.push_bind(project_id)
                     .push_bind(*id)
-                    .push_bind(*route_tag)
-                    .push_bind(*tag_set)
-                    .push_bind(*ts);
+                    .push_bind(t.route_tag)
+                    .push_bind(t.tag_set)
+                    .push_bind(t.first_ts)
+                    .push_bind(t.calls)
+                    .push_bind(t.errors)
+                    .push_bind(t.unpriced)
+                    .push_bind(t.tokens)
+                    .push_bind(t.cost_nano)
+                    .push_bind(t.last_ts);
             });
-            q.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING started_at, tag_set_id");
-            let new: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            for (started, tag_set) in new {
-                *trace_counts.entry((hour_of(started), tag_set)).or_default() += 1;
-            }
+            q.push(
+                " ON CONFLICT (project_id, id) DO UPDATE SET calls = calls + excluded.calls,
+                   errors = errors + excluded.errors, unpriced = unpriced + excluded.unpriced,
+                   tokens = tokens + excluded.tokens, cost_nano = cost_nano + excluded.cost_nano,
+                   last_event_at = MAX(COALESCE(last_event_at, excluded.last_event_at), excluded.last_event_at)",
+            );
+            q.build().execute(&mut *tx).await?;
         }
 
         let user_deltas = per_user(&rollups, &trace_counts, &tag_users);
@@ -397,6 +425,20 @@ async fn existing_traces<'a>(
         found.extend(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))));
     }
     Ok(found)
+}
+
+/// One trace's share of a batch.
+#[derive(Default)]
+struct TraceDelta<'a> {
+    tag_set: i64,
+    route_tag: Option<&'a str>,
+    first_ts: i64,
+    last_ts: i64,
+    calls: i64,
+    errors: i64,
+    unpriced: i64,
+    tokens: i64,
+    cost_nano: i64,
 }
 
 /// One user's totals in one hour or day.

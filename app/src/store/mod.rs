@@ -4,6 +4,7 @@
 pub mod ingest;
 pub mod keys;
 pub mod projects;
+pub mod traces;
 pub mod users;
 
 use sqlx::sqlite::{

@@ -2,7 +2,7 @@
 
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
-use crate::model::{Dir, ParamError, UserRow, UserSort, UsersFilter, UsersPage, UsersParams};
+use crate::model::{Dir, ParamError, UserRow, UserSort, UsersFilter, UsersPage};
 use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, Sqlite};
 use std::collections::HashMap;
 
@@ -36,7 +36,7 @@ fn order_column(sort: UserSort) -> &'static str {
 }
 
 /// `AND <column> IN (tag sets having key=value)` for each filter, with bind numbers from `first`.
-fn tag_clauses(column: &str, filters: usize, first: usize) -> String {
+pub(crate) fn tag_clauses(column: &str, filters: usize, first: usize) -> String {
     (0..filters)
         .map(|i| {
             let k = first + 2 * i;
@@ -167,11 +167,11 @@ impl Store {
             "WITH parts AS (
                SELECT user_id, events, unpriced, input_tokens, output_tokens, cache_read_tokens,
                  cache_creation_tokens, cost_nano, max_ts, traces
-               FROM user_daily WHERE project_id = ?1 AND day >= ?2 AND day < ?3
+               FROM user_daily WHERE project_id = ?1 AND day >= ?2 AND day < ?3 AND (?10 IS NULL OR user_id = ?10)
                UNION ALL
                SELECT user_id, events, unpriced, input_tokens, output_tokens, cache_read_tokens,
                  cache_creation_tokens, cost_nano, max_ts, traces
-               FROM user_hourly WHERE project_id = ?1
+               FROM user_hourly WHERE project_id = ?1 AND (?10 IS NULL OR user_id = ?10)
                  AND ((hour >= ?4 AND hour < ?5) OR (hour >= ?6 AND hour < ?7))
              ), u AS (
                SELECT user_id, SUM(cost_nano) AS spend, SUM(traces) AS traces, SUM(events) AS events,
@@ -197,6 +197,7 @@ impl Store {
             .bind(r.to_hour)
             .bind(i64::from(limit))
             .bind(i64::from(offset))
+            .bind(&filter.user)
             .fetch_all(&self.read)
             .await?;
         if !rows.is_empty() {
@@ -272,8 +273,8 @@ impl Store {
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
         let (from_hour, to_hour) = hours(filter);
-        let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 6);
-        let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 6);
+        let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
+        let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 7);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         // Tie-break on user id so pages are stable.
         let sql = format!(
@@ -284,7 +285,8 @@ impl Store {
                  SUM(r.cache_read_tokens) AS cache_read, SUM(r.cache_creation_tokens) AS cache_creation,
                  MAX(r.max_ts) AS last_ts
                FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
-               WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL {tags_r}
+               WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL
+                 AND (?6 IS NULL OR t.user_id = ?6) {tags_r}
                GROUP BY t.user_id, r.model
              ), ranked AS (
                SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY cost DESC, events DESC, model) AS rn
@@ -299,7 +301,8 @@ impl Store {
              ), per_user_traces AS (
                SELECT t.user_id AS user_id, SUM(h.traces) AS traces
                FROM trace_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
-               WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND t.user_id IS NOT NULL {tags_h}
+               WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND t.user_id IS NOT NULL
+                 AND (?6 IS NULL OR t.user_id = ?6) {tags_h}
                GROUP BY t.user_id
              )
              SELECT u.user_id, u.spend, COALESCE(pt.traces, 0) AS traces, u.events, u.tokens, u.input,
@@ -314,7 +317,8 @@ impl Store {
             .bind(from_hour)
             .bind(to_hour)
             .bind(i64::from(limit))
-            .bind(i64::from(offset));
+            .bind(i64::from(offset))
+            .bind(&filter.user);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }
@@ -325,7 +329,10 @@ impl Store {
 
 /// The time range and tags a query reads: `from`/`to` (RFC 3339) when given, else the window
 /// ending at `now_ms`.
-pub fn resolve_filter(p: &UsersParams, now_ms: i64) -> Result<UsersFilter, ParamError> {
+pub fn resolve_filter<S: crate::model::SortKey>(
+    p: &crate::model::ViewParams<S>,
+    now_ms: i64,
+) -> Result<UsersFilter, ParamError> {
     let parse = |name: &str, v: &str| {
         chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
@@ -338,7 +345,7 @@ pub fn resolve_filter(p: &UsersParams, now_ms: i64) -> Result<UsersFilter, Param
     if to_ms <= from_ms {
         return Err(ParamError { param: "to".into(), message: "must be after from".into() });
     }
-    Ok(UsersFilter { from_ms, to_ms, tags: p.tags.clone() })
+    Ok(UsersFilter { from_ms, to_ms, tags: p.tags.clone(), user: p.user.clone() })
 }
 
 #[cfg(test)]
@@ -391,7 +398,7 @@ mod tests {
             (now - 28 * 86_400_000 - 1_800_000, now - 3_600_000 * 5 - 60_000),
             (now - 3 * 3_600_000, now - 3_600_000),
         ] {
-            let f = UsersFilter { from_ms, to_ms, tags: Vec::new() };
+            let f = UsersFilter { from_ms, to_ms, tags: Vec::new(), user: None };
             for sort in
                 [UserSort::Spend, UserSort::Tokens, UserSort::Traces, UserSort::LastSeen, UserSort::User]
             {
@@ -408,7 +415,7 @@ mod tests {
         let all = store
             .list_users(
                 project,
-                &UsersFilter { from_ms: now - 28 * 86_400_000, to_ms: now, tags: Vec::new() },
+                &UsersFilter { from_ms: now - 28 * 86_400_000, to_ms: now, tags: Vec::new(), user: None },
                 UserSort::Spend,
                 Dir::Desc,
                 0,

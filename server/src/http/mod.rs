@@ -27,6 +27,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
+        .route("/v1/me/ai-apps/traces", get(read_api::traces))
+        .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
+        .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
         .route("/healthz", get(|| async { "ok" }))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.
         .route("/", get(|| async { Redirect::to("/ai-apps/users") }))

@@ -1,0 +1,163 @@
+//! One LLM call: model, tokens by bucket, cost and how it was priced, latency, tools, and the
+//! prompt and response rendered as chat messages when they look like them.
+
+use super::traces_page::duration;
+use crate::api::get_event;
+use crate::components::SectionTabs;
+use crate::components::users_table::{count, short_time};
+use crate::model::query::encode;
+use crate::model::{EventDetail, format_usd};
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use serde_json::Value;
+
+/// Text of a message's `content`: a string, or the text parts of an array of blocks.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                (_, Some(text)) => text.to_string(),
+                (Some("tool_use"), _) => {
+                    format!("[tool call: {}]", p.get("name").and_then(Value::as_str).unwrap_or("?"))
+                }
+                _ => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Renders stored JSON: a list of chat messages as messages, anything else pretty-printed.
+#[component]
+fn Conversation(
+    /// Heading.
+    title: &'static str,
+    /// The stored JSON text.
+    json: Option<String>,
+) -> impl IntoView {
+    let Some(json) = json else {
+        return view! { <section><h2>{title}</h2><p class="muted">"Not stored (privacy mode, or not sent)."</p></section> }.into_any();
+    };
+    let value: Value = serde_json::from_str(&json).unwrap_or(Value::String(json.clone()));
+    let messages: Option<Vec<(String, String)>> = match &value {
+        Value::Array(items)
+            if !items.is_empty()
+                && items.iter().all(|m| m.get("role").is_some() || m.get("type").is_some()) =>
+        {
+            Some(
+                items
+                    .iter()
+                    .map(|m| {
+                        let role = m
+                            .get("role")
+                            .or_else(|| m.get("type"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("message")
+                            .to_string();
+                        let mut text = content_text(m.get("content").unwrap_or(&Value::Null));
+                        for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                            let name = call.pointer("/function/name").and_then(Value::as_str).unwrap_or("?");
+                            text.push_str(&format!("\n[tool call: {name}]"));
+                        }
+                        if text.is_empty() {
+                            text = m.to_string();
+                        }
+                        (role, text)
+                    })
+                    .collect(),
+            )
+        }
+        Value::String(s) => Some(vec![("text".into(), s.clone())]),
+        _ => None,
+    };
+    match messages {
+        Some(msgs) => view! {
+            <section>
+                <h2>{title}</h2>
+                <ol class="messages">
+                    {msgs.into_iter().map(|(role, text)| view! {
+                        <li class=format!("message {role}")><span class="role">{role.clone()}</span><pre>{text}</pre></li>
+                    }).collect_view()}
+                </ol>
+            </section>
+        }.into_any(),
+        None => view! {
+            <section>
+                <h2>{title}</h2>
+                <pre class="json">{serde_json::to_string_pretty(&value).unwrap_or(json)}</pre>
+            </section>
+        }.into_any(),
+    }
+}
+
+#[component]
+fn EventView(d: EventDetail) -> impl IntoView {
+    let e = d.summary.clone();
+    let cost = match (e.cost_nano, d.cost_source.as_str()) {
+        (Some(n), "override") => format!("{} (cost sent by the app)", format_usd(n)),
+        (Some(n), _) => format!("{} (price table)", format_usd(n)),
+        (None, _) => "unpriced: no known price for this model".to_string(),
+    };
+    let trace = d
+        .trace_id
+        .clone()
+        .map(|t| view! { <a href=format!("/ai-apps/traces/{}", encode(&t))>{t.clone()}</a> });
+    let user = d
+        .tags
+        .get("userId")
+        .cloned()
+        .map(|u| view! { <a href=format!("/ai-apps/traces?user={}", encode(&u))>{u.clone()}</a> });
+    let tags =
+        d.tags.iter().map(|(k, v)| view! { <li><code>{format!("{k}={v}")}</code></li> }).collect_view();
+    view! {
+        <header class="page-head">
+            <h1>{e.model.clone()}</h1>
+            <span class=format!("status {}", e.status)>{e.status.clone()}</span>
+        </header>
+        <dl class="facts">
+            <div><dt>"Provider"</dt><dd>{e.provider.clone()}</dd></div>
+            <div><dt>"Agent"</dt><dd>{if e.agent.is_empty() { "—".to_string() } else { e.agent.clone() }}</dd></div>
+            <div><dt>"Time"</dt><dd>{format!("{} UTC", short_time(&e.timestamp))}</dd></div>
+            <div><dt>"Latency"</dt><dd>{duration(e.latency_ms)}</dd></div>
+            <div><dt>"Trace"</dt><dd>{trace}</dd></div>
+            <div><dt>"User"</dt><dd>{user}</dd></div>
+            <div><dt>"Cost"</dt><dd>{cost}</dd></div>
+            <div><dt>"Input tokens"</dt><dd>{count(e.input_tokens)}</dd></div>
+            <div><dt>"Output tokens"</dt><dd>{count(e.output_tokens)}</dd></div>
+            <div><dt>"Cache reads"</dt><dd>{count(e.cache_read_tokens)}</dd></div>
+            <div><dt>"Cache writes"</dt><dd>{format!("{} ({} with 1-hour TTL)", count(e.cache_creation_tokens), count(d.cache_creation_1h_tokens))}</dd></div>
+            <div><dt>"Tools"</dt><dd>{if e.tools.is_empty() { "—".to_string() } else { e.tools.join(", ") }}</dd></div>
+        </dl>
+        {d.error.clone().map(|err| view! { <p class="error" role="alert">{err}</p> })}
+        <h2>"Tags"</h2>
+        <ul class="tags">{tags}</ul>
+        <Conversation title="Prompt" json=d.prompt.clone()/>
+        <Conversation title="Response" json=d.response.clone()/>
+    }
+}
+
+/// `/ai-apps/events/:event_id`.
+#[component]
+pub fn EventPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("event_id").unwrap_or_default()));
+    let event = Resource::new(move || id.get(), get_event);
+    view! {
+        <section class="page">
+            <SectionTabs active="traces"/>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match event.await {
+                        Ok(Some(d)) => view! { <EventView d/> }.into_any(),
+                        Ok(None) => view! { <p class="error" role="alert">"No event with this id."</p> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

@@ -1,0 +1,227 @@
+//! Traces (one row per `withTrace` block, totals kept at ingest), one trace's timeline, one event.
+
+use super::users::rfc3339;
+use super::{Store, StoreError, hour_of};
+use crate::model::money::usd_decimal;
+use crate::model::{
+    Dir, EventDetail, EventSummary, TraceDetail, TraceRow, TraceSort, TracesPage, UsersFilter,
+};
+use sqlx::{AssertSqlSafe, FromRow};
+use std::collections::BTreeMap;
+
+#[derive(FromRow)]
+struct TraceDbRow {
+    id: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    route_tag: Option<String>,
+    user_id: Option<String>,
+    canonical: String,
+    calls: i64,
+    tokens: i64,
+    cost_nano: i64,
+    unpriced: i64,
+    errors: i64,
+    status: Option<String>,
+    total: i64,
+}
+
+impl TraceDbRow {
+    fn row(&self) -> TraceRow {
+        TraceRow {
+            trace_id: self.id.clone(),
+            started_at: rfc3339(self.started_at),
+            route_tag: self.route_tag.clone(),
+            user_id: self.user_id.clone(),
+            calls: self.calls,
+            tokens: self.tokens,
+            spend_nano: self.cost_nano,
+            spend_usd: usd_decimal(self.cost_nano),
+            unpriced_events: self.unpriced,
+            errors: self.errors,
+            duration_ms: self.ended_at.map(|e| e - self.started_at),
+            status: match (&self.status, self.errors) {
+                (Some(s), _) => s.clone(),
+                (None, 0) => "ok".into(),
+                (None, _) => "error".into(),
+            },
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct EventDbRow {
+    id: String,
+    trace_id: Option<String>,
+    ts: i64,
+    kind: String,
+    provider: String,
+    model: String,
+    agent: String,
+    route_tag: Option<String>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_creation_tokens: i64,
+    cache_creation_1h_tokens: i64,
+    cost_nano: Option<i64>,
+    cost_source: String,
+    latency_ms: Option<i64>,
+    status: String,
+    error: Option<String>,
+    tools: Option<String>,
+    prompt: Option<String>,
+    response: Option<String>,
+    canonical: String,
+}
+
+impl EventDbRow {
+    fn summary(&self, trace_start: i64) -> EventSummary {
+        EventSummary {
+            event_id: self.id.clone(),
+            timestamp: rfc3339(self.ts),
+            offset_ms: self.ts - trace_start,
+            kind: self.kind.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            agent: self.agent.clone(),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cache_creation_tokens: self.cache_creation_tokens,
+            cost_nano: self.cost_nano,
+            latency_ms: self.latency_ms,
+            status: self.status.clone(),
+            tools: self.tools.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
+        }
+    }
+}
+
+const EVENT_COLUMNS: &str = "e.id, e.trace_id, e.ts, e.kind, e.provider, e.model, e.agent, e.route_tag,
+    e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_creation_tokens, e.cache_creation_1h_tokens,
+    e.cost_nano, e.cost_source, e.latency_ms, e.status, e.error, e.tools, e.prompt, e.response, ts.canonical";
+
+fn tags_of(canonical: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(canonical).unwrap_or_default()
+}
+
+fn order_column(sort: TraceSort) -> &'static str {
+    match sort {
+        TraceSort::Started => "tr.started_at",
+        TraceSort::Spend => "tr.cost_nano",
+        TraceSort::Calls => "tr.calls",
+        TraceSort::Tokens => "tr.tokens",
+    }
+}
+
+impl Store {
+    /// Traces that started in the filter's window (whole hours, like the Users view), narrowed by
+    /// user, tags and a route-tag substring, one page in `sort` order.
+    #[expect(clippy::too_many_arguments, reason = "the list query's parameters, each distinct")]
+    pub async fn list_traces(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        search: Option<&str>,
+        sort: TraceSort,
+        dir: Dir,
+        offset: u32,
+        limit: u32,
+    ) -> Result<TracesPage, StoreError> {
+        let from_ms = hour_of(filter.from_ms) * 3_600_000;
+        let to_ms = hour_of(filter.to_ms + 3_599_999) * 3_600_000;
+        let tags = super::users::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
+        let (col, dir_sql) = (order_column(sort), dir.as_str());
+        let sql = format!(
+            "SELECT tr.id, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical, tr.calls,
+               tr.tokens, tr.cost_nano, tr.unpriced, tr.errors, tr.status, COUNT(*) OVER () AS total
+             FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
+             WHERE tr.project_id = ?1 AND tr.started_at >= ?2 AND tr.started_at < ?3
+               AND (?4 IS NULL OR ts.user_id = ?4)
+               AND (?5 IS NULL OR instr(lower(COALESCE(tr.route_tag, '')), lower(?5)) > 0) {tags}
+             ORDER BY {col} {dir_sql}, tr.id {dir_sql}
+             LIMIT ?6 OFFSET ?7"
+        );
+        let mut q = sqlx::query_as::<_, TraceDbRow>(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(&filter.user)
+            .bind(search)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        for (k, v) in &filter.tags {
+            q = q.bind(k).bind(v);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        let total = rows.first().map_or(0, |r| r.total);
+        let next = i64::from(offset) + rows.len() as i64;
+        Ok(TracesPage {
+            from: rfc3339(from_ms),
+            to: rfc3339(to_ms),
+            total_traces: total,
+            next_cursor: (rows.len() as u32 == limit && next < total).then(|| next.to_string()),
+            traces: rows.iter().map(TraceDbRow::row).collect(),
+        })
+    }
+
+    /// One trace with its tags and its events in time order, or `None`.
+    pub async fn get_trace(
+        &self,
+        project_id: i64,
+        trace_id: &str,
+    ) -> Result<Option<TraceDetail>, StoreError> {
+        let row: Option<TraceDbRow> = sqlx::query_as(
+            "SELECT tr.id, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical, tr.calls,
+               tr.tokens, tr.cost_nano, tr.unpriced, tr.errors, tr.status, 1 AS total
+             FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
+             WHERE tr.project_id = ?1 AND tr.id = ?2",
+        )
+        .bind(project_id)
+        .bind(trace_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+             WHERE e.project_id = ?1 AND e.trace_id = ?2 ORDER BY e.ts, e.id"
+        )))
+        .bind(project_id)
+        .bind(trace_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(TraceDetail {
+            trace: row.row(),
+            tags: tags_of(&row.canonical),
+            ended_at: row.ended_at.map(rfc3339),
+            events: events.iter().map(|e| e.summary(row.started_at)).collect(),
+        }))
+    }
+
+    /// One event in full, or `None`.
+    pub async fn get_event(
+        &self,
+        project_id: i64,
+        event_id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        let row: Option<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+             WHERE e.project_id = ?1 AND e.id = ?2"
+        )))
+        .bind(project_id)
+        .bind(event_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|e| EventDetail {
+            summary: e.summary(e.ts),
+            trace_id: e.trace_id.clone(),
+            route_tag: e.route_tag.clone(),
+            tags: tags_of(&e.canonical),
+            cache_creation_1h_tokens: e.cache_creation_1h_tokens,
+            cost_source: e.cost_source.clone(),
+            error: e.error.clone(),
+            prompt: e.prompt.clone(),
+            response: e.response.clone(),
+        }))
+    }
+}
