@@ -160,3 +160,31 @@ CREATE TABLE user_model_daily (
     events      INTEGER NOT NULL,
     PRIMARY KEY (project_id, user_id, day, model)
 ) WITHOUT ROWID;
+
+-- Project-wide totals per (hour, provider, model, agent), all users and none: what the Overview
+-- and Models views read when no user or tag filter narrows them.
+CREATE TABLE model_hourly (
+    project_id          INTEGER NOT NULL,
+    hour                INTEGER NOT NULL,
+    provider            TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    agent               TEXT NOT NULL,
+    events              INTEGER NOT NULL,
+    errors              INTEGER NOT NULL,
+    unpriced            INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    cache_read_tokens   INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cost_nano           INTEGER NOT NULL,
+    latency_ms_sum      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour, provider, model, agent)
+) WITHOUT ROWID;
+
+-- Traces per hour, project-wide.
+CREATE TABLE project_trace_hourly (
+    project_id  INTEGER NOT NULL,
+    hour        INTEGER NOT NULL,
+    traces      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour)
+) WITHOUT ROWID;

@@ -1,6 +1,6 @@
 //! The HTML shell and the router: which page answers which path.
 
-use crate::routes::{EventPage, NotFoundPage, TracePage, TracesPage, UsersPage};
+use crate::routes::{EventPage, ModelsPage, NotFoundPage, OverviewPage, TracePage, TracesPage, UsersPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
@@ -36,11 +36,13 @@ pub fn App() -> impl IntoView {
         <Router>
             <div class="layout">
                 <nav class="sidebar" aria-label="Sections">
-                    <a class="brand" href="/ai-apps/users">"tokentally"</a>
-                    <A href="/ai-apps/users" attr:class="section">"AI Apps"</A>
+                    <a class="brand" href="/ai-apps">"tokentally"</a>
+                    <A href="/ai-apps" attr:class="section">"AI Apps"</A>
                 </nav>
                 <main>
                     <Routes fallback=NotFoundPage>
+                        <Route path=path!("/ai-apps") view=OverviewPage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/models") view=ModelsPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces") view=TracesPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>

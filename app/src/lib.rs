@@ -9,6 +9,8 @@ pub mod model;
 pub mod routes;
 
 #[cfg(feature = "ssr")]
+pub mod charts;
+#[cfg(feature = "ssr")]
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod state;

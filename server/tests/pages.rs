@@ -15,10 +15,12 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
 
     let no_redirects =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    for path in ["/", "/ai-apps"] {
-        let resp = no_redirects.get(format!("{}{path}", s.base)).send().await.expect("GET");
-        assert_eq!(resp.status(), 303, "{path}");
-        assert_eq!(resp.headers()["location"], "/ai-apps/users");
+    let resp = no_redirects.get(format!("{}/", s.base)).send().await.expect("GET /");
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/ai-apps");
+    for path in ["/ai-apps", "/ai-apps/models", "/ai-apps/traces"] {
+        let resp = s.http.get(format!("{}{path}", s.base)).send().await.expect("GET page");
+        assert_eq!(resp.status(), 200, "{path}");
     }
 
     let resp = s.http.get(format!("{}/ai-apps/users", s.base)).send().await.expect("GET users page");

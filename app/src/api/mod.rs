@@ -53,3 +53,25 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDet
     let state = crate::state::state()?;
     Ok(state.store.get_event(state.default_project, &event_id).await?)
 }
+
+/// The Overview for the dashboard's query string.
+#[server]
+pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
+    use crate::model::UsersParams;
+    use crate::store::{now_ms, users::resolve_filter};
+    let state = crate::state::state()?;
+    let params = UsersParams::parse_query(&query)?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok(state.store.overview(state.default_project, &filter).await?)
+}
+
+/// Per-model totals for the dashboard's query string.
+#[server]
+pub async fn get_models(query: String) -> Result<Vec<crate::model::ModelRow>, AppError> {
+    use crate::model::UsersParams;
+    use crate::store::{now_ms, users::resolve_filter};
+    let state = crate::state::state()?;
+    let params = UsersParams::parse_query(&query)?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok(state.store.list_models(state.default_project, &filter).await?)
+}

@@ -11,7 +11,12 @@ pub fn SectionTabs(
     #[prop(optional)]
     filters: String,
 ) -> impl IntoView {
-    let tabs = [("traces", "Traces", "/ai-apps/traces"), ("users", "Users", "/ai-apps/users")];
+    let tabs = [
+        ("overview", "Overview", "/ai-apps"),
+        ("traces", "Traces", "/ai-apps/traces"),
+        ("models", "Models", "/ai-apps/models"),
+        ("users", "Users", "/ai-apps/users"),
+    ];
     view! {
         <nav class="tabs" aria-label="AI Apps">
             {tabs

@@ -1,11 +1,13 @@
 //! Wire types shared by the server and the browser (serde only, no I/O).
 
 pub mod money;
+pub mod overview;
 pub mod query;
 pub mod traces;
 pub mod users;
 
 pub use money::format_usd;
+pub use overview::*;
 pub use query::{ParamError, SortKey, UsersParams, ViewParams};
 pub use traces::*;
 pub use users::*;

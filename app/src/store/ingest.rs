@@ -341,6 +341,7 @@ impl Store {
         }
         upsert_user_rollups(&mut tx, project_id, "user_daily", "day", &daily).await?;
         upsert_user_models(&mut tx, project_id, &rollups, &tag_users).await?;
+        upsert_project_totals(&mut tx, project_id, &rollups, &trace_counts).await?;
 
         let rollups: Vec<_> = rollups.into_iter().collect();
         for chunk in rollups.chunks(500) {
@@ -574,6 +575,77 @@ async fn upsert_user_models(
             " ON CONFLICT (project_id, user_id, day, model) DO UPDATE SET
                cost_nano = cost_nano + excluded.cost_nano, events = events + excluded.events",
         );
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds the batch's rollups into the project-wide `model_hourly`, and its new traces into
+/// `project_trace_hourly`.
+async fn upsert_project_totals(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    rollups: &HashMap<RollupKey, RollupDelta>,
+    trace_counts: &HashMap<(i64, i64), i64>,
+) -> Result<(), StoreError> {
+    let mut per: HashMap<(i64, &str, &str, &str), RollupDelta> = HashMap::new();
+    for ((hour, _, provider, model, agent), d) in rollups {
+        let m = per.entry((*hour, provider.as_str(), model.as_str(), agent.as_str())).or_default();
+        m.events += d.events;
+        m.errors += d.errors;
+        m.unpriced += d.unpriced;
+        m.input += d.input;
+        m.output += d.output;
+        m.cache_read += d.cache_read;
+        m.cache_creation += d.cache_creation;
+        m.cost_nano += d.cost_nano;
+        m.latency_sum += d.latency_sum;
+    }
+    let rows: Vec<_> = per.into_iter().collect();
+    for chunk in rows.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO model_hourly (project_id, hour, provider, model, agent, events, errors, unpriced,
+               input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms_sum) ",
+        );
+        q.push_values(chunk, |mut b, ((hour, provider, model, agent), d)| {
+            b.push_bind(project_id)
+                .push_bind(*hour)
+                .push_bind(*provider)
+                .push_bind(*model)
+                .push_bind(*agent)
+                .push_bind(d.events)
+                .push_bind(d.errors)
+                .push_bind(d.unpriced)
+                .push_bind(d.input)
+                .push_bind(d.output)
+                .push_bind(d.cache_read)
+                .push_bind(d.cache_creation)
+                .push_bind(d.cost_nano)
+                .push_bind(d.latency_sum);
+        });
+        q.push(
+            " ON CONFLICT (project_id, hour, provider, model, agent) DO UPDATE SET
+               events = events + excluded.events, errors = errors + excluded.errors,
+               unpriced = unpriced + excluded.unpriced, input_tokens = input_tokens + excluded.input_tokens,
+               output_tokens = output_tokens + excluded.output_tokens,
+               cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+               cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+               cost_nano = cost_nano + excluded.cost_nano, latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum",
+        );
+        q.build().execute(&mut *tx).await?;
+    }
+    let mut traces: HashMap<i64, i64> = HashMap::new();
+    for ((hour, _), n) in trace_counts {
+        *traces.entry(*hour).or_default() += n;
+    }
+    let rows: Vec<_> = traces.into_iter().collect();
+    for chunk in rows.chunks(1_000) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO project_trace_hourly (project_id, hour, traces) ");
+        q.push_values(chunk, |mut b, (hour, n)| {
+            b.push_bind(project_id).push_bind(*hour).push_bind(*n);
+        });
+        q.push(" ON CONFLICT (project_id, hour) DO UPDATE SET traces = traces + excluded.traces");
         q.build().execute(&mut *tx).await?;
     }
     Ok(())

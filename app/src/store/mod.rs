@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod keys;
+pub mod overview;
 pub mod projects;
 pub mod traces;
 pub mod users;

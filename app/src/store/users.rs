@@ -62,17 +62,17 @@ fn hours(filter: &UsersFilter) -> (i64, i64) {
 
 /// A window split into whole UTC days (`first_day..end_day`, read from the daily tables) and the
 /// hours before and after them (`from_hour..head_end`, `tail_start..to_hour`, from the hourly ones).
-struct HourRanges {
-    from_hour: i64,
-    to_hour: i64,
-    first_day: i64,
-    end_day: i64,
-    head_end: i64,
-    tail_start: i64,
+pub(crate) struct HourRanges {
+    pub(crate) from_hour: i64,
+    pub(crate) to_hour: i64,
+    pub(crate) first_day: i64,
+    pub(crate) end_day: i64,
+    pub(crate) head_end: i64,
+    pub(crate) tail_start: i64,
 }
 
 impl HourRanges {
-    fn of(filter: &UsersFilter) -> HourRanges {
+    pub(crate) fn of(filter: &UsersFilter) -> HourRanges {
         let (from_hour, to_hour) = hours(filter);
         let first_day = from_hour.div_euclid(24) + i64::from(from_hour.rem_euclid(24) != 0);
         let end_day = to_hour.div_euclid(24);

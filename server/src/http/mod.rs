@@ -28,12 +28,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
         .route("/v1/me/ai-apps/traces", get(read_api::traces))
+        .route("/v1/me/ai-apps/overview", get(read_api::overview))
+        .route("/v1/me/ai-apps/models", get(read_api::models))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
         .route("/healthz", get(|| async { "ok" }))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.
-        .route("/", get(|| async { Redirect::to("/ai-apps/users") }))
-        .route("/ai-apps", get(|| async { Redirect::to("/ai-apps/users") }))
+        .route("/", get(|| async { Redirect::to("/ai-apps") }))
         .route("/pkg/{*file}", get(crate::assets::serve))
         .route("/favicon.svg", get(crate::assets::serve))
         .leptos_routes(&state, routes, {

@@ -90,3 +90,41 @@ pub async fn event(
         .map(Json)
         .ok_or_else(|| ApiError::not_found("no such event"))
 }
+
+/// Parses the Overview / Models query (window or range, user, tags) into a filter.
+fn view_filter(query: Option<&str>) -> Result<app::model::UsersFilter, ApiError> {
+    let pairs = decode_pairs(query.unwrap_or(""));
+    if let Some((k, _)) =
+        pairs.iter().find(|(k, _)| matches!(k.as_str(), "page" | "cursor" | "limit" | "sort" | "dir" | "q"))
+    {
+        return Err(ApiError::bad(k.as_str(), "not a parameter of this endpoint"));
+    }
+    let params = UsersParams::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(resolve_filter(&params, now_ms())?)
+}
+
+/// `GET /v1/me/ai-apps/overview`: KPIs now and in the previous window, spend by model over time,
+/// top users and models.
+pub async fn overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<app::model::Overview>, ApiError> {
+    let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
+    let filter = view_filter(query.as_deref())?;
+    let mut o = state.store.overview(project, &filter).await?;
+    o.chart_svg.clear();
+    Ok(Json(o))
+}
+
+/// `GET /v1/me/ai-apps/models`: per-model totals, by spend.
+pub async fn models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
+    let filter = view_filter(query.as_deref())?;
+    let models = state.store.list_models(project, &filter).await?;
+    Ok(Json(serde_json::json!({ "models": models })))
+}

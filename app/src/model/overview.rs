@@ -1,0 +1,64 @@
+//! The Overview: KPIs of a window and the one before it, spend over time, top users and models.
+
+use super::users::UserRow;
+use serde::{Deserialize, Serialize};
+
+/// Totals of one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kpis {
+    pub spend_nano: i64,
+    pub traces: i64,
+    pub calls: i64,
+    pub tokens: i64,
+    pub active_users: i64,
+    pub errors: i64,
+    pub unpriced: i64,
+}
+
+/// Spend per time bucket, one series per model (or provider), largest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendSeries {
+    /// Bucket length: an hour (1d windows) or a day.
+    pub bucket_ms: i64,
+    /// Start of each bucket, ms since the epoch.
+    pub buckets: Vec<i64>,
+    /// (name, nano-USD per bucket).
+    pub series: Vec<(String, Vec<i64>)>,
+}
+
+/// One model's totals in a window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRow {
+    pub provider: String,
+    pub model: String,
+    pub calls: i64,
+    pub errors: i64,
+    pub unpriced: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub spend_nano: i64,
+    pub spend_usd: String,
+    /// Mean latency of the calls, ms.
+    pub avg_latency_ms: i64,
+}
+
+/// Everything the Overview shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub from: String,
+    pub to: String,
+    pub current: Kpis,
+    /// The window of the same length just before.
+    pub previous: Kpis,
+    pub spend_by_model: SpendSeries,
+    pub top_users: Vec<UserRow>,
+    pub top_models: Vec<ModelRow>,
+    /// The spend chart as SVG, rendered on the server; empty when nothing was spent.
+    pub chart_svg: String,
+}
+
+/// Colours of chart series, in order (the legend and the SVG use the same).
+pub const SERIES_COLORS: [&str; 7] =
+    ["#1f5fbf", "#e07b00", "#2e9d5b", "#b0306a", "#7a54c4", "#0f8fa3", "#8a8f98"];

@@ -1,0 +1,100 @@
+//! AI Apps → Models: per model calls, tokens by bucket, spend and share, latency, error rate.
+
+use crate::api::get_models;
+use crate::components::users_table::count;
+use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::model::{ModelRow, UsersParams, format_usd};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+const MODELS: &str = "/ai-apps/models";
+
+#[component]
+fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
+    let total: i64 = rows.iter().map(|m| m.spend_nano).sum();
+    let body = rows
+        .into_iter()
+        .map(|m| {
+            let share = if total > 0 {
+                format!("{}.{}%", m.spend_nano * 100 / total, (m.spend_nano * 1000 / total) % 10)
+            } else {
+                "—".into()
+            };
+            let errors = if m.calls > 0 {
+                format!("{}.{}%", m.errors * 100 / m.calls, (m.errors * 1000 / m.calls) % 10)
+            } else {
+                "—".into()
+            };
+            let unpriced = (m.unpriced > 0)
+                .then(|| view! { <span class="unpriced">{format!("+{} unpriced", m.unpriced)}</span> });
+            view! {
+                <tr>
+                    <th scope="row" class="model">{m.model.clone()}</th>
+                    <td>{m.provider.clone()}</td>
+                    <td class="num">{count(m.calls)}</td>
+                    <td class="num">{count(m.input_tokens)}</td>
+                    <td class="num">{count(m.output_tokens)}</td>
+                    <td class="num">{count(m.cache_read_tokens)}</td>
+                    <td class="num">{count(m.cache_creation_tokens)}</td>
+                    <td class="num spend">{format_usd(m.spend_nano)} {unpriced}</td>
+                    <td class="num">{share}</td>
+                    <td class="num">{format!("{} ms", count(m.avg_latency_ms))}</td>
+                    <td class="num">{errors}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="data" aria-label="Models">
+                <thead>
+                    <tr>
+                        <th scope="col">"Model"</th>
+                        <th scope="col">"Provider"</th>
+                        <th scope="col" class="num">"Calls"</th>
+                        <th scope="col" class="num">"Input"</th>
+                        <th scope="col" class="num">"Output"</th>
+                        <th scope="col" class="num">"Cache read"</th>
+                        <th scope="col" class="num">"Cache write"</th>
+                        <th scope="col" class="num">"Spend"</th>
+                        <th scope="col" class="num">"Share"</th>
+                        <th scope="col" class="num">"Avg latency"</th>
+                        <th scope="col" class="num">"Errors"</th>
+                    </tr>
+                </thead>
+                <tbody>{body}</tbody>
+            </table>
+        </div>
+    }
+}
+
+/// The Models view.
+#[component]
+pub fn ModelsPage() -> impl IntoView {
+    let query = use_query_map();
+    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    let params = Memo::new(move |_| {
+        query
+            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
+    });
+    let models = Resource::new(move || raw.get(), |q| get_models(q.trim_start_matches('?').to_string()));
+    view! {
+        <section class="page">
+            {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="models" filters/> } }}
+            <header class="page-head">
+                <h1>"Models"</h1>
+                {move || view! { <WindowPills params=params.get() base=MODELS/> }}
+            </header>
+            {move || view! { <TagPills params=params.get() base=MODELS/> }}
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match models.await {
+                        Ok(rows) if rows.is_empty() => view! { <p class="empty" role="status">"No LLM calls in this window."</p> }.into_any(),
+                        Ok(rows) => view! { <ModelsTable rows/> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

@@ -1,0 +1,146 @@
+//! AI Apps → Overview: KPIs against the previous window, spend over time by model, top users
+//! and models.
+
+use crate::api::get_overview;
+use crate::components::users_table::{count, short_time};
+use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::model::query::encode;
+use crate::model::{Kpis, Overview, SERIES_COLORS, UsersParams, format_usd};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+const OVERVIEW: &str = "/ai-apps";
+
+/// `+12% vs previous window` / `−3% …` / `none in the previous window`.
+fn change(now: i64, before: i64) -> String {
+    match (now, before) {
+        (0, 0) => "none in either window".into(),
+        (_, 0) => "none in the previous window".into(),
+        _ => {
+            let pct = (now - before) * 100 / before;
+            let sign = if pct >= 0 { "+" } else { "−" };
+            format!("{sign}{}% vs previous window", pct.abs())
+        }
+    }
+}
+
+/// Error rate in tenths of a percent, shown as `2.5%`.
+fn rate(errors: i64, calls: i64) -> String {
+    if calls == 0 {
+        return "—".into();
+    }
+    let permille = errors * 1000 / calls;
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+#[component]
+fn KpiCard(label: &'static str, value: String, delta: String) -> impl IntoView {
+    view! {
+        <div class="kpi" role="group" aria-label=label>
+            <div class="kpi-label">{label}</div>
+            <div class="kpi-value">{value}</div>
+            <div class="kpi-delta">{delta}</div>
+        </div>
+    }
+}
+
+fn cards(now: &Kpis, before: &Kpis) -> impl IntoView + use<> {
+    view! {
+        <div class="kpis">
+            <KpiCard label="Spend" value=format_usd(now.spend_nano) delta=change(now.spend_nano, before.spend_nano)/>
+            <KpiCard label="Traces" value=count(now.traces) delta=change(now.traces, before.traces)/>
+            <KpiCard label="LLM calls" value=count(now.calls) delta=change(now.calls, before.calls)/>
+            <KpiCard label="Tokens" value=count(now.tokens) delta=change(now.tokens, before.tokens)/>
+            <KpiCard label="Active users" value=count(now.active_users) delta=change(now.active_users, before.active_users)/>
+            <KpiCard label="Error rate" value=rate(now.errors, now.calls) delta=format!("{} in the previous window", rate(before.errors, before.calls))/>
+            <KpiCard label="Unpriced calls" value=count(now.unpriced) delta=change(now.unpriced, before.unpriced)/>
+        </div>
+    }
+}
+
+#[component]
+fn OverviewView(o: Overview, filters: String) -> impl IntoView {
+    let legend = o
+        .spend_by_model
+        .series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, values))| {
+            let total: i64 = values.iter().sum();
+            let swatch = format!("background:{}", SERIES_COLORS[k % SERIES_COLORS.len()]);
+            view! { <li><span class="swatch" style=swatch></span>{name.clone()}" "<span class="muted">{format_usd(total)}</span></li> }
+        })
+        .collect_view();
+    let chart = if o.chart_svg.is_empty() {
+        view! { <p class="empty" role="status">"No spend in this window: nothing to chart."</p> }.into_any()
+    } else {
+        let label = format!("Spend over time by model, {} series", o.spend_by_model.series.len());
+        view! {
+            <figure class="chart">
+                <div role="img" aria-label=label inner_html=o.chart_svg.clone()></div>
+                <ul class="legend" aria-label="Chart legend">{legend}</ul>
+            </figure>
+        }
+        .into_any()
+    };
+    let users = o
+        .top_users
+        .iter()
+        .map(|u| {
+            let href = format!("/ai-apps/traces?user={}", encode(&u.user_id));
+            view! { <tr><th scope="row"><a href=href>{u.user_id.clone()}</a></th><td class="num">{format_usd(u.spend_nano)}</td><td class="num">{count(u.events)}</td></tr> }
+        })
+        .collect_view();
+    let models = o
+        .top_models
+        .iter()
+        .map(|m| view! { <tr><th scope="row" class="model">{m.model.clone()}</th><td>{m.provider.clone()}</td><td class="num">{format_usd(m.spend_nano)}</td><td class="num">{count(m.calls)}</td></tr> })
+        .collect_view();
+    view! {
+        <p class="range">{format!("{} to {} UTC", short_time(&o.from), short_time(&o.to))}</p>
+        {cards(&o.current, &o.previous)}
+        <h2>"Spend over time"</h2>
+        {chart}
+        <div class="two-col">
+            <section>
+                <h2>"Top users " <a class="more" href=format!("/ai-apps/users{filters}")>"all users →"</a></h2>
+                <table class="data" aria-label="Top users"><thead><tr><th scope="col">"User"</th><th scope="col" class="num">"Spend"</th><th scope="col" class="num">"Calls"</th></tr></thead><tbody>{users}</tbody></table>
+            </section>
+            <section>
+                <h2>"Top models " <a class="more" href=format!("/ai-apps/models{filters}")>"all models →"</a></h2>
+                <table class="data" aria-label="Top models"><thead><tr><th scope="col">"Model"</th><th scope="col">"Provider"</th><th scope="col" class="num">"Spend"</th><th scope="col" class="num">"Calls"</th></tr></thead><tbody>{models}</tbody></table>
+            </section>
+        </div>
+    }
+}
+
+/// The Overview.
+#[component]
+pub fn OverviewPage() -> impl IntoView {
+    let query = use_query_map();
+    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    let params = Memo::new(move |_| {
+        query
+            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
+    });
+    let overview = Resource::new(move || raw.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
+    view! {
+        <section class="page">
+            {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="overview" filters/> } }}
+            <header class="page-head">
+                <h1>"Overview"</h1>
+                {move || view! { <WindowPills params=params.get() base=OVERVIEW/> }}
+            </header>
+            {move || view! { <TagPills params=params.get() base=OVERVIEW/> }}
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let filters = shared_filters(&params.get());
+                    match overview.await {
+                        Ok(o) => view! { <OverviewView o filters/> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

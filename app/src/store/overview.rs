@@ -1,0 +1,277 @@
+//! The Overview and Models views: project-wide totals from `model_hourly` when nothing narrows
+//! them, from the per-tag-set rollups when a user or tag filter does.
+
+use super::users::{HourRanges, rfc3339, tag_clauses};
+use super::{Store, StoreError};
+use crate::model::money::usd_decimal;
+use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, UserSort, UsersFilter};
+use sqlx::{AssertSqlSafe, FromRow};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(FromRow)]
+struct HourModel {
+    hour: i64,
+    provider: String,
+    model: String,
+    events: i64,
+    errors: i64,
+    unpriced: i64,
+    input: i64,
+    output: i64,
+    cache_read: i64,
+    cache_creation: i64,
+    cost: i64,
+    latency: i64,
+}
+
+const SUMS: &str = "SUM(events) AS events, SUM(errors) AS errors, SUM(unpriced) AS unpriced,
+    SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(cache_read_tokens) AS cache_read,
+    SUM(cache_creation_tokens) AS cache_creation, SUM(cost_nano) AS cost, SUM(latency_ms_sum) AS latency";
+
+fn narrowed(filter: &UsersFilter) -> bool {
+    filter.user.is_some() || !filter.tags.is_empty()
+}
+
+/// Series kept by name in a chart; the rest are summed as "other".
+const MAX_SERIES: usize = 6;
+
+impl Store {
+    /// Totals per (hour, provider, model) in `[from_hour, to_hour)`.
+    async fn hour_models(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<HourModel>, StoreError> {
+        if !narrowed(filter) {
+            let sql = format!(
+                "SELECT hour, provider, model, {SUMS} FROM model_hourly
+                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3 GROUP BY hour, provider, model"
+            );
+            return Ok(sqlx::query_as(AssertSqlSafe(sql))
+                .bind(project_id)
+                .bind(from_hour)
+                .bind(to_hour)
+                .fetch_all(&self.read)
+                .await?);
+        }
+        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 5);
+        let sql = format!(
+            "SELECT r.hour AS hour, r.provider AS provider, r.model AS model, {SUMS}
+             FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
+             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4) {tags}
+             GROUP BY r.hour, r.provider, r.model"
+        );
+        let mut q = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(from_hour)
+            .bind(to_hour)
+            .bind(&filter.user);
+        for (k, v) in &filter.tags {
+            q = q.bind(k).bind(v);
+        }
+        Ok(q.fetch_all(&self.read).await?)
+    }
+
+    async fn count_traces(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<i64, StoreError> {
+        if !narrowed(filter) {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COALESCE(SUM(traces), 0) FROM project_trace_hourly WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3",
+            )
+            .bind(project_id)
+            .bind(from_hour)
+            .bind(to_hour)
+            .fetch_one(&self.read)
+            .await?;
+            return Ok(n);
+        }
+        let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 5);
+        let sql = format!(
+            "SELECT COALESCE(SUM(h.traces), 0) FROM trace_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
+             WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4) {tags}"
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(from_hour)
+            .bind(to_hour)
+            .bind(&filter.user);
+        for (k, v) in &filter.tags {
+            q = q.bind(k).bind(v);
+        }
+        Ok(q.fetch_one(&self.read).await?.0)
+    }
+
+    async fn count_users(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<i64, StoreError> {
+        let f = UsersFilter { from_ms: from_hour * 3_600_000, to_ms: to_hour * 3_600_000, ..filter.clone() };
+        if !narrowed(filter) {
+            let r = HourRanges::of(&f);
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(DISTINCT user_id) FROM (
+                   SELECT user_id FROM user_daily WHERE project_id = ?1 AND day >= ?2 AND day < ?3 AND events > 0
+                   UNION ALL
+                   SELECT user_id FROM user_hourly WHERE project_id = ?1 AND events > 0
+                     AND ((hour >= ?4 AND hour < ?5) OR (hour >= ?6 AND hour < ?7)))",
+            )
+            .bind(project_id)
+            .bind(r.first_day)
+            .bind(r.end_day)
+            .bind(r.from_hour)
+            .bind(r.head_end)
+            .bind(r.tail_start)
+            .bind(r.to_hour)
+            .fetch_one(&self.read)
+            .await?;
+            return Ok(n);
+        }
+        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 5);
+        let sql = format!(
+            "SELECT COUNT(DISTINCT t.user_id) FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
+             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL
+               AND (?4 IS NULL OR t.user_id = ?4) {tags}"
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(from_hour)
+            .bind(to_hour)
+            .bind(&filter.user);
+        for (k, v) in &filter.tags {
+            q = q.bind(k).bind(v);
+        }
+        Ok(q.fetch_one(&self.read).await?.0)
+    }
+
+    async fn kpis(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<(Kpis, Vec<HourModel>), StoreError> {
+        let rows = self.hour_models(project_id, filter, from_hour, to_hour).await?;
+        let mut k = Kpis {
+            traces: self.count_traces(project_id, filter, from_hour, to_hour).await?,
+            active_users: self.count_users(project_id, filter, from_hour, to_hour).await?,
+            ..Kpis::default()
+        };
+        for r in &rows {
+            k.spend_nano += r.cost;
+            k.calls += r.events;
+            k.tokens += r.input + r.output + r.cache_read + r.cache_creation;
+            k.errors += r.errors;
+            k.unpriced += r.unpriced;
+        }
+        Ok((k, rows))
+    }
+
+    /// Per-model totals in the filter's window, by spend.
+    pub async fn list_models(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+    ) -> Result<Vec<ModelRow>, StoreError> {
+        let r = HourRanges::of(filter);
+        Ok(models_of(&self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?))
+    }
+
+    /// The Overview of the filter's window: KPIs now and in the window before, spend by model
+    /// over time, top users and models.
+    pub async fn overview(&self, project_id: i64, filter: &UsersFilter) -> Result<Overview, StoreError> {
+        let r = HourRanges::of(filter);
+        let len = r.to_hour - r.from_hour;
+        let (current, rows) = self.kpis(project_id, filter, r.from_hour, r.to_hour).await?;
+        let (previous, _) = self.kpis(project_id, filter, r.from_hour - len, r.from_hour).await?;
+        let top_users = self.list_users(project_id, filter, UserSort::Spend, Dir::Desc, 0, 5).await?.users;
+        let mut top_models = models_of(&rows);
+        top_models.truncate(5);
+        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour);
+        Ok(Overview {
+            from: rfc3339(r.from_hour * 3_600_000),
+            to: rfc3339(r.to_hour * 3_600_000),
+            chart_svg: crate::charts::spend_chart(&spend_by_model),
+            current,
+            previous,
+            spend_by_model,
+            top_users,
+            top_models,
+        })
+    }
+}
+
+fn models_of(rows: &[HourModel]) -> Vec<ModelRow> {
+    let mut by: BTreeMap<(&str, &str), (ModelRow, i64)> = BTreeMap::new();
+    for r in rows {
+        let (m, latency) = by.entry((&r.provider, &r.model)).or_insert_with(|| {
+            (ModelRow { provider: r.provider.clone(), model: r.model.clone(), ..ModelRow::default() }, 0)
+        });
+        m.calls += r.events;
+        m.errors += r.errors;
+        m.unpriced += r.unpriced;
+        m.input_tokens += r.input;
+        m.output_tokens += r.output;
+        m.cache_read_tokens += r.cache_read;
+        m.cache_creation_tokens += r.cache_creation;
+        m.spend_nano += r.cost;
+        *latency += r.latency;
+    }
+    let mut out: Vec<ModelRow> = by
+        .into_values()
+        .map(|(mut m, latency)| {
+            m.spend_usd = usd_decimal(m.spend_nano);
+            m.avg_latency_ms = if m.calls > 0 { latency / m.calls } else { 0 };
+            m
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.spend_nano.cmp(&a.spend_nano).then(b.calls.cmp(&a.calls)).then(a.model.cmp(&b.model))
+    });
+    out
+}
+
+/// Spend per bucket (hours for windows up to two days, else UTC days) per model, the biggest
+/// `MAX_SERIES` by name and the rest as "other".
+fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64) -> SpendSeries {
+    let per_bucket_hours = if to_hour - from_hour <= 48 { 1 } else { 24 };
+    let first = from_hour.div_euclid(per_bucket_hours);
+    let last = (to_hour - 1).div_euclid(per_bucket_hours);
+    let n = (last - first + 1).max(0) as usize;
+    let mut totals: HashMap<&str, i64> = HashMap::new();
+    for r in rows {
+        *totals.entry(&r.model).or_default() += r.cost;
+    }
+    let mut names: Vec<(&str, i64)> = totals.into_iter().filter(|(_, c)| *c > 0).collect();
+    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let kept: Vec<&str> = names.iter().take(MAX_SERIES).map(|(m, _)| *m).collect();
+    let has_other = names.len() > MAX_SERIES;
+    let mut series: Vec<(String, Vec<i64>)> = kept.iter().map(|m| (m.to_string(), vec![0; n])).collect();
+    if has_other {
+        series.push(("other".into(), vec![0; n]));
+    }
+    for r in rows {
+        let i = (r.hour.div_euclid(per_bucket_hours) - first) as usize;
+        if i >= n || r.cost == 0 {
+            continue;
+        }
+        let s = kept.iter().position(|m| *m == r.model).unwrap_or(kept.len());
+        if s < series.len() {
+            series[s].1[i] += r.cost;
+        }
+    }
+    SpendSeries {
+        bucket_ms: per_bucket_hours * 3_600_000,
+        buckets: (0..n as i64).map(|i| (first + i) * per_bucket_hours * 3_600_000).collect(),
+        series,
+    }
+}

@@ -1,0 +1,64 @@
+// Overview and Models in real Chromium: figures, the chart's series, filters across tabs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launch, event } from './helpers.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+  await server.ingest({
+    events: [
+      event('o1', 'pat', { model: 'gpt-4o', input: 1_000_000, output: 0, tags: { plan: 'pro' } }), // $2.50
+      event('o2', 'pat', { model: 'gpt-4o-mini', input: 2_000_000, output: 0, tags: { plan: 'pro' } }), // $0.30
+      event('o3', 'quinn', { provider: 'anthropic', model: 'claude-haiku-4-5', input: 100_000, output: 0, tags: { plan: 'free' } }), // $0.10
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+const kpi = (page, label) => page.getByRole('group', { name: label }).locator('.kpi-value').innerText();
+
+test('the Overview shows the KPIs and a chart with one series per model', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps`);
+  assert.equal(await kpi(page, 'Spend'), '$2.90');
+  assert.equal(await kpi(page, 'LLM calls'), '3');
+  assert.equal(await kpi(page, 'Active users'), '2');
+  const chart = page.getByRole('img', { name: /Spend over time by model, 3 series/ });
+  await chart.waitFor();
+  assert.equal(await chart.locator('svg').count(), 1);
+  const legend = await page.getByRole('list', { name: 'Chart legend' }).getByRole('listitem').allInnerTexts();
+  assert.deepEqual(legend.map((l) => l.split(' ')[0]), ['gpt-4o', 'gpt-4o-mini', 'claude-haiku-4-5']);
+  // Each series is drawn in its own colour.
+  const fills = await chart.locator('svg rect').evaluateAll((rects) => [...new Set(rects.map((r) => r.getAttribute('fill')).filter((f) => f && f !== '#FFFFFF' && f !== 'none'))]);
+  assert.equal(fills.length, 3, `fills: ${fills}`);
+  await page.close();
+});
+
+test('a tag filter narrows every tab and survives tab switches and a reload', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps?tag.plan=pro`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  assert.equal(await kpi(page, 'Spend'), '$2.80');
+  await page.getByRole('link', { name: 'Models', exact: true }).click();
+  await page.waitForURL(/\/ai-apps\/models\?tag\.plan=pro/);
+  const models = page.getByRole('table', { name: 'Models' });
+  await models.waitFor();
+  assert.deepEqual(await models.locator('tbody').getByRole('rowheader').allInnerTexts(), ['gpt-4o', 'gpt-4o-mini']);
+  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await page.waitForURL(/\/ai-apps\/users\?tag\.plan=pro/);
+  await page.reload();
+  const users = page.getByRole('table', { name: 'Users by spend' });
+  assert.deepEqual(await users.locator('tbody').getByRole('rowheader').allInnerTexts(), ['pat']);
+  await page.getByRole('link', { name: 'Remove filter plan=pro' }).click();
+  await page.waitForURL((url) => !url.search.includes('plan'));
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Users by spend"] tbody tr').length === 2);
+  await page.close();
+});

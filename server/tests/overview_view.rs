@@ -1,0 +1,86 @@
+//! Overview and Models through the read API against independent sums, with and without filters.
+
+mod common;
+
+use common::{TestServer, minutes_ago};
+use serde_json::json;
+
+#[tokio::test]
+async fn overview_and_models_match_independent_sums() {
+    let s = TestServer::start();
+    let ev = |id: &str,
+              user: Option<&str>,
+              plan: &str,
+              model: &str,
+              minutes: i64,
+              input: u64,
+              status: &str| {
+        let mut tags = json!({ "plan": plan });
+        if let Some(u) = user {
+            tags["userId"] = json!(u);
+        }
+        json!({ "id": id, "trace_id": format!("t-{id}"), "timestamp": minutes_ago(minutes), "provider": "openai",
+                "model": model, "tags": tags, "usage": { "input_tokens": input, "output_tokens": 0 }, "status": status,
+                "latency_ms": 1000 })
+    };
+    let body = json!({ "events": [
+        ev("1", Some("amy"), "pro", "gpt-4o", 10, 1_000_000, "ok"),        // $2.50
+        ev("2", Some("amy"), "pro", "gpt-4o-mini", 20, 2_000_000, "ok"),   // $0.30
+        ev("3", Some("bob"), "free", "gpt-4o-mini", 30, 1_000_000, "error"), // $0.15
+        ev("4", None, "free", "mystery-model", 40, 500, "ok"),             // unpriced, no user
+        // The previous 28-day window: 30 days ago.
+        ev("5", Some("amy"), "pro", "gpt-4o", 30 * 24 * 60, 400_000, "ok"), // $1.00
+    ]});
+    assert_eq!(s.post(&body).await.0, 200);
+
+    let (status, o) = s.get("/v1/me/ai-apps/overview").await;
+    assert_eq!(status, 200, "{o}");
+    let c = &o["current"];
+    assert_eq!(c["spend_nano"], 2_950_000_000i64);
+    assert_eq!(c["calls"], 4);
+    assert_eq!(c["traces"], 4);
+    assert_eq!(c["tokens"], 4_000_500);
+    assert_eq!(c["active_users"], 2, "the event without a user is counted in calls, not users");
+    assert_eq!(c["errors"], 1);
+    assert_eq!(c["unpriced"], 1);
+    assert_eq!(o["previous"]["spend_nano"], 1_000_000_000i64);
+    assert_eq!(o["previous"]["active_users"], 1);
+    assert_eq!(o["top_users"][0]["user_id"], "amy");
+    assert_eq!(o["top_models"][0]["model"], "gpt-4o");
+    let series = o["spend_by_model"]["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2, "two priced models spent something: {series:?}");
+    let charted: i64 =
+        series.iter().flat_map(|s| s[1].as_array().expect("values").iter().filter_map(|v| v.as_i64())).sum();
+    assert_eq!(charted, 2_950_000_000);
+    assert_eq!(
+        o["spend_by_model"]["buckets"].as_array().map(Vec::len),
+        Some(29),
+        "28 days + the partial one"
+    );
+
+    // Narrowed by a tag and by a user: the per-tag-set path.
+    let (_, pro) = s.get("/v1/me/ai-apps/overview?tag.plan=pro").await;
+    assert_eq!(
+        (pro["current"]["spend_nano"].as_i64(), pro["current"]["calls"].as_i64()),
+        (Some(2_800_000_000), Some(2))
+    );
+    let (_, bob) = s.get("/v1/me/ai-apps/overview?user=bob&window=1d").await;
+    assert_eq!(
+        (bob["current"]["spend_nano"].as_i64(), bob["current"]["errors"].as_i64()),
+        (Some(150_000_000), Some(1))
+    );
+    assert_eq!(bob["spend_by_model"]["buckets"].as_array().map(Vec::len), Some(25), "hourly buckets for 1d");
+
+    let (_, m) = s.get("/v1/me/ai-apps/models").await;
+    let models = m["models"].as_array().expect("models");
+    let names: Vec<&str> = models.iter().filter_map(|r| r["model"].as_str()).collect();
+    assert_eq!(names, ["gpt-4o", "gpt-4o-mini", "mystery-model"]);
+    assert_eq!(
+        (models[1]["calls"].as_i64(), models[1]["errors"].as_i64(), models[1]["spend_nano"].as_i64()),
+        (Some(2), Some(1), Some(450_000_000))
+    );
+    assert_eq!(models[2]["unpriced"], 1);
+    assert_eq!(models[0]["avg_latency_ms"], 1000);
+    let (status, bad) = s.get("/v1/me/ai-apps/models?sort=spend").await;
+    assert_eq!((status, bad["field"].as_str()), (400, Some("sort")));
+}
