@@ -124,3 +124,17 @@ test('an empty view explains the usual causes', async () => {
   assert.match(await status.innerText(), /redaction/);
   await page.close();
 });
+
+test('an open Users page shows a newly ingested user without a reload', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps/users`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  await page.evaluate(() => { window.__marker = 'no reload'; });
+  // Let the page read the current data version first.
+  await page.waitForTimeout(700);
+  await server.ingest({ events: [event('live-1', 'live-arrival', { input: 50_000_000, output: 0 })] });
+  await page.getByRole('rowheader', { name: 'live-arrival' }).waitFor({ timeout: 5_000 });
+  assert.equal((await tableUsers(page))[0], 'live-arrival');
+  assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+  await page.close();
+});

@@ -75,3 +75,10 @@ pub async fn get_models(query: String) -> Result<Vec<crate::model::ModelRow>, Ap
     let filter = resolve_filter(&params, now_ms())?;
     Ok(state.store.list_models(state.default_project, &filter).await?)
 }
+
+/// A number that changes whenever new data is stored: pages poll it (cheap) and refetch their
+/// data only when it moved.
+#[server]
+pub async fn data_version() -> Result<u64, AppError> {
+    Ok(crate::state::state()?.store.version())
+}

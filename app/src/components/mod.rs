@@ -1,6 +1,7 @@
 //! Reusable pieces of the dashboard.
 
 mod empty_state;
+mod live;
 mod pagination;
 mod section_tabs;
 mod sortable_header;
@@ -9,6 +10,7 @@ pub mod users_table;
 mod window_pills;
 
 pub use empty_state::EmptyState;
+pub use live::refetch_on_new_data;
 pub use pagination::Pagination;
 pub use section_tabs::{SectionTabs, shared_filters};
 pub use sortable_header::SortableHeader;

@@ -3,7 +3,7 @@
 
 use crate::api::get_overview;
 use crate::components::users_table::{count, short_time};
-use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::components::{refetch_on_new_data, SectionTabs, TagPills, WindowPills, shared_filters};
 use crate::model::query::encode;
 use crate::model::{Kpis, Overview, SERIES_COLORS, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -124,6 +124,7 @@ pub fn OverviewPage() -> impl IntoView {
             .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
     });
     let overview = Resource::new(move || raw.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
+    refetch_on_new_data(move || overview.refetch());
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="overview" filters/> } }}

@@ -1,7 +1,7 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::get_users;
-use crate::components::{EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, shared_filters};
+use crate::components::{refetch_on_new_data, EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, shared_filters};
 use crate::model::UsersParams;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -16,6 +16,7 @@ pub fn UsersPage() -> impl IntoView {
             .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
     });
     let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
+    refetch_on_new_data(move || users.refetch());
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="users" filters/> } }}

@@ -398,6 +398,9 @@ impl Store {
         if let Ok(mut cache) = self.tag_cache.lock() {
             cache.extend(fresh_tags);
         }
+        if out.accepted > 0 {
+            self.bump_version();
+        }
         Ok(out)
     }
 }

@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub struct Store {
     pub write: SqlitePool,
     /// (project id, canonical tags) → tag set id, filled after commits.
     tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
+    /// Bumped after every committed batch that stored something: open dashboards poll it and
+    /// refetch only when it moved.
+    version: Arc<AtomicU64>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -73,7 +77,16 @@ impl Store {
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(Store { read, write, tag_cache: Arc::default() })
+        Ok(Store { read, write, tag_cache: Arc::default(), version: Arc::default() })
+    }
+
+    /// Changes whenever this process commits new data.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_version(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Closes both pools, checkpointing the WAL.

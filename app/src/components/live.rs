@@ -1,0 +1,40 @@
+//! Live refresh: after hydration, poll the data version twice a second and refetch when it moved.
+
+
+/// Calls `refetch` within about half a second of new data being stored. Polling a version number
+/// (a few bytes) rather than the data keeps an idle dashboard cheap; SSE would need a connection
+/// per open tab and proxies that don't buffer. Does nothing on the server or without JavaScript.
+pub fn refetch_on_new_data(refetch: impl Fn() + Clone + Send + Sync + 'static) {
+    #[cfg(feature = "hydrate")]
+    {
+        use crate::api::data_version;
+        use leptos::prelude::*;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let last = Arc::new(AtomicU64::new(u64::MAX));
+        let busy = Arc::new(AtomicBool::new(false));
+        let handle = set_interval_with_handle(
+            move || {
+                if busy.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                let (last, busy, refetch) = (last.clone(), busy.clone(), refetch.clone());
+                leptos::task::spawn_local(async move {
+                    if let Ok(v) = data_version().await {
+                        let before = last.swap(v, Ordering::AcqRel);
+                        if before != u64::MAX && before != v {
+                            refetch();
+                        }
+                    }
+                    busy.store(false, Ordering::Release);
+                });
+            },
+            std::time::Duration::from_millis(500),
+        );
+        if let Ok(handle) = handle {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = refetch;
+}
