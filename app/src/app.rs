@@ -1,6 +1,8 @@
 //! The HTML shell and the router: which page answers which path.
 
-use crate::routes::{EventPage, ModelsPage, NotFoundPage, OverviewPage, TracePage, TracesPage, UsersPage};
+use crate::routes::{
+    EventPage, ModelsPage, NotFoundPage, OverviewPage, TracePage, TracesPage, UserPage, UsersPage,
+};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
@@ -44,6 +46,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/ai-apps") view=OverviewPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/models") view=ModelsPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/users/:user_id") view=UserPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces") view=TracesPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/events/:event_id") view=EventPage ssr=SsrMode::Async/>

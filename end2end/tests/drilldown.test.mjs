@@ -36,9 +36,12 @@ test('user → traces → trace → call, and the back button restores each step
   await page.goto(`${server.base}/ai-apps/users`);
   await page.waitForFunction(() => window.__tokentally_hydrated === true);
   await page.getByRole('link', { name: 'kim', exact: true }).click();
-  await page.waitForURL(/\/ai-apps\/traces\?user=kim/);
-  const traces = page.getByRole('table', { name: 'Traces' });
+  await page.waitForURL(/\/ai-apps\/users\/kim$/);
+  const traces = page.getByRole('table', { name: 'Traces of this user' });
   await traces.waitFor();
+  // The user's page: their spend only ($0.006 + claude-haiku-4-5: 50 × $1/M + 20 × $5/M + 4000 × $0.10/M).
+  assert.equal(await page.getByRole('group', { name: 'Spend' }).locator('.kpi-value').innerText(), '$0.00655');
+  assert.equal(await page.getByRole('group', { name: 'LLM calls' }).locator('.kpi-value').innerText(), '2');
   assert.deepEqual(await traces.locator('tbody').getByRole('rowheader').allInnerTexts(), ['POST /api/chat']);
 
   await traces.getByRole('link', { name: 'POST /api/chat' }).click();
@@ -63,7 +66,7 @@ test('user → traces → trace → call, and the back button restores each step
   await page.waitForURL(/\/ai-apps\/traces\/tr-kim-1$/);
   await calls.waitFor();
   await page.goBack();
-  await page.waitForURL(/\/ai-apps\/traces\?user=kim/);
+  await page.waitForURL(/\/ai-apps\/users\/kim$/);
   await traces.waitFor();
   assert.deepEqual(await traces.locator('tbody').getByRole('rowheader').allInnerTexts(), ['POST /api/chat']);
   await page.close();

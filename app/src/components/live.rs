@@ -1,6 +1,5 @@
 //! Live refresh: after hydration, poll the data version twice a second and refetch when it moved.
 
-
 /// Calls `refetch` within about half a second of new data being stored. Polling a version number
 /// (a few bytes) rather than the data keeps an idle dashboard cheap; SSE would need a connection
 /// per open tab and proxies that don't buffer. Does nothing on the server or without JavaScript.

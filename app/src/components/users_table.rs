@@ -40,7 +40,7 @@ fn UserRowView(row: UserRow) -> impl IntoView {
     view! {
         <tr>
             <th scope="row" class="user">
-                <a href=format!("/ai-apps/traces?user={}", encode(&row.user_id))>{row.user_id.clone()}</a>
+                <a href=format!("/ai-apps/users/{}", encode(&row.user_id))>{row.user_id.clone()}</a>
             </th>
             <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
             <td class="num">{count(row.traces)}</td>

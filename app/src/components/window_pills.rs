@@ -9,7 +9,8 @@ pub fn WindowPills<S: SortKey + Send + Sync>(
     /// The current view.
     params: ViewParams<S>,
     /// The view's path, e.g. `/ai-apps/users`.
-    base: &'static str,
+    #[prop(into)]
+    base: String,
 ) -> impl IntoView {
     let custom = params.from.is_some();
     view! {
@@ -18,7 +19,7 @@ pub fn WindowPills<S: SortKey + Send + Sync>(
                 .into_iter()
                 .map(|w| {
                     let current = (!custom && params.window == w).then_some("true");
-                    let href = format!("{base}{}", params.with_window(w).to_query());
+                    let href = format!("{}{}", base, params.with_window(w).to_query());
                     view! {
                         <a href=href class="pill" aria-pressed=current.unwrap_or("false")>
                             {w.as_str()}

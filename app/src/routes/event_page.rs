@@ -110,7 +110,7 @@ fn EventView(d: EventDetail) -> impl IntoView {
         .tags
         .get("userId")
         .cloned()
-        .map(|u| view! { <a href=format!("/ai-apps/traces?user={}", encode(&u))>{u.clone()}</a> });
+        .map(|u| view! { <a href=format!("/ai-apps/users/{}", encode(&u))>{u.clone()}</a> });
     let tags =
         d.tags.iter().map(|(k, v)| view! { <li><code>{format!("{k}={v}")}</code></li> }).collect_view();
     view! {

@@ -6,6 +6,7 @@ mod not_found_page;
 mod overview_page;
 mod trace_page;
 mod traces_page;
+mod user_page;
 mod users_page;
 
 pub use event_page::EventPage;
@@ -14,4 +15,5 @@ pub use not_found_page::NotFoundPage;
 pub use overview_page::OverviewPage;
 pub use trace_page::TracePage;
 pub use traces_page::TracesPage;
+pub use user_page::UserPage;
 pub use users_page::UsersPage;

@@ -3,7 +3,7 @@
 
 use crate::api::get_overview;
 use crate::components::users_table::{count, short_time};
-use crate::components::{refetch_on_new_data, SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
 use crate::model::{Kpis, Overview, SERIES_COLORS, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -58,8 +58,9 @@ fn cards(now: &Kpis, before: &Kpis) -> impl IntoView + use<> {
     }
 }
 
+/// The Overview's body for already-read data (also used on a user's page).
 #[component]
-fn OverviewView(o: Overview, filters: String) -> impl IntoView {
+pub fn OverviewView(o: Overview, filters: String) -> impl IntoView {
     let legend = o
         .spend_by_model
         .series
@@ -87,7 +88,7 @@ fn OverviewView(o: Overview, filters: String) -> impl IntoView {
         .top_users
         .iter()
         .map(|u| {
-            let href = format!("/ai-apps/traces?user={}", encode(&u.user_id));
+            let href = format!("/ai-apps/users/{}", encode(&u.user_id));
             view! { <tr><th scope="row"><a href=href>{u.user_id.clone()}</a></th><td class="num">{format_usd(u.spend_nano)}</td><td class="num">{count(u.events)}</td></tr> }
         })
         .collect_view();

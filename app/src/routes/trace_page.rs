@@ -80,7 +80,7 @@ pub fn TracePage() -> impl IntoView {
                         Ok(Some(d)) => {
                             let t = d.trace.clone();
                             let user = t.user_id.clone().map(|u| view! {
-                                <a href=format!("/ai-apps/traces?user={}", encode(&u))>{u.clone()}</a>
+                                <a href=format!("/ai-apps/users/{}", encode(&u))>{u.clone()}</a>
                             });
                             let tags = d.tags.iter().map(|(k, v)| view! {
                                 <li><code>{format!("{k}={v}")}</code></li>

@@ -23,7 +23,7 @@ pub fn duration(ms: Option<i64>) -> String {
 fn TraceRowView(row: TraceRow) -> impl IntoView {
     let href = format!("/ai-apps/traces/{}", encode(&row.trace_id));
     let user = row.user_id.clone().map(|u| {
-        view! { <a href=format!("{TRACES}?user={}", encode(&u))>{u.clone()}</a> }
+        view! { <a href=format!("/ai-apps/users/{}", encode(&u))>{u.clone()}</a> }
     });
     let unpriced = (row.unpriced_events > 0)
         .then(|| view! { <span class="unpriced">{format!("+{} unpriced", row.unpriced_events)}</span> });

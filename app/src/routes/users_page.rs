@@ -1,7 +1,9 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::get_users;
-use crate::components::{refetch_on_new_data, EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, shared_filters};
+use crate::components::{
+    EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data, shared_filters,
+};
 use crate::model::UsersParams;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
