@@ -188,3 +188,17 @@ CREATE TABLE project_trace_hourly (
     traces      INTEGER NOT NULL,
     PRIMARY KEY (project_id, hour)
 ) WITHOUT ROWID;
+
+-- One row per (event, tool name) for the Tools view: calls, users and traces per tool, and the
+-- spend of the calls that used it.
+CREATE TABLE event_tools (
+    project_id  INTEGER NOT NULL,
+    ts          INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    tool        TEXT NOT NULL,
+    trace_id    TEXT,
+    tag_set_id  INTEGER NOT NULL,
+    user_id     TEXT,
+    cost_nano   INTEGER,
+    PRIMARY KEY (project_id, ts, event_id, tool)
+) WITHOUT ROWID;

@@ -62,3 +62,15 @@ test('a tag filter narrows every tab and survives tab switches and a reload', as
   await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Users by spend"] tbody tr').length === 2);
   await page.close();
 });
+
+test('the Tools tab lists tool names with their calls', async () => {
+  await server.ingest({
+    events: [{ ...event('tool-1', 'pat', { model: 'gpt-4o', input: 1000, output: 0, tags: { plan: 'pro' } }), tools: ['web_search'] }],
+  });
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps/tools`);
+  const table = page.getByRole('table', { name: 'Tools' });
+  assert.deepEqual(await table.locator('tbody').getByRole('rowheader').allInnerTexts(), ['web_search']);
+  assert.equal(await table.locator('tbody td').first().innerText(), '1');
+  await page.close();
+});

@@ -84,3 +84,42 @@ async fn overview_and_models_match_independent_sums() {
     let (status, bad) = s.get("/v1/me/ai-apps/models?sort=spend").await;
     assert_eq!((status, bad["field"].as_str()), (400, Some("sort")));
 }
+
+#[tokio::test]
+async fn tools_count_calls_users_traces_and_spend() {
+    let s = TestServer::start();
+    let ev = |id: &str, user: &str, trace: &str, tools: serde_json::Value, input: u64| {
+        json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(5), "provider": "openai", "model": "gpt-4o",
+                "tags": { "userId": user, "plan": if user == "uma" { "pro" } else { "free" } },
+                "usage": { "input_tokens": input }, "tools": tools })
+    };
+    let body = json!({ "events": [
+        ev("1", "uma", "t1", json!(["web_search"]), 1_000_000),                 // $2.50
+        ev("2", "uma", "t1", json!(["web_search", "sql_query"]), 400_000),      // $1.00
+        ev("3", "vic", "t2", json!(["web_search", "web_search"]), 200_000),     // $0.50, the name once
+        ev("4", "vic", "t3", json!([]), 4_000_000),                             // no tool
+    ]});
+    assert_eq!(s.post(&body).await.0, 200);
+    let (status, t) = s.get("/v1/me/ai-apps/tools").await;
+    assert_eq!(status, 200, "{t}");
+    let tools = t["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 2);
+    assert_eq!(tools[0]["tool"], "web_search");
+    assert_eq!(
+        (
+            tools[0]["calls"].as_i64(),
+            tools[0]["users"].as_i64(),
+            tools[0]["traces"].as_i64(),
+            tools[0]["spend_nano"].as_i64()
+        ),
+        (Some(3), Some(2), Some(2), Some(4_000_000_000))
+    );
+    assert_eq!(
+        (tools[1]["tool"].as_str(), tools[1]["calls"].as_i64(), tools[1]["spend_nano"].as_i64()),
+        (Some("sql_query"), Some(1), Some(1_000_000_000))
+    );
+    let (_, pro) = s.get("/v1/me/ai-apps/tools?tag.plan=pro").await;
+    assert_eq!(pro["tools"][0]["calls"], 2);
+    let (_, vic) = s.get("/v1/me/ai-apps/tools?user=vic").await;
+    assert_eq!(vic["tools"].as_array().map(Vec::len), Some(1));
+}

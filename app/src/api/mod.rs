@@ -82,3 +82,14 @@ pub async fn get_models(query: String) -> Result<Vec<crate::model::ModelRow>, Ap
 pub async fn data_version() -> Result<u64, AppError> {
     Ok(crate::state::state()?.store.version())
 }
+
+/// Per-tool totals for the dashboard's query string.
+#[server]
+pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppError> {
+    use crate::model::UsersParams;
+    use crate::store::{now_ms, users::resolve_filter};
+    let state = crate::state::state()?;
+    let params = UsersParams::parse_query(&query)?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok(state.store.list_tools(state.default_project, &filter).await?)
+}

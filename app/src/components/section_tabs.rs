@@ -15,6 +15,7 @@ pub fn SectionTabs(
         ("overview", "Overview", "/ai-apps"),
         ("traces", "Traces", "/ai-apps/traces"),
         ("models", "Models", "/ai-apps/models"),
+        ("tools", "Tools", "/ai-apps/tools"),
         ("users", "Users", "/ai-apps/users"),
     ];
     view! {

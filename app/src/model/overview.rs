@@ -62,3 +62,16 @@ pub struct Overview {
 /// Colours of chart series, in order (the legend and the SVG use the same).
 pub const SERIES_COLORS: [&str; 7] =
     ["#1f5fbf", "#e07b00", "#2e9d5b", "#b0306a", "#7a54c4", "#0f8fa3", "#8a8f98"];
+
+/// One tool's use in a window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRow {
+    pub tool: String,
+    /// LLM calls that used the tool.
+    pub calls: i64,
+    pub users: i64,
+    pub traces: i64,
+    /// Spend of the calls that used it (a call with two tools counts for both).
+    pub spend_nano: i64,
+    pub spend_usd: String,
+}

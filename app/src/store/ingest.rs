@@ -258,6 +258,7 @@ impl Store {
         }
 
         let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        let mut tool_rows: Vec<(&EventIn, &str, i64, Option<i64>)> = Vec::new();
         // Each trace's share of the batch's new events.
         let mut per_trace: HashMap<&str, TraceDelta> = HashMap::new();
         for (e, tag_set, route_tag, cost) in &resolved {
@@ -267,6 +268,12 @@ impl Store {
                 continue;
             }
             out.accepted += 1;
+            let mut seen_tools: HashSet<&str> = HashSet::new();
+            for tool in &e.tools {
+                if seen_tools.insert(tool.as_str()) {
+                    tool_rows.push((*e, tool.as_str(), *tag_set, cost.nano()));
+                }
+            }
             if let Some(trace_id) = &e.trace_id {
                 let t = per_trace.entry(trace_id.as_str()).or_insert_with(|| TraceDelta {
                     tag_set: *tag_set,
@@ -330,6 +337,24 @@ impl Store {
                    tokens = tokens + excluded.tokens, cost_nano = cost_nano + excluded.cost_nano,
                    last_event_at = MAX(COALESCE(last_event_at, excluded.last_event_at), excluded.last_event_at)",
             );
+            q.build().execute(&mut *tx).await?;
+        }
+
+        for chunk in tool_rows.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO event_tools (project_id, ts, event_id, tool, trace_id, tag_set_id, user_id, cost_nano) ",
+            );
+            q.push_values(chunk, |mut b, (e, tool, tag_set, cost)| {
+                b.push_bind(project_id)
+                    .push_bind(e.ts_ms)
+                    .push_bind(&e.id)
+                    .push_bind(*tool)
+                    .push_bind(&e.trace_id)
+                    .push_bind(*tag_set)
+                    .push_bind(tag_users.get(tag_set).cloned().flatten())
+                    .push_bind(*cost);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
 

@@ -275,3 +275,51 @@ fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64) -> SpendSeries {
         series,
     }
 }
+
+#[derive(FromRow)]
+struct ToolDbRow {
+    tool: String,
+    calls: i64,
+    users: i64,
+    traces: i64,
+    spend: i64,
+}
+
+impl Store {
+    /// Per tool name in the filter's window: calls, distinct users and traces, spend of those calls.
+    pub async fn list_tools(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+    ) -> Result<Vec<crate::model::ToolRow>, StoreError> {
+        let r = HourRanges::of(filter);
+        let tags = tag_clauses("tag_set_id", filter.tags.len(), 5);
+        let sql = format!(
+            "SELECT tool, COUNT(*) AS calls, COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT trace_id) AS traces,
+               COALESCE(SUM(cost_nano), 0) AS spend
+             FROM event_tools
+             WHERE project_id = ?1 AND ts >= ?2 AND ts < ?3 AND (?4 IS NULL OR user_id = ?4) {tags}
+             GROUP BY tool ORDER BY spend DESC, calls DESC, tool"
+        );
+        let mut q = sqlx::query_as::<_, ToolDbRow>(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(r.from_hour * 3_600_000)
+            .bind(r.to_hour * 3_600_000)
+            .bind(&filter.user);
+        for (k, v) in &filter.tags {
+            q = q.bind(k).bind(v);
+        }
+        Ok(q.fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(|t| crate::model::ToolRow {
+                spend_usd: usd_decimal(t.spend),
+                tool: t.tool,
+                calls: t.calls,
+                users: t.users,
+                traces: t.traces,
+                spend_nano: t.spend,
+            })
+            .collect())
+    }
+}

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/ai-apps/traces", get(read_api::traces))
         .route("/v1/me/ai-apps/overview", get(read_api::overview))
         .route("/v1/me/ai-apps/models", get(read_api::models))
+        .route("/v1/me/ai-apps/tools", get(read_api::tools))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
         .route("/healthz", get(|| async { "ok" }))

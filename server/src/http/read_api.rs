@@ -128,3 +128,15 @@ pub async fn models(
     let models = state.store.list_models(project, &filter).await?;
     Ok(Json(serde_json::json!({ "models": models })))
 }
+
+/// `GET /v1/me/ai-apps/tools`: per tool name, calls, users, traces and the spend of those calls.
+pub async fn tools(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
+    let filter = view_filter(query.as_deref())?;
+    let tools = state.store.list_tools(project, &filter).await?;
+    Ok(Json(serde_json::json!({ "tools": tools })))
+}

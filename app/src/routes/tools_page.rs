@@ -1,0 +1,75 @@
+//! AI Apps → Tools: per tool name, the calls that used it, their users, traces and spend.
+
+use crate::api::get_tools;
+use crate::components::users_table::count;
+use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::model::{ToolRow, UsersParams, format_usd};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+const TOOLS: &str = "/ai-apps/tools";
+
+#[component]
+fn ToolsTable(rows: Vec<ToolRow>) -> impl IntoView {
+    let body = rows
+        .into_iter()
+        .map(|t| {
+            view! {
+                <tr>
+                    <th scope="row" class="model">{t.tool.clone()}</th>
+                    <td class="num">{count(t.calls)}</td>
+                    <td class="num">{count(t.users)}</td>
+                    <td class="num">{count(t.traces)}</td>
+                    <td class="num">{format_usd(t.spend_nano)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="data" aria-label="Tools">
+            <thead>
+                <tr>
+                    <th scope="col">"Tool"</th>
+                    <th scope="col" class="num">"Calls"</th>
+                    <th scope="col" class="num">"Users"</th>
+                    <th scope="col" class="num">"Traces"</th>
+                    <th scope="col" class="num">"Spend of these calls"</th>
+                </tr>
+            </thead>
+            <tbody>{body}</tbody>
+        </table>
+    }
+}
+
+/// The Tools view.
+#[component]
+pub fn ToolsPage() -> impl IntoView {
+    let query = use_query_map();
+    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    let params = Memo::new(move |_| {
+        query
+            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
+    });
+    let tools = Resource::new(move || raw.get(), |q| get_tools(q.trim_start_matches('?').to_string()));
+    view! {
+        <section class="page">
+            {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="tools" filters/> } }}
+            <header class="page-head">
+                <h1>"Tools"</h1>
+                {move || view! { <WindowPills params=params.get() base=TOOLS/> }}
+            </header>
+            {move || view! { <TagPills params=params.get() base=TOOLS/> }}
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match tools.await {
+                        Ok(rows) if rows.is_empty() => view! {
+                            <p class="empty" role="status">"No tool calls in this window. Tool names come from the calls' tool_calls / tool_use blocks (the SDK records them), or an event's \"tools\" field."</p>
+                        }.into_any(),
+                        Ok(rows) => view! { <ToolsTable rows/> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
