@@ -199,6 +199,8 @@ CREATE TABLE event_tools (
     trace_id    TEXT,
     tag_set_id  INTEGER NOT NULL,
     user_id     TEXT,
+    provider    TEXT NOT NULL,
+    agent       TEXT NOT NULL,
     cost_nano   INTEGER,
     PRIMARY KEY (project_id, ts, event_id, tool)
 ) WITHOUT ROWID;

@@ -74,3 +74,21 @@ test('the Tools tab lists tool names with their calls', async () => {
   assert.equal(await table.locator('tbody td').first().innerText(), '1');
   await page.close();
 });
+
+test('a provider picked from the menu narrows the Overview and stays on the Users tab', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  await page.getByText('Provider ▾').click();
+  await page.getByRole('list', { name: 'Provider filter' }).getByRole('link', { name: 'anthropic' }).click();
+  await page.waitForURL(/provider=anthropic/);
+  await page.waitForFunction(() => document.querySelector('[aria-label="Spend"] .kpi-value')?.innerText === '$0.10');
+  assert.equal(await kpi(page, 'Active users'), '1');
+  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await page.waitForURL(/\/ai-apps\/users\?provider=anthropic/);
+  const users = page.getByRole('table', { name: 'Users by spend' });
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Users by spend"] tbody tr').length === 1);
+  assert.deepEqual(await users.locator('tbody').getByRole('rowheader').allInnerTexts(), ['quinn']);
+  assert.ok(await page.getByRole('link', { name: 'Remove filter provider=anthropic' }).isVisible());
+  await page.close();
+});

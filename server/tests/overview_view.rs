@@ -123,3 +123,56 @@ async fn tools_count_calls_users_traces_and_spend() {
     let (_, vic) = s.get("/v1/me/ai-apps/tools?user=vic").await;
     assert_eq!(vic["tools"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn provider_and_agent_filters_narrow_every_view() {
+    let s = TestServer::start();
+    let ev = |id: &str, user: &str, trace: &str, provider: &str, model: &str, agent: &str, input: u64| {
+        json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(5), "provider": provider, "model": model,
+                "agent": agent, "tags": { "userId": user }, "usage": { "input_tokens": input }, "tools": ["search"] })
+    };
+    let body = json!({ "events": [
+        ev("1", "wes", "t1", "openai", "gpt-4o", "chat", 1_000_000),                 // $2.50
+        ev("2", "wes", "t1", "anthropic", "claude-haiku-4-5", "chat", 1_000_000),    // $1.00
+        ev("3", "xia", "t2", "anthropic", "claude-haiku-4-5", "summarizer", 500_000), // $0.50
+    ]});
+    assert_eq!(s.post(&body).await.0, 200);
+
+    let (_, users) = s.get("/v1/me/ai-apps/users?provider=anthropic").await;
+    let rows = users["users"].as_array().expect("users");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["user_id"].as_str(), rows[0]["spend_nano"].as_i64(), rows[0]["traces"].as_i64()),
+        (Some("wes"), Some(1_000_000_000), Some(1))
+    );
+    let (_, openai) = s.get("/v1/me/ai-apps/users?provider=openai").await;
+    assert_eq!(openai["total_users"], 1);
+    let (_, o) = s.get("/v1/me/ai-apps/overview?agent=summarizer").await;
+    assert_eq!(
+        (
+            o["current"]["spend_nano"].as_i64(),
+            o["current"]["active_users"].as_i64(),
+            o["current"]["traces"].as_i64()
+        ),
+        (Some(500_000_000), Some(1), Some(1))
+    );
+    let (_, o) = s.get("/v1/me/ai-apps/overview?provider=anthropic").await;
+    assert_eq!(
+        (
+            o["current"]["calls"].as_i64(),
+            o["current"]["traces"].as_i64(),
+            o["current"]["active_users"].as_i64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
+    let (_, t) = s.get("/v1/me/ai-apps/traces?provider=openai").await;
+    assert_eq!(t["total_traces"], 1);
+    let (_, m) = s.get("/v1/me/ai-apps/models?provider=anthropic&agent=chat").await;
+    assert_eq!(m["models"].as_array().map(Vec::len), Some(1));
+    assert_eq!(m["models"][0]["calls"], 1);
+    let (_, tools) = s.get("/v1/me/ai-apps/tools?provider=anthropic").await;
+    assert_eq!(
+        (tools["tools"][0]["calls"].as_i64(), tools["tools"][0]["spend_nano"].as_i64()),
+        (Some(2), Some(1_500_000_000))
+    );
+}

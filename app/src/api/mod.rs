@@ -93,3 +93,14 @@ pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppE
     let filter = resolve_filter(&params, now_ms())?;
     Ok(state.store.list_tools(state.default_project, &filter).await?)
 }
+
+/// Providers and agents seen in the window of the dashboard's query string.
+#[server]
+pub async fn get_filter_values(query: String) -> Result<crate::model::FilterValues, AppError> {
+    use crate::model::UsersParams;
+    use crate::store::{now_ms, users::resolve_filter};
+    let state = crate::state::state()?;
+    let params = UsersParams::parse_query(&query)?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok(state.store.filter_values(state.default_project, &filter).await?)
+}

@@ -1,9 +1,45 @@
-//! Active tag filters, each removable.
+//! The filter bar: Provider and Agent menus (values seen in the window) and the active filters
+//! (user, provider, agent, tags) as removable pills. Every choice is a link.
 
-use crate::model::{SortKey, ViewParams};
+use crate::api::get_filter_values;
+use crate::model::{SortKey, UserSort, ViewParams};
 use leptos::prelude::*;
 
-/// One pill per `tag.<key>=<value>` filter, with a link that removes it.
+fn pill(label: String, href: String) -> impl IntoView {
+    let remove = format!("Remove filter {label}");
+    view! {
+        <span class="pill tag">
+            {label}
+            <a href=href class="remove" aria-label=remove>"×"</a>
+        </span>
+    }
+}
+
+/// A `<details>` menu of links setting one filter.
+fn menu<S: SortKey + Send + Sync>(
+    name: &'static str,
+    values: Vec<String>,
+    params: &ViewParams<S>,
+    base: &'static str,
+    set: fn(&mut ViewParams<S>, String),
+) -> impl IntoView + use<S> {
+    let items = values
+        .into_iter()
+        .map(|v| {
+            let mut p = params.with_offset(0);
+            set(&mut p, v.clone());
+            view! { <li><a href=format!("{base}{}", p.to_query())>{v}</a></li> }
+        })
+        .collect_view();
+    view! {
+        <details class="menu">
+            <summary>{name}" ▾"</summary>
+            <ul aria-label=format!("{name} filter")>{items}</ul>
+        </details>
+    }
+}
+
+/// The filter bar of a view.
 #[component]
 pub fn TagPills<S: SortKey + Send + Sync>(
     /// The current view.
@@ -11,35 +47,52 @@ pub fn TagPills<S: SortKey + Send + Sync>(
     /// The view's path.
     base: &'static str,
 ) -> impl IntoView {
-    let pills = params
-        .tags
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            let mut without = params.with_offset(0);
-            without.tags.remove(i);
-            let href = format!("{base}{}", without.to_query());
-            let label = format!("{k}={v}");
-            let remove = format!("Remove filter {label}");
-            view! {
-                <span class="pill tag">
-                    {label}
-                    <a href=href class="remove" aria-label=remove>"×"</a>
-                </span>
-            }
-        })
-        .collect_view();
-    let user = params.user.clone().map(|u| {
-        let without = ViewParams { user: None, ..params.with_offset(0) };
-        let href = format!("{base}{}", without.to_query());
-        let label = format!("user={u}");
-        let remove = format!("Remove filter {label}");
-        view! {
-            <span class="pill tag">
-                {label}
-                <a href=href class="remove" aria-label=remove>"×"</a>
-            </span>
+    let query = params.for_view::<UserSort>().to_query();
+    let values =
+        Resource::new(move || query.clone(), |q| get_filter_values(q.trim_start_matches('?').to_string()));
+    let menus = {
+        let params = params.clone();
+        move || {
+            let params = params.clone();
+            Suspend::new(async move {
+                let v = values.await.unwrap_or_default();
+                view! {
+                    {menu("Provider", v.providers, &params, base, |p, v| p.provider = Some(v))}
+                    {menu("Agent", v.agents, &params, base, |p, v| p.agent = Some(v))}
+                }
+            })
         }
-    });
-    view! { <div class="tag-pills" aria-label="Filters">{user}{pills}</div> }
+    };
+    let href_without = |f: &dyn Fn(&mut ViewParams<S>)| {
+        let mut p = params.with_offset(0);
+        f(&mut p);
+        format!("{base}{}", p.to_query())
+    };
+    let mut pills = Vec::new();
+    if let Some(u) = &params.user {
+        pills.push(pill(format!("user={u}"), href_without(&|p| p.user = None)).into_any());
+    }
+    if let Some(v) = &params.provider {
+        pills.push(pill(format!("provider={v}"), href_without(&|p| p.provider = None)).into_any());
+    }
+    if let Some(v) = &params.agent {
+        pills.push(pill(format!("agent={v}"), href_without(&|p| p.agent = None)).into_any());
+    }
+    for (i, (k, v)) in params.tags.iter().enumerate() {
+        pills.push(
+            pill(
+                format!("{k}={v}"),
+                href_without(&|p| {
+                    p.tags.remove(i);
+                }),
+            )
+            .into_any(),
+        );
+    }
+    view! {
+        <div class="filters" aria-label="Filters">
+            <Suspense fallback=|| ()>{menus}</Suspense>
+            {pills}
+        </div>
+    }
 }

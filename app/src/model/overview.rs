@@ -75,3 +75,10 @@ pub struct ToolRow {
     pub spend_nano: i64,
     pub spend_usd: String,
 }
+
+/// Values seen in a window, offered by the Provider and Agent filter menus.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterValues {
+    pub providers: Vec<String>,
+    pub agents: Vec<String>,
+}

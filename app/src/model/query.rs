@@ -57,6 +57,9 @@ pub struct ViewParams<S> {
     pub tags: Vec<(String, String)>,
     /// Only this end user (`user=`).
     pub user: Option<String>,
+    /// Only calls to this provider (`provider=`) / made by this agent (`agent=`).
+    pub provider: Option<String>,
+    pub agent: Option<String>,
     /// Text search (`q=`): the Traces view matches it in route tags.
     pub q: Option<String>,
     pub sort: S,
@@ -79,6 +82,8 @@ impl<S: SortKey> ViewParams<S> {
             to: None,
             tags: Vec::new(),
             user: None,
+            provider: None,
+            agent: None,
             q: None,
             sort: S::default(),
             dir: Dir::default(),
@@ -95,6 +100,11 @@ impl<S: SortKey> ViewParams<S> {
                 "to" => p.to = Some(v.to_string()),
                 "user" if !v.is_empty() && v.len() <= 512 => p.user = Some(v.to_string()),
                 "user" => return Err(bad(k, "must be 1 to 512 characters")),
+                "provider" | "agent" if v.is_empty() || v.len() > 256 => {
+                    return Err(bad(k, "must be 1 to 256 characters"));
+                }
+                "provider" => p.provider = Some(v.to_string()),
+                "agent" => p.agent = Some(v.to_string()),
                 "q" if v.len() <= 256 => p.q = (!v.is_empty()).then(|| v.to_string()),
                 "q" => return Err(bad(k, "must be at most 256 characters")),
                 "sort" => {
@@ -161,6 +171,8 @@ impl<S: SortKey> ViewParams<S> {
             to: self.to.clone(),
             tags: self.tags.clone(),
             user: self.user.clone(),
+            provider: self.provider.clone(),
+            agent: self.agent.clone(),
             q: None,
             sort: T::default(),
             dir: Dir::default(),
@@ -191,6 +203,12 @@ impl<S: SortKey> ViewParams<S> {
         }
         if let Some(user) = &self.user {
             parts.push(format!("user={}", encode(user)));
+        }
+        if let Some(provider) = &self.provider {
+            parts.push(format!("provider={}", encode(provider)));
+        }
+        if let Some(agent) = &self.agent {
+            parts.push(format!("agent={}", encode(agent)));
         }
         for (k, v) in &self.tags {
             parts.push(format!("tag.{}={}", encode(k), encode(v)));

@@ -130,6 +130,17 @@ pub struct UsersFilter {
     pub tags: Vec<(String, String)>,
     /// Only this end user.
     pub user: Option<String>,
+    /// Only calls to this provider / by this agent.
+    pub provider: Option<String>,
+    pub agent: Option<String>,
+}
+
+impl UsersFilter {
+    /// True when a provider or agent narrows the calls (the per-user and per-trace totals, which
+    /// sum all of a user's calls, can't answer then).
+    pub fn narrows_calls(&self) -> bool {
+        self.provider.is_some() || self.agent.is_some()
+    }
 }
 
 /// One user's row in the Users view.

@@ -342,7 +342,8 @@ impl Store {
 
         for chunk in tool_rows.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO event_tools (project_id, ts, event_id, tool, trace_id, tag_set_id, user_id, cost_nano) ",
+                "INSERT INTO event_tools (project_id, ts, event_id, tool, trace_id, tag_set_id, user_id, provider,
+                   agent, cost_nano) ",
             );
             q.push_values(chunk, |mut b, (e, tool, tag_set, cost)| {
                 b.push_bind(project_id)
@@ -352,6 +353,8 @@ impl Store {
                     .push_bind(&e.trace_id)
                     .push_bind(*tag_set)
                     .push_bind(tag_users.get(tag_set).cloned().flatten())
+                    .push_bind(&e.provider)
+                    .push_bind(&e.agent)
                     .push_bind(*cost);
             });
             q.push(" ON CONFLICT DO NOTHING");

@@ -47,27 +47,34 @@ impl Store {
         if !narrowed(filter) {
             let sql = format!(
                 "SELECT hour, provider, model, {SUMS} FROM model_hourly
-                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3 GROUP BY hour, provider, model"
+                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3
+                   AND (?4 IS NULL OR provider = ?4) AND (?5 IS NULL OR agent = ?5)
+                 GROUP BY hour, provider, model"
             );
             return Ok(sqlx::query_as(AssertSqlSafe(sql))
                 .bind(project_id)
                 .bind(from_hour)
                 .bind(to_hour)
+                .bind(&filter.provider)
+                .bind(&filter.agent)
                 .fetch_all(&self.read)
                 .await?);
         }
-        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 5);
+        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
         let sql = format!(
             "SELECT r.hour AS hour, r.provider AS provider, r.model AS model, {SUMS}
              FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
-             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4) {tags}
+             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4)
+               AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
              GROUP BY r.hour, r.provider, r.model"
         );
         let mut q = sqlx::query_as(AssertSqlSafe(sql))
             .bind(project_id)
             .bind(from_hour)
             .bind(to_hour)
-            .bind(&filter.user);
+            .bind(&filter.user)
+            .bind(&filter.provider)
+            .bind(&filter.agent);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }
@@ -81,6 +88,27 @@ impl Store {
         from_hour: i64,
         to_hour: i64,
     ) -> Result<i64, StoreError> {
+        if filter.narrows_calls() {
+            // Traces with at least one call to the provider / by the agent, from the events.
+            let tags = tag_clauses("e.tag_set_id", filter.tags.len(), 7);
+            let sql = format!(
+                "SELECT COUNT(DISTINCT e.trace_id) FROM events e JOIN tag_sets t ON t.id = e.tag_set_id
+                 WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000 AND e.trace_id IS NOT NULL
+                   AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR e.provider = ?5)
+                   AND (?6 IS NULL OR e.agent = ?6) {tags}"
+            );
+            let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
+                .bind(project_id)
+                .bind(from_hour)
+                .bind(to_hour)
+                .bind(&filter.user)
+                .bind(&filter.provider)
+                .bind(&filter.agent);
+            for (k, v) in &filter.tags {
+                q = q.bind(k).bind(v);
+            }
+            return Ok(q.fetch_one(&self.read).await?.0);
+        }
         if !narrowed(filter) {
             let (n,): (i64,) = sqlx::query_as(
                 "SELECT COALESCE(SUM(traces), 0) FROM project_trace_hourly WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3",
@@ -116,7 +144,7 @@ impl Store {
         to_hour: i64,
     ) -> Result<i64, StoreError> {
         let f = UsersFilter { from_ms: from_hour * 3_600_000, to_ms: to_hour * 3_600_000, ..filter.clone() };
-        if !narrowed(filter) {
+        if !narrowed(filter) && !filter.narrows_calls() {
             let r = HourRanges::of(&f);
             let (n,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(DISTINCT user_id) FROM (
@@ -136,17 +164,20 @@ impl Store {
             .await?;
             return Ok(n);
         }
-        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 5);
+        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
         let sql = format!(
             "SELECT COUNT(DISTINCT t.user_id) FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
              WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL
-               AND (?4 IS NULL OR t.user_id = ?4) {tags}"
+               AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR r.provider = ?5)
+               AND (?6 IS NULL OR r.agent = ?6) {tags}"
         );
         let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
             .bind(project_id)
             .bind(from_hour)
             .bind(to_hour)
-            .bind(&filter.user);
+            .bind(&filter.user)
+            .bind(&filter.provider)
+            .bind(&filter.agent);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }
@@ -293,19 +324,22 @@ impl Store {
         filter: &UsersFilter,
     ) -> Result<Vec<crate::model::ToolRow>, StoreError> {
         let r = HourRanges::of(filter);
-        let tags = tag_clauses("tag_set_id", filter.tags.len(), 5);
+        let tags = tag_clauses("tag_set_id", filter.tags.len(), 7);
         let sql = format!(
             "SELECT tool, COUNT(*) AS calls, COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT trace_id) AS traces,
                COALESCE(SUM(cost_nano), 0) AS spend
              FROM event_tools
-             WHERE project_id = ?1 AND ts >= ?2 AND ts < ?3 AND (?4 IS NULL OR user_id = ?4) {tags}
+             WHERE project_id = ?1 AND ts >= ?2 AND ts < ?3 AND (?4 IS NULL OR user_id = ?4)
+               AND (?5 IS NULL OR provider = ?5) AND (?6 IS NULL OR agent = ?6) {tags}
              GROUP BY tool ORDER BY spend DESC, calls DESC, tool"
         );
         let mut q = sqlx::query_as::<_, ToolDbRow>(AssertSqlSafe(sql))
             .bind(project_id)
             .bind(r.from_hour * 3_600_000)
             .bind(r.to_hour * 3_600_000)
-            .bind(&filter.user);
+            .bind(&filter.user)
+            .bind(&filter.provider)
+            .bind(&filter.agent);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }
@@ -321,5 +355,32 @@ impl Store {
                 spend_nano: t.spend,
             })
             .collect())
+    }
+}
+
+impl Store {
+    /// Providers and agents with calls in the filter's window (all of them, whatever else is
+    /// filtered, so a menu never offers only the current choice).
+    pub async fn filter_values(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+    ) -> Result<crate::model::FilterValues, StoreError> {
+        let r = HourRanges::of(filter);
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT provider, agent FROM model_hourly WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3",
+        )
+        .bind(project_id)
+        .bind(r.from_hour)
+        .bind(r.to_hour)
+        .fetch_all(&self.read)
+        .await?;
+        let mut providers: Vec<String> = pairs.iter().map(|(p, _)| p.clone()).collect();
+        let mut agents: Vec<String> = pairs.into_iter().map(|(_, a)| a).filter(|a| !a.is_empty()).collect();
+        providers.sort();
+        providers.dedup();
+        agents.sort();
+        agents.dedup();
+        Ok(crate::model::FilterValues { providers, agents })
     }
 }

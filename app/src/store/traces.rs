@@ -130,7 +130,7 @@ impl Store {
     ) -> Result<TracesPage, StoreError> {
         let from_ms = hour_of(filter.from_ms) * 3_600_000;
         let to_ms = hour_of(filter.to_ms + 3_599_999) * 3_600_000;
-        let tags = super::users::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
+        let tags = super::users::tag_clauses("tr.tag_set_id", filter.tags.len(), 10);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         let sql = format!(
             "SELECT tr.id, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical, tr.calls,
@@ -138,7 +138,10 @@ impl Store {
              FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
              WHERE tr.project_id = ?1 AND tr.started_at >= ?2 AND tr.started_at < ?3
                AND (?4 IS NULL OR ts.user_id = ?4)
-               AND (?5 IS NULL OR instr(lower(COALESCE(tr.route_tag, '')), lower(?5)) > 0) {tags}
+               AND (?5 IS NULL OR instr(lower(COALESCE(tr.route_tag, '')), lower(?5)) > 0)
+               AND ((?8 IS NULL AND ?9 IS NULL) OR EXISTS (
+                 SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_id = tr.id
+                   AND (?8 IS NULL OR e.provider = ?8) AND (?9 IS NULL OR e.agent = ?9))) {tags}
              ORDER BY {col} {dir_sql}, tr.id {dir_sql}
              LIMIT ?6 OFFSET ?7"
         );
@@ -149,7 +152,9 @@ impl Store {
             .bind(&filter.user)
             .bind(search)
             .bind(i64::from(limit))
-            .bind(i64::from(offset));
+            .bind(i64::from(offset))
+            .bind(&filter.provider)
+            .bind(&filter.agent);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }

@@ -145,7 +145,7 @@ impl Store {
         // A window without a whole UTC day in it (1d) is cheaper to aggregate from the hourly
         // rollups directly than to split.
         let has_whole_day = HourRanges::of(filter).end_day > 0;
-        if filter.tags.is_empty() && sort != UserSort::TopModel && has_whole_day {
+        if filter.tags.is_empty() && !filter.narrows_calls() && sort != UserSort::TopModel && has_whole_day {
             self.list_users_from_user_rollups(project_id, filter, sort, dir, offset, limit).await
         } else {
             self.list_users_from_tag_sets(project_id, filter, sort, dir, offset, limit).await
@@ -273,8 +273,29 @@ impl Store {
         limit: u32,
     ) -> Result<UsersPage, StoreError> {
         let (from_hour, to_hour) = hours(filter);
-        let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
-        let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 7);
+        let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 9);
+        let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 9);
+        let tags_e = tag_clauses("e.tag_set_id", filter.tags.len(), 9);
+        // Traces are counted per hour and tag set, whatever their calls; when a provider or agent
+        // narrows the calls, count the traces that have such a call from the events instead.
+        let traces_cte = if filter.narrows_calls() {
+            format!(
+                "SELECT t.user_id AS user_id, COUNT(DISTINCT e.trace_id) AS traces
+                 FROM events e JOIN tag_sets t ON t.id = e.tag_set_id
+                 WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000
+                   AND t.user_id IS NOT NULL AND e.trace_id IS NOT NULL AND (?6 IS NULL OR t.user_id = ?6)
+                   AND (?7 IS NULL OR e.provider = ?7) AND (?8 IS NULL OR e.agent = ?8) {tags_e}
+                 GROUP BY t.user_id"
+            )
+        } else {
+            format!(
+                "SELECT t.user_id AS user_id, SUM(h.traces) AS traces
+                 FROM trace_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
+                 WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND t.user_id IS NOT NULL
+                   AND (?6 IS NULL OR t.user_id = ?6) {tags_h}
+                 GROUP BY t.user_id"
+            )
+        };
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         // Tie-break on user id so pages are stable.
         let sql = format!(
@@ -286,7 +307,8 @@ impl Store {
                  MAX(r.max_ts) AS last_ts
                FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
                WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL
-                 AND (?6 IS NULL OR t.user_id = ?6) {tags_r}
+                 AND (?6 IS NULL OR t.user_id = ?6) AND (?7 IS NULL OR r.provider = ?7)
+                 AND (?8 IS NULL OR r.agent = ?8) {tags_r}
                GROUP BY t.user_id, r.model
              ), ranked AS (
                SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY cost DESC, events DESC, model) AS rn
@@ -298,13 +320,7 @@ impl Store {
                  SUM(input) + SUM(output) + SUM(cache_read) + SUM(cache_creation) AS tokens,
                  MAX(last_ts) AS last_ts, MAX(CASE WHEN rn = 1 THEN model END) AS top_model
                FROM ranked GROUP BY user_id
-             ), per_user_traces AS (
-               SELECT t.user_id AS user_id, SUM(h.traces) AS traces
-               FROM trace_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
-               WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND t.user_id IS NOT NULL
-                 AND (?6 IS NULL OR t.user_id = ?6) {tags_h}
-               GROUP BY t.user_id
-             )
+             ), per_user_traces AS ({traces_cte})
              SELECT u.user_id, u.spend, COALESCE(pt.traces, 0) AS traces, u.events, u.tokens, u.input,
                u.output, u.cache_read, u.cache_creation, u.last_ts, u.top_model, u.unpriced,
                COUNT(*) OVER () AS total
@@ -318,7 +334,9 @@ impl Store {
             .bind(to_hour)
             .bind(i64::from(limit))
             .bind(i64::from(offset))
-            .bind(&filter.user);
+            .bind(&filter.user)
+            .bind(&filter.provider)
+            .bind(&filter.agent);
         for (k, v) in &filter.tags {
             q = q.bind(k).bind(v);
         }
@@ -345,7 +363,14 @@ pub fn resolve_filter<S: crate::model::SortKey>(
     if to_ms <= from_ms {
         return Err(ParamError { param: "to".into(), message: "must be after from".into() });
     }
-    Ok(UsersFilter { from_ms, to_ms, tags: p.tags.clone(), user: p.user.clone() })
+    Ok(UsersFilter {
+        from_ms,
+        to_ms,
+        tags: p.tags.clone(),
+        user: p.user.clone(),
+        provider: p.provider.clone(),
+        agent: p.agent.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -398,7 +423,7 @@ mod tests {
             (now - 28 * 86_400_000 - 1_800_000, now - 3_600_000 * 5 - 60_000),
             (now - 3 * 3_600_000, now - 3_600_000),
         ] {
-            let f = UsersFilter { from_ms, to_ms, tags: Vec::new(), user: None };
+            let f = UsersFilter { from_ms, to_ms, tags: Vec::new(), ..UsersFilter::default() };
             for sort in
                 [UserSort::Spend, UserSort::Tokens, UserSort::Traces, UserSort::LastSeen, UserSort::User]
             {
@@ -415,7 +440,12 @@ mod tests {
         let all = store
             .list_users(
                 project,
-                &UsersFilter { from_ms: now - 28 * 86_400_000, to_ms: now, tags: Vec::new(), user: None },
+                &UsersFilter {
+                    from_ms: now - 28 * 86_400_000,
+                    to_ms: now,
+                    tags: Vec::new(),
+                    ..UsersFilter::default()
+                },
                 UserSort::Spend,
                 Dir::Desc,
                 0,
