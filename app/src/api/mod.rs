@@ -67,7 +67,7 @@ pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppEr
 
 /// Per-model totals for the dashboard's query string.
 #[server]
-pub async fn get_models(query: String) -> Result<Vec<crate::model::ModelRow>, AppError> {
+pub async fn get_models(query: String) -> Result<crate::model::ModelsView, AppError> {
     use crate::model::UsersParams;
     use crate::store::{now_ms, users::resolve_filter};
     let state = crate::state::state()?;

@@ -82,3 +82,12 @@ pub struct FilterValues {
     pub providers: Vec<String>,
     pub agents: Vec<String>,
 }
+
+/// The Models view: per-model totals and spend by model over time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelsView {
+    pub models: Vec<ModelRow>,
+    pub spend_by_model: SpendSeries,
+    /// SVG rendered on the server; empty when nothing was spent.
+    pub chart_svg: String,
+}

@@ -2,7 +2,7 @@
 
 use crate::api::get_models;
 use crate::components::users_table::count;
-use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::components::{SectionTabs, SpendChart, TagPills, WindowPills, shared_filters};
 use crate::model::{ModelRow, UsersParams, format_usd};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -89,8 +89,12 @@ pub fn ModelsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match models.await {
-                        Ok(rows) if rows.is_empty() => view! { <p class="empty" role="status">"No LLM calls in this window."</p> }.into_any(),
-                        Ok(rows) => view! { <ModelsTable rows/> }.into_any(),
+                        Ok(v) if v.models.is_empty() => view! { <p class="empty" role="status">"No LLM calls in this window."</p> }.into_any(),
+                        Ok(v) => view! {
+                            <ModelsTable rows=v.models/>
+                            <h2>"Spend by model over time"</h2>
+                            <SpendChart series=v.spend_by_model svg=v.chart_svg/>
+                        }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}

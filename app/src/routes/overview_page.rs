@@ -2,10 +2,11 @@
 //! and models.
 
 use crate::api::get_overview;
+use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
-use crate::model::{Kpis, Overview, SERIES_COLORS, UsersParams, format_usd};
+use crate::model::{Kpis, Overview, UsersParams, format_usd};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -61,29 +62,7 @@ fn cards(now: &Kpis, before: &Kpis) -> impl IntoView + use<> {
 /// The Overview's body for already-read data (also used on a user's page).
 #[component]
 pub fn OverviewView(o: Overview, filters: String) -> impl IntoView {
-    let legend = o
-        .spend_by_model
-        .series
-        .iter()
-        .enumerate()
-        .map(|(k, (name, values))| {
-            let total: i64 = values.iter().sum();
-            let swatch = format!("background:{}", SERIES_COLORS[k % SERIES_COLORS.len()]);
-            view! { <li><span class="swatch" style=swatch></span>{name.clone()}" "<span class="muted">{format_usd(total)}</span></li> }
-        })
-        .collect_view();
-    let chart = if o.chart_svg.is_empty() {
-        view! { <p class="empty" role="status">"No spend in this window: nothing to chart."</p> }.into_any()
-    } else {
-        let label = format!("Spend over time by model, {} series", o.spend_by_model.series.len());
-        view! {
-            <figure class="chart">
-                <div role="img" aria-label=label inner_html=o.chart_svg.clone()></div>
-                <ul class="legend" aria-label="Chart legend">{legend}</ul>
-            </figure>
-        }
-        .into_any()
-    };
+    let chart = view! { <SpendChart series=o.spend_by_model.clone() svg=o.chart_svg.clone()/> };
     let users = o
         .top_users
         .iter()

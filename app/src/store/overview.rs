@@ -212,9 +212,15 @@ impl Store {
         &self,
         project_id: i64,
         filter: &UsersFilter,
-    ) -> Result<Vec<ModelRow>, StoreError> {
+    ) -> Result<crate::model::ModelsView, StoreError> {
         let r = HourRanges::of(filter);
-        Ok(models_of(&self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?))
+        let rows = self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?;
+        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour);
+        Ok(crate::model::ModelsView {
+            models: models_of(&rows),
+            chart_svg: crate::charts::spend_chart(&spend_by_model),
+            spend_by_model,
+        })
     }
 
     /// The Overview of the filter's window: KPIs now and in the window before, spend by model

@@ -125,8 +125,8 @@ pub async fn models(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
     let filter = view_filter(query.as_deref())?;
-    let models = state.store.list_models(project, &filter).await?;
-    Ok(Json(serde_json::json!({ "models": models })))
+    let view = state.store.list_models(project, &filter).await?;
+    Ok(Json(serde_json::json!({ "models": view.models, "spend_by_model": view.spend_by_model })))
 }
 
 /// `GET /v1/me/ai-apps/tools`: per tool name, calls, users, traces and the spend of those calls.
