@@ -204,3 +204,16 @@ CREATE TABLE event_tools (
     cost_nano   INTEGER,
     PRIMARY KEY (project_id, ts, event_id, tool)
 ) WITHOUT ROWID;
+
+-- Latency histograms per (hour, provider, model, agent): bucket b holds latencies up to
+-- latency_bucket_upper(b) ms (buckets grow by 15 %), for p50 / p95 without reading events.
+CREATE TABLE latency_hourly (
+    project_id  INTEGER NOT NULL,
+    hour        INTEGER NOT NULL,
+    provider    TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    bucket      INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (project_id, hour, provider, model, agent, bucket)
+) WITHOUT ROWID;

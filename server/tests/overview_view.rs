@@ -81,6 +81,11 @@ async fn overview_and_models_match_independent_sums() {
     );
     assert_eq!(models[2]["unpriced"], 1);
     assert_eq!(models[0]["avg_latency_ms"], 1000);
+    let p50 = models[0]["p50_latency_ms"].as_i64().expect("p50");
+    assert!((1000..=1150).contains(&p50), "p50 {p50} within 15 % above 1000 ms");
+    assert_eq!(models[0]["p95_latency_ms"].as_i64(), Some(p50));
+    let (_, narrowed) = s.get("/v1/me/ai-apps/models?user=amy").await;
+    assert!(narrowed["models"][0]["p50_latency_ms"].is_null(), "not from histograms when a user narrows");
     let (status, bad) = s.get("/v1/me/ai-apps/models?sort=spend").await;
     assert_eq!((status, bad["field"].as_str()), (400, Some("sort")));
 }

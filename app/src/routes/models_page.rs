@@ -9,6 +9,11 @@ use leptos_router::hooks::use_query_map;
 
 const MODELS: &str = "/ai-apps/models";
 
+/// `≈1,234 ms`, or a dash when unknown.
+fn ms(v: Option<i64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("≈{} ms", count(v)))
+}
+
 #[component]
 fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
     let total: i64 = rows.iter().map(|m| m.spend_nano).sum();
@@ -39,6 +44,8 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                     <td class="num spend">{format_usd(m.spend_nano)} {unpriced}</td>
                     <td class="num">{share}</td>
                     <td class="num">{format!("{} ms", count(m.avg_latency_ms))}</td>
+                    <td class="num">{ms(m.p50_latency_ms)}</td>
+                    <td class="num">{ms(m.p95_latency_ms)}</td>
                     <td class="num">{errors}</td>
                 </tr>
             }
@@ -59,6 +66,8 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                         <th scope="col" class="num">"Spend"</th>
                         <th scope="col" class="num">"Share"</th>
                         <th scope="col" class="num">"Avg latency"</th>
+                        <th scope="col" class="num" title="within 15 %">"p50"</th>
+                        <th scope="col" class="num" title="within 15 %">"p95"</th>
                         <th scope="col" class="num">"Errors"</th>
                     </tr>
                 </thead>

@@ -2,6 +2,7 @@
 //! memory per batch and applied in the same transaction (so a committed batch is fully visible).
 
 use super::{Store, StoreError, hour_of};
+use crate::model::latency::latency_bucket;
 use crate::pricing::{Usage, cost_of};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -259,6 +260,7 @@ impl Store {
 
         let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
         let mut tool_rows: Vec<(&EventIn, &str, i64, Option<i64>)> = Vec::new();
+        let mut latencies: HashMap<(i64, &str, &str, &str, i64), i64> = HashMap::new();
         // Each trace's share of the batch's new events.
         let mut per_trace: HashMap<&str, TraceDelta> = HashMap::new();
         for (e, tag_set, route_tag, cost) in &resolved {
@@ -268,6 +270,16 @@ impl Store {
                 continue;
             }
             out.accepted += 1;
+            if let Some(ms) = e.latency_ms {
+                let key = (
+                    hour_of(e.ts_ms),
+                    e.provider.as_str(),
+                    e.model.as_str(),
+                    e.agent.as_str(),
+                    latency_bucket(ms),
+                );
+                *latencies.entry(key).or_default() += 1;
+            }
             let mut seen_tools: HashSet<&str> = HashSet::new();
             for tool in &e.tools {
                 if seen_tools.insert(tool.as_str()) {
@@ -358,6 +370,24 @@ impl Store {
                     .push_bind(*cost);
             });
             q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+
+        let latencies: Vec<_> = latencies.into_iter().collect();
+        for chunk in latencies.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO latency_hourly (project_id, hour, provider, model, agent, bucket, n) ",
+            );
+            q.push_values(chunk, |mut b, ((hour, provider, model, agent, bucket), n)| {
+                b.push_bind(project_id)
+                    .push_bind(*hour)
+                    .push_bind(*provider)
+                    .push_bind(*model)
+                    .push_bind(*agent)
+                    .push_bind(*bucket)
+                    .push_bind(*n);
+            });
+            q.push(" ON CONFLICT (project_id, hour, provider, model, agent, bucket) DO UPDATE SET n = n + excluded.n");
             q.build().execute(&mut *tx).await?;
         }
 

@@ -3,6 +3,7 @@
 
 use super::users::{HourRanges, rfc3339, tag_clauses};
 use super::{Store, StoreError};
+use crate::model::latency::percentile;
 use crate::model::money::usd_decimal;
 use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, UserSort, UsersFilter};
 use sqlx::{AssertSqlSafe, FromRow};
@@ -216,8 +217,34 @@ impl Store {
         let r = HourRanges::of(filter);
         let rows = self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?;
         let spend_by_model = series_of(&rows, r.from_hour, r.to_hour);
+        let mut models = models_of(&rows);
+        if !narrowed(filter) {
+            let hist: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                "SELECT provider, model, bucket, SUM(n) FROM latency_hourly
+                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3
+                   AND (?4 IS NULL OR provider = ?4) AND (?5 IS NULL OR agent = ?5)
+                 GROUP BY provider, model, bucket",
+            )
+            .bind(project_id)
+            .bind(r.from_hour)
+            .bind(r.to_hour)
+            .bind(&filter.provider)
+            .bind(&filter.agent)
+            .fetch_all(&self.read)
+            .await?;
+            let mut per: HashMap<(String, String), Vec<(i64, i64)>> = HashMap::new();
+            for (provider, model, bucket, n) in hist {
+                per.entry((provider, model)).or_default().push((bucket, n));
+            }
+            for m in &mut models {
+                if let Some(h) = per.get(&(m.provider.clone(), m.model.clone())) {
+                    m.p50_latency_ms = percentile(h, 500);
+                    m.p95_latency_ms = percentile(h, 950);
+                }
+            }
+        }
         Ok(crate::model::ModelsView {
-            models: models_of(&rows),
+            models,
             chart_svg: crate::charts::spend_chart(&spend_by_model),
             spend_by_model,
         })
