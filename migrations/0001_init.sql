@@ -54,6 +54,7 @@ CREATE TABLE traces (
     PRIMARY KEY (project_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX traces_started ON traces (project_id, started_at);
+CREATE INDEX traces_tag_set ON traces (project_id, tag_set_id, started_at);
 
 CREATE TABLE events (
     project_id          INTEGER NOT NULL REFERENCES projects(id),

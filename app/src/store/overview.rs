@@ -29,6 +29,17 @@ const SUMS: &str = "SUM(events) AS events, SUM(errors) AS errors, SUM(unpriced) 
     SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(cache_read_tokens) AS cache_read,
     SUM(cache_creation_tokens) AS cache_creation, SUM(cost_nano) AS cost, SUM(latency_ms_sum) AS latency";
 
+/// The user condition on a rollup alias: through the tag-set index when a user is given (so the
+/// planner walks that user's tag sets, not every hour of every user), else a no-op that still
+/// names ?4.
+fn user_cond(filter: &UsersFilter, alias: &str) -> String {
+    if filter.user.is_some() {
+        format!("AND {alias}.tag_set_id IN (SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?4)")
+    } else {
+        "AND ?4 IS NULL".to_string()
+    }
+}
+
 fn narrowed(filter: &UsersFilter) -> bool {
     filter.user.is_some() || !filter.tags.is_empty()
 }
@@ -62,10 +73,11 @@ impl Store {
                 .await?);
         }
         let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
+        let user = user_cond(filter, "r");
         let sql = format!(
             "SELECT r.hour AS hour, r.provider AS provider, r.model AS model, {SUMS}
-             FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
-             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4)
+             FROM rollup_hourly r
+             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 {user}
                AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
              GROUP BY r.hour, r.provider, r.model"
         );
@@ -122,9 +134,10 @@ impl Store {
             return Ok(n);
         }
         let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 5);
+        let user = user_cond(filter, "h");
         let sql = format!(
-            "SELECT COALESCE(SUM(h.traces), 0) FROM trace_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
-             WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 AND (?4 IS NULL OR t.user_id = ?4) {tags}"
+            "SELECT COALESCE(SUM(h.traces), 0) FROM trace_hourly h
+             WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 {user} {tags}"
         );
         let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
             .bind(project_id)
@@ -166,10 +179,11 @@ impl Store {
             return Ok(n);
         }
         let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
+        let user = user_cond(filter, "r");
         let sql = format!(
             "SELECT COUNT(DISTINCT t.user_id) FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
              WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL
-               AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR r.provider = ?5)
+               {user} AND (?5 IS NULL OR r.provider = ?5)
                AND (?6 IS NULL OR r.agent = ?6) {tags}"
         );
         let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
