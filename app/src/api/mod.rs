@@ -7,11 +7,8 @@ use leptos::prelude::*;
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
 #[server]
 pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
-    use crate::model::UsersParams;
-    use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
-    let params = UsersParams::parse_query(&query)?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let params = crate::model::UsersParams::parse_query(&query)?;
+    let (state, filter) = filter_of(&query)?;
     Ok(state
         .store
         .list_users(state.default_project, &filter, params.sort, params.dir, params.offset, params.limit)
@@ -57,22 +54,14 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDet
 /// The Overview for the dashboard's query string.
 #[server]
 pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
-    use crate::model::UsersParams;
-    use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
-    let params = UsersParams::parse_query(&query)?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let (state, filter) = filter_of(&query)?;
     Ok(state.store.overview(state.default_project, &filter).await?)
 }
 
 /// Per-model totals for the dashboard's query string.
 #[server]
 pub async fn get_models(query: String) -> Result<crate::model::ModelsView, AppError> {
-    use crate::model::UsersParams;
-    use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
-    let params = UsersParams::parse_query(&query)?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let (state, filter) = filter_of(&query)?;
     Ok(state.store.list_models(state.default_project, &filter).await?)
 }
 
@@ -86,21 +75,22 @@ pub async fn data_version() -> Result<u64, AppError> {
 /// Per-tool totals for the dashboard's query string.
 #[server]
 pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppError> {
-    use crate::model::UsersParams;
-    use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
-    let params = UsersParams::parse_query(&query)?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let (state, filter) = filter_of(&query)?;
     Ok(state.store.list_tools(state.default_project, &filter).await?)
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
 #[server]
 pub async fn get_filter_values(query: String) -> Result<crate::model::FilterValues, AppError> {
+    let (state, filter) = filter_of(&query)?;
+    Ok(state.store.filter_values(state.default_project, &filter).await?)
+}
+
+/// The state and the filter (window, user, provider, agent, tags) of a view's query string.
+#[cfg(feature = "ssr")]
+fn filter_of(query: &str) -> Result<(crate::state::AppState, crate::model::UsersFilter), AppError> {
     use crate::model::UsersParams;
     use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
-    let params = UsersParams::parse_query(&query)?;
-    let filter = resolve_filter(&params, now_ms())?;
-    Ok(state.store.filter_values(state.default_project, &filter).await?)
+    let params = UsersParams::parse_query(query)?;
+    Ok((crate::state::state()?, resolve_filter(&params, now_ms())?))
 }
