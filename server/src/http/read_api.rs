@@ -3,7 +3,8 @@
 use super::error::ApiError;
 use super::extract::authorize;
 use app::model::{
-    EventDetail, TraceDetail, TracesPage, TracesParams, UsersPage, UsersParams, query::decode_pairs,
+    EventDetail, SortKey, TraceDetail, TraceSort, TracesPage, UserSort, UsersFilter, UsersPage, UsersParams,
+    ViewParams, query::decode_pairs,
 };
 use app::state::AppState;
 use app::store::keys::Scope;
@@ -12,6 +13,17 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 
+/// A list endpoint's query: the API pages with `cursor`, so `page` is refused.
+fn list_query<S: SortKey>(query: Option<&str>) -> Result<(ViewParams<S>, UsersFilter), ApiError> {
+    let pairs = decode_pairs(query.unwrap_or(""));
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "page") {
+        return Err(ApiError::bad(k.as_str(), "use cursor (from next_cursor) to page the API"));
+    }
+    let params = ViewParams::<S>::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok((params, filter))
+}
+
 /// `GET /v1/me/ai-apps/users`: users ranked by spend (or `sort`), filtered by window and tags.
 pub async fn users(
     State(state): State<AppState>,
@@ -19,12 +31,7 @@ pub async fn users(
     RawQuery(query): RawQuery,
 ) -> Result<Json<UsersPage>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let pairs = decode_pairs(query.as_deref().unwrap_or(""));
-    if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "page") {
-        return Err(ApiError::bad(k.as_str(), "use cursor (from next_cursor) to page the API"));
-    }
-    let params = UsersParams::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let (params, filter) = list_query::<UserSort>(query.as_deref())?;
     let page = state
         .store
         .list_users(project, &filter, params.sort, params.dir, params.offset, params.limit)
@@ -40,12 +47,7 @@ pub async fn traces(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TracesPage>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let pairs = decode_pairs(query.as_deref().unwrap_or(""));
-    if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "page") {
-        return Err(ApiError::bad(k.as_str(), "use cursor (from next_cursor) to page the API"));
-    }
-    let params = TracesParams::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let filter = resolve_filter(&params, now_ms())?;
+    let (params, filter) = list_query::<TraceSort>(query.as_deref())?;
     let page = state
         .store
         .list_traces(
@@ -92,7 +94,7 @@ pub async fn event(
 }
 
 /// Parses the Overview / Models query (window or range, user, tags) into a filter.
-fn view_filter(query: Option<&str>) -> Result<app::model::UsersFilter, ApiError> {
+fn view_filter(query: Option<&str>) -> Result<UsersFilter, ApiError> {
     let pairs = decode_pairs(query.unwrap_or(""));
     if let Some((k, _)) =
         pairs.iter().find(|(k, _)| matches!(k.as_str(), "page" | "cursor" | "limit" | "sort" | "dir" | "q"))
