@@ -40,6 +40,31 @@ fn user_cond(filter: &UsersFilter, alias: &str) -> String {
     }
 }
 
+/// A query over the window's hours with the filter's standard parameters bound: ?1 project,
+/// ?2–?3 hour range, ?4 user, ?5 provider, ?6 agent, then the tag pairs from ?7.
+fn scoped<'q, O>(
+    sql: String,
+    project_id: i64,
+    filter: &'q UsersFilter,
+    from_hour: i64,
+    to_hour: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>
+where
+    O: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    let mut q = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(from_hour)
+        .bind(to_hour)
+        .bind(&filter.user)
+        .bind(&filter.provider)
+        .bind(&filter.agent);
+    for (k, v) in &filter.tags {
+        q = q.bind(k).bind(v);
+    }
+    q
+}
+
 fn narrowed(filter: &UsersFilter) -> bool {
     filter.user.is_some() || !filter.tags.is_empty()
 }
@@ -81,17 +106,7 @@ impl Store {
                AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
              GROUP BY r.hour, r.provider, r.model"
         );
-        let mut q = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(from_hour)
-            .bind(to_hour)
-            .bind(&filter.user)
-            .bind(&filter.provider)
-            .bind(&filter.agent);
-        for (k, v) in &filter.tags {
-            q = q.bind(k).bind(v);
-        }
-        Ok(q.fetch_all(&self.read).await?)
+        Ok(scoped(sql, project_id, filter, from_hour, to_hour).fetch_all(&self.read).await?)
     }
 
     async fn count_traces(
@@ -110,17 +125,9 @@ impl Store {
                    AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR e.provider = ?5)
                    AND (?6 IS NULL OR e.agent = ?6) {tags}"
             );
-            let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
-                .bind(project_id)
-                .bind(from_hour)
-                .bind(to_hour)
-                .bind(&filter.user)
-                .bind(&filter.provider)
-                .bind(&filter.agent);
-            for (k, v) in &filter.tags {
-                q = q.bind(k).bind(v);
-            }
-            return Ok(q.fetch_one(&self.read).await?.0);
+            let (n,): (i64,) =
+                scoped(sql, project_id, filter, from_hour, to_hour).fetch_one(&self.read).await?;
+            return Ok(n);
         }
         if !narrowed(filter) {
             let (n,): (i64,) = sqlx::query_as(
@@ -186,17 +193,8 @@ impl Store {
                {user} AND (?5 IS NULL OR r.provider = ?5)
                AND (?6 IS NULL OR r.agent = ?6) {tags}"
         );
-        let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(from_hour)
-            .bind(to_hour)
-            .bind(&filter.user)
-            .bind(&filter.provider)
-            .bind(&filter.agent);
-        for (k, v) in &filter.tags {
-            q = q.bind(k).bind(v);
-        }
-        Ok(q.fetch_one(&self.read).await?.0)
+        let (n,): (i64,) = scoped(sql, project_id, filter, from_hour, to_hour).fetch_one(&self.read).await?;
+        Ok(n)
     }
 
     async fn kpis(
