@@ -19,3 +19,20 @@ pub use trace_page::TracePage;
 pub use traces_page::TracesPage;
 pub use user_page::UserPage;
 pub use users_page::UsersPage;
+
+use crate::model::{SortKey, ViewParams};
+use leptos::prelude::{Memo, With};
+use leptos_router::hooks::use_query_map;
+
+/// The page's URL query: the raw string (what server functions receive) and the parsed view
+/// parameters (defaults where the URL has none or a bad value; the server function reports it).
+pub(crate) fn use_view_query<S: SortKey + Send + Sync>() -> (Memo<String>, Memo<ViewParams<S>>) {
+    let query = use_query_map();
+    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    let params = Memo::new(move |_| {
+        query.with(|q| {
+            ViewParams::<S>::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default()
+        })
+    });
+    (raw, params)
+}

@@ -3,9 +3,8 @@
 use crate::api::get_models;
 use crate::components::users_table::count;
 use crate::components::{SectionTabs, SpendChart, TagPills, WindowPills, shared_filters};
-use crate::model::{ModelRow, UsersParams, format_usd};
+use crate::model::{ModelRow, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 const MODELS: &str = "/ai-apps/models";
 
@@ -80,12 +79,7 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
 /// The Models view.
 #[component]
 pub fn ModelsPage() -> impl IntoView {
-    let query = use_query_map();
-    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
-    let params = Memo::new(move |_| {
-        query
-            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
-    });
+    let (raw, params) = super::use_view_query::<crate::model::UserSort>();
     let models = Resource::new(move || raw.get(), |q| get_models(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">

@@ -6,9 +6,8 @@ use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
-use crate::model::{Kpis, Overview, UsersParams, format_usd};
+use crate::model::{Kpis, Overview, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 const OVERVIEW: &str = "/ai-apps";
 
@@ -97,12 +96,7 @@ pub fn OverviewView(o: Overview, filters: String) -> impl IntoView {
 /// The Overview.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let query = use_query_map();
-    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
-    let params = Memo::new(move |_| {
-        query
-            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
-    });
+    let (raw, params) = super::use_view_query::<crate::model::UserSort>();
     let overview = Resource::new(move || raw.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
     refetch_on_new_data(move || overview.refetch());
     view! {

@@ -3,9 +3,8 @@
 use crate::api::get_tools;
 use crate::components::users_table::count;
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
-use crate::model::{ToolRow, UsersParams, format_usd};
+use crate::model::{ToolRow, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 const TOOLS: &str = "/ai-apps/tools";
 
@@ -44,12 +43,7 @@ fn ToolsTable(rows: Vec<ToolRow>) -> impl IntoView {
 /// The Tools view.
 #[component]
 pub fn ToolsPage() -> impl IntoView {
-    let query = use_query_map();
-    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
-    let params = Memo::new(move |_| {
-        query
-            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
-    });
+    let (raw, params) = super::use_view_query::<crate::model::UserSort>();
     let tools = Resource::new(move || raw.get(), |q| get_tools(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">

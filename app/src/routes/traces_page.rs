@@ -6,7 +6,6 @@ use crate::components::{Pagination, SectionTabs, SortableHeader, TagPills, Windo
 use crate::model::query::encode;
 use crate::model::{TraceRow, TraceSort, TracesPage, TracesParams, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 const TRACES: &str = "/ai-apps/traces";
 
@@ -73,13 +72,7 @@ fn TracesTable(page: TracesPage, params: TracesParams) -> impl IntoView {
 /// The Traces view.
 #[component]
 pub fn TracesPage() -> impl IntoView {
-    let query = use_query_map();
-    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
-    let params = Memo::new(move |_| {
-        query.with(|q| {
-            TracesParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default()
-        })
-    });
+    let (raw, params) = super::use_view_query::<crate::model::TraceSort>();
     let traces = Resource::new(move || raw.get(), |q| get_traces(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">

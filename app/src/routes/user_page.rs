@@ -5,23 +5,17 @@ use crate::api::{get_overview, get_traces};
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
-use crate::model::{TraceSort, UsersParams, format_usd};
+use crate::model::{TraceSort, UserSort, UsersParams, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 
 /// One user's page: the Overview narrowed to them, and their latest traces.
 #[component]
 pub fn UserPage() -> impl IntoView {
     let path = use_params_map();
-    let query = use_query_map();
+    let (_, from_url) = super::use_view_query::<UserSort>();
     let user = Memo::new(move |_| path.with(|p| p.get("user_id").unwrap_or_default()));
-    let params = Memo::new(move |_| {
-        let mut p = query.with(|q| {
-            UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default()
-        });
-        p.user = Some(user.get());
-        p
-    });
+    let params = Memo::new(move |_| UsersParams { user: Some(user.get()), ..from_url.get() });
     let key = Memo::new(move |_| params.get().to_query());
     let overview = Resource::new(move || key.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
     let traces =

@@ -4,19 +4,12 @@ use crate::api::get_users;
 use crate::components::{
     EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data, shared_filters,
 };
-use crate::model::UsersParams;
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 /// The Users view.
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let query = use_query_map();
-    let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
-    let params = Memo::new(move |_| {
-        query
-            .with(|q| UsersParams::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default())
-    });
+    let (raw, params) = super::use_view_query::<crate::model::UserSort>();
     let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
     refetch_on_new_data(move || users.refetch());
     view! {
