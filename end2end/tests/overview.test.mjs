@@ -92,3 +92,52 @@ test('a provider picked from the menu narrows the Overview and stays on the User
   assert.ok(await page.getByRole('link', { name: 'Remove filter provider=anthropic' }).isVisible());
   await page.close();
 });
+
+const utcDate = (daysAgo) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+
+test('the user menu, the tag field, a custom range and stacking by provider', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  const spendIs = (v) => page.waitForFunction((v) => document.querySelector('[aria-label="Spend"] .kpi-value')?.innerText === v, v);
+
+  // Stacking by provider: one series per provider, and the choice is in the URL.
+  await page.getByRole('link', { name: 'by provider' }).click();
+  await page.waitForURL(/stack=provider/);
+  await page.getByRole('img', { name: 'Spend over time by provider, 2 series' }).waitFor();
+
+  // A user picked from the menu of the window's users.
+  await page.getByText('User ▾').click();
+  await page.getByRole('list', { name: 'User filter' }).getByRole('link', { name: 'quinn' }).click();
+  await page.waitForURL(/user=quinn/);
+  await spendIs('$0.10');
+  assert.match(page.url(), /stack=provider/);
+  await page.getByRole('link', { name: 'Remove filter user=quinn' }).click();
+  await page.waitForURL((url) => !url.search.includes('user='));
+
+  // A tag typed as key=value becomes a pill.
+  const tagField = page.getByRole('textbox', { name: 'Add a tag filter (key=value)' });
+  await tagField.fill('plan=free');
+  await tagField.press('Enter');
+  await page.waitForURL(/tag=plan%3Dfree/);
+  await spendIs('$0.10');
+  assert.ok(await page.getByRole('link', { name: 'Remove filter plan=free' }).isVisible());
+  await page.getByRole('link', { name: 'Remove filter plan=free' }).click();
+  await page.waitForURL((url) => !url.search.includes('plan'));
+
+  // A custom range that ended before the events has no spend; one that covers today has it all.
+  const range = page.getByRole('form', { name: 'Custom range' });
+  await range.getByLabel('From (UTC date)').fill(utcDate(10));
+  await range.getByLabel('To (UTC date, inclusive)').fill(utcDate(3));
+  await range.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(new RegExp(`from=${utcDate(10)}&to=${utcDate(3)}`));
+  await page.getByRole('status').filter({ hasText: 'No spend in this window' }).waitFor();
+  assert.equal(await kpi(page, 'Active users'), '0');
+  await range.getByLabel('From (UTC date)').fill(utcDate(1));
+  await range.getByLabel('To (UTC date, inclusive)').fill(utcDate(0));
+  await range.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(new RegExp(`from=${utcDate(1)}`));
+  assert.equal(await kpi(page, 'Active users'), '2');
+  assert.match(page.url(), /stack=provider/);
+  await page.close();
+});

@@ -55,7 +55,8 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDet
 #[server]
 pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
     let (state, filter) = filter_of(&query)?;
-    Ok(state.store.overview(state.default_project, &filter).await?)
+    let stack = crate::model::UsersParams::parse_query(&query)?.stack;
+    Ok(state.store.overview(state.default_project, &filter, stack).await?)
 }
 
 /// Per-model totals for the dashboard's query string.

@@ -3,19 +3,22 @@
 use crate::model::{SERIES_COLORS, SpendSeries, format_usd};
 use leptos::prelude::*;
 
-/// Stacked spend per bucket, one series per model, with a legend of totals.
+/// Stacked spend per bucket, one series per model (or provider), with a legend of totals.
 #[component]
 pub fn SpendChart(
     /// The data the SVG was drawn from (for the legend).
     series: SpendSeries,
     /// The SVG, rendered on the server by plotters; empty when nothing was spent.
     svg: String,
+    /// What a series is: "model" or "provider".
+    #[prop(default = "model")]
+    by: &'static str,
 ) -> impl IntoView {
     if svg.is_empty() {
         return view! { <p class="empty" role="status">"No spend in this window: nothing to chart."</p> }
             .into_any();
     }
-    let label = format!("Spend over time by model, {} series", series.series.len());
+    let label = format!("Spend over time by {by}, {} series", series.series.len());
     let legend = series
         .series
         .iter()

@@ -1,5 +1,6 @@
-//! The filter bar: Provider and Agent menus (values seen in the window) and the active filters
-//! (user, provider, agent, tags) as removable pills. Every choice is a link.
+//! The filter bar: User, Provider and Agent menus (values seen in the window), a tag field, and
+//! the active filters (user, provider, agent, tags) as removable pills. Every choice is a link
+//! or a GET form, so it works before hydration and without JavaScript.
 
 use crate::api::get_filter_values;
 use crate::model::{SortKey, UserSort, ViewParams};
@@ -13,6 +14,16 @@ fn pill(label: String, href: String) -> impl IntoView {
             <a href=href class="remove" aria-label=remove>"×"</a>
         </span>
     }
+}
+
+/// Hidden fields carrying a view's other parameters through a GET form (back to page 1).
+pub fn hidden_fields<S: SortKey>(params: &ViewParams<S>, except: &[&str]) -> impl IntoView + use<S> {
+    params
+        .pairs(false)
+        .into_iter()
+        .filter(|(k, _)| !except.contains(&k.as_str()))
+        .map(|(name, value)| view! { <input type="hidden" name=name value=value/> })
+        .collect_view()
 }
 
 /// A `<details>` menu of links setting one filter.
@@ -57,6 +68,7 @@ pub fn TagPills<S: SortKey + Send + Sync>(
             Suspend::new(async move {
                 let v = values.await.unwrap_or_default();
                 view! {
+                    {menu("User", v.users, &params, base, |p, v| p.user = Some(v))}
                     {menu("Provider", v.providers, &params, base, |p, v| p.provider = Some(v))}
                     {menu("Agent", v.agents, &params, base, |p, v| p.agent = Some(v))}
                 }
@@ -89,9 +101,23 @@ pub fn TagPills<S: SortKey + Send + Sync>(
             .into_any(),
         );
     }
+    let user_form = view! {
+        <form class="filter-form" method="get" action=base>
+            {hidden_fields(&params, &["user"])}
+            <input name="user" placeholder="user id" aria-label="Filter by user id" required/>
+        </form>
+    };
+    let tag_form = view! {
+        <form class="filter-form" method="get" action=base>
+            {hidden_fields(&params, &[])}
+            <input name="tag" placeholder="tag: plan=pro" aria-label="Add a tag filter (key=value)" pattern=".+=.*" required/>
+        </form>
+    };
     view! {
         <div class="filters" aria-label="Filters">
             <Suspense fallback=|| ()>{menus}</Suspense>
+            {user_form}
+            {tag_form}
             {pills}
         </div>
     }

@@ -9,6 +9,6 @@ pub mod users;
 
 pub use money::format_usd;
 pub use overview::*;
-pub use query::{ParamError, SortKey, UsersParams, ViewParams};
+pub use query::{ParamError, SortKey, Stack, UsersParams, ViewParams};
 pub use traces::*;
 pub use users::*;

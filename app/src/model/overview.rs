@@ -85,6 +85,8 @@ pub struct ToolRow {
 pub struct FilterValues {
     pub providers: Vec<String>,
     pub agents: Vec<String>,
+    /// The window's biggest spenders, most first.
+    pub users: Vec<String>,
 }
 
 /// The Models view: per-model totals and spend by model over time.

@@ -21,8 +21,41 @@ fn bad(param: &str, message: impl Into<String>) -> ParamError {
     ParamError { param: param.to_string(), message: message.into() }
 }
 
+/// What the spend-over-time chart stacks by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stack {
+    #[default]
+    Model,
+    Provider,
+}
+
+impl Stack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stack::Model => "model",
+            Stack::Provider => "provider",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Stack::Model, Stack::Provider].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// Most tag filters one query may carry.
 pub const MAX_TAG_FILTERS: usize = 16;
+
+/// Adds one tag filter, checking its size and the filter count.
+fn push_tag(tags: &mut Vec<(String, String)>, param: &str, key: &str, value: &str) -> Result<(), ParamError> {
+    if key.is_empty() || key.len() > 64 || value.len() > 512 {
+        return Err(bad(param, "tag keys are 1-64 and values at most 512 characters"));
+    }
+    if tags.len() == MAX_TAG_FILTERS {
+        return Err(bad(param, format!("at most {MAX_TAG_FILTERS} tag filters")));
+    }
+    tags.push((key.to_string(), value.to_string()));
+    Ok(())
+}
 
 /// The columns a list view sorts by.
 pub trait SortKey: Copy + Default + PartialEq + Eq + std::fmt::Debug + 'static {
@@ -62,6 +95,8 @@ pub struct ViewParams<S> {
     pub agent: Option<String>,
     /// Text search (`q=`): the Traces view matches it in route tags.
     pub q: Option<String>,
+    /// What the Overview's spend chart stacks by (`stack=model|provider`).
+    pub stack: Stack,
     pub sort: S,
     pub dir: Dir,
     pub limit: u32,
@@ -85,6 +120,7 @@ impl<S: SortKey> ViewParams<S> {
             provider: None,
             agent: None,
             q: None,
+            stack: Stack::default(),
             sort: S::default(),
             dir: Dir::default(),
             limit: DEFAULT_PAGE,
@@ -96,8 +132,10 @@ impl<S: SortKey> ViewParams<S> {
         for (k, v) in pairs {
             match k {
                 "window" => p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?,
-                "from" => p.from = Some(v.to_string()),
-                "to" => p.to = Some(v.to_string()),
+                // An empty bound is an unfilled date field of the range form: no range.
+                "from" => p.from = (!v.is_empty()).then(|| v.to_string()),
+                "to" => p.to = (!v.is_empty()).then(|| v.to_string()),
+                "stack" => p.stack = Stack::parse(v).ok_or_else(|| bad(k, "must be model or provider"))?,
                 "user" if !v.is_empty() && v.len() <= 512 => p.user = Some(v.to_string()),
                 "user" => return Err(bad(k, "must be 1 to 512 characters")),
                 "provider" | "agent" if v.is_empty() || v.len() > 256 => {
@@ -137,16 +175,14 @@ impl<S: SortKey> ViewParams<S> {
                             .ok_or_else(|| bad(k, "must be a positive integer"))?,
                     );
                 }
+                // `tag=plan=pro` is `tag.plan=pro`: what the filter bar's one-field form sends.
+                "tag" if v.is_empty() => {}
+                "tag" => {
+                    let (key, value) = v.split_once('=').ok_or_else(|| bad(k, "must look like key=value"))?;
+                    push_tag(&mut p.tags, k, key.trim(), value.trim())?;
+                }
                 _ => match k.strip_prefix("tag.") {
-                    Some(key) if !key.is_empty() && key.len() <= 64 && v.len() <= 512 => {
-                        if p.tags.len() == MAX_TAG_FILTERS {
-                            return Err(bad(k, format!("at most {MAX_TAG_FILTERS} tag filters")));
-                        }
-                        p.tags.push((key.to_string(), v.to_string()));
-                    }
-                    Some(_) => {
-                        return Err(bad(k, "tag keys are 1-64 and values at most 512 characters"));
-                    }
+                    Some(key) => push_tag(&mut p.tags, k, key, v)?,
                     None => return Err(bad(k, "unknown parameter")),
                 },
             }
@@ -174,6 +210,7 @@ impl<S: SortKey> ViewParams<S> {
             provider: self.provider.clone(),
             agent: self.agent.clone(),
             q: None,
+            stack: self.stack,
             sort: T::default(),
             dir: Dir::default(),
             limit: self.limit,
@@ -192,36 +229,50 @@ impl<S: SortKey> ViewParams<S> {
         self.offset / self.limit.max(1) + 1
     }
 
-    /// The dashboard query string for these parameters, leaving defaults out.
-    pub fn to_query(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
+    /// The parameters that differ from the defaults, as decoded `(key, value)` pairs in URL
+    /// order. `page` is left out when `with_page` is false (forms that restart at page 1).
+    pub fn pairs(&self, with_page: bool) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |k: &str, v: &str| out.push((k.to_string(), v.to_string()));
         if self.window != Window::default() {
-            parts.push(format!("window={}", self.window.as_str()));
+            push("window", self.window.as_str());
         }
         if let (Some(from), Some(to)) = (&self.from, &self.to) {
-            parts.push(format!("from={}&to={}", encode(from), encode(to)));
+            push("from", from);
+            push("to", to);
         }
         if let Some(user) = &self.user {
-            parts.push(format!("user={}", encode(user)));
+            push("user", user);
         }
         if let Some(provider) = &self.provider {
-            parts.push(format!("provider={}", encode(provider)));
+            push("provider", provider);
         }
         if let Some(agent) = &self.agent {
-            parts.push(format!("agent={}", encode(agent)));
+            push("agent", agent);
         }
         for (k, v) in &self.tags {
-            parts.push(format!("tag.{}={}", encode(k), encode(v)));
+            push(&format!("tag.{k}"), v);
         }
         if let Some(q) = &self.q {
-            parts.push(format!("q={}", encode(q)));
+            push("q", q);
+        }
+        if self.stack != Stack::default() {
+            push("stack", self.stack.as_str());
         }
         if self.sort != S::default() || self.dir != Dir::default() {
-            parts.push(format!("sort={}&dir={}", self.sort.as_str(), self.dir.as_str()));
+            push("sort", self.sort.as_str());
+            push("dir", self.dir.as_str());
         }
-        if self.offset > 0 {
-            parts.push(format!("page={}", self.page()));
+        if with_page && self.offset > 0 {
+            push("page", &self.page().to_string());
         }
+        out
+    }
+
+    /// The dashboard query string for these parameters, leaving defaults out.
+    pub fn to_query(&self) -> String {
+        let parts: Vec<String> =
+            self.pairs(true).iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
         if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
     }
 
@@ -318,6 +369,17 @@ mod tests {
             UsersParams::parse_query("from=2026-01-01T00:00:00Z").map_err(|e| e.param),
             Err("to".into())
         );
+    }
+
+    #[test]
+    fn form_fields_read_like_their_url_forms() {
+        let p = UsersParams::parse_query("tag=plan%3Dpro&from=&to=&stack=provider").expect("valid");
+        assert_eq!(p.tags, vec![("plan".into(), "pro".into())]);
+        assert_eq!((&p.from, &p.to), (&None, &None));
+        assert_eq!(p.stack, Stack::Provider);
+        assert_eq!(p.to_query(), "?tag.plan=pro&stack=provider");
+        assert_eq!(UsersParams::parse_query("tag=plan").map_err(|e| e.param), Err("tag".into()));
+        assert_eq!(UsersParams::parse_query("stack=day").map_err(|e| e.param), Err("stack".into()));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
-use crate::model::{Kpis, Overview, format_usd};
+use crate::model::{Kpis, Overview, Stack, UsersParams, format_usd};
 use leptos::prelude::*;
 
 const OVERVIEW: &str = "/ai-apps";
@@ -58,10 +58,23 @@ fn cards(now: &Kpis, before: &Kpis) -> impl IntoView + use<> {
     }
 }
 
-/// The Overview's body for already-read data (also used on a user's page).
+/// "by model · by provider": links switching what the spend chart stacks by.
+fn stack_toggle(params: &UsersParams, base: &str) -> impl IntoView + use<> {
+    let links = [Stack::Model, Stack::Provider]
+        .into_iter()
+        .map(|stack| {
+            let href = format!("{base}{}", UsersParams { stack, ..params.clone() }.to_query());
+            let current = if params.stack == stack { "true" } else { "false" };
+            view! { <a href=href class="pill" aria-pressed=current>{format!("by {}", stack.as_str())}</a> }
+        })
+        .collect_view();
+    view! { <nav class="pills stack-toggle" aria-label="Stack the chart">{links}</nav> }
+}
+
+/// The Overview's body for already-read data (also used on a user's page, whose path is `base`).
 #[component]
-pub fn OverviewView(o: Overview, filters: String) -> impl IntoView {
-    let chart = view! { <SpendChart series=o.spend_by_model.clone() svg=o.chart_svg.clone()/> };
+pub fn OverviewView(o: Overview, filters: String, params: UsersParams, base: String) -> impl IntoView {
+    let chart = view! { <SpendChart series=o.spend_by_model.clone() svg=o.chart_svg.clone() by=params.stack.as_str()/> };
     let users = o
         .top_users
         .iter()
@@ -78,7 +91,7 @@ pub fn OverviewView(o: Overview, filters: String) -> impl IntoView {
     view! {
         <p class="range">{format!("{} to {} UTC", short_time(&o.from), short_time(&o.to))}</p>
         {cards(&o.current, &o.previous)}
-        <h2>"Spend over time"</h2>
+        <h2>"Spend over time" {stack_toggle(&params, &base)}</h2>
         {chart}
         <div class="two-col">
             <section>
@@ -111,7 +124,7 @@ pub fn OverviewPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let filters = shared_filters(&params.get());
                     match overview.await {
-                        Ok(o) => view! { <OverviewView o filters/> }.into_any(),
+                        Ok(o) => view! { <OverviewView o filters params=params.get() base=OVERVIEW.to_string()/> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}

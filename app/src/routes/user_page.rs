@@ -40,7 +40,10 @@ pub fn UserPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let filters = shared_filters(&params.get());
                     match overview.await {
-                        Ok(o) => view! { <OverviewView o filters/> }.into_any(),
+                        Ok(o) => {
+                            let p = UsersParams { user: None, ..params.get() };
+                            view! { <OverviewView o filters params=p base=base.get()/> }.into_any()
+                        }
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}

@@ -1,6 +1,8 @@
 //! The store (ssr only): SQLite through sqlx. Typed queries shared by the dashboard's server
 //! functions and the REST handlers. Depends on `pricing` and `model`, never on HTTP.
 
+#[cfg(test)]
+mod aggregate_tests;
 pub mod ingest;
 pub mod keys;
 pub mod overview;

@@ -5,9 +5,12 @@ use super::users::{HourRanges, rfc3339, tag_clauses};
 use super::{Store, StoreError};
 use crate::model::latency::percentile;
 use crate::model::money::usd_decimal;
-use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, UserSort, UsersFilter};
+use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, Stack, UserSort, UsersFilter};
 use sqlx::{AssertSqlSafe, FromRow};
 use std::collections::{BTreeMap, HashMap};
+
+/// How many users the filter bar's user menu offers.
+const USER_MENU_SIZE: i64 = 20;
 
 #[derive(FromRow)]
 struct HourModel {
@@ -228,7 +231,7 @@ impl Store {
     ) -> Result<crate::model::ModelsView, StoreError> {
         let r = HourRanges::of(filter);
         let rows = self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?;
-        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour);
+        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour, Stack::Model);
         let mut models = models_of(&rows);
         if !narrowed(filter) {
             let hist: Vec<(String, String, i64, i64)> = sqlx::query_as(
@@ -264,7 +267,12 @@ impl Store {
 
     /// The Overview of the filter's window: KPIs now and in the window before, spend by model
     /// over time, top users and models.
-    pub async fn overview(&self, project_id: i64, filter: &UsersFilter) -> Result<Overview, StoreError> {
+    pub async fn overview(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        stack: Stack,
+    ) -> Result<Overview, StoreError> {
         let r = HourRanges::of(filter);
         let len = r.to_hour - r.from_hour;
         let (current, rows) = self.kpis(project_id, filter, r.from_hour, r.to_hour).await?;
@@ -272,7 +280,7 @@ impl Store {
         let top_users = self.list_users(project_id, filter, UserSort::Spend, Dir::Desc, 0, 5).await?.users;
         let mut top_models = models_of(&rows);
         top_models.truncate(5);
-        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour);
+        let spend_by_model = series_of(&rows, r.from_hour, r.to_hour, stack);
         Ok(Overview {
             from: rfc3339(r.from_hour * 3_600_000),
             to: rfc3339(r.to_hour * 3_600_000),
@@ -316,16 +324,23 @@ fn models_of(rows: &[HourModel]) -> Vec<ModelRow> {
     out
 }
 
-/// Spend per bucket (hours for windows up to two days, else UTC days) per model, the biggest
+/// Spend per bucket (hours for windows up to two days, else UTC days) per model or provider, the biggest
 /// `MAX_SERIES` by name and the rest as "other".
-fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64) -> SpendSeries {
+fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64, stack: Stack) -> SpendSeries {
+    fn by(stack: Stack) -> fn(&HourModel) -> &str {
+        match stack {
+            Stack::Model => |r| &r.model,
+            Stack::Provider => |r| &r.provider,
+        }
+    }
+    let key = by(stack);
     let per_bucket_hours = if to_hour - from_hour <= 48 { 1 } else { 24 };
     let first = from_hour.div_euclid(per_bucket_hours);
     let last = (to_hour - 1).div_euclid(per_bucket_hours);
     let n = (last - first + 1).max(0) as usize;
     let mut totals: HashMap<&str, i64> = HashMap::new();
     for r in rows {
-        *totals.entry(&r.model).or_default() += r.cost;
+        *totals.entry(key(r)).or_default() += r.cost;
     }
     let mut names: Vec<(&str, i64)> = totals.into_iter().filter(|(_, c)| *c > 0).collect();
     names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -340,7 +355,7 @@ fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64) -> SpendSeries {
         if i >= n || r.cost == 0 {
             continue;
         }
-        let s = kept.iter().position(|m| *m == r.model).unwrap_or(kept.len());
+        let s = kept.iter().position(|m| *m == key(r)).unwrap_or(kept.len());
         if s < series.len() {
             series[s].1[i] += r.cost;
         }
@@ -426,6 +441,19 @@ impl Store {
         providers.dedup();
         agents.sort();
         agents.dedup();
-        Ok(crate::model::FilterValues { providers, agents })
+        // The user menu offers the biggest spenders of the days the window touches (a picker,
+        // so whole days are close enough and far cheaper than the hours).
+        let users: Vec<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM user_daily WHERE project_id = ?1 AND day >= ?2 AND day < ?3
+             GROUP BY user_id ORDER BY SUM(cost_nano) DESC, user_id LIMIT ?4",
+        )
+        .bind(project_id)
+        .bind(r.from_hour.div_euclid(24))
+        .bind((r.to_hour + 23).div_euclid(24))
+        .bind(USER_MENU_SIZE)
+        .fetch_all(&self.read)
+        .await?;
+        let users = users.into_iter().map(|(u,)| u).collect();
+        Ok(crate::model::FilterValues { providers, agents, users })
     }
 }

@@ -94,7 +94,7 @@ pub async fn event(
 }
 
 /// Parses the Overview / Models query (window or range, user, tags) into a filter.
-fn view_filter(query: Option<&str>) -> Result<UsersFilter, ApiError> {
+fn view_query(query: Option<&str>) -> Result<(UsersParams, UsersFilter), ApiError> {
     let pairs = decode_pairs(query.unwrap_or(""));
     if let Some((k, _)) =
         pairs.iter().find(|(k, _)| matches!(k.as_str(), "page" | "cursor" | "limit" | "sort" | "dir" | "q"))
@@ -102,7 +102,8 @@ fn view_filter(query: Option<&str>) -> Result<UsersFilter, ApiError> {
         return Err(ApiError::bad(k.as_str(), "not a parameter of this endpoint"));
     }
     let params = UsersParams::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(resolve_filter(&params, now_ms())?)
+    let filter = resolve_filter(&params, now_ms())?;
+    Ok((params, filter))
 }
 
 /// `GET /v1/me/ai-apps/overview`: KPIs now and in the previous window, spend by model over time,
@@ -113,8 +114,8 @@ pub async fn overview(
     RawQuery(query): RawQuery,
 ) -> Result<Json<app::model::Overview>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let filter = view_filter(query.as_deref())?;
-    let mut o = state.store.overview(project, &filter).await?;
+    let (params, filter) = view_query(query.as_deref())?;
+    let mut o = state.store.overview(project, &filter, params.stack).await?;
     o.chart_svg.clear();
     Ok(Json(o))
 }
@@ -126,7 +127,7 @@ pub async fn models(
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let filter = view_filter(query.as_deref())?;
+    let (_, filter) = view_query(query.as_deref())?;
     let view = state.store.list_models(project, &filter).await?;
     Ok(Json(serde_json::json!({ "models": view.models, "spend_by_model": view.spend_by_model })))
 }
@@ -138,7 +139,7 @@ pub async fn tools(
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let filter = view_filter(query.as_deref())?;
+    let (_, filter) = view_query(query.as_deref())?;
     let tools = state.store.list_tools(project, &filter).await?;
     Ok(Json(serde_json::json!({ "tools": tools })))
 }
