@@ -1,7 +1,8 @@
 //! The HTML shell and the router: which page answers which path.
 
 use crate::routes::{
-    EventPage, ModelsPage, NotFoundPage, OverviewPage, ToolsPage, TracePage, TracesPage, UserPage, UsersPage,
+    EventPage, ModelsPage, NotFoundPage, OverviewPage, SegmentsPage, ToolsPage, TracePage, TracesPage,
+    UserPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
@@ -46,6 +47,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/ai-apps") view=OverviewPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/models") view=ModelsPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/tools") view=ToolsPage ssr=SsrMode::Async/>
+                        <Route path=path!("/ai-apps/segments") view=SegmentsPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/users") view=UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/users/:user_id") view=UserPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces") view=TracesPage ssr=SsrMode::Async/>

@@ -95,3 +95,22 @@ fn filter_of(query: &str) -> Result<(crate::state::AppState, crate::model::Users
     let params = UsersParams::parse_query(query)?;
     Ok((crate::state::state()?, resolve_filter(&params, now_ms())?))
 }
+
+/// Segments for the dashboard's query string; without `by`, groups by `plan` when that key is
+/// in use, else by the first key other than `userId`.
+#[server]
+pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, AppError> {
+    let (state, filter) = filter_of(&query)?;
+    let by = match crate::model::UsersParams::parse_query(&query)?.by {
+        Some(by) => by,
+        None => {
+            let keys = state.store.tag_keys(state.default_project).await?;
+            let pick = keys.iter().find(|k| *k == "plan").or_else(|| keys.iter().find(|k| *k != "userId"));
+            match pick.or(keys.first()) {
+                Some(k) => k.clone(),
+                None => return Ok(crate::model::SegmentsView { keys, ..Default::default() }),
+            }
+        }
+    };
+    Ok(state.store.segments(state.default_project, &filter, &by).await?)
+}

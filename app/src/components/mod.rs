@@ -1,6 +1,7 @@
 //! Reusable pieces of the dashboard.
 
 mod empty_state;
+mod export_link;
 mod live;
 mod pagination;
 mod section_tabs;
@@ -11,6 +12,7 @@ pub mod users_table;
 mod window_pills;
 
 pub use empty_state::EmptyState;
+pub use export_link::ExportLink;
 pub use live::refetch_on_new_data;
 pub use pagination::Pagination;
 pub use section_tabs::{SectionTabs, shared_filters};

@@ -17,6 +17,7 @@ pub fn SectionTabs(
         ("models", "Models", "/ai-apps/models"),
         ("tools", "Tools", "/ai-apps/tools"),
         ("users", "Users", "/ai-apps/users"),
+        ("segments", "Segments", "/ai-apps/segments"),
     ];
     view! {
         <nav class="tabs" aria-label="AI Apps">

@@ -45,6 +45,25 @@ impl Stack {
 /// Most tag filters one query may carry.
 pub const MAX_TAG_FILTERS: usize = 16;
 
+/// The read API's cursor for the rows from `offset` on, in the window `[from_ms, to_ms)`.
+pub fn cursor(offset: u32, from_ms: i64, to_ms: i64) -> String {
+    format!("{offset}.{from_ms}.{to_ms}")
+}
+
+/// `offset.from_ms.to_ms` (from [`cursor`]), or a bare offset.
+fn parse_cursor(v: &str) -> Option<(u32, Option<(i64, i64)>)> {
+    let mut parts = v.split('.');
+    let offset = parts.next()?.parse().ok()?;
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => Some((offset, None)),
+        (Some(f), Some(t), None) => {
+            let (f, t) = (f.parse().ok()?, t.parse().ok()?);
+            (f < t).then_some((offset, Some((f, t))))
+        }
+        _ => None,
+    }
+}
+
 /// Adds one tag filter, checking its size and the filter count.
 fn push_tag(tags: &mut Vec<(String, String)>, param: &str, key: &str, value: &str) -> Result<(), ParamError> {
     if key.is_empty() || key.len() > 64 || value.len() > 512 {
@@ -97,11 +116,16 @@ pub struct ViewParams<S> {
     pub q: Option<String>,
     /// What the Overview's spend chart stacks by (`stack=model|provider`).
     pub stack: Stack,
+    /// The tag key the Segments view groups by (`by=plan`).
+    pub by: Option<String>,
     pub sort: S,
     pub dir: Dir,
     pub limit: u32,
     /// Rows to skip (the read API's `cursor`, the dashboard's `page`).
     pub offset: u32,
+    /// The exact bounds (ms) a cursor pins, so later pages of a rolling window read the same
+    /// range as the first even as the clock moves on.
+    pub pin: Option<(i64, i64)>,
 }
 
 /// The Users view's parameters.
@@ -121,10 +145,12 @@ impl<S: SortKey> ViewParams<S> {
             agent: None,
             q: None,
             stack: Stack::default(),
+            by: None,
             sort: S::default(),
             dir: Dir::default(),
             limit: DEFAULT_PAGE,
             offset: 0,
+            pin: None,
         };
         let mut sort_given = false;
         let mut dir_given = false;
@@ -135,6 +161,8 @@ impl<S: SortKey> ViewParams<S> {
                 // An empty bound is an unfilled date field of the range form: no range.
                 "from" => p.from = (!v.is_empty()).then(|| v.to_string()),
                 "to" => p.to = (!v.is_empty()).then(|| v.to_string()),
+                "by" if !v.is_empty() && v.len() <= 64 => p.by = Some(v.to_string()),
+                "by" => return Err(bad(k, "must be a tag key of 1 to 64 characters")),
                 "stack" => p.stack = Stack::parse(v).ok_or_else(|| bad(k, "must be model or provider"))?,
                 "user" if !v.is_empty() && v.len() <= 512 => p.user = Some(v.to_string()),
                 "user" => return Err(bad(k, "must be 1 to 512 characters")),
@@ -164,8 +192,10 @@ impl<S: SortKey> ViewParams<S> {
                         .ok_or_else(|| bad(k, format!("must be an integer from 1 to {MAX_PAGE}")))?;
                 }
                 "cursor" => {
-                    p.offset =
-                        v.parse::<u32>().map_err(|_| bad(k, "is not a cursor returned by this API"))?;
+                    let (offset, pin) =
+                        parse_cursor(v).ok_or_else(|| bad(k, "is not a cursor returned by this API"))?;
+                    p.offset = offset;
+                    p.pin = pin;
                 }
                 "page" => {
                     page = Some(
@@ -211,10 +241,12 @@ impl<S: SortKey> ViewParams<S> {
             agent: self.agent.clone(),
             q: None,
             stack: self.stack,
+            by: None,
             sort: T::default(),
             dir: Dir::default(),
             limit: self.limit,
             offset: 0,
+            pin: None,
         }
     }
 
@@ -259,6 +291,9 @@ impl<S: SortKey> ViewParams<S> {
         if self.stack != Stack::default() {
             push("stack", self.stack.as_str());
         }
+        if let Some(by) = &self.by {
+            push("by", by);
+        }
         if self.sort != S::default() || self.dir != Dir::default() {
             push("sort", self.sort.as_str());
             push("dir", self.dir.as_str());
@@ -271,9 +306,7 @@ impl<S: SortKey> ViewParams<S> {
 
     /// The dashboard query string for these parameters, leaving defaults out.
     pub fn to_query(&self) -> String {
-        let parts: Vec<String> =
-            self.pairs(true).iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+        query_string(&self.pairs(true))
     }
 
     /// The same view in another window, back on page 1.
@@ -291,6 +324,12 @@ impl<S: SortKey> ViewParams<S> {
     pub fn with_offset(&self, offset: u32) -> Self {
         ViewParams { offset, ..self.clone() }
     }
+}
+
+/// `?k=v&...` of decoded pairs, or "" when there are none.
+pub fn query_string(pairs: &[(String, String)]) -> String {
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 
 /// Percent-encodes everything but unreserved characters.

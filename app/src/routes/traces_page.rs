@@ -2,7 +2,9 @@
 
 use crate::api::get_traces;
 use crate::components::users_table::{count, short_time};
-use crate::components::{Pagination, SectionTabs, SortableHeader, TagPills, WindowPills, shared_filters};
+use crate::components::{
+    ExportLink, Pagination, SectionTabs, SortableHeader, TagPills, WindowPills, shared_filters,
+};
 use crate::model::query::encode;
 use crate::model::{TraceRow, TraceSort, TracesPage, TracesParams, format_usd};
 use leptos::prelude::*;
@@ -80,6 +82,7 @@ pub fn TracesPage() -> impl IntoView {
             <header class="page-head">
                 <h1>"Traces"</h1>
                 {move || view! { <WindowPills params=params.get() base=TRACES/> }}
+                {move || view! { <ExportLink list="traces" params=params.get()/> }}
             </header>
             {move || {
                 let p = params.get();

@@ -2,7 +2,8 @@
 
 use crate::api::get_users;
 use crate::components::{
-    EmptyState, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data, shared_filters,
+    EmptyState, ExportLink, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data,
+    shared_filters,
 };
 use leptos::prelude::*;
 
@@ -18,6 +19,7 @@ pub fn UsersPage() -> impl IntoView {
             <header class="page-head">
                 <h1>"Users"</h1>
                 {move || view! { <WindowPills params=params.get() base="/ai-apps/users"/> }}
+                {move || view! { <ExportLink list="users" params=params.get()/> }}
             </header>
             {move || view! { <TagPills params=params.get() base="/ai-apps/users"/> }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod keys;
 pub mod overview;
 pub mod projects;
+pub mod segments;
 pub mod traces;
 pub mod users;
 

@@ -35,7 +35,7 @@ const SUMS: &str = "SUM(events) AS events, SUM(errors) AS errors, SUM(unpriced) 
 /// The user condition on a rollup alias: through the tag-set index when a user is given (so the
 /// planner walks that user's tag sets, not every hour of every user), else a no-op that still
 /// names ?4.
-fn user_cond(filter: &UsersFilter, alias: &str) -> String {
+pub(super) fn user_cond(filter: &UsersFilter, alias: &str) -> String {
     if filter.user.is_some() {
         format!("AND {alias}.tag_set_id IN (SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?4)")
     } else {
@@ -45,7 +45,7 @@ fn user_cond(filter: &UsersFilter, alias: &str) -> String {
 
 /// A query over the window's hours with the filter's standard parameters bound: ?1 project,
 /// ?2–?3 hour range, ?4 user, ?5 provider, ?6 agent, then the tag pairs from ?7.
-fn scoped<'q, O>(
+pub(super) fn scoped<'q, O>(
     sql: String,
     project_id: i64,
     filter: &'q UsersFilter,

@@ -185,7 +185,8 @@ impl Store {
             from: rfc3339(from_ms),
             to: rfc3339(to_ms),
             total_traces: total,
-            next_cursor: (rows.len() as u32 == limit && next < total).then(|| next.to_string()),
+            next_cursor: (rows.len() as u32 == limit && next < total)
+                .then(|| crate::model::query::cursor(next as u32, from_ms, to_ms)),
             traces: rows.iter().map(TraceDbRow::row).collect(),
         })
     }

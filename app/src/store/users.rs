@@ -2,6 +2,7 @@
 
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
+use crate::model::query::cursor;
 use crate::model::{Dir, ParamError, UserRow, UserSort, UsersFilter, UsersPage};
 use sqlx::{AssertSqlSafe, FromRow, QueryBuilder, Sqlite};
 use std::collections::HashMap;
@@ -106,7 +107,8 @@ fn page_of(rows: Vec<Row>, from_hour: i64, to_hour: i64, offset: u32, limit: u32
         from: rfc3339(from_hour * 3_600_000),
         to: rfc3339(to_hour * 3_600_000),
         total_users: total,
-        next_cursor: (rows.len() as u32 == limit && (next as i64) < total).then(|| next.to_string()),
+        next_cursor: (rows.len() as u32 == limit && (next as i64) < total)
+            .then(|| cursor(next as u32, from_hour * 3_600_000, to_hour * 3_600_000)),
         users: rows
             .into_iter()
             .map(|r| UserRow {
@@ -369,8 +371,9 @@ pub fn resolve_filter<S: crate::model::SortKey>(
                 message: "must be an RFC 3339 timestamp or a YYYY-MM-DD date".into(),
             })
     };
-    let (from_ms, to_ms) = match (&p.from, &p.to) {
-        (Some(f), Some(t)) => (parse("from", f, 0)?, parse("to", t, 1)?),
+    let (from_ms, to_ms) = match (p.pin, &p.from, &p.to) {
+        (Some(pin), _, _) => pin,
+        (None, Some(f), Some(t)) => (parse("from", f, 0)?, parse("to", t, 1)?),
         _ => (now_ms - p.window.hours() * 3_600_000, now_ms),
     };
     if to_ms <= from_ms {

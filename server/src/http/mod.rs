@@ -1,6 +1,8 @@
 //! The HTTP surface: REST routes (ingest, read API), embedded assets, and the Leptos app.
 
+pub mod csv;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod ingest;
 pub mod read_api;
@@ -27,12 +29,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
+        .route("/v1/me/ai-apps/users/{user_id}", get(read_api::user))
+        .route("/v1/me/ai-apps/segments", get(read_api::segments))
         .route("/v1/me/ai-apps/traces", get(read_api::traces))
         .route("/v1/me/ai-apps/overview", get(read_api::overview))
         .route("/v1/me/ai-apps/models", get(read_api::models))
         .route("/v1/me/ai-apps/tools", get(read_api::tools))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
+        .route("/export/users.csv", get(export::users))
+        .route("/export/traces.csv", get(export::traces))
         .route("/healthz", get(|| async { "ok" }))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.
         .route("/", get(|| async { Redirect::to("/ai-apps") }))
