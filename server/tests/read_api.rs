@@ -88,8 +88,8 @@ fn expected_segments<'a>(
     events: impl Iterator<Item = &'a Ev>,
     by: &str,
 ) -> BTreeMap<Option<String>, (i64, i64, i64, i64, i64)> {
-    let mut acc: BTreeMap<Option<String>, (i64, i64, BTreeSet<String>, BTreeSet<String>, i64)> =
-        BTreeMap::new();
+    type Acc = (i64, i64, BTreeSet<String>, BTreeSet<String>, i64);
+    let mut acc: BTreeMap<Option<String>, Acc> = BTreeMap::new();
     for e in events {
         let value = if by == "userId" { e.user.clone() } else { e.tags.get(by).cloned() };
         let a = acc.entry(value).or_default();
