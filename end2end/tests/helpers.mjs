@@ -30,6 +30,9 @@ export async function startServer() {
   const base = line.match(/http:\/\/([^/\s]+)/)[0];
   return {
     base,
+    db,
+    readKey,
+    ingestKey,
     async ingest(body) {
       const res = await fetch(`${base}/v1/events`, {
         method: 'POST',

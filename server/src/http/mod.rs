@@ -17,6 +17,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
+/// The OpenAPI 3.1 document of the ingest and read API (checked against real responses by
+/// `end2end/tests/openapi.test.mjs`).
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json"))
+        .into_response()
+}
+
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
@@ -39,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
         .route("/export/users.csv", get(export::users))
         .route("/export/traces.csv", get(export::traces))
+        .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.
         .route("/", get(|| async { Redirect::to("/ai-apps") }))
