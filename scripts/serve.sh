@@ -25,4 +25,10 @@ if $demo; then
   fi
 fi
 echo "serve: create an ingest key with: $bin keys create --scope ingest --db $db"
+# The dashboard asks for an admin password on first start. Without a terminal to ask on (and no
+# TOKENTALLY_ADMIN_PASSWORD), serve a local-only dashboard without login instead.
+if [ ! -t 0 ] && [ -z "${TOKENTALLY_ADMIN_PASSWORD:-}" ] && [[ " ${args[*]} " != *" --no-login "* ]]; then
+  echo "serve: no terminal to ask for an admin password: starting with --no-login (loopback only)"
+  args+=(--no-login)
+fi
 exec "$bin" serve "${args[@]}"

@@ -1,8 +1,8 @@
 //! The HTML shell and the router: which page answers which path.
 
 use crate::routes::{
-    EventPage, ModelsPage, NotFoundPage, OverviewPage, SegmentsPage, ToolsPage, TracePage, TracesPage,
-    UserPage, UsersPage,
+    EventPage, ModelsPage, NotFoundPage, OverviewPage, SegmentsPage, SettingsPage, ToolsPage, TracePage,
+    TracesPage, UserPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
@@ -41,6 +41,7 @@ pub fn App() -> impl IntoView {
                 <nav class="sidebar" aria-label="Sections">
                     <a class="brand" href="/ai-apps">"tokentally"</a>
                     <A href="/ai-apps" attr:class="section">"AI Apps"</A>
+                    <crate::components::Account/>
                 </nav>
                 <main>
                     <Routes fallback=NotFoundPage>
@@ -53,6 +54,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/ai-apps/traces") view=TracesPage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
                         <Route path=path!("/ai-apps/events/:event_id") view=EventPage ssr=SsrMode::Async/>
+                        <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>

@@ -18,7 +18,7 @@ export async function startServer() {
     execFileSync(BIN, ['keys', 'create', '--scope', scope, '--db', db], { encoding: 'utf8' }).trim().split('\n').pop();
   const ingestKey = key('ingest');
   const readKey = key('read');
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--db', db], {
+  const child = spawn(BIN, ['serve', '--no-login', '--addr', '127.0.0.1:0', '--db', db], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, TOKENTALLY_LOG: 'warn' },
   });

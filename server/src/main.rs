@@ -7,7 +7,7 @@ mod http;
 use app::state::AppState;
 use app::store::Store;
 use app::store::keys::Scope;
-use app::store::projects::DEFAULT_PROJECT;
+use app::store::projects::{DEFAULT_PROJECT, Privacy, ProjectChange, ProjectInfo};
 use clap::{Parser, Subcommand};
 use leptos::prelude::LeptosOptions;
 use std::net::SocketAddr;
@@ -36,11 +36,25 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "TOKENTALLY_ADDR", default_value = "127.0.0.1:3000")]
         addr: SocketAddr,
+        /// Serve the dashboard without login (also TOKENTALLY_NO_LOGIN=1). Refused unless the
+        /// address is loopback: for local use and browser tests.
+        #[arg(long)]
+        no_login: bool,
     },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage projects (each has its own data, keys, privacy mode and retention).
+    Projects {
+        #[command(subcommand)]
+        command: ProjectsCommand,
+    },
+    /// Manage dashboard administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Fill the database with realistic demo traffic.
     Demo {
@@ -77,6 +91,69 @@ enum KeysCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// List keys (prefixes only; the secrets are not stored).
+    List {
+        /// Only this project's keys.
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a key by its id or prefix (see `keys list`).
+    Revoke {
+        id_or_prefix: String,
+        /// Only match this project's keys.
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// Create a project.
+    Create {
+        name: String,
+        /// `minimal` drops prompts and responses at ingest.
+        #[arg(long, default_value = "full", value_parser = ["full", "minimal"])]
+        privacy: String,
+        /// Delete events and rollups older than this many days (default: keep everything).
+        #[arg(long)]
+        retention_days: Option<i64>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Change a project's settings (a privacy change applies to events ingested after it).
+    Set {
+        name: String,
+        #[arg(long, value_parser = ["full", "minimal"])]
+        privacy: Option<String>,
+        #[arg(long, conflicts_with = "keep_forever")]
+        retention_days: Option<i64>,
+        /// Remove the retention limit.
+        #[arg(long)]
+        keep_forever: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List projects and their settings.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator or change their password (read from TOKENTALLY_ADMIN_PASSWORD, or
+    /// the first line of standard input). Signs them out everywhere.
+    SetPassword {
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
@@ -88,14 +165,98 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-async fn serve(db: PathBuf, addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// Minimum length of an administrator password.
+const MIN_PASSWORD: usize = 8;
+
+/// The password from TOKENTALLY_ADMIN_PASSWORD, else a prompt (on a terminal) or the first line
+/// of standard input.
+fn read_password(prompt: bool) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let password = match std::env::var("TOKENTALLY_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            if prompt && std::io::stdin().is_terminal() {
+                eprint!("Choose the dashboard's admin password ({MIN_PASSWORD}+ characters): ");
+                std::io::stderr().flush()?;
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(format!("the admin password needs at least {MIN_PASSWORD} characters").into());
+    }
+    Ok(password)
+}
+
+async fn set_password(
+    store: &Store,
+    username: &str,
+    password: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let hash = http::auth::hash_password(password)?;
+    store.set_admin_password(username, &hash).await?;
+    Ok(())
+}
+
+/// Runs each project's retention every `TOKENTALLY_RETENTION_INTERVAL_SECS` (default an hour),
+/// starting at once.
+fn spawn_retention(store: Store) {
+    let every = std::env::var("TOKENTALLY_RETENTION_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600u64);
+    tokio::spawn(async move {
+        loop {
+            match store.list_projects().await {
+                Ok(projects) => {
+                    for p in projects {
+                        let Some(days) = p.retention_days else { continue };
+                        match store.apply_retention(p.id, days, app::store::now_ms()).await {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::info!(project = %p.name, days, events = n, "retention removed old data")
+                            }
+                            Err(e) => tracing::error!(project = %p.name, error = %e, "retention failed"),
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "retention could not list projects"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(every.max(1))).await;
+        }
+    });
+}
+
+async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let no_login = no_login || std::env::var("TOKENTALLY_NO_LOGIN").is_ok_and(|v| v == "1" || v == "true");
+    if no_login && !addr.ip().is_loopback() {
+        return Err(format!("--no-login serves the dashboard to anyone who can connect, so it only listens on a loopback address (127.0.0.1 or ::1), not {addr}").into());
+    }
     let store = Store::open(&db).await?;
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
-    let state = AppState { leptos_options: leptos_options(addr), store: store.clone(), default_project };
+    if !no_login && !store.admin_exists().await? {
+        let password = read_password(true).map_err(|e| {
+            format!("no dashboard admin yet ({e}). Set TOKENTALLY_ADMIN_PASSWORD, run `tokentally admin set-password`, or use --no-login on a loopback address")
+        })?;
+        set_password(&store, "admin", &password).await?;
+        eprintln!("created the dashboard admin \"admin\"");
+    }
+    let state = AppState {
+        leptos_options: leptos_options(addr),
+        store: store.clone(),
+        default_project,
+        login_required: !no_login,
+    };
+    spawn_retention(store.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(db = %db.display(), "database ready");
+    tracing::info!(db = %db.display(), login = !no_login, "database ready");
     println!("tokentally listening on http://{local}/ai-apps/users (database {})", db.display());
+    if no_login {
+        eprintln!("login is off (--no-login): anyone who can reach {local} can use the dashboard");
+    }
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -105,9 +266,13 @@ async fn serve(db: PathBuf, addr: SocketAddr) -> Result<(), Box<dyn std::error::
     Ok(())
 }
 
+fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Serve { db, addr } => serve(db.db, addr).await,
+        Command::Serve { db, addr, no_login } => serve(db.db, addr, no_login).await,
         Command::Keys { command: KeysCommand::Create { scope, project, db } } => {
             let store = Store::open(&db.db).await?;
             let project_id = store.ensure_project(&project).await?;
@@ -121,6 +286,50 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("{key}");
             Ok(())
         }
+        Command::Keys { command: KeysCommand::List { project, db } } => {
+            let store = Store::open(&db.db).await?;
+            let project_id = match &project {
+                Some(name) => Some(store.project_id(name).await?),
+                None => None,
+            };
+            println!(
+                "{:<6} {:<16} {:<7} {:<16} {:<11} status",
+                "id", "project", "scope", "prefix", "created"
+            );
+            for k in store.list_keys(project_id).await? {
+                let status = k.revoked_at.map_or("live".to_string(), |t| format!("revoked {}", day(t)));
+                println!(
+                    "{:<6} {:<16} {:<7} {:<16} {:<11} {status}",
+                    k.id,
+                    k.project,
+                    k.scope,
+                    k.prefix,
+                    day(k.created_at)
+                );
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { id_or_prefix, project, db } } => {
+            let store = Store::open(&db.db).await?;
+            let project_id = match &project {
+                Some(name) => Some(store.project_id(name).await?),
+                None => None,
+            };
+            let k = store.revoke_key(&id_or_prefix, project_id).await?;
+            store.close().await;
+            println!("revoked key {} ({}, {} scope, project {})", k.id, k.prefix, k.scope, k.project);
+            Ok(())
+        }
+        Command::Projects { command } => projects(command).await,
+        Command::Admin { command: AdminCommand::SetPassword { username, db } } => {
+            let password = read_password(true)?;
+            let store = Store::open(&db.db).await?;
+            set_password(&store, &username, &password).await?;
+            store.close().await;
+            println!("password set for {username:?}");
+            Ok(())
+        }
         Command::Demo { db, users, days, events, seed, project } => {
             let store = Store::open(&db.db).await?;
             let project_id = store.ensure_project(&project).await?;
@@ -130,6 +339,51 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+async fn projects(command: ProjectsCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let privacy = |p: &str| Privacy::parse(p).ok_or("privacy is full or minimal");
+    match command {
+        ProjectsCommand::Create { name, privacy: p, retention_days, db } => {
+            let store = Store::open(&db.db).await?;
+            let info = store.create_project(&name, privacy(&p)?, retention_days).await;
+            store.close().await;
+            print_project(&info?);
+        }
+        ProjectsCommand::Set { name, privacy: p, retention_days, keep_forever, db } => {
+            let change = ProjectChange {
+                privacy: p.as_deref().map(privacy).transpose()?,
+                retention_days: if keep_forever { Some(None) } else { retention_days.map(Some) },
+            };
+            let store = Store::open(&db.db).await?;
+            let before = store.project(&name).await?;
+            let info = store.set_project(&name, &change).await;
+            store.close().await;
+            let info = info?;
+            print_project(&info);
+            if info.privacy != before.privacy {
+                println!(
+                    "privacy is now {}: this applies to events ingested from now on; stored events are unchanged",
+                    info.privacy.as_str()
+                );
+            }
+        }
+        ProjectsCommand::List { db } => {
+            let store = Store::open(&db.db).await?;
+            let list = store.list_projects().await;
+            store.close().await;
+            println!("{:<24} {:<8} {:<10} created", "name", "privacy", "retention");
+            for p in list? {
+                print_project(&p);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_project(p: &ProjectInfo) {
+    let retention = p.retention_days.map_or("forever".to_string(), |d| format!("{d} days"));
+    println!("{:<24} {:<8} {:<10} {}", p.name, p.privacy.as_str(), retention, day(p.created_at));
 }
 
 #[tokio::main]

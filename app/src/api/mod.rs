@@ -5,28 +5,26 @@ use crate::model::UsersPage;
 use leptos::prelude::*;
 
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
-#[server]
+#[server(endpoint = "get_users")]
 pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
     let params = crate::model::UsersParams::parse_query(&query)?;
-    let (state, filter) = filter_of(&query)?;
-    Ok(state
-        .store
-        .list_users(state.default_project, &filter, params.sort, params.dir, params.offset, params.limit)
-        .await?)
+    let (state, project, filter) = filter_of(&query)?;
+    Ok(state.store.list_users(project, &filter, params.sort, params.dir, params.offset, params.limit).await?)
 }
 
 /// One page of the Traces view for the dashboard's query string.
-#[server]
+#[server(endpoint = "get_traces")]
 pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppError> {
     use crate::model::TracesParams;
     use crate::store::{now_ms, users::resolve_filter};
-    let state = crate::state::state()?;
+    let (state, auth) = crate::state::request()?;
+    let project = auth.project;
     let params = TracesParams::parse_query(&query)?;
     let filter = resolve_filter(&params, now_ms())?;
     Ok(state
         .store
         .list_traces(
-            state.default_project,
+            project,
             &filter,
             params.q.as_deref(),
             params.sort,
@@ -38,73 +36,76 @@ pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppEr
 }
 
 /// One trace with its events, or `None`.
-#[server]
+#[server(endpoint = "get_trace")]
 pub async fn get_trace(trace_id: String) -> Result<Option<crate::model::TraceDetail>, AppError> {
-    let state = crate::state::state()?;
-    Ok(state.store.get_trace(state.default_project, &trace_id).await?)
+    let (state, auth) = crate::state::request()?;
+    let project = auth.project;
+    Ok(state.store.get_trace(project, &trace_id).await?)
 }
 
 /// One event in full, or `None`.
-#[server]
+#[server(endpoint = "get_event")]
 pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDetail>, AppError> {
-    let state = crate::state::state()?;
-    Ok(state.store.get_event(state.default_project, &event_id).await?)
+    let (state, auth) = crate::state::request()?;
+    let project = auth.project;
+    Ok(state.store.get_event(project, &event_id).await?)
 }
 
 /// The Overview for the dashboard's query string.
-#[server]
+#[server(endpoint = "get_overview")]
 pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
-    let (state, filter) = filter_of(&query)?;
+    let (state, project, filter) = filter_of(&query)?;
     let stack = crate::model::UsersParams::parse_query(&query)?.stack;
-    Ok(state.store.overview(state.default_project, &filter, stack).await?)
+    Ok(state.store.overview(project, &filter, stack).await?)
 }
 
 /// Per-model totals for the dashboard's query string.
-#[server]
+#[server(endpoint = "get_models")]
 pub async fn get_models(query: String) -> Result<crate::model::ModelsView, AppError> {
-    let (state, filter) = filter_of(&query)?;
-    Ok(state.store.list_models(state.default_project, &filter).await?)
+    let (state, project, filter) = filter_of(&query)?;
+    Ok(state.store.list_models(project, &filter).await?)
 }
 
 /// A number that changes whenever new data is stored: pages poll it (cheap) and refetch their
 /// data only when it moved.
-#[server]
+#[server(endpoint = "data_version")]
 pub async fn data_version() -> Result<u64, AppError> {
     Ok(crate::state::state()?.store.version())
 }
 
 /// Per-tool totals for the dashboard's query string.
-#[server]
+#[server(endpoint = "get_tools")]
 pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppError> {
-    let (state, filter) = filter_of(&query)?;
-    Ok(state.store.list_tools(state.default_project, &filter).await?)
+    let (state, project, filter) = filter_of(&query)?;
+    Ok(state.store.list_tools(project, &filter).await?)
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
-#[server]
+#[server(endpoint = "get_filter_values")]
 pub async fn get_filter_values(query: String) -> Result<crate::model::FilterValues, AppError> {
-    let (state, filter) = filter_of(&query)?;
-    Ok(state.store.filter_values(state.default_project, &filter).await?)
+    let (state, project, filter) = filter_of(&query)?;
+    Ok(state.store.filter_values(project, &filter).await?)
 }
 
-/// The state and the filter (window, user, provider, agent, tags) of a view's query string.
+/// The state, the request's project and the filter (window, user, provider, agent, tags) of a query.
 #[cfg(feature = "ssr")]
-fn filter_of(query: &str) -> Result<(crate::state::AppState, crate::model::UsersFilter), AppError> {
+fn filter_of(query: &str) -> Result<(crate::state::AppState, i64, crate::model::UsersFilter), AppError> {
     use crate::model::UsersParams;
     use crate::store::{now_ms, users::resolve_filter};
     let params = UsersParams::parse_query(query)?;
-    Ok((crate::state::state()?, resolve_filter(&params, now_ms())?))
+    let (state, auth) = crate::state::request()?;
+    Ok((state, auth.project, resolve_filter(&params, now_ms())?))
 }
 
 /// Segments for the dashboard's query string; without `by`, groups by `plan` when that key is
 /// in use, else by the first key other than `userId`.
-#[server]
+#[server(endpoint = "get_segments")]
 pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, AppError> {
-    let (state, filter) = filter_of(&query)?;
+    let (state, project, filter) = filter_of(&query)?;
     let by = match crate::model::UsersParams::parse_query(&query)?.by {
         Some(by) => by,
         None => {
-            let keys = state.store.tag_keys(state.default_project).await?;
+            let keys = state.store.tag_keys(project).await?;
             let pick = keys.iter().find(|k| *k == "plan").or_else(|| keys.iter().find(|k| *k != "userId"));
             match pick.or(keys.first()) {
                 Some(k) => k.clone(),
@@ -112,5 +113,39 @@ pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, A
             }
         }
     };
-    Ok(state.store.segments(state.default_project, &filter, &by).await?)
+    Ok(state.store.segments(project, &filter, &by).await?)
+}
+
+/// Who is signed in, the current project and the projects to switch to, and the CSRF token
+/// for this browser's forms.
+#[server(endpoint = "get_session")]
+pub async fn get_session() -> Result<crate::model::admin::SessionView, AppError> {
+    let (state, auth) = crate::state::request()?;
+    let projects = state.store.list_projects().await?.into_iter().map(|p| (p.id, p.name)).collect();
+    Ok(crate::model::admin::SessionView {
+        login_required: state.login_required,
+        user: auth.user,
+        csrf: auth.csrf,
+        project: auth.project,
+        projects,
+    })
+}
+
+/// The current project's settings, keys (prefixes) and deletion log.
+#[server(endpoint = "get_settings")]
+pub async fn get_settings() -> Result<crate::model::admin::SettingsView, AppError> {
+    let (state, auth) = crate::state::request()?;
+    Ok(crate::model::admin::SettingsView {
+        project: state.store.project_by_id(auth.project).await?,
+        keys: state.store.list_keys(Some(auth.project)).await?,
+        deletions: state.store.deletion_log(auth.project).await?,
+        csrf: auth.csrf,
+    })
+}
+
+/// What deleting a user would remove (all time), for the confirmation.
+#[server(endpoint = "get_user_footprint")]
+pub async fn get_user_footprint(user_id: String) -> Result<crate::model::admin::Removed, AppError> {
+    let (state, auth) = crate::state::request()?;
+    Ok(state.store.user_footprint(auth.project, &user_id).await?)
 }

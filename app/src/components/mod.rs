@@ -1,5 +1,7 @@
 //! Reusable pieces of the dashboard.
 
+mod account;
+mod delete_user;
 mod empty_state;
 mod export_link;
 mod live;
@@ -11,6 +13,8 @@ mod tag_pills;
 pub mod users_table;
 mod window_pills;
 
+pub use account::Account;
+pub use delete_user::DeleteUser;
 pub use empty_state::EmptyState;
 pub use export_link::ExportLink;
 pub use live::refetch_on_new_data;

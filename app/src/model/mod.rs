@@ -1,5 +1,6 @@
 //! Wire types shared by the server and the browser (serde only, no I/O).
 
+pub mod admin;
 pub mod latency;
 pub mod money;
 pub mod overview;

@@ -3,7 +3,7 @@
 use super::overview_page::OverviewView;
 use crate::api::{get_overview, get_traces};
 use crate::components::users_table::{count, short_time};
-use crate::components::{SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
+use crate::components::{DeleteUser, SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
 use crate::model::{TraceSort, UserSort, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -76,6 +76,7 @@ pub fn UserPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <DeleteUser user_id=user/>
         </section>
     }
 }

@@ -139,6 +139,12 @@ impl Store {
         let mut out = IngestOutcome::default();
         let mut fresh_tags = HashMap::new();
         let mut tx = self.write.begin().await?;
+        // In privacy mode `minimal` prompts and responses are never bound, so never written.
+        let (privacy,): (String,) = sqlx::query_as("SELECT privacy FROM projects WHERE id = ?1")
+            .bind(project_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let keep_content = privacy != "minimal";
 
         // Traces sent as records.
         // tag set → its userId, for the per-user rollups.
@@ -250,8 +256,8 @@ impl Store {
                     .push_bind(if e.is_error { "error" } else { "ok" })
                     .push_bind(&e.error)
                     .push_bind(tools)
-                    .push_bind(&e.prompt)
-                    .push_bind(&e.response);
+                    .push_bind(e.prompt.as_ref().filter(|_| keep_content))
+                    .push_bind(e.response.as_ref().filter(|_| keep_content));
             });
             q.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING id");
             let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;

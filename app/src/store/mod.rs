@@ -3,6 +3,8 @@
 
 #[cfg(test)]
 mod aggregate_tests;
+pub mod auth;
+pub mod deletion;
 pub mod ingest;
 pub mod keys;
 pub mod overview;
@@ -29,6 +31,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A request the store refuses (a duplicate name, a bad setting); the message says why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Handles to one SQLite database file: a pool of readers and a single writer connection
@@ -86,6 +91,13 @@ impl Store {
     /// Changes whenever this process commits new data.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
+    }
+
+    /// Drops the cached tag-set ids (after tag sets were deleted).
+    pub(crate) fn forget_tag_sets(&self) {
+        if let Ok(mut c) = self.tag_cache.lock() {
+            c.clear();
+        }
     }
 
     pub(crate) fn bump_version(&self) {

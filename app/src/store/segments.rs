@@ -43,27 +43,28 @@ impl Store {
                AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
              GROUP BY r.tag_set_id"
         );
-        let sums: Vec<TagSetSums> =
-            scoped(sql, project_id, filter, r.from_hour, r.to_hour).fetch_all(&self.read).await?;
-
-        let values: HashMap<i64, String> = sqlx::query_as(
+        // Four independent reads, run side by side on the read pool.
+        let sums = async {
+            Ok::<_, StoreError>(
+                scoped::<TagSetSums>(sql, project_id, filter, r.from_hour, r.to_hour)
+                    .fetch_all(&self.read)
+                    .await?,
+            )
+        };
+        let values = self.pairs(
             "SELECT kv.tag_set_id, kv.value FROM tag_kv kv JOIN tag_sets t ON t.id = kv.tag_set_id
-             WHERE kv.key = ?1 AND t.project_id = ?2",
-        )
-        .bind(by)
-        .bind(project_id)
-        .fetch_all(&self.read)
-        .await?
-        .into_iter()
-        .collect();
-        let users: HashMap<i64, String> =
-            sqlx::query_as("SELECT id, user_id FROM tag_sets WHERE project_id = ?1 AND user_id IS NOT NULL")
-                .bind(project_id)
-                .fetch_all(&self.read)
-                .await?
-                .into_iter()
-                .collect();
-        let traces = self.traces_per_tag_set(project_id, filter, &r).await?;
+             WHERE kv.key = ?2 AND t.project_id = ?1",
+            project_id,
+            Some(by),
+        );
+        let users = self.pairs(
+            "SELECT id, user_id FROM tag_sets WHERE project_id = ?1 AND user_id IS NOT NULL AND ?2 IS NULL",
+            project_id,
+            None,
+        );
+        let traces = self.traces_per_tag_set(project_id, filter, &r);
+        let keys = self.tag_keys(project_id);
+        let (sums, values, users, traces, keys) = tokio::try_join!(sums, values, users, traces, keys)?;
 
         let mut rows: HashMap<Option<&str>, (SegmentRow, HashSet<&str>)> = HashMap::new();
         let mut total = 0i64;
@@ -107,8 +108,20 @@ impl Store {
             to: rfc3339(r.to_hour * 3_600_000),
             by: by.to_string(),
             segments,
-            keys: self.tag_keys(project_id).await?,
+            keys,
         })
+    }
+
+    /// A tag-set-to-string map read by `sql` (?1 the project, ?2 `arg`).
+    async fn pairs(
+        &self,
+        sql: &'static str,
+        project_id: i64,
+        arg: Option<&str>,
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as(sql).bind(project_id).bind(arg).fetch_all(&self.read).await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Traces per tag set in the window: from the hourly trace counts, or, when a provider or

@@ -39,6 +39,15 @@ impl ApiError {
 
 impl From<app::store::StoreError> for ApiError {
     fn from(e: app::store::StoreError) -> Self {
+        match e {
+            app::store::StoreError::NotFound(what) => {
+                return ApiError::not_found(&format!("not found: {what}"));
+            }
+            app::store::StoreError::Invalid(message) => {
+                return ApiError { status: StatusCode::BAD_REQUEST, message, field: None };
+            }
+            _ => {}
+        }
         tracing::error!(error = %e, "store error in a REST handler");
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

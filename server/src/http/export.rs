@@ -1,11 +1,12 @@
 //! The dashboard's CSV downloads (`/export/users.csv`, `/export/traces.csv`): the page's own
-//! query string, every row of the view, for the dashboard's project.
+//! query string, every row of the view, for the project the browser picked.
 
 use super::error::ApiError;
 use super::read_api::{traces_csv, users_csv};
 use app::model::{SortKey, TraceSort, UserSort, UsersFilter, ViewParams};
-use app::state::AppState;
+use app::state::{AppState, RequestAuth};
 use app::store::{now_ms, users::resolve_filter};
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 
@@ -17,15 +18,23 @@ fn view<S: SortKey>(query: Option<&str>) -> Result<(ViewParams<S>, UsersFilter),
 }
 
 /// `GET /export/users.csv`.
-pub async fn users(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn users(
+    State(state): State<AppState>,
+    Extension(auth): Extension<RequestAuth>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let (params, filter) = view::<UserSort>(query.as_deref())?;
-    let project = state.default_project;
+    let project = auth.project;
     Ok(users_csv(state, project, &params, filter, None))
 }
 
 /// `GET /export/traces.csv`.
-pub async fn traces(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn traces(
+    State(state): State<AppState>,
+    Extension(auth): Extension<RequestAuth>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let (params, filter) = view::<TraceSort>(query.as_deref())?;
-    let project = state.default_project;
+    let project = auth.project;
     Ok(traces_csv(state, project, &params, filter, None))
 }

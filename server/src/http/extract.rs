@@ -7,6 +7,15 @@ use axum::http::{HeaderMap, header};
 
 /// The project of the request's `Authorization: Bearer <key>`, if the key has one of `scopes`.
 pub async fn authorize(state: &AppState, headers: &HeaderMap, scopes: &[Scope]) -> Result<i64, ApiError> {
+    Ok(authorize_key(state, headers, scopes).await?.0)
+}
+
+/// Like [`authorize`], also returning the key's prefix (to log who did something).
+pub async fn authorize_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    scopes: &[Scope],
+) -> Result<(i64, String), ApiError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,9 +1,11 @@
 //! The HTTP surface: REST routes (ingest, read API), embedded assets, and the Leptos app.
 
+pub mod auth;
 pub mod csv;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod forms;
 pub mod ingest;
 pub mod read_api;
 
@@ -36,7 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
-        .route("/v1/me/ai-apps/users/{user_id}", get(read_api::user))
+        .route("/v1/me/ai-apps/users/{user_id}", get(read_api::user).delete(read_api::delete_user))
         .route("/v1/me/ai-apps/segments", get(read_api::segments))
         .route("/v1/me/ai-apps/traces", get(read_api::traces))
         .route("/v1/me/ai-apps/overview", get(read_api::overview))
@@ -44,6 +46,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/ai-apps/tools", get(read_api::tools))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/project", post(auth::switch_project))
+        .route("/ai-apps/users/{user_id}/delete", post(forms::delete_user))
+        .route("/settings/project", post(forms::project_settings))
+        .route("/settings/keys", post(forms::create_key))
+        .route("/settings/keys/revoke", post(forms::revoke_key))
         .route("/export/users.csv", get(export::users))
         .route("/export/traces.csv", get(export::traces))
         .route("/v1/openapi.json", get(openapi))
@@ -66,5 +75,6 @@ pub fn router(state: AppState) -> Router {
                 resp
             }
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .with_state(state)
 }

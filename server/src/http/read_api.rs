@@ -3,7 +3,7 @@
 
 use super::csv;
 use super::error::ApiError;
-use super::extract::authorize;
+use super::extract::{authorize, authorize_key};
 use app::model::{
     EventDetail, SortKey, TraceDetail, TraceSort, UserSort, UsersFilter, ViewParams, query::decode_pairs,
 };
@@ -328,4 +328,18 @@ pub async fn segments(
         return Ok(csv::respond("segments.csv", SEGMENT_COLUMNS, &view.segments));
     }
     Ok(Json(view).into_response())
+}
+
+/// `DELETE /v1/me/ai-apps/users/{user_id}` (admin key): removes every event, trace and rollup
+/// contribution of the user, and reports what went.
+pub async fn delete_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (project, prefix) = authorize_key(&state, &headers, &[Scope::Admin]).await?;
+    no_query(query.as_deref())?;
+    let removed = state.store.delete_user(project, &user_id, &format!("key:{prefix}")).await?;
+    Ok(Json(json!({ "deleted": { "events": removed.events, "traces": removed.traces } })))
 }

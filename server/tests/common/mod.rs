@@ -24,6 +24,30 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tokentally")
 }
 
+/// Runs the binary with `args` plus `--db`; returns (success, stdout, stderr).
+pub fn cli(db: &PathBuf, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin()).args(args).arg("--db").arg(db).output().expect("run tokentally");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The path of the test binary.
+pub fn binary() -> &'static str {
+    bin()
+}
+
+/// Whether `needle` occurs anywhere in the database file or its WAL.
+pub fn file_contains(db: &std::path::Path, needle: &str) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db.to_path_buf(), PathBuf::from(wal)].iter().any(|p| {
+        std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
 /// Runs `tokentally keys create` and returns the key (the last line of stdout).
 pub fn create_key(db: &PathBuf, scope: &str, project: &str) -> String {
     let out = Command::new(bin())
@@ -36,7 +60,13 @@ pub fn create_key(db: &PathBuf, scope: &str, project: &str) -> String {
 }
 
 impl TestServer {
+    /// A server without login (loopback), as most tests want.
     pub fn start() -> TestServer {
+        TestServer::start_with(&["--no-login"], &[])
+    }
+
+    /// A server with extra `serve` arguments and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = std::env::temp_dir().join(format!(
             "tokentally-test-{}-{}",
             std::process::id(),
@@ -50,7 +80,9 @@ impl TestServer {
         let mut child = Command::new(bin())
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(&db)
+            .args(args)
             .env("TOKENTALLY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -64,7 +96,9 @@ impl TestServer {
             .and_then(|rest| rest.split('/').next())
             .map(|hostport| format!("http://{hostport}"))
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        TestServer { child, base, dir, db, ingest_key, read_key, http: reqwest::Client::new() }
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestServer { child, base, dir, db, ingest_key, read_key, http }
     }
 
     /// POSTs a JSON batch with a key; returns (status, body).

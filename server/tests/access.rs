@@ -1,0 +1,265 @@
+//! Who may do what: the key matrix (scope × project × endpoint), dashboard login, logout, CSRF,
+//! session expiry, and `--no-login` only on loopback.
+
+mod common;
+
+use common::{TestServer, binary, cli, create_key, minutes_ago};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn event(id: &str, user: &str, trace: &str) -> Value {
+    json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(5), "provider": "openai", "model": "gpt-4o",
+            "tags": { "userId": user, "plan": "pro" }, "usage": { "input_tokens": 1000, "output_tokens": 10 } })
+}
+
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = s.http.request(method, format!("{}{path}", s.base));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn key_matrix_allows_only_the_right_scope_on_the_right_project() {
+    let s = TestServer::start();
+    let keys: Vec<(&str, &str, String)> = ["a", "b"]
+        .iter()
+        .flat_map(|p| ["ingest", "read", "admin"].map(|scope| (*p, scope, create_key(&s.db, scope, p))))
+        .collect();
+    let key = |p: &str, scope: &str| {
+        keys.iter().find(|k| k.0 == p && k.1 == scope).map(|k| k.2.clone()).expect("key")
+    };
+    for p in ["a", "b"] {
+        let body =
+            json!({ "events": [event(&format!("{p}-1"), &format!("{p}-user"), &format!("{p}-trace"))] });
+        assert_eq!(call(&s, Method::POST, "/v1/events", Some(&key(p, "ingest")), Some(&body)).await.0, 200);
+    }
+    let revoked = create_key(&s.db, "admin", "a");
+    let (ok, out, err) = cli(&s.db, &["keys", "revoke", &revoked[..14]]);
+    assert!(ok, "{out}{err}");
+
+    let api = "/v1/me/ai-apps";
+    let reads = [
+        format!("{api}/overview"),
+        format!("{api}/users"),
+        format!("{api}/users/a-user"),
+        format!("{api}/traces"),
+        format!("{api}/traces/a-trace"),
+        format!("{api}/events/a-1"),
+        format!("{api}/models"),
+        format!("{api}/tools"),
+        format!("{api}/segments?by=plan"),
+    ];
+    for (p, scope, k) in keys
+        .iter()
+        .map(|(p, s, k)| (*p, *s, Some(k.as_str())))
+        .chain([("-", "none", None), ("a", "revoked", Some(revoked.as_str()))])
+    {
+        // Ingest: only ingest keys.
+        let body = json!({ "events": [event(&format!("m-{p}-{scope}"), "matrix", "matrix-trace")] });
+        let (status, _) = call(&s, Method::POST, "/v1/events", k, Some(&body)).await;
+        assert_eq!(status, if scope == "ingest" { 200 } else { 401 }, "ingest with {p}/{scope}");
+        // Reads: read and admin keys, and each sees only its own project.
+        for path in &reads {
+            let (status, body) = call(&s, Method::GET, path, k, None).await;
+            let want = match (scope, p) {
+                ("read" | "admin", "a") => 200,
+                // Project b's keys can't see a's trace and event: they don't exist for b.
+                ("read" | "admin", "b") if path.contains("/traces/a-") || path.contains("/events/a-") => 404,
+                ("read" | "admin", "b") => 200,
+                _ => 401,
+            };
+            assert_eq!(status, want, "GET {path} with {p}/{scope}: {body}");
+            if status == 200 && path.ends_with("/users") {
+                let ids: Vec<&str> = body["users"]
+                    .as_array()
+                    .expect("users")
+                    .iter()
+                    .filter_map(|u| u["user_id"].as_str())
+                    .collect();
+                assert!(
+                    ids.iter().all(|u| u.starts_with(p) || *u == "matrix"),
+                    "{p} sees only its users: {ids:?}"
+                );
+            }
+        }
+        // Deletion: admin keys only, and only within their project.
+        let (status, body) = call(&s, Method::DELETE, &format!("{api}/users/a-user"), k, None).await;
+        match (scope, p) {
+            ("admin", "b") => assert_eq!(
+                (status, body["deleted"]["events"].as_i64()),
+                (200, Some(0)),
+                "b's admin can't reach a's user"
+            ),
+            ("admin", "a") => {}
+            _ => assert_eq!(status, 401, "DELETE with {p}/{scope}"),
+        }
+    }
+    // a's user survived everything but a's own admin key (used last, above).
+    let (_, body) =
+        call(&s, Method::GET, &format!("{api}/users/b-user"), Some(&key("b", "read")), None).await;
+    assert_eq!(body["current"]["calls"], 1, "b's user untouched");
+    let (_, body) =
+        call(&s, Method::GET, &format!("{api}/users/a-user"), Some(&key("a", "read")), None).await;
+    assert_eq!(body["current"]["calls"], 0, "a's admin key deleted a's user");
+    let (ok, out, _) = cli(&s.db, &["keys", "list", "--project", "a"]);
+    assert!(ok);
+    assert!(out.contains("revoked"), "{out}");
+    assert!(!out.contains(&revoked), "keys list shows prefixes, never secrets: {out}");
+}
+
+fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn value(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v).unwrap_or("")
+}
+
+#[tokio::test]
+async fn login_logout_csrf_and_session_expiry() {
+    let s = TestServer::start_with(
+        &[],
+        &[("TOKENTALLY_ADMIN_PASSWORD", "correct horse"), ("TOKENTALLY_SESSION_TTL_SECS", "3")],
+    );
+    let get = |path: &str, cookies: &str| {
+        s.http.get(format!("{}{path}", s.base)).header("cookie", cookies.to_string()).send()
+    };
+
+    // Signed out: pages redirect to the login, server functions answer 401.
+    let resp = get("/ai-apps/users?window=7d", "").await.expect("GET");
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login?next=%2Fai-apps%2Fusers%3Fwindow%3D7d");
+    let resp =
+        s.http.post(format!("{}/api/get_users", s.base)).form(&[("query", "")]).send().await.expect("POST");
+    assert_eq!(resp.status(), 401);
+    assert_eq!(get("/export/users.csv", "").await.expect("GET").status(), 303);
+    assert_eq!(get("/settings", "").await.expect("GET").status(), 303);
+    // The API keeps working with keys.
+    assert_eq!(s.get("/v1/me/ai-apps/users").await.0, 200);
+
+    // The login page sets the CSRF cookie and embeds the same token.
+    let resp = get("/login", "").await.expect("GET");
+    assert_eq!(resp.status(), 200);
+    let csrf = value(&cookie_of(&resp, "tt_csrf").expect("csrf cookie")).to_string();
+    assert!(resp.text().await.expect("html").contains(&csrf));
+    let jar = format!("tt_csrf={csrf}");
+    let login = |form: Vec<(&'static str, String)>, extra: Option<(&'static str, &'static str)>| {
+        let mut req = s.http.post(format!("{}/login", s.base)).header("cookie", jar.clone()).form(&form);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let form = |pw: &str, token: &str| {
+        vec![
+            ("csrf", token.to_string()),
+            ("username", "admin".to_string()),
+            ("password", pw.to_string()),
+            ("next", "/ai-apps/models".to_string()),
+        ]
+    };
+    let resp = login(form("wrong password", &csrf), None).await.expect("POST");
+    assert_eq!(resp.status(), 303);
+    assert!(resp.headers()["location"].to_str().expect("loc").starts_with("/login?failed=1"));
+    assert!(cookie_of(&resp, "tt_session").is_none());
+    let resp = login(form("correct horse", "forged"), None).await.expect("POST");
+    assert_eq!(resp.status(), 403, "a wrong CSRF token is refused");
+    let resp =
+        login(form("correct horse", &csrf), Some(("origin", "https://evil.example"))).await.expect("POST");
+    assert_eq!(resp.status(), 403, "a cross-site POST is refused");
+    let resp = login(form("correct horse", &csrf), Some(("x-forwarded-proto", "https"))).await.expect("POST");
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/ai-apps/models");
+    let session = cookie_of(&resp, "tt_session").expect("session cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+    let jar = format!("tt_csrf={csrf}; tt_session={}", value(&session));
+
+    // Signed in: pages, server functions and exports work.
+    let resp = get("/ai-apps/users", &jar).await.expect("GET");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.expect("html").contains("Sign out"));
+    let resp = s
+        .http
+        .post(format!("{}/api/get_users", s.base))
+        .header("cookie", jar.clone())
+        .form(&[("query", "")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+
+    // Logout needs the token too, and ends the session.
+    let logout = |token: &str| {
+        s.http
+            .post(format!("{}/logout", s.base))
+            .header("cookie", jar.clone())
+            .form(&[("csrf", token.to_string())])
+            .send()
+    };
+    assert_eq!(logout("forged").await.expect("POST").status(), 403);
+    assert_eq!(
+        get("/ai-apps", &jar).await.expect("GET").status(),
+        200,
+        "still signed in after a refused logout"
+    );
+    let resp = logout(&csrf).await.expect("POST");
+    assert_eq!((resp.status().as_u16(), resp.headers()["location"].to_str().ok()), (303, Some("/login")));
+    assert_eq!(get("/ai-apps", &jar).await.expect("GET").status(), 303, "the old cookie no longer works");
+
+    // Sessions expire (TTL 3 s here).
+    let resp = login(form("correct horse", &csrf), None).await.expect("POST");
+    let jar =
+        format!("tt_csrf={csrf}; tt_session={}", value(&cookie_of(&resp, "tt_session").expect("session")));
+    assert_eq!(get("/ai-apps", &jar).await.expect("GET").status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(get("/ai-apps", &jar).await.expect("GET").status(), 303, "expired");
+}
+
+#[test]
+fn no_login_refuses_a_public_address_and_serve_needs_an_admin() {
+    let dir = std::env::temp_dir().join(format!("tokentally-nologin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("t.db");
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--no-login", "--addr", "0.0.0.0:0", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without a terminal, a password or --no-login, serve explains what it needs.
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env_remove("TOKENTALLY_ADMIN_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOKENTALLY_ADMIN_PASSWORD"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,238 @@
+//! The privacy promises: `minimal` keeps prompts off the disk, deleting a user scrubs them from
+//! the file while everyone else's totals stay, retention removes exactly the old rows; and the
+//! project CLI that sets these.
+
+mod common;
+
+use common::{TestServer, cli, create_key, file_contains, minutes_ago};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn llm(id: &str, user: &str, minutes: i64, extra: Value) -> Value {
+    let mut e = json!({ "id": id, "trace_id": format!("t-{id}"), "timestamp": minutes_ago(minutes), "provider": "openai",
+        "model": "gpt-4o", "agent": "bot", "tags": { "userId": user, "plan": "pro" }, "latency_ms": 900,
+        "usage": { "input_tokens": 1000, "output_tokens": 100 }, "tools": ["search"] });
+    if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+        e.extend(x.clone());
+    }
+    e
+}
+
+async fn post_as(s: &TestServer, key: &str, events: Vec<Value>) {
+    let (status, body) = s.post_with(Some(key), &json!({ "events": events })).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn get_as(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
+    let resp = s.http.get(format!("{}{path}", s.base)).bearer_auth(key).send().await.expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn minimal_privacy_never_writes_prompts_and_the_cli_manages_projects() {
+    let s = TestServer::start();
+    let (ok, out, err) =
+        cli(&s.db, &["projects", "create", "quiet", "--privacy", "minimal", "--retention-days", "30"]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(&s.db, &["projects", "create", "quiet"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, _) = cli(&s.db, &["projects", "list"]);
+    assert!(
+        ok && out.lines().any(|l| l.starts_with("quiet") && l.contains("minimal") && l.contains("30 days")),
+        "{out}"
+    );
+
+    let quiet = create_key(&s.db, "ingest", "quiet");
+    let quiet_read = create_key(&s.db, "read", "quiet");
+    let marker = "MARKER-prompt-7c1e";
+    let content = json!({ "prompt": [{ "role": "user", "content": format!("{marker} in the prompt") }],
+                          "response": [{ "role": "assistant", "content": format!("{marker}-response") }] });
+    post_as(&s, &quiet, vec![llm("q1", "ann", 5, content.clone())]).await;
+    let (_, ev) = get_as(&s, &quiet_read, "/v1/me/ai-apps/events/q1").await;
+    assert_eq!((ev["prompt"].as_str(), ev["response"].as_str()), (None, None), "{ev}");
+    assert_eq!(ev["summary"]["input_tokens"], 1000, "tokens are kept");
+    assert_eq!(ev["tags"]["plan"], "pro", "tags are kept");
+    let (_, users) = get_as(&s, &quiet_read, "/v1/me/ai-apps/users").await;
+    assert_eq!(users["users"][0]["user_id"], "ann", "the Users view works");
+    assert!(!file_contains(&s.db, marker), "the marker reached the database file or WAL");
+
+    // Control: a full project stores it, so the search above can find it.
+    post_as(&s, &s.ingest_key, vec![llm("f1", "bo", 5, content.clone())]).await;
+    assert!(file_contains(&s.db, marker), "a full project keeps the prompt");
+
+    // Switching modes applies to new events only, and says so.
+    let (ok, out, _) = cli(&s.db, &["projects", "set", "quiet", "--privacy", "full", "--keep-forever"]);
+    assert!(ok && out.contains("ingested from now on") && out.contains("forever"), "{out}");
+    post_as(&s, &quiet, vec![llm("q2", "ann", 4, content)]).await;
+    let (_, ev) = get_as(&s, &quiet_read, "/v1/me/ai-apps/events/q2").await;
+    assert!(ev["prompt"].as_str().is_some_and(|p| p.contains(marker)));
+    let (_, ev) = get_as(&s, &quiet_read, "/v1/me/ai-apps/events/q1").await;
+    assert!(ev["prompt"].is_null(), "the old event stays without its prompt");
+}
+
+/// The figures a user deletion must leave alone, read through the API.
+async fn others(s: &TestServer, victim: &str) -> Value {
+    let (_, users) = s.get("/v1/me/ai-apps/users?limit=500&sort=user").await;
+    let rest: Vec<Value> = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["user_id"] != victim)
+        .cloned()
+        .collect();
+    let (_, other) = s.get("/v1/me/ai-apps/users/carl").await;
+    let (_, seg) = s.get("/v1/me/ai-apps/segments?by=plan&user=carl").await;
+    json!({ "users": rest, "carl": other["current"], "carl_models": other["models"], "carl_plan": seg["segments"] })
+}
+
+#[tokio::test]
+async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
+    let s = TestServer::start();
+    let admin = create_key(&s.db, "admin", "default");
+    let victim = "victim-4e7f9b";
+    let secret = "SECRET-of-the-victim";
+    let mut events = Vec::new();
+    for i in 0..300 {
+        let who = [victim, "carl", "dana"][i % 3];
+        let prompt = if who == victim {
+            json!({ "prompt": [{ "role": "user", "content": secret }] })
+        } else {
+            json!({})
+        };
+        // The same hours and models for everyone, so project-wide rollups mix them.
+        events.push(llm(&format!("e{i}"), who, 5 + (i as i64 % 40) * 30, prompt));
+    }
+    events.push(json!({ "id": "anon", "timestamp": minutes_ago(7), "provider": "anthropic", "model": "claude-haiku-4-5",
+                        "tags": { "plan": "free" }, "usage": { "input_tokens": 5, "output_tokens": 5 } }));
+    for chunk in events.chunks(100) {
+        post_as(&s, &s.ingest_key, chunk.to_vec()).await;
+    }
+    let before = others(&s, victim).await;
+    let (_, o_before) = s.get("/v1/me/ai-apps/overview").await;
+    let (_, v) = s.get(&format!("/v1/me/ai-apps/users/{victim}")).await;
+    let victim_spend = v["current"]["spend_nano"].as_i64().expect("spend");
+    assert!(file_contains(&s.db, victim) && file_contains(&s.db, secret));
+
+    // The dashboard shows what will go before it goes.
+    let page = s
+        .http
+        .get(format!("{}/ai-apps/users/{victim}", s.base))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("This permanently removes 100 events and 100 traces"), "confirmation text");
+
+    // A read key may not delete; an admin key may.
+    let (status, _) = s.get(&format!("/v1/me/ai-apps/users/{victim}")).await;
+    assert_eq!(status, 200);
+    let resp = s
+        .http
+        .request(Method::DELETE, format!("{}/v1/me/ai-apps/users/{victim}", s.base))
+        .bearer_auth(&s.read_key)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 401);
+    let resp = s
+        .http
+        .request(Method::DELETE, format!("{}/v1/me/ai-apps/users/{victim}", s.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["deleted"], json!({ "events": 100, "traces": 100 }));
+
+    assert_eq!(others(&s, victim).await, before, "everyone else's figures are unchanged");
+    let (_, o_after) = s.get("/v1/me/ai-apps/overview").await;
+    let (c0, c1) = (&o_before["current"], &o_after["current"]);
+    assert_eq!(c1["spend_nano"].as_i64(), c0["spend_nano"].as_i64().map(|x| x - victim_spend));
+    assert_eq!(c1["calls"].as_i64(), c0["calls"].as_i64().map(|x| x - 100));
+    assert_eq!(c1["traces"].as_i64(), c0["traces"].as_i64().map(|x| x - 100));
+    assert_eq!(c1["active_users"].as_i64(), c0["active_users"].as_i64().map(|x| x - 1));
+    let (_, m) = s.get("/v1/me/ai-apps/models").await;
+    let gpt = m["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .find(|r| r["model"] == "gpt-4o")
+        .cloned()
+        .expect("gpt-4o");
+    assert_eq!(gpt["calls"], 200, "project-wide model rollup lost exactly the victim's calls");
+    assert!(gpt["p50_latency_ms"].as_i64().is_some(), "latency histogram still there for the rest");
+    let (_, tools) = s.get("/v1/me/ai-apps/tools").await;
+    assert_eq!(tools["tools"][0]["calls"], 200);
+    assert_eq!(tools["tools"][0]["users"], 2);
+    let (_, seg) = s.get("/v1/me/ai-apps/segments?by=userId").await;
+    assert!(seg["segments"].as_array().expect("rows").iter().all(|r| r["value"] != victim));
+    let (status, _) = s.get("/v1/me/ai-apps/events/e0").await;
+    assert_eq!(status, 404);
+
+    // Nothing of theirs is left in the file or the WAL.
+    assert!(!file_contains(&s.db, victim), "the user id is still in the database file");
+    assert!(!file_contains(&s.db, secret), "their prompt is still in the database file");
+    // The log has who, when and a hash, not the id.
+    let page =
+        s.http.get(format!("{}/settings", s.base)).send().await.expect("GET").text().await.expect("html");
+    let hash = sha256_hex(victim);
+    assert!(page.contains(&hash[..16]), "the deletion is logged by hash");
+    assert!(page.contains("key:tt_admin_"), "and by which key");
+    assert!(!page.contains(victim));
+    // New events for the same id start afresh.
+    post_as(&s, &s.ingest_key, vec![llm("again", victim, 1, json!({}))]).await;
+    let (_, v) = s.get(&format!("/v1/me/ai-apps/users/{victim}")).await;
+    assert_eq!(v["current"]["calls"], 1);
+}
+
+fn sha256_hex(s: &str) -> String {
+    // A tiny independent SHA-256 would be long; the binary's CLI isn't involved, so use sha2.
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn retention_removes_exactly_the_old_rows() {
+    let s = TestServer::start_with(&["--no-login"], &[("TOKENTALLY_RETENTION_INTERVAL_SECS", "1")]);
+    let day = 24 * 60;
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(llm(&format!("old{i}"), "olga", 4 * day + i * 7, json!({})));
+        events.push(llm(&format!("new{i}"), ["nina", "olga"][i as usize % 2], 60 + i * 7, json!({})));
+    }
+    post_as(&s, &s.ingest_key, events).await;
+    let (_, o) = s.get("/v1/me/ai-apps/overview").await;
+    assert_eq!(o["current"]["calls"], 40);
+
+    let (ok, out, err) = cli(&s.db, &["projects", "set", "default", "--retention-days", "2"]);
+    assert!(ok, "{out}{err}");
+    let mut gone = false;
+    for _ in 0..100 {
+        if s.get("/v1/me/ai-apps/events/old0").await.0 == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the retention task ran");
+    // Wait for the rollups too (they go after the events).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for i in 0..20 {
+        assert_eq!(s.get(&format!("/v1/me/ai-apps/events/old{i}")).await.0, 404, "old{i}");
+        assert_eq!(s.get(&format!("/v1/me/ai-apps/events/new{i}")).await.0, 200, "new{i}");
+    }
+    let (_, o) = s.get("/v1/me/ai-apps/overview").await;
+    assert_eq!((o["current"]["calls"].as_i64(), o["current"]["traces"].as_i64()), (Some(20), Some(20)));
+    let (_, t) = s.get("/v1/me/ai-apps/traces?limit=100").await;
+    assert_eq!(t["total_traces"], 20);
+    let (_, u) = s.get("/v1/me/ai-apps/users?user=olga").await;
+    assert_eq!(u["users"][0]["events"], 10, "olga keeps only her recent calls");
+    let (_, tools) = s.get("/v1/me/ai-apps/tools").await;
+    assert_eq!(tools["tools"][0]["calls"], 20);
+    let (_, m) = s.get("/v1/me/ai-apps/models?user=olga").await;
+    assert_eq!(m["models"][0]["calls"], 10);
+}
