@@ -11,16 +11,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.TOKENTALLY_BIN ?? join(root, 'target', 'debug', 'tokentally');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-export async function startServer() {
+/** Starts the server; `login: true` requires the admin login (password `PASSWORD`). */
+export const PASSWORD = 'correct horse battery';
+export async function startServer({ login = false, env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tokentally-e2e-'));
   const db = join(dir, 'e2e.db');
   const key = (scope) =>
     execFileSync(BIN, ['keys', 'create', '--scope', scope, '--db', db], { encoding: 'utf8' }).trim().split('\n').pop();
   const ingestKey = key('ingest');
   const readKey = key('read');
-  const child = spawn(BIN, ['serve', '--no-login', '--addr', '127.0.0.1:0', '--db', db], {
+  const args = ['serve', '--addr', '127.0.0.1:0', '--db', db, ...(login ? [] : ['--no-login'])];
+  const child = spawn(BIN, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TOKENTALLY_LOG: 'warn' },
+    env: { ...process.env, TOKENTALLY_LOG: 'warn', ...(login ? { TOKENTALLY_ADMIN_PASSWORD: PASSWORD } : {}), ...env },
   });
   const line = await new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stdout });
@@ -48,6 +51,10 @@ export async function startServer() {
         headers: { authorization: `Bearer ${readKey}` },
       });
       return (await res.json()).users;
+    },
+    /** Runs a CLI command against this server's database; returns stdout. */
+    cli(...cmd) {
+      return execFileSync(BIN, [...cmd, '--db', db], { encoding: 'utf8' });
     },
     stop() {
       child.kill();

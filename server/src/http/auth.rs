@@ -151,6 +151,46 @@ pub fn csrf_refusal(auth: &RequestAuth, submitted: &str) -> Option<Response> {
     Some((StatusCode::FORBIDDEN, Html(page("Refused", body))).into_response())
 }
 
+/// A form that carries the CSRF token in its `csrf` field.
+pub trait HasCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form body whose CSRF token matched this browser's, with the request's auth context. A body
+/// that doesn't parse is a 400 naming the problem; a wrong token is a 403.
+pub struct Checked<T>(pub RequestAuth, pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + HasCsrf> FromRequest<S> for Checked<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let auth = req
+            .extensions()
+            .get::<RequestAuth>()
+            .cloned()
+            .ok_or_else(|| StatusCode::FORBIDDEN.into_response())?;
+        let Form(form) = Form::<T>::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad("body", e.body_text()).into_response())?;
+        match csrf_refusal(&auth, form.csrf()) {
+            Some(refused) => Err(refused),
+            None => Ok(Checked(auth, form)),
+        }
+    }
+}
+
+/// Implements [`HasCsrf`] for forms with a `csrf: String` field.
+#[macro_export]
+macro_rules! has_csrf {
+    ($($t:ty),*) => {
+        $(impl $crate::http::auth::HasCsrf for $t {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
 /// HTML-escapes text.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -220,15 +260,11 @@ pub struct LoginForm {
 }
 
 /// `POST /login`.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
-    let auth = req.extensions().get::<RequestAuth>().cloned();
-    let Ok(Form(form)) = Form::<LoginForm>::from_request(req, &state).await else {
-        return ApiError::bad("body", "expected csrf, username and password").into_response();
-    };
-    let Some(auth) = auth else { return StatusCode::FORBIDDEN.into_response() };
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return r;
-    }
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Checked(_, form): Checked<LoginForm>,
+) -> Response {
     let next = safe_next(form.next.as_deref());
     let admin = match state.store.admin_password(&form.username).await {
         Ok(a) => a,
@@ -263,19 +299,10 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+crate::has_csrf!(LoginForm, CsrfForm, ProjectForm);
+
 /// `POST /logout`.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
-    let auth = req.extensions().get::<RequestAuth>().cloned().unwrap_or(RequestAuth {
-        project: 0,
-        csrf: String::new(),
-        user: None,
-    });
-    let Ok(Form(form)) = Form::<CsrfForm>::from_request(req, &state).await else {
-        return ApiError::bad("csrf", "missing").into_response();
-    };
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return r;
-    }
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _: Checked<CsrfForm>) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.store.delete_session(token).await
     {
@@ -294,15 +321,11 @@ pub struct ProjectForm {
 }
 
 /// `POST /project`: the project switcher.
-pub async fn switch_project(State(state): State<AppState>, headers: HeaderMap, req: Request) -> Response {
-    let auth = req.extensions().get::<RequestAuth>().cloned();
-    let Ok(Form(form)) = Form::<ProjectForm>::from_request(req, &state).await else {
-        return ApiError::bad("project", "expected a project id").into_response();
-    };
-    let Some(auth) = auth else { return StatusCode::FORBIDDEN.into_response() };
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return r;
-    }
+pub async fn switch_project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Checked(_, form): Checked<ProjectForm>,
+) -> Response {
     if state.store.project_by_id(form.project).await.is_err() {
         return ApiError::bad("project", "no such project").into_response();
     }

@@ -2,13 +2,11 @@
 //! deleting a user, project settings, and keys. Each checks the CSRF token and answers with a
 //! redirect or a short confirmation page.
 
-use super::auth::{csrf_refusal, esc, page};
+use super::auth::{Checked, esc, page};
 use super::error::ApiError;
 use app::state::{AppState, RequestAuth};
 use app::store::keys::Scope;
 use app::store::projects::{Privacy, ProjectChange};
-use axum::Extension;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -29,13 +27,9 @@ pub struct CsrfOnly {
 /// `POST /ai-apps/users/{user_id}/delete`.
 pub async fn delete_user(
     State(state): State<AppState>,
-    Extension(auth): Extension<RequestAuth>,
     Path(user_id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Checked(auth, _): Checked<CsrfOnly>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return Ok(r);
-    }
     let removed = state.store.delete_user(auth.project, &user_id, &actor(&auth)).await?;
     let body = format!(
         r#"<p role="status">Deleted the user: removed {} events and {} traces. The id is no longer stored anywhere in the database.</p>
@@ -56,12 +50,8 @@ pub struct SettingsForm {
 /// `POST /settings/project`.
 pub async fn project_settings(
     State(state): State<AppState>,
-    Extension(auth): Extension<RequestAuth>,
-    Form(form): Form<SettingsForm>,
+    Checked(auth, form): Checked<SettingsForm>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return Ok(r);
-    }
     let privacy =
         Privacy::parse(&form.privacy).ok_or_else(|| ApiError::bad("privacy", "must be full or minimal"))?;
     let retention_days = match form.retention_days.trim() {
@@ -85,12 +75,8 @@ pub struct NewKeyForm {
 /// `POST /settings/keys`: shows the new key once.
 pub async fn create_key(
     State(state): State<AppState>,
-    Extension(auth): Extension<RequestAuth>,
-    Form(form): Form<NewKeyForm>,
+    Checked(auth, form): Checked<NewKeyForm>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return Ok(r);
-    }
     let scope =
         Scope::parse(&form.scope).ok_or_else(|| ApiError::bad("scope", "must be ingest, read or admin"))?;
     let key = state.store.create_key(auth.project, scope).await?;
@@ -103,6 +89,8 @@ pub async fn create_key(
     Ok(Html(page("Key created", &body)).into_response())
 }
 
+crate::has_csrf!(CsrfOnly, SettingsForm, NewKeyForm, RevokeForm);
+
 #[derive(Deserialize)]
 pub struct RevokeForm {
     csrf: String,
@@ -112,12 +100,8 @@ pub struct RevokeForm {
 /// `POST /settings/keys/revoke`.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    Extension(auth): Extension<RequestAuth>,
-    Form(form): Form<RevokeForm>,
+    Checked(auth, form): Checked<RevokeForm>,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = csrf_refusal(&auth, &form.csrf) {
-        return Ok(r);
-    }
     state.store.revoke_key(&form.id, Some(auth.project)).await?;
     Ok(Redirect::to("/settings").into_response())
 }
