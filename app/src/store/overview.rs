@@ -1,7 +1,7 @@
 //! The Overview and Models views: project-wide totals from `model_hourly` when nothing narrows
 //! them, from the per-tag-set rollups when a user or tag filter does.
 
-use super::users::{HourRanges, rfc3339, tag_clauses};
+use super::users::{HourRanges, events_scan, rfc3339, tag_clauses};
 use super::{Store, StoreError};
 use crate::model::latency::percentile;
 use crate::model::money::usd_decimal;
@@ -122,8 +122,9 @@ impl Store {
         if filter.narrows_calls() {
             // Traces with at least one call to the provider / by the agent, from the events.
             let tags = tag_clauses("e.tag_set_id", filter.tags.len(), 7);
+            let events = events_scan(filter, "e");
             let sql = format!(
-                "SELECT COUNT(DISTINCT e.trace_id) FROM events e JOIN tag_sets t ON t.id = e.tag_set_id
+                "SELECT COUNT(DISTINCT e.trace_id) FROM {events} JOIN tag_sets t ON t.id = e.tag_set_id
                  WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000 AND e.trace_id IS NOT NULL
                    AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR e.provider = ?5)
                    AND (?6 IS NULL OR e.agent = ?6) {tags}"
