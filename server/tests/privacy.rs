@@ -93,7 +93,8 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     let victim = "victim-4e7f9b";
     let secret = "SECRET-of-the-victim";
     let mut events = Vec::new();
-    for i in 0..300 {
+    // Enough rows that B-tree pages split and rebalance (which is where stray copies hide).
+    for i in 0..3000 {
         let who = [victim, "carl", "dana"][i % 3];
         let prompt = if who == victim {
             json!({ "prompt": [{ "role": "user", "content": secret }] })
@@ -105,7 +106,7 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     }
     events.push(json!({ "id": "anon", "timestamp": minutes_ago(7), "provider": "anthropic", "model": "claude-haiku-4-5",
                         "tags": { "plan": "free" }, "usage": { "input_tokens": 5, "output_tokens": 5 } }));
-    for chunk in events.chunks(100) {
+    for chunk in events.chunks(500) {
         post_as(&s, &s.ingest_key, chunk.to_vec()).await;
     }
     let before = others(&s, victim).await;
@@ -124,7 +125,7 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
         .text()
         .await
         .expect("html");
-    assert!(page.contains("This permanently removes 100 events and 100 traces"), "confirmation text");
+    assert!(page.contains("This permanently removes 1,000 events and 1,000 traces"), "confirmation text");
 
     // A read key may not delete; an admin key may.
     let (status, _) = s.get(&format!("/v1/me/ai-apps/users/{victim}")).await;
@@ -146,14 +147,14 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
         .expect("DELETE");
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["deleted"], json!({ "events": 100, "traces": 100 }));
+    assert_eq!(body["deleted"], json!({ "events": 1000, "traces": 1000 }));
 
     assert_eq!(others(&s, victim).await, before, "everyone else's figures are unchanged");
     let (_, o_after) = s.get("/v1/me/ai-apps/overview").await;
     let (c0, c1) = (&o_before["current"], &o_after["current"]);
     assert_eq!(c1["spend_nano"].as_i64(), c0["spend_nano"].as_i64().map(|x| x - victim_spend));
-    assert_eq!(c1["calls"].as_i64(), c0["calls"].as_i64().map(|x| x - 100));
-    assert_eq!(c1["traces"].as_i64(), c0["traces"].as_i64().map(|x| x - 100));
+    assert_eq!(c1["calls"].as_i64(), c0["calls"].as_i64().map(|x| x - 1000));
+    assert_eq!(c1["traces"].as_i64(), c0["traces"].as_i64().map(|x| x - 1000));
     assert_eq!(c1["active_users"].as_i64(), c0["active_users"].as_i64().map(|x| x - 1));
     let (_, m) = s.get("/v1/me/ai-apps/models").await;
     let gpt = m["models"]
@@ -163,10 +164,10 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
         .find(|r| r["model"] == "gpt-4o")
         .cloned()
         .expect("gpt-4o");
-    assert_eq!(gpt["calls"], 200, "project-wide model rollup lost exactly the victim's calls");
+    assert_eq!(gpt["calls"], 2000, "project-wide model rollup lost exactly the victim's calls");
     assert!(gpt["p50_latency_ms"].as_i64().is_some(), "latency histogram still there for the rest");
     let (_, tools) = s.get("/v1/me/ai-apps/tools").await;
-    assert_eq!(tools["tools"][0]["calls"], 200);
+    assert_eq!(tools["tools"][0]["calls"], 2000);
     assert_eq!(tools["tools"][0]["users"], 2);
     let (_, seg) = s.get("/v1/me/ai-apps/segments?by=userId").await;
     assert!(seg["segments"].as_array().expect("rows").iter().all(|r| r["value"] != victim));
@@ -235,4 +236,30 @@ async fn retention_removes_exactly_the_old_rows() {
     assert_eq!(tools["tools"][0]["calls"], 20);
     let (_, m) = s.get("/v1/me/ai-apps/models?user=olga").await;
     assert_eq!(m["models"][0]["calls"], 10);
+}
+
+#[tokio::test]
+async fn deletion_leaves_no_fragment_in_a_realistic_database() {
+    // Demo traffic (many users interleaved in every table) is what makes B-tree pages split and
+    // keep stray copies of rows in their unused space; zeroing deleted cells alone leaves some.
+    let s = TestServer::start();
+    let (ok, out, err) = cli(&s.db, &["demo", "--events", "30000", "--users", "600"]);
+    assert!(ok, "{out}{err}");
+    let admin = create_key(&s.db, "admin", "default");
+    let victims = ["user_00001", "user_00002", "user_00003", "user_00004", "user_00005", "user_00006"];
+    for victim in victims {
+        assert!(file_contains(&s.db, victim));
+        let resp = s
+            .http
+            .request(Method::DELETE, format!("{}/v1/me/ai-apps/users/{victim}", s.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("DELETE");
+        let body: Value = resp.json().await.expect("json");
+        assert!(body["deleted"]["events"].as_i64().is_some_and(|n| n > 100), "{body}");
+    }
+    let left: Vec<&str> = victims.into_iter().filter(|v| file_contains(&s.db, v)).collect();
+    assert!(left.is_empty(), "fragments of {left:?} survived in the file or WAL");
+    assert!(file_contains(&s.db, "user_00007"), "the others are still there");
 }

@@ -4,8 +4,8 @@
 //! A user's data lives in their tag sets (every event, trace and per-tag-set rollup row points at
 //! one), in the per-user tables (keyed by the id), and as a share of the project-wide tables
 //! (`model_hourly`, `project_trace_hourly`, `latency_hourly`), from which their contribution is
-//! subtracted. The connection runs with `secure_delete`, and the WAL is checkpointed and
-//! truncated afterwards, so the id is gone from the file, not just unlinked.
+//! subtracted. Afterwards the file is rewritten (VACUUM) and the WAL checkpointed and truncated,
+//! so the id is gone from the file, not just unlinked.
 
 use super::{Store, StoreError, now_ms};
 use crate::model::latency::latency_bucket;
@@ -106,7 +106,7 @@ impl Store {
         self.forget_tag_sets();
         tx.commit().await?;
         self.bump_version();
-        self.checkpoint().await?;
+        self.scrub().await?;
         tracing::info!(project_id, actor, user_id_sha256 = %hash, events = removed.events, traces = removed.traces, "deleted a user");
         Ok(removed)
     }
@@ -228,6 +228,20 @@ impl Store {
         )
         .await?;
         Ok(Removed { events: events as i64, traces: traces as i64 })
+    }
+
+    /// Rewrites the database file so no fragment of deleted rows survives (`secure_delete` zeroes
+    /// deleted cells, but B-tree rebalancing can leave old bytes in a page's unused space), then
+    /// empties the WAL. The rewrite goes through a temporary file, not memory, so it works for any
+    /// size of database.
+    async fn scrub(&self) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA temp_store = FILE").execute(&mut *conn).await?;
+        let vacuum = sqlx::query("VACUUM").execute(&mut *conn).await;
+        sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
+        vacuum?;
+        drop(conn);
+        self.checkpoint().await
     }
 
     /// Moves the WAL's pages into the database file and truncates the WAL, retrying while
