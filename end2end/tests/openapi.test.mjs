@@ -91,6 +91,11 @@ test('every operation answers as the OpenAPI document says', async () => {
   await check(`${api}/segments`, 'get', `${api}/segments?by=plan`);
   await check(`${api}/segments`, 'get', `${api}/segments?by=org&user=ada`);
   await check(`${api}/segments`, 'get', `${api}/segments`, { status: 400 });
+  const admin = server.cli('keys', 'create', '--scope', 'admin').trim().split('\n').pop();
+  await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob`, { status: 401 });
+  const { json: deleted } = await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob`, { key: admin });
+  assert.deepEqual(deleted, { deleted: { events: 2, traces: 2 } });
+  await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob?x=1`, { key: admin, status: 400 });
   covered.add('get /v1/openapi.json');
 
   const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
