@@ -29,7 +29,7 @@ schemas={
  "UsersPage": obj({"from":TS,"to":TS,"users":{"type":"array","items":ref("UserRow")},"total_users":I,"next_cursor":NS}),
  "Kpis": obj({"spend_nano":I,"traces":I,"calls":I,"tokens":I,"active_users":I,"errors":I,"unpriced":I}),
  "SpendSeries": obj({"bucket_ms":I,"buckets":{"type":"array","items":I},"series":{"type":"array","items":{"type":"array","prefixItems":[S,{"type":"array","items":I}],"minItems":2,"maxItems":2}}},desc="Spend (nano-USD) per bucket, one series per model or provider."),
- "ModelRow": obj({"provider":S,"model":S,"calls":I,"errors":I,"unpriced":I,"input_tokens":I,"output_tokens":I,"cache_read_tokens":I,"cache_creation_tokens":I,"spend_nano":I,"spend_usd":USD,"avg_latency_ms":I,"p50_latency_ms":NI,"p95_latency_ms":NI}),
+ "ModelRow": obj({"provider":S,"model":S,"calls":I,"errors":I,"unpriced":I,"input_tokens":I,"output_tokens":I,"cache_read_tokens":I,"cache_creation_tokens":I,"spend_nano":I,"spend_usd":USD,"avg_latency_ms":I,"p50_latency_ms":NI,"p95_latency_ms":NI,"users":NI}),
  "Overview": obj({"from":TS,"to":TS,"current":ref("Kpis"),"previous":ref("Kpis"),"spend_by_model":ref("SpendSeries"),"top_users":{"type":"array","items":ref("UserRow")},"top_models":{"type":"array","items":ref("ModelRow")},"chart_svg":{"type":"string","maxLength":0,"description":"Always empty in the API (the dashboard's rendered chart)."}}),
  "ModelsView": obj({"models":{"type":"array","items":ref("ModelRow")},"spend_by_model":ref("SpendSeries")}),
  "ToolRow": obj({"tool":S,"calls":I,"users":I,"traces":I,"spend_nano":I,"spend_usd":USD}),

@@ -85,7 +85,10 @@ async fn overview_and_models_match_independent_sums() {
     assert!((1000..=1150).contains(&p50), "p50 {p50} within 15 % above 1000 ms");
     assert_eq!(models[0]["p95_latency_ms"].as_i64(), Some(p50));
     let (_, narrowed) = s.get("/v1/me/ai-apps/models?user=amy").await;
-    assert!(narrowed["models"][0]["p50_latency_ms"].is_null(), "not from histograms when a user narrows");
+    // Narrowed by a user, percentiles come from that user's calls (all 1000 ms here).
+    assert_eq!(narrowed["models"][0]["p50_latency_ms"].as_i64(), Some(p50));
+    assert_eq!(narrowed["models"][0]["users"], 1);
+    assert_eq!(models[1]["users"], 2, "amy and bob used gpt-4o-mini");
     let (status, bad) = s.get("/v1/me/ai-apps/models?sort=spend").await;
     assert_eq!((status, bad["field"].as_str()), (400, Some("sort")));
 }

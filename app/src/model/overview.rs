@@ -42,10 +42,12 @@ pub struct ModelRow {
     pub spend_usd: String,
     /// Mean latency of the calls, ms.
     pub avg_latency_ms: i64,
-    /// Median and 95th-percentile latency (ms, within 15 %), from the latency histograms; `None`
-    /// when no call had a latency, or when a user or tag filter narrows the view.
+    /// Median and 95th-percentile latency (ms, rounded up to a histogram bucket, so within 15 %
+    /// above); `None` when no call had a latency (and in the Overview's top models).
     pub p50_latency_ms: Option<i64>,
     pub p95_latency_ms: Option<i64>,
+    /// Distinct end users who called the model; `None` in the Overview's top models.
+    pub users: Option<i64>,
 }
 
 /// Everything the Overview shows.

@@ -1,4 +1,4 @@
-//! AI Apps → Models: per model calls, tokens by bucket, spend and share, latency, error rate.
+//! AI Apps → Models: per model calls, users, tokens by bucket, spend and share, latency, error rate.
 
 use crate::api::get_models;
 use crate::components::users_table::count;
@@ -36,6 +36,7 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                     <th scope="row" class="model">{m.model.clone()}</th>
                     <td>{m.provider.clone()}</td>
                     <td class="num">{count(m.calls)}</td>
+                    <td class="num">{m.users.map(count).unwrap_or_default()}</td>
                     <td class="num">{count(m.input_tokens)}</td>
                     <td class="num">{count(m.output_tokens)}</td>
                     <td class="num">{count(m.cache_read_tokens)}</td>
@@ -58,6 +59,7 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                         <th scope="col">"Model"</th>
                         <th scope="col">"Provider"</th>
                         <th scope="col" class="num">"Calls"</th>
+                        <th scope="col" class="num">"Users"</th>
                         <th scope="col" class="num">"Input"</th>
                         <th scope="col" class="num">"Output"</th>
                         <th scope="col" class="num">"Cache read"</th>

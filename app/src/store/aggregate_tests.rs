@@ -3,6 +3,7 @@
 
 use super::Store;
 use super::ingest::EventIn;
+use crate::model::latency::{latency_bucket, latency_bucket_upper};
 use crate::model::{Dir, Stack, TraceSort, UserSort, UsersFilter};
 use crate::pricing::Usage;
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,16 +168,32 @@ async fn every_aggregate_matches_sums_over_the_events() {
 
         // Models.
         let models = store.list_models(project, f).await.expect("models").models;
-        let mut want: BTreeMap<&str, (i64, i64, i64, i64)> = BTreeMap::new();
+        let mut want: BTreeMap<&str, (i64, i64, i64, i64, BTreeSet<&String>)> = BTreeMap::new();
         for e in &picked {
             let w = want.entry(&e.model).or_default();
-            *w = (w.0 + 1, w.1 + cost(e), w.2 + e.usage.cache_read as i64, w.3 + i64::from(e.is_error));
+            w.0 += 1;
+            w.1 += cost(e);
+            w.2 += e.usage.cache_read as i64;
+            w.3 += i64::from(e.is_error);
+            w.4.extend(e.tags.get("userId"));
         }
-        let got: BTreeMap<&str, (i64, i64, i64, i64)> = models
+        let want: BTreeMap<&str, (i64, i64, i64, i64, Option<i64>)> =
+            want.into_iter().map(|(m, w)| (m, (w.0, w.1, w.2, w.3, Some(w.4.len() as i64)))).collect();
+        let got: BTreeMap<&str, (i64, i64, i64, i64, Option<i64>)> = models
             .iter()
-            .map(|m| (m.model.as_str(), (m.calls, m.spend_nano, m.cache_read_tokens, m.errors)))
+            .map(|m| (m.model.as_str(), (m.calls, m.spend_nano, m.cache_read_tokens, m.errors, m.users)))
             .collect();
         assert_eq!(got, want, "{ctx}: models");
+        // Percentiles: the bucket holding the nearest-rank call, from whichever source.
+        for m in &models {
+            let mut lat: Vec<i64> =
+                picked.iter().filter(|e| e.model == m.model).filter_map(|e| e.latency_ms).collect();
+            lat.sort_unstable();
+            let rank = |pm: usize| lat[((lat.len() * pm).div_ceil(1000)).max(1) - 1];
+            let bucketed = |ms: i64| latency_bucket_upper(latency_bucket(ms));
+            assert_eq!(m.p50_latency_ms, Some(bucketed(rank(500))), "{ctx}: p50 of {}", m.model);
+            assert_eq!(m.p95_latency_ms, Some(bucketed(rank(950))), "{ctx}: p95 of {}", m.model);
+        }
 
         // Tools: a call with two tools counts for both.
         let tools = store.list_tools(project, f).await.expect("tools");

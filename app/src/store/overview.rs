@@ -3,7 +3,7 @@
 
 use super::users::{HourRanges, events_scan, rfc3339, tag_clauses};
 use super::{Store, StoreError};
-use crate::model::latency::percentile;
+use crate::model::latency::{latency_bucket, percentile};
 use crate::model::money::usd_decimal;
 use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, Stack, UserSort, UsersFilter};
 use sqlx::{AssertSqlSafe, FromRow};
@@ -234,8 +234,38 @@ impl Store {
         let rows = self.hour_models(project_id, filter, r.from_hour, r.to_hour).await?;
         let spend_by_model = series_of(&rows, r.from_hour, r.to_hour, Stack::Model);
         let mut models = models_of(&rows);
+        let (hist, users) = tokio::try_join!(
+            self.latency_histograms(project_id, filter, &r),
+            self.users_per_model(project_id, filter, &r)
+        )?;
+        let mut per: HashMap<(String, String), Vec<(i64, i64)>> = HashMap::new();
+        for (provider, model, bucket, n) in hist {
+            per.entry((provider, model)).or_default().push((bucket, n));
+        }
+        for m in &mut models {
+            if let Some(h) = per.get(&(m.provider.clone(), m.model.clone())) {
+                m.p50_latency_ms = percentile(h, 500);
+                m.p95_latency_ms = percentile(h, 950);
+            }
+            m.users = Some(users.get(&(m.provider.clone(), m.model.clone())).copied().unwrap_or(0));
+        }
+        Ok(crate::model::ModelsView {
+            models,
+            chart_svg: crate::charts::spend_chart(&spend_by_model),
+            spend_by_model,
+        })
+    }
+
+    /// Latency histograms `(provider, model, bucket, calls)` of the window: from the hourly
+    /// histograms, or, when a user or tag narrows the view, bucketed from the calls themselves.
+    async fn latency_histograms(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        r: &HourRanges,
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
         if !narrowed(filter) {
-            let hist: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            return Ok(sqlx::query_as(
                 "SELECT provider, model, bucket, SUM(n) FROM latency_hourly
                  WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3
                    AND (?4 IS NULL OR provider = ?4) AND (?5 IS NULL OR agent = ?5)
@@ -247,23 +277,76 @@ impl Store {
             .bind(&filter.provider)
             .bind(&filter.agent)
             .fetch_all(&self.read)
-            .await?;
-            let mut per: HashMap<(String, String), Vec<(i64, i64)>> = HashMap::new();
-            for (provider, model, bucket, n) in hist {
-                per.entry((provider, model)).or_default().push((bucket, n));
-            }
-            for m in &mut models {
-                if let Some(h) = per.get(&(m.provider.clone(), m.model.clone())) {
-                    m.p50_latency_ms = percentile(h, 500);
-                    m.p95_latency_ms = percentile(h, 950);
-                }
-            }
+            .await?);
         }
-        Ok(crate::model::ModelsView {
-            models,
-            chart_svg: crate::charts::spend_chart(&spend_by_model),
-            spend_by_model,
-        })
+        let tags = tag_clauses("e.tag_set_id", filter.tags.len(), 7);
+        let user = user_cond(filter, "e");
+        let events = events_scan(filter, "e");
+        let sql = format!(
+            "SELECT e.provider, e.model, e.latency_ms, COUNT(*) FROM {events}
+             WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000
+               AND e.latency_ms IS NOT NULL {user}
+               AND (?5 IS NULL OR e.provider = ?5) AND (?6 IS NULL OR e.agent = ?6) {tags}
+             GROUP BY e.provider, e.model, e.latency_ms"
+        );
+        let rows: Vec<(String, String, i64, i64)> =
+            scoped(sql, project_id, filter, r.from_hour, r.to_hour).fetch_all(&self.read).await?;
+        let mut hist: HashMap<(String, String, i64), i64> = HashMap::new();
+        for (provider, model, ms, n) in rows {
+            *hist.entry((provider, model, latency_bucket(ms))).or_default() += n;
+        }
+        Ok(hist.into_iter().map(|((p, m, b), n)| (p, m, b, n)).collect())
+    }
+
+    /// Distinct end users per `(provider, model)` in the window. Unnarrowed (or narrowed only by
+    /// provider), whole days come from `user_model_daily` and the edge hours from the rollups;
+    /// otherwise everything comes from the filtered rollups.
+    async fn users_per_model(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        r: &HourRanges,
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let rows: Vec<(String, String, i64)> =
+            if !narrowed(filter) && filter.agent.is_none() && r.first_day < r.end_day {
+                // user_model_daily has no provider: a model name belongs to one provider.
+                sqlx::query_as(
+                    "WITH pairs AS (
+                   SELECT model, user_id FROM user_model_daily
+                   WHERE project_id = ?1 AND day >= ?2 AND day < ?3 AND events > 0
+                   UNION
+                   SELECT r.model, t.user_id FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
+                   WHERE r.project_id = ?1 AND t.user_id IS NOT NULL
+                     AND ((r.hour >= ?4 AND r.hour < ?5) OR (r.hour >= ?6 AND r.hour < ?7)))
+                 SELECT m.provider, p.model, COUNT(*) FROM pairs p
+                 JOIN (SELECT DISTINCT provider, model FROM model_hourly
+                       WHERE project_id = ?1 AND hour >= ?4 AND hour < ?7 AND (?8 IS NULL OR provider = ?8)) m
+                   ON m.model = p.model
+                 GROUP BY m.provider, p.model",
+                )
+                .bind(project_id)
+                .bind(r.first_day)
+                .bind(r.end_day)
+                .bind(r.from_hour)
+                .bind(r.head_end)
+                .bind(r.tail_start)
+                .bind(r.to_hour)
+                .bind(&filter.provider)
+                .fetch_all(&self.read)
+                .await?
+            } else {
+                let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
+                let user = user_cond(filter, "r");
+                let sql = format!(
+                    "SELECT r.provider, r.model, COUNT(DISTINCT t.user_id) FROM rollup_hourly r
+                 JOIN tag_sets t ON t.id = r.tag_set_id
+                 WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL {user}
+                   AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
+                 GROUP BY r.provider, r.model"
+                );
+                scoped(sql, project_id, filter, r.from_hour, r.to_hour).fetch_all(&self.read).await?
+            };
+        Ok(rows.into_iter().map(|(p, m, n)| ((p, m), n)).collect())
     }
 
     /// The Overview of the filter's window: KPIs now and in the window before, spend by model

@@ -98,6 +98,7 @@ const MODEL_COLUMNS: &[&str] = &[
     "provider",
     "model",
     "calls",
+    "users",
     "errors",
     "unpriced",
     "input_tokens",
