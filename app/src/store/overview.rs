@@ -7,7 +7,7 @@ use crate::model::latency::{latency_bucket, percentile};
 use crate::model::money::usd_decimal;
 use crate::model::{Dir, Kpis, ModelRow, Overview, SpendSeries, Stack, UserSort, UsersFilter};
 use sqlx::{AssertSqlSafe, FromRow};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How many users the filter bar's user menu offers.
 const USER_MENU_SIZE: i64 = 20;
@@ -123,10 +123,11 @@ impl Store {
             // Traces with at least one call to the provider / by the agent, from the events.
             let tags = tag_clauses("e.tag_set_id", filter.tags.len(), 7);
             let events = events_scan(filter, "e");
+            let user = user_cond(filter, "e");
             let sql = format!(
                 "SELECT COUNT(DISTINCT e.trace_id) FROM {events} JOIN tag_sets t ON t.id = e.tag_set_id
                  WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000 AND e.trace_id IS NOT NULL
-                   AND (?4 IS NULL OR t.user_id = ?4) AND (?5 IS NULL OR e.provider = ?5)
+                   {user} AND (?5 IS NULL OR e.provider = ?5)
                    AND (?6 IS NULL OR e.agent = ?6) {tags}"
             );
             let (n,): (i64,) =
@@ -307,45 +308,64 @@ impl Store {
         filter: &UsersFilter,
         r: &HourRanges,
     ) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let rows: Vec<(String, String, i64)> =
-            if !narrowed(filter) && filter.agent.is_none() && r.first_day < r.end_day {
-                // user_model_daily has no provider: a model name belongs to one provider.
-                sqlx::query_as(
-                    "WITH pairs AS (
-                   SELECT model, user_id FROM user_model_daily
-                   WHERE project_id = ?1 AND day >= ?2 AND day < ?3 AND events > 0
-                   UNION
-                   SELECT r.model, t.user_id FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
-                   WHERE r.project_id = ?1 AND t.user_id IS NOT NULL
-                     AND ((r.hour >= ?4 AND r.hour < ?5) OR (r.hour >= ?6 AND r.hour < ?7)))
-                 SELECT m.provider, p.model, COUNT(*) FROM pairs p
-                 JOIN (SELECT DISTINCT provider, model FROM model_hourly
-                       WHERE project_id = ?1 AND hour >= ?4 AND hour < ?7 AND (?8 IS NULL OR provider = ?8)) m
-                   ON m.model = p.model
-                 GROUP BY m.provider, p.model",
+        if !narrowed(filter) && filter.agent.is_none() && r.first_day < r.end_day {
+            // Whole days from user_model_daily, the edge hours from the rollups (each a plain
+            // range on a primary key), merged here; user_model_daily has no provider, but a model
+            // name belongs to one provider.
+            let days = sqlx::query_as::<_, (String, String)>(
+                "SELECT model, user_id FROM user_model_daily
+                 WHERE project_id = ?1 AND day >= ?2 AND day < ?3 AND events > 0",
+            )
+            .bind(project_id)
+            .bind(r.first_day)
+            .bind(r.end_day)
+            .fetch_all(&self.read);
+            let edge = |from: i64, to: i64| {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT DISTINCT r.model, t.user_id FROM rollup_hourly r JOIN tag_sets t ON t.id = r.tag_set_id
+                     WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL",
                 )
                 .bind(project_id)
-                .bind(r.first_day)
-                .bind(r.end_day)
-                .bind(r.from_hour)
-                .bind(r.head_end)
-                .bind(r.tail_start)
-                .bind(r.to_hour)
-                .bind(&filter.provider)
+                .bind(from)
+                .bind(to)
                 .fetch_all(&self.read)
-                .await?
-            } else {
-                let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
-                let user = user_cond(filter, "r");
-                let sql = format!(
-                    "SELECT r.provider, r.model, COUNT(DISTINCT t.user_id) FROM rollup_hourly r
-                 JOIN tag_sets t ON t.id = r.tag_set_id
-                 WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL {user}
-                   AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
-                 GROUP BY r.provider, r.model"
-                );
-                scoped(sql, project_id, filter, r.from_hour, r.to_hour).fetch_all(&self.read).await?
             };
+            let providers = sqlx::query_as::<_, (String, String)>(
+                "SELECT DISTINCT model, provider FROM model_hourly
+                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3 AND (?4 IS NULL OR provider = ?4)",
+            )
+            .bind(project_id)
+            .bind(r.from_hour)
+            .bind(r.to_hour)
+            .bind(&filter.provider)
+            .fetch_all(&self.read);
+            let (days, head, tail, providers) = tokio::try_join!(
+                days,
+                edge(r.from_hour, r.head_end),
+                edge(r.tail_start, r.to_hour),
+                providers
+            )?;
+            let pairs: HashSet<(String, String)> = days.into_iter().chain(head).chain(tail).collect();
+            let provider_of: HashMap<String, String> = providers.into_iter().collect();
+            let mut out: HashMap<(String, String), i64> = HashMap::new();
+            for (model, _) in pairs {
+                if let Some(provider) = provider_of.get(&model) {
+                    *out.entry((provider.clone(), model)).or_default() += 1;
+                }
+            }
+            return Ok(out);
+        }
+        let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
+        let user = user_cond(filter, "r");
+        let sql = format!(
+            "SELECT r.provider, r.model, COUNT(DISTINCT t.user_id) FROM rollup_hourly r
+             JOIN tag_sets t ON t.id = r.tag_set_id
+             WHERE r.project_id = ?1 AND r.hour >= ?2 AND r.hour < ?3 AND t.user_id IS NOT NULL {user}
+               AND (?5 IS NULL OR r.provider = ?5) AND (?6 IS NULL OR r.agent = ?6) {tags}
+             GROUP BY r.provider, r.model"
+        );
+        let rows: Vec<(String, String, i64)> =
+            scoped(sql, project_id, filter, r.from_hour, r.to_hour).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|(p, m, n)| ((p, m), n)).collect())
     }
 
