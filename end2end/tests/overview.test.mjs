@@ -51,7 +51,9 @@ test('a tag filter narrows every tab and survives tab switches and a reload', as
   await page.waitForURL(/\/ai-apps\/models\?tag\.plan=pro/);
   const models = page.getByRole('table', { name: 'Models' });
   await models.waitFor();
-  assert.deepEqual(await models.locator('tbody').getByRole('rowheader').allInnerTexts(), ['gpt-4o', 'gpt-4o-mini']);
+  // Each row header is the model, with its provider underneath.
+  const names = await models.locator('tbody').getByRole('rowheader').allInnerTexts();
+  assert.deepEqual(names.map((n) => n.split('\n')), [['gpt-4o', 'openai'], ['gpt-4o-mini', 'openai']]);
   await page.getByRole('link', { name: 'Users', exact: true }).click();
   await page.waitForURL(/\/ai-apps\/users\?tag\.plan=pro/);
   await page.reload();

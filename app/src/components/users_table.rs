@@ -22,17 +22,32 @@ pub fn short_time(rfc3339: &str) -> String {
     }
 }
 
+/// A token total with its four buckets underneath.
+pub fn tokens_cell(input: i64, output: i64, cache_read: i64, cache_write: i64) -> impl IntoView {
+    let buckets = format!(
+        "input {} · output {} · cache read {} · cache write {}",
+        count(input),
+        count(output),
+        count(cache_read),
+        count(cache_write)
+    );
+    let title = buckets.clone();
+    view! {
+        <td class="num" title=title>
+            {count(input + output + cache_read + cache_write)}
+            <dl class="buckets" aria-label=buckets>
+                <div><dt>"in"</dt><dd>{count(input)}</dd></div>
+                <div><dt>"out"</dt><dd>{count(output)}</dd></div>
+                <div><dt>"cache read"</dt><dd>{count(cache_read)}</dd></div>
+                <div><dt>"cache write"</dt><dd>{count(cache_write)}</dd></div>
+            </dl>
+        </td>
+    }
+}
+
 /// One user's row.
 #[component]
 fn UserRowView(row: UserRow) -> impl IntoView {
-    let buckets = format!(
-        "input {} · output {} · cache read {} · cache write {}",
-        count(row.input_tokens),
-        count(row.output_tokens),
-        count(row.cache_read_tokens),
-        count(row.cache_creation_tokens)
-    );
-    let buckets_title = buckets.clone();
     let unpriced = (row.unpriced_events > 0).then(|| {
         let title = format!("{} calls to models with no known price are not in this sum", row.unpriced_events);
         view! { <span class="unpriced" title=title.clone() aria-label=title>{format!("+{} unpriced", row.unpriced_events)}</span> }
@@ -44,15 +59,7 @@ fn UserRowView(row: UserRow) -> impl IntoView {
             </th>
             <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
             <td class="num">{count(row.traces)}</td>
-            <td class="num" title=buckets_title>
-                {count(row.tokens)}
-                <dl class="buckets" aria-label=buckets>
-                    <div><dt>"in"</dt><dd>{count(row.input_tokens)}</dd></div>
-                    <div><dt>"out"</dt><dd>{count(row.output_tokens)}</dd></div>
-                    <div><dt>"cache read"</dt><dd>{count(row.cache_read_tokens)}</dd></div>
-                    <div><dt>"cache write"</dt><dd>{count(row.cache_creation_tokens)}</dd></div>
-                </dl>
-            </td>
+            {tokens_cell(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_creation_tokens)}
             <td class="time">{short_time(&row.last_seen)}</td>
             <td class="model">{row.top_model}</td>
         </tr>

@@ -1,7 +1,7 @@
 //! AI Apps → Models: per model calls, users, tokens by bucket, spend and share, latency, error rate.
 
 use crate::api::get_models;
-use crate::components::users_table::count;
+use crate::components::users_table::{count, tokens_cell};
 use crate::components::{SectionTabs, SpendChart, TagPills, WindowPills, shared_filters};
 use crate::model::{ModelRow, format_usd};
 use leptos::prelude::*;
@@ -33,19 +33,18 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                 .then(|| view! { <span class="unpriced">{format!("+{} unpriced", m.unpriced)}</span> });
             view! {
                 <tr>
-                    <th scope="row" class="model">{m.model.clone()}</th>
-                    <td>{m.provider.clone()}</td>
+                    <th scope="row" class="model">{m.model.clone()} <span class="provider">{m.provider.clone()}</span></th>
                     <td class="num">{count(m.calls)}</td>
                     <td class="num">{m.users.map(count).unwrap_or_default()}</td>
-                    <td class="num">{count(m.input_tokens)}</td>
-                    <td class="num">{count(m.output_tokens)}</td>
-                    <td class="num">{count(m.cache_read_tokens)}</td>
-                    <td class="num">{count(m.cache_creation_tokens)}</td>
-                    <td class="num spend">{format_usd(m.spend_nano)} {unpriced}</td>
-                    <td class="num">{share}</td>
-                    <td class="num">{format!("{} ms", count(m.avg_latency_ms))}</td>
-                    <td class="num">{ms(m.p50_latency_ms)}</td>
-                    <td class="num">{ms(m.p95_latency_ms)}</td>
+                    {tokens_cell(m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_creation_tokens)}
+                    <td class="num spend">{format_usd(m.spend_nano)} {unpriced} <span class="share">{share}</span></td>
+                    <td class="num">
+                        {ms(m.p50_latency_ms)}
+                        <dl class="buckets" aria-label="Latency">
+                            <div><dt>"p95"</dt><dd>{ms(m.p95_latency_ms)}</dd></div>
+                            <div><dt>"mean"</dt><dd>{format!("{} ms", count(m.avg_latency_ms))}</dd></div>
+                        </dl>
+                    </td>
                     <td class="num">{errors}</td>
                 </tr>
             }
@@ -57,18 +56,11 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
                 <thead>
                     <tr>
                         <th scope="col">"Model"</th>
-                        <th scope="col">"Provider"</th>
                         <th scope="col" class="num">"Calls"</th>
                         <th scope="col" class="num">"Users"</th>
-                        <th scope="col" class="num">"Input"</th>
-                        <th scope="col" class="num">"Output"</th>
-                        <th scope="col" class="num">"Cache read"</th>
-                        <th scope="col" class="num">"Cache write"</th>
-                        <th scope="col" class="num">"Spend"</th>
-                        <th scope="col" class="num">"Share"</th>
-                        <th scope="col" class="num">"Avg latency"</th>
-                        <th scope="col" class="num" title="within 15 %">"p50"</th>
-                        <th scope="col" class="num" title="within 15 %">"p95"</th>
+                        <th scope="col" class="num">"Tokens"</th>
+                        <th scope="col" class="num" title="and its share of all spend">"Spend"</th>
+                        <th scope="col" class="num" title="median, with p95 and mean below; percentiles within 15 %">"Latency p50"</th>
                         <th scope="col" class="num">"Errors"</th>
                     </tr>
                 </thead>
