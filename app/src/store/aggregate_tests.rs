@@ -216,15 +216,23 @@ async fn every_aggregate_matches_sums_over_the_events() {
 
         // Users: every user's spend, calls and tokens.
         let page = store.list_users(project, f, UserSort::User, Dir::Asc, 0, 500).await.expect("users");
-        let mut want: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+        let mut want: BTreeMap<&str, (i64, i64, i64, BTreeSet<&String>)> = BTreeMap::new();
         for e in &picked {
             if let Some(u) = e.tags.get("userId") {
                 let w = want.entry(u).or_default();
-                *w = (w.0 + cost(e), w.1 + 1, w.2 + tokens(e));
+                w.0 += cost(e);
+                w.1 += 1;
+                w.2 += tokens(e);
+                w.3.extend(e.trace_id.as_ref());
             }
         }
-        let got: BTreeMap<&str, (i64, i64, i64)> =
-            page.users.iter().map(|u| (u.user_id.as_str(), (u.spend_nano, u.events, u.tokens))).collect();
+        let want: BTreeMap<&str, (i64, i64, i64, i64)> =
+            want.into_iter().map(|(u, w)| (u, (w.0, w.1, w.2, w.3.len() as i64))).collect();
+        let got: BTreeMap<&str, (i64, i64, i64, i64)> = page
+            .users
+            .iter()
+            .map(|u| (u.user_id.as_str(), (u.spend_nano, u.events, u.tokens, u.traces)))
+            .collect();
         assert_eq!(got, want, "{ctx}: users");
         assert_eq!(page.total_users, users.len() as i64, "{ctx}: user count");
 
@@ -243,6 +251,53 @@ async fn every_aggregate_matches_sums_over_the_events() {
                 t.trace_id
             );
         }
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_trace_counts_once_per_provider_and_agent_across_batches() {
+    let dir = std::env::temp_dir().join(format!("tokentally-dims-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = Store::open(&dir.join("t.db")).await.expect("open");
+    let project = store.ensure_project("p").await.expect("project");
+    let now = 1_800_000_000_000 / HOUR * HOUR;
+    let call = |id: &str, provider: &str, agent: &str, minutes: i64| EventIn {
+        id: id.into(),
+        trace_id: Some("t1".into()),
+        ts_ms: now - minutes * 60_000,
+        kind: "llm".into(),
+        provider: provider.into(),
+        model: "m".into(),
+        agent: agent.into(),
+        tags: BTreeMap::from([("userId".to_string(), "u".to_string())]),
+        cost_override_nano: Some(1),
+        ..EventIn::default()
+    };
+    store.ingest(project, &[], &[call("a", "openai", "x", 50)]).await.expect("batch 1");
+    let second = [call("b", "openai", "y", 40), call("c", "anthropic", "x", 30)];
+    store.ingest(project, &[], &second).await.expect("batch 2");
+    store.ingest(project, &[], &second).await.expect("batch 2 again");
+    let base = UsersFilter { from_ms: now - 24 * HOUR, to_ms: now, ..UsersFilter::default() };
+    for (provider, agent, want) in [
+        (Some("openai"), None, 1),
+        (Some("anthropic"), None, 1),
+        (None, Some("x"), 1),
+        (None, Some("y"), 1),
+        (Some("openai"), Some("x"), 1),
+        (Some("anthropic"), Some("y"), 0),
+        (Some("google"), None, 0),
+    ] {
+        let f = UsersFilter {
+            provider: provider.map(String::from),
+            agent: agent.map(String::from),
+            ..base.clone()
+        };
+        let o = store.overview(project, &f, Stack::Model).await.expect("overview");
+        assert_eq!(o.current.traces, want, "{provider:?} {agent:?}");
+        let users = store.list_users(project, &f, UserSort::Spend, Dir::Desc, 0, 10).await.expect("users");
+        assert_eq!(users.users.iter().map(|u| u.traces).sum::<i64>(), want, "{provider:?} {agent:?} users");
     }
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);

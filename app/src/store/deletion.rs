@@ -204,7 +204,7 @@ impl Store {
             ids,
         )
         .await?;
-        for table in ["rollup_hourly", "trace_hourly", "event_tools"] {
+        for table in ["rollup_hourly", "trace_hourly", "trace_dim_hourly", "event_tools"] {
             exec_ids(
                 tx,
                 &format!("DELETE FROM {table} WHERE project_id = ?1 AND tag_set_id IN {list}"),
@@ -314,6 +314,7 @@ impl Store {
         let hourly = [
             "rollup_hourly",
             "trace_hourly",
+            "trace_dim_hourly",
             "user_hourly",
             "model_hourly",
             "project_trace_hourly",

@@ -224,6 +224,14 @@ impl Store {
         }
 
         // Events: the ids actually inserted come back; the rest were already stored.
+        // The (trace, provider, agent) combinations already stored, before this batch's events
+        // go in: a trace counts once per provider / agent / pair in `trace_dim_hourly`.
+        let stored_dims = existing_trace_dims(
+            &mut tx,
+            project_id,
+            resolved.iter().filter_map(|(e, ..)| e.trace_id.as_deref()),
+        )
+        .await?;
         let mut inserted: HashSet<String> = HashSet::new();
         for chunk in resolved.chunks(400) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -269,6 +277,8 @@ impl Store {
         let mut latencies: HashMap<(i64, &str, &str, &str, i64), i64> = HashMap::new();
         // Each trace's share of the batch's new events.
         let mut per_trace: HashMap<&str, TraceDelta> = HashMap::new();
+        // (trace, kind, provider, agent) first seen in this batch → (earliest call, its tag set).
+        let mut new_dims: HashMap<(&str, &'static str, &str, &str), (i64, i64)> = HashMap::new();
         for (e, tag_set, route_tag, cost) in &resolved {
             // `remove`: only the first event with an id counts, as only it was inserted.
             if !inserted.remove(&e.id) {
@@ -293,6 +303,27 @@ impl Store {
                 }
             }
             if let Some(trace_id) = &e.trace_id {
+                for (kind, provider, agent) in [
+                    ("p", e.provider.as_str(), ""),
+                    ("a", "", e.agent.as_str()),
+                    ("pa", e.provider.as_str(), e.agent.as_str()),
+                ] {
+                    let key = (trace_id.as_str(), kind, provider, agent);
+                    let stored = stored_dims.get(trace_id.as_str()).is_some_and(|calls| {
+                        calls.iter().any(|(p, a)| match kind {
+                            "p" => p == provider,
+                            "a" => a == agent,
+                            _ => p == provider && a == agent,
+                        })
+                    });
+                    if stored {
+                        continue;
+                    }
+                    let first = new_dims.entry(key).or_insert((e.ts_ms, *tag_set));
+                    if e.ts_ms < first.0 {
+                        *first = (e.ts_ms, *tag_set);
+                    }
+                }
                 let t = per_trace.entry(trace_id.as_str()).or_insert_with(|| TraceDelta {
                     tag_set: *tag_set,
                     route_tag: route_tag.as_deref(),
@@ -324,6 +355,30 @@ impl Store {
         }
         // Traces not stored before (neither by an earlier batch nor as a record in this one) are
         // counted in the hour of their first event; all get their events' totals added.
+        let mut dim_counts: HashMap<(&'static str, &str, &str, i64, i64), i64> = HashMap::new();
+        for ((_, kind, provider, agent), (ts, tag_set)) in &new_dims {
+            *dim_counts.entry((kind, provider, agent, hour_of(*ts), *tag_set)).or_default() += 1;
+        }
+        let dim_counts: Vec<_> = dim_counts.into_iter().collect();
+        for chunk in dim_counts.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO trace_dim_hourly (project_id, kind, provider, agent, hour, tag_set_id, traces) ",
+            );
+            q.push_values(chunk, |mut b, ((kind, provider, agent, hour, tag_set), n)| {
+                b.push_bind(project_id)
+                    .push_bind(*kind)
+                    .push_bind(*provider)
+                    .push_bind(*agent)
+                    .push_bind(*hour)
+                    .push_bind(*tag_set)
+                    .push_bind(*n);
+            });
+            q.push(
+                " ON CONFLICT (project_id, kind, provider, agent, hour, tag_set_id)
+                  DO UPDATE SET traces = traces + excluded.traces",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
         let known = existing_traces(&mut tx, project_id, per_trace.keys().copied()).await?;
         for (id, t) in &per_trace {
             if !known.contains_key(*id) {
@@ -491,6 +546,33 @@ async fn existing_traces<'a>(
         let rows: Vec<(String, i64, Option<String>, Option<String>)> =
             q.build_query_as().fetch_all(&mut *tx).await?;
         found.extend(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))));
+    }
+    Ok(found)
+}
+
+/// The distinct `(provider, agent)` of each of these traces' stored calls: what is already
+/// counted for them in `trace_dim_hourly`.
+async fn existing_trace_dims<'a>(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
+    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let mut found: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for chunk in ids.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT trace_id, provider, agent FROM events WHERE project_id = ",
+        );
+        q.push_bind(project_id).push(" AND trace_id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+        for (trace, provider, agent) in rows {
+            found.entry(trace).or_default().push((provider, agent));
+        }
     }
     Ok(found)
 }

@@ -1,7 +1,7 @@
 //! The Overview and Models views: project-wide totals from `model_hourly` when nothing narrows
 //! them, from the per-tag-set rollups when a user or tag filter does.
 
-use super::users::{HourRanges, events_scan, rfc3339, tag_clauses};
+use super::users::{HourRanges, events_scan, rfc3339, tag_clauses, trace_dim_cond};
 use super::{Store, StoreError};
 use crate::model::latency::{latency_bucket, percentile};
 use crate::model::money::usd_decimal;
@@ -120,15 +120,13 @@ impl Store {
         to_hour: i64,
     ) -> Result<i64, StoreError> {
         if filter.narrows_calls() {
-            // Traces with at least one call to the provider / by the agent, from the events.
-            let tags = tag_clauses("e.tag_set_id", filter.tags.len(), 7);
-            let events = events_scan(filter, "e");
-            let user = user_cond(filter, "e");
+            // Traces with at least one call to the provider / by the agent.
+            let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 7);
+            let user = user_cond(filter, "h");
+            let dims = trace_dim_cond(filter, "h", 5, 6);
             let sql = format!(
-                "SELECT COUNT(DISTINCT e.trace_id) FROM {events} JOIN tag_sets t ON t.id = e.tag_set_id
-                 WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000 AND e.trace_id IS NOT NULL
-                   {user} AND (?5 IS NULL OR e.provider = ?5)
-                   AND (?6 IS NULL OR e.agent = ?6) {tags}"
+                "SELECT COALESCE(SUM(h.traces), 0) FROM trace_dim_hourly h
+                 WHERE h.project_id = ?1 {dims} AND h.hour >= ?2 AND h.hour < ?3 {user} {tags}"
             );
             let (n,): (i64,) =
                 scoped(sql, project_id, filter, from_hour, to_hour).fetch_one(&self.read).await?;

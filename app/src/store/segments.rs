@@ -2,7 +2,7 @@
 //! set has for the chosen key (a side lookup on `tag_kv`), so any key works without its own table.
 
 use super::overview::{scoped, user_cond};
-use super::users::{HourRanges, events_scan, rfc3339, tag_clauses};
+use super::users::{HourRanges, rfc3339, tag_clauses, trace_dim_cond};
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
 use crate::model::{SegmentRow, SegmentsView, UsersFilter};
@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Traces per tag set in the window: from the hourly trace counts, or, when a provider or
-    /// agent narrows the calls, the traces with such a call.
+    /// agent narrows the calls, the traces with such a call (`trace_dim_hourly`).
     async fn traces_per_tag_set(
         &self,
         project_id: i64,
@@ -135,12 +135,10 @@ impl Store {
         let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 7);
         let user = user_cond(filter, "h");
         let sql = if filter.narrows_calls() {
-            let events = events_scan(filter, "h");
+            let dims = trace_dim_cond(filter, "h", 5, 6);
             format!(
-                "SELECT h.tag_set_id, COUNT(DISTINCT h.trace_id) FROM {events}
-                 WHERE h.project_id = ?1 AND h.ts >= ?2 * 3600000 AND h.ts < ?3 * 3600000
-                   AND h.trace_id IS NOT NULL {user}
-                   AND (?5 IS NULL OR h.provider = ?5) AND (?6 IS NULL OR h.agent = ?6) {tags}
+                "SELECT h.tag_set_id, SUM(h.traces) FROM trace_dim_hourly h
+                 WHERE h.project_id = ?1 {dims} AND h.hour >= ?2 AND h.hour < ?3 {user} {tags}
                  GROUP BY h.tag_set_id"
             )
         } else {

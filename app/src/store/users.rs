@@ -49,6 +49,19 @@ pub(crate) fn tag_clauses(column: &str, filters: usize, first: usize) -> String 
         .collect()
 }
 
+/// The `trace_dim_hourly` rows of a provider and/or agent filter (bound at `?p` and `?a`): the
+/// traces with a call to that provider, by that agent, or both.
+pub(crate) fn trace_dim_cond(filter: &UsersFilter, alias: &str, p: usize, a: usize) -> String {
+    let kind = match (filter.provider.is_some(), filter.agent.is_some()) {
+        (true, true) => "pa",
+        (true, false) => "p",
+        _ => "a",
+    };
+    format!(
+        "AND {alias}.kind = '{kind}' AND {alias}.provider = COALESCE(?{p}, '') AND {alias}.agent = COALESCE(?{a}, '')"
+    )
+}
+
 /// `events <alias>`, for a scan of the window's calls, with the access path chosen here rather
 /// than by the planner: a user's calls through the tag-set index; a window longer than three days
 /// reads most of the table, where walking the time index row by row is about three times slower
@@ -293,23 +306,15 @@ impl Store {
         let (from_hour, to_hour) = hours(filter);
         let tags_r = tag_clauses("r.tag_set_id", filter.tags.len(), 9);
         let tags_h = tag_clauses("h.tag_set_id", filter.tags.len(), 9);
-        let tags_e = tag_clauses("e.tag_set_id", filter.tags.len(), 9);
         // Traces are counted per hour and tag set, whatever their calls; when a provider or agent
         // narrows the calls, count the traces that have such a call from the events instead.
         let traces_cte = if filter.narrows_calls() {
-            let events = events_scan(filter, "e");
-            // The user's tag sets, so the tag-set index can serve a user filter.
-            let user_in = if filter.user.is_some() {
-                "AND e.tag_set_id IN (SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?6)"
-            } else {
-                ""
-            };
+            let dims = trace_dim_cond(filter, "h", 7, 8);
             format!(
-                "SELECT t.user_id AS user_id, COUNT(DISTINCT e.trace_id) AS traces
-                 FROM {events} JOIN tag_sets t ON t.id = e.tag_set_id
-                 WHERE e.project_id = ?1 AND e.ts >= ?2 * 3600000 AND e.ts < ?3 * 3600000
-                   AND t.user_id IS NOT NULL AND e.trace_id IS NOT NULL AND (?6 IS NULL OR t.user_id = ?6) {user_in}
-                   AND (?7 IS NULL OR e.provider = ?7) AND (?8 IS NULL OR e.agent = ?8) {tags_e}
+                "SELECT t.user_id AS user_id, SUM(h.traces) AS traces
+                 FROM trace_dim_hourly h JOIN tag_sets t ON t.id = h.tag_set_id
+                 WHERE h.project_id = ?1 {dims} AND h.hour >= ?2 AND h.hour < ?3 AND t.user_id IS NOT NULL
+                   AND (?6 IS NULL OR t.user_id = ?6) {tags_h}
                  GROUP BY t.user_id"
             )
         } else {
