@@ -195,7 +195,7 @@ async fn set_password(
     username: &str,
     password: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let hash = http::auth::hash_password(password)?;
+    let hash = http::login::hash_password(password)?;
     store.set_admin_password(username, &hash).await?;
     Ok(())
 }

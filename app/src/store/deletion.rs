@@ -1,5 +1,4 @@
-//! Removing data: one end user on request (GDPR erasure), and a project's old data on its
-//! retention schedule.
+//! Removing one end user on request (GDPR erasure); old data goes in `retention`.
 //!
 //! A user's data lives in their tag sets (every event, trace and per-tag-set rollup row points at
 //! one), in the per-user tables (keyed by the id), and as a share of the project-wide tables
@@ -14,9 +13,6 @@ use sqlx::{Sqlite, Transaction};
 use std::collections::HashMap;
 
 pub use crate::model::admin::{DeletionRecord, Removed};
-
-/// Rows deleted per statement by the retention task, so ingest never waits long.
-const RETENTION_BATCH: i64 = 2_000;
 
 /// `(?, ?, ...)` with `n` placeholders from `?first`.
 fn placeholders(first: usize, n: usize) -> String {
@@ -246,7 +242,7 @@ impl Store {
 
     /// Moves the WAL's pages into the database file and truncates the WAL, retrying while
     /// readers hold old snapshots, so deleted content is left in neither file.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         for attempt in 0..50 {
             let (busy, _, _): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.write).await?;
@@ -278,82 +274,5 @@ impl Store {
                 traces,
             })
             .collect())
-    }
-
-    /// Deletes a project's events, traces and rollups from before the UTC day `days` days ago,
-    /// in small batches (each its own transaction, so ingest interleaves). Returns the events
-    /// removed.
-    pub async fn apply_retention(&self, project_id: i64, days: i64, now: i64) -> Result<i64, StoreError> {
-        let cutoff_day = now.div_euclid(86_400_000) - days;
-        let cutoff_ms = cutoff_day * 86_400_000;
-        let cutoff_hour = cutoff_day * 24;
-        let mut events = 0;
-        // Events and traces: a batch of old ones at a time (by their time index).
-        for (table, column) in [("events", "ts"), ("traces", "started_at")] {
-            loop {
-                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND id IN (SELECT id FROM {table}
-                       WHERE project_id = ?1 AND {column} < ?2 LIMIT ?3)"
-                )))
-                .bind(project_id)
-                .bind(cutoff_ms)
-                .bind(RETENTION_BATCH)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-                if table == "events" {
-                    events += n as i64;
-                }
-                if n == 0 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-        // Keyed tables: a day of hours (or a day) at a time, oldest first.
-        let hourly = [
-            "rollup_hourly",
-            "trace_hourly",
-            "trace_dim_hourly",
-            "user_hourly",
-            "model_hourly",
-            "project_trace_hourly",
-            "latency_hourly",
-        ];
-        for (table, column, end, step) in hourly
-            .iter()
-            .map(|t| (*t, "hour", cutoff_hour, 24))
-            .chain([("user_daily", "day", cutoff_day, 1), ("user_model_daily", "day", cutoff_day, 1)])
-            .chain([("event_tools", "ts", cutoff_ms, 86_400_000)])
-        {
-            let (oldest,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT MIN({column}) FROM {table} WHERE project_id = ?1"
-            )))
-            .bind(project_id)
-            .fetch_one(&self.read)
-            .await?;
-            let mut from = match oldest {
-                Some(o) if o < end => o,
-                _ => continue,
-            };
-            while from < end {
-                let to = (from + step).min(end);
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND {column} >= ?2 AND {column} < ?3"
-                )))
-                .bind(project_id)
-                .bind(from)
-                .bind(to)
-                .execute(&self.write)
-                .await?;
-                from = to;
-                tokio::task::yield_now().await;
-            }
-        }
-        if events > 0 {
-            self.bump_version();
-            self.checkpoint().await?;
-        }
-        Ok(events)
     }
 }

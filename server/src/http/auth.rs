@@ -1,45 +1,18 @@
-//! Dashboard access: the admin login (argon2id passwords, server-side sessions in an HttpOnly
-//! SameSite=Lax cookie, Secure behind HTTPS), double-submit CSRF tokens for every form that
-//! changes something, and the project the browser picked. `/v1` (Bearer keys) is not affected.
+//! Dashboard access on every request: the session check, the double-submit CSRF token every
+//! state-changing form carries, and the project the browser picked. `/v1` (Bearer keys) is not
+//! affected; signing in and out is in `login`.
 
 use super::error::ApiError;
 use app::state::{AppState, RequestAuth};
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Form;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
 pub const SESSION_COOKIE: &str = "tt_session";
 pub const CSRF_COOKIE: &str = "tt_csrf";
 pub const PROJECT_COOKIE: &str = "tt_project";
-
-/// Session length: `TOKENTALLY_SESSION_TTL_SECS`, default 7 days.
-fn session_ttl_secs() -> i64 {
-    std::env::var("TOKENTALLY_SESSION_TTL_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(7 * 86_400)
-}
-
-/// An argon2id PHC string for a password.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    // 128 random bits as hex, which is valid salt alphabet.
-    let random = app::store::auth::random_hex(16).map_err(|e| e.to_string())?;
-    let salt = SaltString::from_b64(&random).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
 
 /// The value of cookie `name`.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -54,13 +27,19 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Whether the browser reached us over HTTPS (directly or through a proxy that says so).
-fn https(headers: &HeaderMap) -> bool {
+pub(super) fn https(headers: &HeaderMap) -> bool {
     let forwarded = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
     forwarded("x-forwarded-proto").is_some_and(|p| p.starts_with("https"))
         || forwarded("forwarded").is_some_and(|f| f.contains("proto=https"))
 }
 
-fn set_cookie(name: &str, value: &str, max_age: i64, same_site: &str, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: i64,
+    same_site: &str,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
@@ -208,131 +187,4 @@ pub fn page(title: &str, body: &str) -> String {
 <body><main class="standalone"><h1>{title}</h1>{body}</main></body></html>"#,
         title = esc(title)
     )
-}
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    next: Option<String>,
-    failed: Option<String>,
-}
-
-/// Only a local path may be a redirect target (no `//host` or `https://…`).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/ai-apps".to_string(),
-    }
-}
-
-/// `GET /login`.
-pub async fn login_page(State(state): State<AppState>, req: Request) -> Response {
-    let query: Query<LoginQuery> = match Query::try_from_uri(req.uri()) {
-        Ok(q) => q,
-        Err(_) => Query(LoginQuery { next: None, failed: None }),
-    };
-    if !state.login_required {
-        return Redirect::to(&safe_next(query.next.as_deref())).into_response();
-    }
-    let csrf = req.extensions().get::<RequestAuth>().map(|a| a.csrf.clone()).unwrap_or_default();
-    let failed = if query.failed.is_some() {
-        r#"<p class="error" role="alert">Wrong username or password.</p>"#
-    } else {
-        ""
-    };
-    let body = format!(
-        r#"{failed}<form method="post" action="/login" class="login-form">
-<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="next" value="{next}">
-<label>Username <input name="username" autocomplete="username" value="admin" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required autofocus></label>
-<button type="submit">Sign in</button></form>"#,
-        csrf = esc(&csrf),
-        next = esc(&safe_next(query.next.as_deref()))
-    );
-    Html(page("Sign in", &body)).into_response()
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    csrf: String,
-    username: String,
-    password: String,
-    next: Option<String>,
-}
-
-/// `POST /login`.
-pub async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Checked(_, form): Checked<LoginForm>,
-) -> Response {
-    let next = safe_next(form.next.as_deref());
-    let admin = match state.store.admin_password(&form.username).await {
-        Ok(a) => a,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let ok = match &admin {
-        Some((_, phc)) => verify_password(&form.password, phc),
-        None => {
-            // Spend the same effort for an unknown name, so timing doesn't tell names apart.
-            let _ = hash_password(&form.password);
-            false
-        }
-    };
-    let (Some((admin_id, _)), true) = (admin, ok) else {
-        tracing::warn!(username = %form.username, "failed dashboard sign-in");
-        return Redirect::to(&format!("/login?failed=1&next={}", app::model::query::encode(&next)))
-            .into_response();
-    };
-    let ttl = session_ttl_secs();
-    let token = match state.store.create_session(admin_id, ttl * 1000).await {
-        Ok(t) => t,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let mut resp = Redirect::to(&next).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, ttl, "Lax", https(&headers)));
-    resp
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-crate::has_csrf!(LoginForm, CsrfForm, ProjectForm);
-
-/// `POST /logout`.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _: Checked<CsrfForm>) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = state.store.delete_session(token).await
-    {
-        return ApiError::from(e).into_response();
-    }
-    let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, "Lax", https(&headers)));
-    resp
-}
-
-#[derive(Deserialize)]
-pub struct ProjectForm {
-    csrf: String,
-    project: i64,
-    next: Option<String>,
-}
-
-/// `POST /project`: the project switcher.
-pub async fn switch_project(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Checked(_, form): Checked<ProjectForm>,
-) -> Response {
-    if state.store.project_by_id(form.project).await.is_err() {
-        return ApiError::bad("project", "no such project").into_response();
-    }
-    let mut resp = Redirect::to(&safe_next(form.next.as_deref())).into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, "Lax", https(&headers)),
-    );
-    resp
 }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod extract;
 pub mod forms;
 pub mod ingest;
+pub mod login;
 pub mod read_api;
 
 use app::app::{App, shell};
@@ -46,9 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/ai-apps/tools", get(read_api::tools))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/project", post(auth::switch_project))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/project", post(login::switch_project))
         .route("/ai-apps/users/{user_id}/delete", post(forms::delete_user))
         .route("/settings/project", post(forms::project_settings))
         .route("/settings/keys", post(forms::create_key))
