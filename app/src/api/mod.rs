@@ -7,8 +7,7 @@ use leptos::prelude::*;
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
 #[server(endpoint = "get_users")]
 pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
-    let params = crate::model::UsersParams::parse_query(&query)?;
-    let (state, project, filter) = filter_of(&query)?;
+    let (state, project, params, filter) = filter_of(&query)?;
     Ok(state.store.list_users(project, &filter, params.sort, params.dir, params.offset, params.limit).await?)
 }
 
@@ -54,15 +53,14 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDet
 /// The Overview for the dashboard's query string.
 #[server(endpoint = "get_overview")]
 pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
-    let (state, project, filter) = filter_of(&query)?;
-    let stack = crate::model::UsersParams::parse_query(&query)?.stack;
-    Ok(state.store.overview(project, &filter, stack).await?)
+    let (state, project, params, filter) = filter_of(&query)?;
+    Ok(state.store.overview(project, &filter, params.stack).await?)
 }
 
 /// Per-model totals for the dashboard's query string.
 #[server(endpoint = "get_models")]
 pub async fn get_models(query: String) -> Result<crate::model::ModelsView, AppError> {
-    let (state, project, filter) = filter_of(&query)?;
+    let (state, project, _, filter) = filter_of(&query)?;
     Ok(state.store.list_models(project, &filter).await?)
 }
 
@@ -76,44 +74,36 @@ pub async fn data_version() -> Result<u64, AppError> {
 /// Per-tool totals for the dashboard's query string.
 #[server(endpoint = "get_tools")]
 pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppError> {
-    let (state, project, filter) = filter_of(&query)?;
+    let (state, project, _, filter) = filter_of(&query)?;
     Ok(state.store.list_tools(project, &filter).await?)
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
 #[server(endpoint = "get_filter_values")]
 pub async fn get_filter_values(query: String) -> Result<crate::model::FilterValues, AppError> {
-    let (state, project, filter) = filter_of(&query)?;
+    let (state, project, _, filter) = filter_of(&query)?;
     Ok(state.store.filter_values(project, &filter).await?)
 }
 
-/// The state, the request's project and the filter (window, user, provider, agent, tags) of a query.
+/// The state, the request's project, and a query's parameters with the filter they describe
+/// (window, user, provider, agent, tags).
 #[cfg(feature = "ssr")]
-fn filter_of(query: &str) -> Result<(crate::state::AppState, i64, crate::model::UsersFilter), AppError> {
+fn filter_of(
+    query: &str,
+) -> Result<(crate::state::AppState, i64, crate::model::UsersParams, crate::model::UsersFilter), AppError> {
     use crate::model::UsersParams;
     use crate::store::{now_ms, users::resolve_filter};
     let params = UsersParams::parse_query(query)?;
+    let filter = resolve_filter(&params, now_ms())?;
     let (state, auth) = crate::state::request()?;
-    Ok((state, auth.project, resolve_filter(&params, now_ms())?))
+    Ok((state, auth.project, params, filter))
 }
 
-/// Segments for the dashboard's query string; without `by`, groups by `plan` when that key is
-/// in use, else by the first key other than `userId`.
+/// Segments for the dashboard's query string (without `by`, the store picks a key).
 #[server(endpoint = "get_segments")]
 pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, AppError> {
-    let (state, project, filter) = filter_of(&query)?;
-    let by = match crate::model::UsersParams::parse_query(&query)?.by {
-        Some(by) => by,
-        None => {
-            let keys = state.store.tag_keys(project).await?;
-            let pick = keys.iter().find(|k| *k == "plan").or_else(|| keys.iter().find(|k| *k != "userId"));
-            match pick.or(keys.first()) {
-                Some(k) => k.clone(),
-                None => return Ok(crate::model::SegmentsView { keys, ..Default::default() }),
-            }
-        }
-    };
-    Ok(state.store.segments(project, &filter, &by).await?)
+    let (state, project, params, filter) = filter_of(&query)?;
+    Ok(state.store.segments(project, &filter, params.by.as_deref()).await?)
 }
 
 /// Who is signed in, the current project and the projects to switch to, and the CSRF token

@@ -24,12 +24,27 @@ struct TagSetSums {
 
 impl Store {
     /// Spend, users, traces, calls and tokens per value of tag `by` in the filter's window.
+    /// Without `by`, groups by `plan` when that key is in use, else by the first key other than
+    /// `userId` (no segments at all when the project has no tags).
     pub async fn segments(
         &self,
         project_id: i64,
         filter: &UsersFilter,
-        by: &str,
+        by: Option<&str>,
     ) -> Result<SegmentsView, StoreError> {
+        let (by, known_keys) = match by {
+            Some(by) => (by.to_string(), None),
+            None => {
+                let keys = self.tag_keys(project_id).await?;
+                let pick =
+                    keys.iter().find(|k| *k == "plan").or_else(|| keys.iter().find(|k| *k != "userId"));
+                match pick.or(keys.first()) {
+                    Some(k) => (k.clone(), Some(keys)),
+                    None => return Ok(SegmentsView { keys, ..SegmentsView::default() }),
+                }
+            }
+        };
+        let by = by.as_str();
         let r = HourRanges::of(filter);
         let tags = tag_clauses("r.tag_set_id", filter.tags.len(), 7);
         let user = user_cond(filter, "r");
@@ -63,7 +78,12 @@ impl Store {
             None,
         );
         let traces = self.traces_per_tag_set(project_id, filter, &r);
-        let keys = self.tag_keys(project_id);
+        let keys = async {
+            match known_keys {
+                Some(keys) => Ok(keys),
+                None => self.tag_keys(project_id).await,
+            }
+        };
         let (sums, values, users, traces, keys) = tokio::try_join!(sums, values, users, traces, keys)?;
 
         let mut rows: HashMap<Option<&str>, (SegmentRow, HashSet<&str>)> = HashMap::new();

@@ -324,7 +324,7 @@ pub async fn segments(
     let q = api_query::<UserSort>(query.as_deref(), &[&["format", "by"]])?;
     let by =
         q.params.by.ok_or_else(|| ApiError::bad("by", "required: the tag key to group by, e.g. by=plan"))?;
-    let view = state.store.segments(project, &q.filter, &by).await?;
+    let view = state.store.segments(project, &q.filter, Some(&by)).await?;
     if q.csv {
         return Ok(csv::respond("segments.csv", SEGMENT_COLUMNS, &view.segments));
     }
