@@ -22,7 +22,7 @@ impl Store {
         let mut models = models_of(&rows);
         let (hist, users) = tokio::try_join!(
             self.latency_histograms(project_id, filter, &r),
-            self.users_per_model(project_id, filter, &r)
+            self.users_per_model(project_id, filter, &r, &models)
         )?;
         let mut per: HashMap<(String, String), Vec<(i64, i64)>> = HashMap::new();
         for (provider, model, bucket, n) in hist {
@@ -86,12 +86,14 @@ impl Store {
 
     /// Distinct end users per `(provider, model)` in the window. Unnarrowed (or narrowed only by
     /// provider), whole days come from `user_model_daily` and the edge hours from the rollups;
-    /// otherwise everything comes from the filtered rollups.
+    /// otherwise everything comes from the filtered rollups. `models` are the window's models as
+    /// already read (under the filter), which give each model its provider.
     async fn users_per_model(
         &self,
         project_id: i64,
         filter: &UsersFilter,
         r: &HourRanges,
+        models: &[ModelRow],
     ) -> Result<HashMap<(String, String), i64>, StoreError> {
         if !narrowed(filter) && filter.agent.is_none() && r.first_day < r.end_day {
             // Whole days from user_model_daily, the edge hours from the rollups (each a plain
@@ -115,27 +117,15 @@ impl Store {
                 .bind(to)
                 .fetch_all(&self.read)
             };
-            let providers = sqlx::query_as::<_, (String, String)>(
-                "SELECT DISTINCT model, provider FROM model_hourly
-                 WHERE project_id = ?1 AND hour >= ?2 AND hour < ?3 AND (?4 IS NULL OR provider = ?4)",
-            )
-            .bind(project_id)
-            .bind(r.from_hour)
-            .bind(r.to_hour)
-            .bind(&filter.provider)
-            .fetch_all(&self.read);
-            let (days, head, tail, providers) = tokio::try_join!(
-                days,
-                edge(r.from_hour, r.head_end),
-                edge(r.tail_start, r.to_hour),
-                providers
-            )?;
+            let (days, head, tail) =
+                tokio::try_join!(days, edge(r.from_hour, r.head_end), edge(r.tail_start, r.to_hour))?;
             let pairs: HashSet<(String, String)> = days.into_iter().chain(head).chain(tail).collect();
-            let provider_of: HashMap<String, String> = providers.into_iter().collect();
+            let provider_of: HashMap<&str, &str> =
+                models.iter().map(|m| (m.model.as_str(), m.provider.as_str())).collect();
             let mut out: HashMap<(String, String), i64> = HashMap::new();
             for (model, _) in pairs {
-                if let Some(provider) = provider_of.get(&model) {
-                    *out.entry((provider.clone(), model)).or_default() += 1;
+                if let Some(provider) = provider_of.get(model.as_str()) {
+                    *out.entry((provider.to_string(), model)).or_default() += 1;
                 }
             }
             return Ok(out);
