@@ -76,7 +76,9 @@ impl Store {
             removed.events += r.events;
             removed.traces += r.traces;
         }
-        for table in ["user_hourly", "user_daily", "user_model_daily", "event_tools"] {
+        // The per-user tables. (event_tools rows go with their tag sets above: their user_id is
+        // their tag set's.)
+        for table in ["user_hourly", "user_daily", "user_model_daily"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE project_id = ?1 AND user_id = ?2"
             )))
