@@ -47,20 +47,17 @@ pub(super) fn set_cookie(
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Paths anyone may reach: the login page, static assets, health, and the key-based API.
-fn public(path: &str) -> bool {
-    path == "/login"
-        || path == "/healthz"
-        || path == "/favicon.svg"
-        || path.starts_with("/pkg/")
-        || path.starts_with("/v1/")
+/// Paths that need no dashboard context at all (no session, project or CSRF token): static
+/// assets, health, and the key-based API. The login page is the other path open to anyone.
+fn outside_dashboard(path: &str) -> bool {
+    path == "/healthz" || path == "/favicon.svg" || path.starts_with("/pkg/") || path.starts_with("/v1/")
 }
 
 /// Runs before every request: signs the request in (or turns it away), picks its project and
 /// CSRF token, and refuses cross-site state changes.
 pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if path.starts_with("/v1/") || path == "/healthz" {
+    if outside_dashboard(&path) {
         return next.run(req).await;
     }
     let headers = req.headers().clone();
@@ -76,7 +73,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         },
         None => None,
     };
-    if state.login_required && user.is_none() && !public(&path) {
+    if state.login_required && user.is_none() && path != "/login" {
         if path.starts_with("/api/") {
             return ApiError::unauthorized("sign in to the dashboard first").into_response();
         }
