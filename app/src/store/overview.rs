@@ -143,21 +143,16 @@ impl Store {
             .await?;
             return Ok(n);
         }
-        let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 5);
+        let tags = tag_clauses("h.tag_set_id", filter.tags.len(), 7);
         let user = user_cond(filter, "h");
+        // Provider and agent are unset here; the clause only names ?5 and ?6.
         let sql = format!(
             "SELECT COALESCE(SUM(h.traces), 0) FROM trace_hourly h
-             WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 {user} {tags}"
+             WHERE h.project_id = ?1 AND h.hour >= ?2 AND h.hour < ?3 {user}
+               AND ?5 IS NULL AND ?6 IS NULL {tags}"
         );
-        let mut q = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(from_hour)
-            .bind(to_hour)
-            .bind(&filter.user);
-        for (k, v) in &filter.tags {
-            q = q.bind(k).bind(v);
-        }
-        Ok(q.fetch_one(&self.read).await?.0)
+        let (n,): (i64,) = scoped(sql, project_id, filter, from_hour, to_hour).fetch_one(&self.read).await?;
+        Ok(n)
     }
 
     async fn count_users(
