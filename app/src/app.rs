@@ -34,6 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    crate::components::provide_session();
     view! {
         <Title text="tokentally"/>
         <Router>

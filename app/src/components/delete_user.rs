@@ -1,7 +1,8 @@
 //! "Delete this user": a confirmation that says what goes, then a POST (with the CSRF token)
 //! that removes every event, trace and rollup contribution of the user.
 
-use crate::api::{get_session, get_user_footprint};
+use super::account::use_session;
+use crate::api::get_user_footprint;
 use crate::components::users_table::count;
 use crate::model::query::encode;
 use leptos::prelude::*;
@@ -10,7 +11,7 @@ use leptos::prelude::*;
 #[component]
 pub fn DeleteUser(#[prop(into)] user_id: Signal<String>) -> impl IntoView {
     let footprint = Resource::new(move || user_id.get(), get_user_footprint);
-    let session = Resource::new(|| (), |_| get_session());
+    let session = use_session();
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {

@@ -13,7 +13,7 @@ mod tag_pills;
 pub mod users_table;
 mod window_pills;
 
-pub use account::Account;
+pub use account::{Account, provide_session};
 pub use delete_user::DeleteUser;
 pub use empty_state::EmptyState;
 pub use export_link::ExportLink;
