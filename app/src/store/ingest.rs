@@ -524,30 +524,49 @@ impl Store {
     }
 }
 
+/// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
+/// ids bound in chunks of 1,000 (SQLite caps bound parameters per statement).
+async fn rows_for_ids<'a, R>(
+    tx: &mut sqlx::SqliteConnection,
+    select: &'static str,
+    column: &'static str,
+    project_id: i64,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let mut found = Vec::new();
+    for chunk in ids.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(select);
+        q.push_bind(project_id).push(" AND ").push(column).push(" IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        found.extend(q.build_query_as::<R>().fetch_all(&mut *tx).await?);
+    }
+    Ok(found)
+}
+
 /// Stored traces among `ids`: id → (tag set, route tag, user).
 async fn existing_traces<'a>(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, (i64, Option<String>, Option<String>)>, StoreError> {
-    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(1_000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT tr.id, tr.tag_set_id, tr.route_tag, ts.user_id FROM traces tr
-             JOIN tag_sets ts ON ts.id = tr.tag_set_id WHERE tr.project_id = ",
-        );
-        q.push_bind(project_id).push(" AND tr.id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<(String, i64, Option<String>, Option<String>)> =
-            q.build_query_as().fetch_all(&mut *tx).await?;
-        found.extend(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))));
-    }
-    Ok(found)
+    let rows: Vec<(String, i64, Option<String>, Option<String>)> = rows_for_ids(
+        tx,
+        "SELECT tr.id, tr.tag_set_id, tr.route_tag, ts.user_id FROM traces tr
+         JOIN tag_sets ts ON ts.id = tr.tag_set_id WHERE tr.project_id = ",
+        "tr.id",
+        project_id,
+        ids,
+    )
+    .await?;
+    Ok(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))).collect())
 }
 
 /// The distinct `(provider, agent)` of each of these traces' stored calls: what is already
@@ -557,22 +576,17 @@ async fn existing_trace_dims<'a>(
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
-    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let rows: Vec<(String, String, String)> = rows_for_ids(
+        tx,
+        "SELECT DISTINCT trace_id, provider, agent FROM events WHERE project_id = ",
+        "trace_id",
+        project_id,
+        ids,
+    )
+    .await?;
     let mut found: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for chunk in ids.chunks(1_000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT DISTINCT trace_id, provider, agent FROM events WHERE project_id = ",
-        );
-        q.push_bind(project_id).push(" AND trace_id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-        for (trace, provider, agent) in rows {
-            found.entry(trace).or_default().push((provider, agent));
-        }
+    for (trace, provider, agent) in rows {
+        found.entry(trace).or_default().push((provider, agent));
     }
     Ok(found)
 }
