@@ -15,7 +15,7 @@ pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
 #[server(endpoint = "get_traces")]
 pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppError> {
     use crate::model::TracesParams;
-    use crate::store::{now_ms, users::resolve_filter};
+    use crate::store::{now_ms, window::resolve_filter};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     let params = TracesParams::parse_query(&query)?;
@@ -92,7 +92,7 @@ fn filter_of(
     query: &str,
 ) -> Result<(crate::state::AppState, i64, crate::model::UsersParams, crate::model::UsersFilter), AppError> {
     use crate::model::UsersParams;
-    use crate::store::{now_ms, users::resolve_filter};
+    use crate::store::{now_ms, window::resolve_filter};
     let params = UsersParams::parse_query(query)?;
     let filter = resolve_filter(&params, now_ms())?;
     let (state, auth) = crate::state::request()?;

@@ -1,14 +1,15 @@
-//! Writing a batch of events and traces: idempotent on ids, priced once, rollups merged in
-//! memory per batch and applied in the same transaction (so a committed batch is fully visible).
+//! Writing a batch of events and traces: idempotent on ids, priced once, appended to `events` and
+//! `traces` in one transaction; the in-memory aggregate gets the batch's facts right after the
+//! commit, while this writer still holds the connection (so aggregate updates follow commit order).
 
+use super::cube::{CallFact, Delta, TraceSeen, tool_facts};
 use super::{Store, StoreError, hour_of};
-use crate::model::latency::latency_bucket;
-use crate::pricing::{Usage, cost_of};
-use sqlx::{QueryBuilder, Sqlite};
+use crate::pricing::{Cost, Usage, cost_of};
+use sqlx::{Connection, QueryBuilder, Sqlite};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The tag key whose value is the end user.
-pub const USER_TAG: &str = "userId";
+pub const USER_TAG: &str = super::cube::USER_TAG;
 
 /// One validated event, ready to store.
 #[derive(Clone, Debug, Default)]
@@ -53,28 +54,97 @@ pub struct IngestOutcome {
     pub duplicates: u64,
 }
 
-#[derive(Default)]
-struct RollupDelta {
-    events: i64,
-    errors: i64,
-    unpriced: i64,
-    input: i64,
-    output: i64,
-    cache_read: i64,
-    cache_creation: i64,
-    cost_nano: i64,
-    latency_sum: i64,
-    max_ts: i64,
-}
-
-type RollupKey = (i64, i64, String, String, String);
-
 fn canonical(tags: &BTreeMap<String, String>) -> String {
     serde_json::to_string(tags).unwrap_or_default()
 }
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An event with its tag set, route tag (inherited when it has none) and cost resolved.
+pub struct Resolved<'a> {
+    pub event: &'a EventIn,
+    pub tag_set: i64,
+    pub route_tag: Option<String>,
+    pub cost: Cost,
+}
+
+/// What the new calls of a batch write and add: each call's "first in its trace" flags, each
+/// trace's totals, and the aggregate's facts. Pure: computed from the resolved events and what
+/// their traces already hold, so it is testable without a database.
+#[derive(Default)]
+pub struct CallsPlan {
+    /// Per new call (parallel to the `new` indices given): `firsts` and the tool flag bytes.
+    pub flags: HashMap<usize, (u8, Vec<u8>)>,
+    /// Per trace: its share of the batch.
+    pub traces: HashMap<String, TraceDelta>,
+    pub facts: Vec<CallFact>,
+}
+
+/// One trace's share of a batch.
+#[derive(Default)]
+pub struct TraceDelta {
+    pub tag_set: i64,
+    pub route_tag: Option<String>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub calls: i64,
+    pub errors: i64,
+    pub unpriced: i64,
+    pub tokens: i64,
+    pub cost_nano: i64,
+}
+
+/// Plans the calls `new` (indices into `resolved`, each stored for the first time): the trace
+/// flags go to the earliest call first (ties: batch order), after what `seen` says each trace
+/// already has.
+pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String, TraceSeen>) -> CallsPlan {
+    let mut plan = CallsPlan::default();
+    let mut order: Vec<usize> = new.to_vec();
+    order.sort_by_key(|i| (resolved[*i].event.ts_ms, *i));
+    for i in order {
+        let r = &resolved[i];
+        let e = r.event;
+        let (firsts, tool_flags) = match &e.trace_id {
+            Some(id) => seen.entry(id.clone()).or_default().see(&e.provider, &e.agent, &e.tools),
+            None => (0, vec![0; e.tools.len()]),
+        };
+        if let Some(id) = &e.trace_id {
+            let t = plan.traces.entry(id.clone()).or_insert_with(|| TraceDelta {
+                tag_set: r.tag_set,
+                route_tag: r.route_tag.clone(),
+                first_ts: e.ts_ms,
+                last_ts: e.ts_ms,
+                ..TraceDelta::default()
+            });
+            t.first_ts = t.first_ts.min(e.ts_ms);
+            t.last_ts = t.last_ts.max(e.ts_ms);
+            t.calls += 1;
+            t.errors += i64::from(e.is_error);
+            t.unpriced += i64::from(r.cost.nano().is_none());
+            t.tokens += to_i64(e.usage.total());
+            t.cost_nano += r.cost.nano().unwrap_or(0);
+        }
+        plan.facts.push(CallFact {
+            tag_set: r.tag_set,
+            ts_ms: e.ts_ms,
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            agent: e.agent.clone(),
+            input: e.usage.input,
+            output: e.usage.output,
+            cache_read: e.usage.cache_read,
+            cache_creation: e.usage.cache_creation,
+            cost: r.cost.nano(),
+            latency_ms: e.latency_ms,
+            is_error: e.is_error,
+            firsts,
+            tools: tool_facts(&e.tools, &tool_flags),
+        });
+        plan.flags.insert(i, (firsts, tool_flags));
+    }
+    plan
 }
 
 impl Store {
@@ -138,7 +208,10 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let mut out = IngestOutcome::default();
         let mut fresh_tags = HashMap::new();
-        let mut tx = self.write.begin().await?;
+        let mut delta = Delta::default();
+        let mut delta_tag_sets: HashSet<i64> = HashSet::new();
+        let mut conn = self.write.acquire().await?;
+        let mut tx = conn.begin().await?;
         // In privacy mode `minimal` prompts and responses are never bound, so never written.
         let (privacy,): (String,) = sqlx::query_as("SELECT privacy FROM projects WHERE id = ?1")
             .bind(project_id)
@@ -146,27 +219,40 @@ impl Store {
             .await?;
         let keep_content = privacy != "minimal";
 
-        // Traces sent as records.
-        // tag set → its userId, for the per-user rollups.
-        let mut tag_users: HashMap<i64, Option<String>> = HashMap::new();
+        // The stored traces this batch touches: id → (tag set, route tag, started).
+        let mut known = existing_traces(
+            &mut tx,
+            project_id,
+            traces.iter().map(|t| t.id.as_str()).chain(events.iter().filter_map(|e| e.trace_id.as_deref())),
+        )
+        .await?;
+        let stored_ids: HashSet<String> = known.keys().cloned().collect();
+
+        // Traces sent as records: new ones start a trace; an earlier start moves it.
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
         let mut trace_rows = Vec::with_capacity(traces.len());
         for t in traces {
             let tag_set = self.tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags).await?;
-            tag_users.insert(tag_set, t.tags.get(USER_TAG).cloned());
-            batch_traces.entry(t.id.as_str()).or_insert((tag_set, t.route_tag.as_deref()));
-            trace_rows.push((t, tag_set));
-        }
-        let known = existing_traces(&mut tx, project_id, traces.iter().map(|t| t.id.as_str())).await?;
-        let mut trace_counts: HashMap<(i64, i64), i64> = HashMap::new();
-        let mut counted: HashSet<&str> = HashSet::new();
-        for (t, tag_set) in &trace_rows {
-            if !known.contains_key(t.id.as_str()) && counted.insert(t.id.as_str()) {
-                out.accepted += 1;
-                *trace_counts.entry((hour_of(t.started_ms), *tag_set)).or_default() += 1;
-            } else {
-                out.duplicates += 1;
+            if delta_tag_sets.insert(tag_set) {
+                delta.tag_sets.push((tag_set, t.tags.clone()));
             }
+            batch_traces.entry(t.id.as_str()).or_insert((tag_set, t.route_tag.as_deref()));
+            match known.get_mut(t.id.as_str()) {
+                None => {
+                    out.accepted += 1;
+                    delta.starts.push((hour_of(t.started_ms), tag_set, 1));
+                    known.insert(t.id.clone(), (tag_set, t.route_tag.clone(), t.started_ms));
+                }
+                Some((ts, _, started)) => {
+                    out.duplicates += 1;
+                    if t.started_ms < *started {
+                        delta.starts.push((hour_of(*started), *ts, -1));
+                        delta.starts.push((hour_of(t.started_ms), *ts, 1));
+                        *started = t.started_ms;
+                    }
+                }
+            }
+            trace_rows.push((t, tag_set));
         }
         for chunk in trace_rows.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -181,7 +267,7 @@ impl Store {
                     .push_bind(t.ended_ms)
                     .push_bind(&t.status);
             });
-            // A trace first seen through its events keeps its tag set and the hour it was counted in.
+            // A trace first seen through its events keeps its tag set.
             q.push(
                 " ON CONFLICT (project_id, id) DO UPDATE SET route_tag = COALESCE(excluded.route_tag, traces.route_tag),
                   ended_at = COALESCE(excluded.ended_at, traces.ended_at), status = COALESCE(excluded.status, traces.status),
@@ -191,56 +277,73 @@ impl Store {
         }
 
         // Tags of events that carry none come from their trace (in this batch, or stored).
-        let orphan_traces = events
-            .iter()
-            .filter(|e| e.tags.is_empty())
-            .filter_map(|e| e.trace_id.as_deref())
-            .filter(|id| !batch_traces.contains_key(id));
-        let stored_traces = existing_traces(&mut tx, project_id, orphan_traces).await?;
         let mut resolved = Vec::with_capacity(events.len());
         for e in events {
             let inherited = match (&e.trace_id, e.tags.is_empty()) {
                 (Some(id), true) => batch_traces
                     .get(id.as_str())
                     .map(|(ts, rt)| (*ts, rt.map(str::to_string)))
-                    .or_else(|| {
-                        stored_traces.get(id.as_str()).map(|(ts, rt, user)| {
-                            tag_users.insert(*ts, user.clone());
-                            (*ts, rt.clone())
-                        })
-                    }),
+                    .or_else(|| known.get(id.as_str()).map(|(ts, rt, _)| (*ts, rt.clone()))),
                 _ => None,
             };
             let (tag_set, route_tag) = match inherited {
                 Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
                 None => {
                     let ts = self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags).await?;
-                    tag_users.insert(ts, e.tags.get(USER_TAG).cloned());
+                    if delta_tag_sets.insert(ts) {
+                        delta.tag_sets.push((ts, e.tags.clone()));
+                    }
                     (ts, e.route_tag.clone())
                 }
             };
             let cost = cost_of(&e.provider, &e.model, &e.usage, e.cost_override_nano);
-            resolved.push((e, tag_set, route_tag, cost));
+            resolved.push(Resolved { event: e, tag_set, route_tag, cost });
         }
 
-        // Events: the ids actually inserted come back; the rest were already stored.
-        // The (trace, provider, agent) combinations already stored, before this batch's events
-        // go in: a trace counts once per provider / agent / pair in `trace_dim_hourly`.
-        let stored_dims = existing_trace_dims(
+        // Which events are new: not stored, and the first with their id in the batch.
+        let stored_events: HashSet<String> = rows_for_ids::<(String,)>(
+            &mut tx,
+            "SELECT id FROM events WHERE project_id = ",
+            "id",
+            project_id,
+            events.iter().map(|e| e.id.as_str()),
+        )
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        let mut batch_ids: HashSet<&str> = HashSet::new();
+        let new: Vec<usize> = (0..resolved.len())
+            .filter(|i| {
+                let id = resolved[*i].event.id.as_str();
+                !stored_events.contains(id) && batch_ids.insert(id)
+            })
+            .collect();
+        out.accepted += new.len() as u64;
+        out.duplicates += (resolved.len() - new.len()) as u64;
+
+        // What the stored traces already have (their calls' providers, agents and tools).
+        let seen = trace_calls(
             &mut tx,
             project_id,
-            resolved.iter().filter_map(|(e, ..)| e.trace_id.as_deref()),
+            new.iter()
+                .filter_map(|i| resolved[*i].event.trace_id.as_deref())
+                .filter(|id| stored_ids.contains(*id)),
         )
         .await?;
-        let mut inserted: HashSet<String> = HashSet::new();
-        for chunk in resolved.chunks(400) {
+        let plan = plan_calls(&resolved, &new, seen);
+
+        let rows: Vec<&usize> = new.iter().collect();
+        for chunk in rows.chunks(400) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools,
-                   prompt, response) ",
+                   prompt, response, firsts, tool_firsts) ",
             );
-            q.push_values(chunk, |mut b, (e, tag_set, route_tag, cost)| {
+            q.push_values(chunk, |mut b, i| {
+                let Resolved { event: e, tag_set, route_tag, cost } = &resolved[**i];
+                let (firsts, tool_flags) = plan.flags.get(*i).cloned().unwrap_or_default();
                 let tools =
                     (!e.tools.is_empty()).then(|| serde_json::to_string(&e.tools).unwrap_or_default());
                 b.push_bind(project_id)
@@ -265,127 +368,21 @@ impl Store {
                     .push_bind(&e.error)
                     .push_bind(tools)
                     .push_bind(e.prompt.as_ref().filter(|_| keep_content))
-                    .push_bind(e.response.as_ref().filter(|_| keep_content));
+                    .push_bind(e.response.as_ref().filter(|_| keep_content))
+                    .push_bind(i64::from(firsts))
+                    .push_bind((!tool_flags.is_empty()).then_some(tool_flags));
             });
-            q.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING id");
-            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            inserted.extend(ids.into_iter().map(|(id,)| id));
-        }
-
-        let mut rollups: HashMap<RollupKey, RollupDelta> = HashMap::new();
-        let mut tool_rows: Vec<(&EventIn, &str, i64, Option<i64>)> = Vec::new();
-        let mut latencies: HashMap<(i64, &str, &str, &str, i64), i64> = HashMap::new();
-        // Each trace's share of the batch's new events.
-        let mut per_trace: HashMap<&str, TraceDelta> = HashMap::new();
-        // (trace, kind, provider, agent) first seen in this batch → (earliest call, its tag set).
-        let mut new_dims: HashMap<(&str, &'static str, &str, &str), (i64, i64)> = HashMap::new();
-        for (e, tag_set, route_tag, cost) in &resolved {
-            // `remove`: only the first event with an id counts, as only it was inserted.
-            if !inserted.remove(&e.id) {
-                out.duplicates += 1;
-                continue;
-            }
-            out.accepted += 1;
-            if let Some(ms) = e.latency_ms {
-                let key = (
-                    hour_of(e.ts_ms),
-                    e.provider.as_str(),
-                    e.model.as_str(),
-                    e.agent.as_str(),
-                    latency_bucket(ms),
-                );
-                *latencies.entry(key).or_default() += 1;
-            }
-            let mut seen_tools: HashSet<&str> = HashSet::new();
-            for tool in &e.tools {
-                if seen_tools.insert(tool.as_str()) {
-                    tool_rows.push((*e, tool.as_str(), *tag_set, cost.nano()));
-                }
-            }
-            if let Some(trace_id) = &e.trace_id {
-                for (kind, provider, agent) in [
-                    ("p", e.provider.as_str(), ""),
-                    ("a", "", e.agent.as_str()),
-                    ("pa", e.provider.as_str(), e.agent.as_str()),
-                ] {
-                    let key = (trace_id.as_str(), kind, provider, agent);
-                    let stored = stored_dims.get(trace_id.as_str()).is_some_and(|calls| {
-                        calls.iter().any(|(p, a)| match kind {
-                            "p" => p == provider,
-                            "a" => a == agent,
-                            _ => p == provider && a == agent,
-                        })
-                    });
-                    if stored {
-                        continue;
-                    }
-                    let first = new_dims.entry(key).or_insert((e.ts_ms, *tag_set));
-                    if e.ts_ms < first.0 {
-                        *first = (e.ts_ms, *tag_set);
-                    }
-                }
-                let t = per_trace.entry(trace_id.as_str()).or_insert_with(|| TraceDelta {
-                    tag_set: *tag_set,
-                    route_tag: route_tag.as_deref(),
-                    first_ts: e.ts_ms,
-                    last_ts: e.ts_ms,
-                    ..TraceDelta::default()
-                });
-                t.first_ts = t.first_ts.min(e.ts_ms);
-                t.last_ts = t.last_ts.max(e.ts_ms);
-                t.calls += 1;
-                t.errors += i64::from(e.is_error);
-                t.unpriced += i64::from(cost.nano().is_none());
-                t.tokens += to_i64(e.usage.total());
-                t.cost_nano += cost.nano().unwrap_or(0);
-            }
-            let d = rollups
-                .entry((hour_of(e.ts_ms), *tag_set, e.provider.clone(), e.model.clone(), e.agent.clone()))
-                .or_default();
-            d.events += 1;
-            d.errors += i64::from(e.is_error);
-            d.unpriced += i64::from(cost.nano().is_none());
-            d.input += to_i64(e.usage.input);
-            d.output += to_i64(e.usage.output);
-            d.cache_read += to_i64(e.usage.cache_read);
-            d.cache_creation += to_i64(e.usage.cache_creation);
-            d.cost_nano += cost.nano().unwrap_or(0);
-            d.latency_sum += e.latency_ms.unwrap_or(0);
-            d.max_ts = d.max_ts.max(e.ts_ms);
-        }
-        // Traces not stored before (neither by an earlier batch nor as a record in this one) are
-        // counted in the hour of their first event; all get their events' totals added.
-        let mut dim_counts: HashMap<(&'static str, &str, &str, i64, i64), i64> = HashMap::new();
-        for ((_, kind, provider, agent), (ts, tag_set)) in &new_dims {
-            *dim_counts.entry((kind, provider, agent, hour_of(*ts), *tag_set)).or_default() += 1;
-        }
-        let dim_counts: Vec<_> = dim_counts.into_iter().collect();
-        for chunk in dim_counts.chunks(1_000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO trace_dim_hourly (project_id, kind, provider, agent, hour, tag_set_id, traces) ",
-            );
-            q.push_values(chunk, |mut b, ((kind, provider, agent, hour, tag_set), n)| {
-                b.push_bind(project_id)
-                    .push_bind(*kind)
-                    .push_bind(*provider)
-                    .push_bind(*agent)
-                    .push_bind(*hour)
-                    .push_bind(*tag_set)
-                    .push_bind(*n);
-            });
-            q.push(
-                " ON CONFLICT (project_id, kind, provider, agent, hour, tag_set_id)
-                  DO UPDATE SET traces = traces + excluded.traces",
-            );
             q.build().execute(&mut *tx).await?;
         }
-        let known = existing_traces(&mut tx, project_id, per_trace.keys().copied()).await?;
+
+        // Traces not stored before (neither by an earlier batch nor as a record in this one)
+        // start at their first call; all get their calls' totals added.
+        let per_trace: Vec<_> = plan.traces.iter().collect();
         for (id, t) in &per_trace {
-            if !known.contains_key(*id) {
-                *trace_counts.entry((hour_of(t.first_ts), t.tag_set)).or_default() += 1;
+            if !known.contains_key(id.as_str()) {
+                delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
             }
         }
-        let per_trace: Vec<_> = per_trace.into_iter().collect();
         for chunk in per_trace.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, calls, errors, unpriced,
@@ -393,8 +390,8 @@ impl Store {
             );
             q.push_values(chunk, |mut b, (id, t)| {
                 b.push_bind(project_id)
-                    .push_bind(*id)
-                    .push_bind(t.route_tag)
+                    .push_bind(id.as_str())
+                    .push_bind(t.route_tag.as_deref())
                     .push_bind(t.tag_set)
                     .push_bind(t.first_ts)
                     .push_bind(t.calls)
@@ -412,108 +409,12 @@ impl Store {
             );
             q.build().execute(&mut *tx).await?;
         }
-
-        for chunk in tool_rows.chunks(1_000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO event_tools (project_id, ts, event_id, tool, trace_id, tag_set_id, user_id, provider,
-                   agent, cost_nano) ",
-            );
-            q.push_values(chunk, |mut b, (e, tool, tag_set, cost)| {
-                b.push_bind(project_id)
-                    .push_bind(e.ts_ms)
-                    .push_bind(&e.id)
-                    .push_bind(*tool)
-                    .push_bind(&e.trace_id)
-                    .push_bind(*tag_set)
-                    .push_bind(tag_users.get(tag_set).cloned().flatten())
-                    .push_bind(&e.provider)
-                    .push_bind(&e.agent)
-                    .push_bind(*cost);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-
-        let latencies: Vec<_> = latencies.into_iter().collect();
-        for chunk in latencies.chunks(1_000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO latency_hourly (project_id, hour, provider, model, agent, bucket, n) ",
-            );
-            q.push_values(chunk, |mut b, ((hour, provider, model, agent, bucket), n)| {
-                b.push_bind(project_id)
-                    .push_bind(*hour)
-                    .push_bind(*provider)
-                    .push_bind(*model)
-                    .push_bind(*agent)
-                    .push_bind(*bucket)
-                    .push_bind(*n);
-            });
-            q.push(" ON CONFLICT (project_id, hour, provider, model, agent, bucket) DO UPDATE SET n = n + excluded.n");
-            q.build().execute(&mut *tx).await?;
-        }
-
-        let user_deltas = per_user(&rollups, &trace_counts, &tag_users);
-        upsert_user_rollups(&mut tx, project_id, "user_hourly", "hour", &user_deltas).await?;
-        let mut daily: HashMap<(i64, &str), UserDelta> = HashMap::new();
-        for ((hour, user), d) in &user_deltas {
-            daily.entry((hour.div_euclid(24), user)).or_default().add(d);
-        }
-        upsert_user_rollups(&mut tx, project_id, "user_daily", "day", &daily).await?;
-        upsert_user_models(&mut tx, project_id, &rollups, &tag_users).await?;
-        upsert_project_totals(&mut tx, project_id, &rollups, &trace_counts).await?;
-
-        let rollups: Vec<_> = rollups.into_iter().collect();
-        for chunk in rollups.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollup_hourly (project_id, hour, tag_set_id, provider, model, agent, events,
-                   errors, unpriced, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-                   cost_nano, latency_ms_sum, max_ts) ",
-            );
-            q.push_values(chunk, |mut b, ((hour, tag_set, provider, model, agent), d)| {
-                b.push_bind(project_id)
-                    .push_bind(*hour)
-                    .push_bind(*tag_set)
-                    .push_bind(provider)
-                    .push_bind(model)
-                    .push_bind(agent)
-                    .push_bind(d.events)
-                    .push_bind(d.errors)
-                    .push_bind(d.unpriced)
-                    .push_bind(d.input)
-                    .push_bind(d.output)
-                    .push_bind(d.cache_read)
-                    .push_bind(d.cache_creation)
-                    .push_bind(d.cost_nano)
-                    .push_bind(d.latency_sum)
-                    .push_bind(d.max_ts);
-            });
-            q.push(
-                " ON CONFLICT (project_id, hour, tag_set_id, provider, model, agent) DO UPDATE SET
-                   events = events + excluded.events, errors = errors + excluded.errors,
-                   unpriced = unpriced + excluded.unpriced, input_tokens = input_tokens + excluded.input_tokens,
-                   output_tokens = output_tokens + excluded.output_tokens,
-                   cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-                   cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-                   cost_nano = cost_nano + excluded.cost_nano,
-                   latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
-                   max_ts = MAX(max_ts, excluded.max_ts)",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
-        let trace_counts: Vec<_> = trace_counts.into_iter().collect();
-        for chunk in trace_counts.chunks(1_000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO trace_hourly (project_id, hour, tag_set_id, traces) ",
-            );
-            q.push_values(chunk, |mut b, ((hour, tag_set), n)| {
-                b.push_bind(project_id).push_bind(*hour).push_bind(*tag_set).push_bind(*n);
-            });
-            q.push(
-                " ON CONFLICT (project_id, hour, tag_set_id) DO UPDATE SET traces = traces + excluded.traces",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
         tx.commit().await?;
+        delta.calls = plan.facts;
+        if !delta.is_empty() {
+            self.apply_delta(project_id, &delta);
+        }
+        drop(conn);
         if let Ok(mut cache) = self.tag_cache.lock() {
             cache.extend(fresh_tags);
         }
@@ -526,7 +427,7 @@ impl Store {
 
 /// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
 /// ids bound in chunks of 1,000 (SQLite caps bound parameters per statement).
-async fn rows_for_ids<'a, R>(
+pub(crate) async fn rows_for_ids<'a, R>(
     tx: &mut sqlx::SqliteConnection,
     select: &'static str,
     column: &'static str,
@@ -551,265 +452,41 @@ where
     Ok(found)
 }
 
-/// Stored traces among `ids`: id → (tag set, route tag, user).
+/// Stored traces among `ids`: id → (tag set, route tag, started).
 async fn existing_traces<'a>(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, (i64, Option<String>, Option<String>)>, StoreError> {
-    let rows: Vec<(String, i64, Option<String>, Option<String>)> = rows_for_ids(
+) -> Result<HashMap<String, (i64, Option<String>, i64)>, StoreError> {
+    let rows: Vec<(String, i64, Option<String>, i64)> = rows_for_ids(
         tx,
-        "SELECT tr.id, tr.tag_set_id, tr.route_tag, ts.user_id FROM traces tr
-         JOIN tag_sets ts ON ts.id = tr.tag_set_id WHERE tr.project_id = ",
-        "tr.id",
+        "SELECT id, tag_set_id, route_tag, started_at FROM traces WHERE project_id = ",
+        "id",
         project_id,
         ids,
     )
     .await?;
-    Ok(rows.into_iter().map(|(id, ts, rt, user)| (id, (ts, rt, user))).collect())
+    Ok(rows.into_iter().map(|(id, ts, rt, started)| (id, (ts, rt, started))).collect())
 }
 
-/// The distinct `(provider, agent)` of each of these traces' stored calls: what is already
-/// counted for them in `trace_dim_hourly`.
-async fn existing_trace_dims<'a>(
+/// What the stored calls of these traces already have: providers, agents, tools.
+async fn trace_calls<'a>(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
-    let rows: Vec<(String, String, String)> = rows_for_ids(
+) -> Result<HashMap<String, TraceSeen>, StoreError> {
+    let rows: Vec<(String, String, String, Option<String>)> = rows_for_ids(
         tx,
-        "SELECT DISTINCT trace_id, provider, agent FROM events WHERE project_id = ",
+        "SELECT trace_id, provider, agent, tools FROM events WHERE project_id = ",
         "trace_id",
         project_id,
         ids,
     )
     .await?;
-    let mut found: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (trace, provider, agent) in rows {
-        found.entry(trace).or_default().push((provider, agent));
+    let mut seen: HashMap<String, TraceSeen> = HashMap::new();
+    for (trace, provider, agent, tools) in rows {
+        let tools: Vec<String> = tools.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        seen.entry(trace).or_default().see(&provider, &agent, &tools);
     }
-    Ok(found)
-}
-
-/// One trace's share of a batch.
-#[derive(Default)]
-struct TraceDelta<'a> {
-    tag_set: i64,
-    route_tag: Option<&'a str>,
-    first_ts: i64,
-    last_ts: i64,
-    calls: i64,
-    errors: i64,
-    unpriced: i64,
-    tokens: i64,
-    cost_nano: i64,
-}
-
-/// One user's totals in one hour or day.
-#[derive(Default)]
-struct UserDelta {
-    events: i64,
-    unpriced: i64,
-    input: i64,
-    output: i64,
-    cache_read: i64,
-    cache_creation: i64,
-    cost_nano: i64,
-    max_ts: i64,
-    traces: i64,
-}
-
-impl UserDelta {
-    fn add(&mut self, d: &UserDelta) {
-        self.events += d.events;
-        self.unpriced += d.unpriced;
-        self.input += d.input;
-        self.output += d.output;
-        self.cache_read += d.cache_read;
-        self.cache_creation += d.cache_creation;
-        self.cost_nano += d.cost_nano;
-        self.max_ts = self.max_ts.max(d.max_ts);
-        self.traces += d.traces;
-    }
-}
-
-/// The batch's rollup and trace deltas summed per (hour, user), for tag sets that have a user.
-fn per_user<'a>(
-    rollups: &HashMap<RollupKey, RollupDelta>,
-    trace_counts: &HashMap<(i64, i64), i64>,
-    tag_users: &'a HashMap<i64, Option<String>>,
-) -> HashMap<(i64, &'a str), UserDelta> {
-    let mut out: HashMap<(i64, &str), UserDelta> = HashMap::new();
-    for ((hour, tag_set, ..), d) in rollups {
-        if let Some(Some(user)) = tag_users.get(tag_set) {
-            out.entry((*hour, user.as_str())).or_default().add(&UserDelta {
-                events: d.events,
-                unpriced: d.unpriced,
-                input: d.input,
-                output: d.output,
-                cache_read: d.cache_read,
-                cache_creation: d.cache_creation,
-                cost_nano: d.cost_nano,
-                max_ts: d.max_ts,
-                traces: 0,
-            });
-        }
-    }
-    for ((hour, tag_set), n) in trace_counts {
-        if let Some(Some(user)) = tag_users.get(tag_set) {
-            out.entry((*hour, user.as_str())).or_default().traces += n;
-        }
-    }
-    out
-}
-
-/// Adds per-user deltas into `user_hourly` or `user_daily` (`bucket` is `hour` or `day`).
-async fn upsert_user_rollups(
-    tx: &mut sqlx::SqliteConnection,
-    project_id: i64,
-    table: &'static str,
-    bucket: &'static str,
-    deltas: &HashMap<(i64, &str), UserDelta>,
-) -> Result<(), StoreError> {
-    let rows: Vec<_> = deltas.iter().collect();
-    for chunk in rows.chunks(500) {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {table} (project_id, {bucket}, user_id, events, unpriced, input_tokens, output_tokens,
-               cache_read_tokens, cache_creation_tokens, cost_nano, max_ts, traces) "
-        ));
-        q.push_values(chunk, |mut b, ((at, user), d)| {
-            b.push_bind(project_id)
-                .push_bind(*at)
-                .push_bind(*user)
-                .push_bind(d.events)
-                .push_bind(d.unpriced)
-                .push_bind(d.input)
-                .push_bind(d.output)
-                .push_bind(d.cache_read)
-                .push_bind(d.cache_creation)
-                .push_bind(d.cost_nano)
-                .push_bind(d.max_ts)
-                .push_bind(d.traces);
-        });
-        q.push(format!(
-            " ON CONFLICT (project_id, {bucket}, user_id) DO UPDATE SET
-               events = events + excluded.events, unpriced = unpriced + excluded.unpriced,
-               input_tokens = input_tokens + excluded.input_tokens,
-               output_tokens = output_tokens + excluded.output_tokens,
-               cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-               cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-               cost_nano = cost_nano + excluded.cost_nano, max_ts = MAX(max_ts, excluded.max_ts),
-               traces = traces + excluded.traces"
-        ));
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Adds the batch's spend and events per (user, day, model) into `user_model_daily`.
-async fn upsert_user_models(
-    tx: &mut sqlx::SqliteConnection,
-    project_id: i64,
-    rollups: &HashMap<RollupKey, RollupDelta>,
-    tag_users: &HashMap<i64, Option<String>>,
-) -> Result<(), StoreError> {
-    let mut per: HashMap<(&str, i64, &str), (i64, i64)> = HashMap::new();
-    for ((hour, tag_set, _, model, _), d) in rollups {
-        if let Some(Some(user)) = tag_users.get(tag_set) {
-            let e = per.entry((user.as_str(), hour.div_euclid(24), model.as_str())).or_default();
-            e.0 += d.cost_nano;
-            e.1 += d.events;
-        }
-    }
-    let rows: Vec<_> = per.into_iter().collect();
-    for chunk in rows.chunks(1_000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO user_model_daily (project_id, user_id, day, model, cost_nano, events) ",
-        );
-        q.push_values(chunk, |mut b, ((user, day, model), (cost, events))| {
-            b.push_bind(project_id)
-                .push_bind(*user)
-                .push_bind(*day)
-                .push_bind(*model)
-                .push_bind(*cost)
-                .push_bind(*events);
-        });
-        q.push(
-            " ON CONFLICT (project_id, user_id, day, model) DO UPDATE SET
-               cost_nano = cost_nano + excluded.cost_nano, events = events + excluded.events",
-        );
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Adds the batch's rollups into the project-wide `model_hourly`, and its new traces into
-/// `project_trace_hourly`.
-async fn upsert_project_totals(
-    tx: &mut sqlx::SqliteConnection,
-    project_id: i64,
-    rollups: &HashMap<RollupKey, RollupDelta>,
-    trace_counts: &HashMap<(i64, i64), i64>,
-) -> Result<(), StoreError> {
-    let mut per: HashMap<(i64, &str, &str, &str), RollupDelta> = HashMap::new();
-    for ((hour, _, provider, model, agent), d) in rollups {
-        let m = per.entry((*hour, provider.as_str(), model.as_str(), agent.as_str())).or_default();
-        m.events += d.events;
-        m.errors += d.errors;
-        m.unpriced += d.unpriced;
-        m.input += d.input;
-        m.output += d.output;
-        m.cache_read += d.cache_read;
-        m.cache_creation += d.cache_creation;
-        m.cost_nano += d.cost_nano;
-        m.latency_sum += d.latency_sum;
-    }
-    let rows: Vec<_> = per.into_iter().collect();
-    for chunk in rows.chunks(500) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO model_hourly (project_id, hour, provider, model, agent, events, errors, unpriced,
-               input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms_sum) ",
-        );
-        q.push_values(chunk, |mut b, ((hour, provider, model, agent), d)| {
-            b.push_bind(project_id)
-                .push_bind(*hour)
-                .push_bind(*provider)
-                .push_bind(*model)
-                .push_bind(*agent)
-                .push_bind(d.events)
-                .push_bind(d.errors)
-                .push_bind(d.unpriced)
-                .push_bind(d.input)
-                .push_bind(d.output)
-                .push_bind(d.cache_read)
-                .push_bind(d.cache_creation)
-                .push_bind(d.cost_nano)
-                .push_bind(d.latency_sum);
-        });
-        q.push(
-            " ON CONFLICT (project_id, hour, provider, model, agent) DO UPDATE SET
-               events = events + excluded.events, errors = errors + excluded.errors,
-               unpriced = unpriced + excluded.unpriced, input_tokens = input_tokens + excluded.input_tokens,
-               output_tokens = output_tokens + excluded.output_tokens,
-               cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-               cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-               cost_nano = cost_nano + excluded.cost_nano, latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum",
-        );
-        q.build().execute(&mut *tx).await?;
-    }
-    let mut traces: HashMap<i64, i64> = HashMap::new();
-    for ((hour, _), n) in trace_counts {
-        *traces.entry(*hour).or_default() += n;
-    }
-    let rows: Vec<_> = traces.into_iter().collect();
-    for chunk in rows.chunks(1_000) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT INTO project_trace_hourly (project_id, hour, traces) ");
-        q.push_values(chunk, |mut b, (hour, n)| {
-            b.push_bind(project_id).push_bind(*hour).push_bind(*n);
-        });
-        q.push(" ON CONFLICT (project_id, hour) DO UPDATE SET traces = traces + excluded.traces");
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+    Ok(seen)
 }

@@ -4,7 +4,9 @@
 #[cfg(test)]
 mod aggregate_tests;
 pub mod auth;
+pub mod cube;
 pub mod deletion;
+mod derived;
 pub mod ingest;
 pub mod keys;
 pub mod models;
@@ -12,8 +14,10 @@ pub mod overview;
 pub mod projects;
 pub mod retention;
 pub mod segments;
+mod sql;
 pub mod traces;
 pub mod users;
+pub mod window;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -21,7 +25,7 @@ use sqlx::sqlite::{
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Store failures. Database details are logged, never shown to clients.
@@ -47,6 +51,8 @@ pub struct Store {
     pub write: SqlitePool,
     /// (project id, canonical tags) → tag set id, filled after commits.
     tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
+    /// The aggregate every analytic view reads (see `derived`).
+    cube: Arc<RwLock<cube::Cube>>,
     /// Bumped after every committed batch that stored something: open dashboards poll it and
     /// refetch only when it moved.
     version: Arc<AtomicU64>,
@@ -87,7 +93,16 @@ impl Store {
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(Store { read, write, tag_cache: Arc::default(), version: Arc::default() })
+        let store =
+            Store { read, write, tag_cache: Arc::default(), cube: Arc::default(), version: Arc::default() };
+        let started = std::time::Instant::now();
+        store.rebuild_cube().await?;
+        tracing::debug!(
+            rows = store.aggregate_rows(),
+            ms = started.elapsed().as_millis() as u64,
+            "aggregate built"
+        );
+        Ok(store)
     }
 
     /// Changes whenever this process commits new data.

@@ -1,5 +1,5 @@
-//! Retention: deleting a project's events, traces and rollups older than its retention period,
-//! in small batches so ingest keeps flowing.
+//! Retention: deleting a project's events and traces older than its retention period, in small
+//! batches so ingest keeps flowing, and the aggregate's hours before it.
 
 use super::{Store, StoreError};
 
@@ -7,7 +7,7 @@ use super::{Store, StoreError};
 const RETENTION_BATCH: i64 = 2_000;
 
 impl Store {
-    /// Deletes a project's events, traces and rollups from before the UTC day `days` days ago,
+    /// Deletes a project's events and traces from before the UTC day `days` days ago,
     /// in small batches (each its own transaction, so ingest interleaves). Returns the events
     /// removed.
     pub async fn apply_retention(&self, project_id: i64, days: i64, now: i64) -> Result<i64, StoreError> {
@@ -37,46 +37,7 @@ impl Store {
                 tokio::task::yield_now().await;
             }
         }
-        // Keyed tables: a day of hours (or a day) at a time, oldest first.
-        let hourly = [
-            "rollup_hourly",
-            "trace_hourly",
-            "trace_dim_hourly",
-            "user_hourly",
-            "model_hourly",
-            "project_trace_hourly",
-            "latency_hourly",
-        ];
-        for (table, column, end, step) in hourly
-            .iter()
-            .map(|t| (*t, "hour", cutoff_hour, 24))
-            .chain([("user_daily", "day", cutoff_day, 1), ("user_model_daily", "day", cutoff_day, 1)])
-            .chain([("event_tools", "ts", cutoff_ms, 86_400_000)])
-        {
-            let (oldest,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT MIN({column}) FROM {table} WHERE project_id = ?1"
-            )))
-            .bind(project_id)
-            .fetch_one(&self.read)
-            .await?;
-            let mut from = match oldest {
-                Some(o) if o < end => o,
-                _ => continue,
-            };
-            while from < end {
-                let to = (from + step).min(end);
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND {column} >= ?2 AND {column} < ?3"
-                )))
-                .bind(project_id)
-                .bind(from)
-                .bind(to)
-                .execute(&self.write)
-                .await?;
-                from = to;
-                tokio::task::yield_now().await;
-            }
-        }
+        self.drop_in_cube(project_id, cutoff_hour);
         if events > 0 {
             self.bump_version();
             self.checkpoint().await?;

@@ -1,6 +1,6 @@
 //! Traces (one row per `withTrace` block, totals kept at ingest), one trace's timeline, one event.
 
-use super::users::rfc3339;
+use super::window::rfc3339;
 use super::{Store, StoreError, hour_of};
 use crate::model::money::usd_decimal;
 use crate::model::{
@@ -129,7 +129,7 @@ impl Store {
     ) -> Result<TracesPage, StoreError> {
         let from_ms = hour_of(filter.from_ms) * 3_600_000;
         let to_ms = hour_of(filter.to_ms + 3_599_999) * 3_600_000;
-        let tags = super::users::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
+        let tags = super::sql::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         let n = 8 + 2 * filter.tags.len();
         // Through the (tag set, start) index when a user is given: one user's traces, not a walk

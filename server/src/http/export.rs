@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::read_api::{traces_csv, users_csv};
 use app::model::{SortKey, TraceSort, UserSort, UsersFilter, ViewParams};
 use app::state::{AppState, RequestAuth};
-use app::store::{now_ms, users::resolve_filter};
+use app::store::{now_ms, window::resolve_filter};
 use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;

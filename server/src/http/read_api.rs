@@ -9,7 +9,7 @@ use app::model::{
 };
 use app::state::AppState;
 use app::store::keys::Scope;
-use app::store::{now_ms, users::resolve_filter};
+use app::store::{now_ms, window::resolve_filter};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;

@@ -67,6 +67,11 @@ impl TestServer {
 
     /// A server with extra `serve` arguments and environment variables.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::start_from(None, args, env)
+    }
+
+    /// A server on a copy of the database file `seed` (or a fresh one).
+    pub fn start_from(seed: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = std::env::temp_dir().join(format!(
             "tokentally-test-{}-{}",
             std::process::id(),
@@ -75,6 +80,9 @@ impl TestServer {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let db = dir.join("test.db");
+        if let Some(seed) = seed {
+            std::fs::copy(seed, &db).expect("copy the seed database");
+        }
         let ingest_key = create_key(&db, "ingest", "default");
         let read_key = create_key(&db, "read", "default");
         let mut child = Command::new(bin())

@@ -1,0 +1,483 @@
+//! The in-memory aggregate every analytic view reads (ssr only, no I/O): per project, rows of
+//! sums keyed by (hour, tag set, provider/model/agent), with dictionary-encoded integer ids,
+//! grouped by hour. SQLite stays the durable store; this is rebuilt from it at start (`build`)
+//! and updated with each committed batch (`apply`), after deletions (`remove_tag_sets`) and by
+//! retention (`drop_before`). Depends on nothing but `std`.
+//!
+//! Rows are appended per batch and merged per hour when an hour's rows double (`compact`), so
+//! memory follows the number of distinct keys, not the number of batches. Every number is an
+//! integer sum, so spend and tokens are exact; distinct users are counted exactly from the tag
+//! sets' users; traces are counted from per-event "first in its trace" flags (see `firsts`).
+
+pub mod query;
+
+use std::collections::{BTreeMap, HashMap};
+
+/// No id (a tag set without a `userId`, a lookup that found nothing).
+pub const NONE: u32 = u32::MAX;
+
+/// Bits of an event's `firsts`: the event is its trace's first call to its provider, by its
+/// agent, with both. Summed per row, a provider/agent filter counts each matching trace once.
+pub const FIRST_PROVIDER: u8 = 1;
+pub const FIRST_AGENT: u8 = 2;
+pub const FIRST_PAIR: u8 = 4;
+/// Bits of a tool's flag byte: the trace's first call using the tool, with it and the call's
+/// provider, agent, both.
+pub const FIRST_TOOL: u8 = 1;
+pub const FIRST_TOOL_PROVIDER: u8 = 2;
+pub const FIRST_TOOL_AGENT: u8 = 4;
+pub const FIRST_TOOL_PAIR: u8 = 8;
+
+/// Strings to dense ids.
+#[derive(Default)]
+pub struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One distinct tags map.
+pub struct TagSet {
+    /// `tag_sets.id` in SQLite.
+    pub db_id: i64,
+    /// The `userId` value's id in `users`, or `NONE`.
+    pub user: u32,
+    /// (key id, value id) pairs.
+    pub kv: Vec<(u32, u32)>,
+    /// False once deleted (ids are never reused).
+    pub live: bool,
+}
+
+/// Sums of some calls with one key. Rows with equal keys may coexist (until `compact`): every
+/// reader sums them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Row {
+    pub tag_set: u32,
+    pub combo: u32,
+    pub calls: u32,
+    pub errors: u32,
+    pub unpriced: u32,
+    /// Latest call, in ms after the start of the row's hour.
+    pub last_ms: u32,
+    /// Calls that were their trace's first with this provider / agent / both.
+    pub firsts: [u32; 3],
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+    /// nano-USD of the priced calls.
+    pub cost: i64,
+    /// Sum of latencies (calls without one count 0).
+    pub latency: u64,
+}
+
+/// Calls with a latency in one histogram bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatRow {
+    pub tag_set: u32,
+    pub combo: u32,
+    pub bucket: u32,
+    pub n: u32,
+}
+
+/// Calls that used one tool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ToolRow {
+    pub tag_set: u32,
+    pub combo: u32,
+    pub tool: u32,
+    pub calls: u32,
+    /// nano-USD of the priced calls.
+    pub cost: i64,
+    /// Calls that were their trace's first with this tool / and provider / and agent / and both.
+    pub firsts: [u32; 4],
+}
+
+/// Everything of one hour.
+#[derive(Default)]
+pub struct Hour {
+    pub rows: Vec<Row>,
+    pub lat: Vec<LatRow>,
+    pub tools: Vec<ToolRow>,
+    /// Traces that started in this hour, per tag set (negative entries move a start elsewhere).
+    pub starts: Vec<(u32, i64)>,
+    compacted: usize,
+}
+
+/// One project's aggregate.
+#[derive(Default)]
+pub struct ProjectCube {
+    pub providers: Interner,
+    pub models: Interner,
+    pub agents: Interner,
+    pub tools: Interner,
+    pub users: Interner,
+    pub keys: Interner,
+    pub values: Interner,
+    /// combo id → (provider, model, agent) ids.
+    pub combos: Vec<(u32, u32, u32)>,
+    combo_ids: HashMap<(u32, u32, u32), u32>,
+    pub tag_sets: Vec<TagSet>,
+    tag_index: HashMap<i64, u32>,
+    pub hours: BTreeMap<i64, Hour>,
+}
+
+/// One stored call, as the aggregate needs it.
+#[derive(Clone, Debug, Default)]
+pub struct CallFact {
+    pub tag_set: i64,
+    pub ts_ms: i64,
+    pub provider: String,
+    pub model: String,
+    pub agent: String,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+    pub cost: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub is_error: bool,
+    pub firsts: u8,
+    /// Distinct tool names with their flag bytes.
+    pub tools: Vec<(String, u8)>,
+}
+
+/// What one committed batch (or one chunk of a rebuild) adds.
+#[derive(Clone, Debug, Default)]
+pub struct Delta {
+    /// Tag sets the batch may have created: db id → tags.
+    pub tag_sets: Vec<(i64, BTreeMap<String, String>)>,
+    pub calls: Vec<CallFact>,
+    /// (hour, tag set db id, traces started): new traces, and moves of a start (−1 / +1).
+    pub starts: Vec<(i64, i64, i64)>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty() && self.starts.is_empty() && self.tag_sets.is_empty()
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The user tag key.
+pub const USER_TAG: &str = "userId";
+
+impl ProjectCube {
+    /// The dense id of a tag set, registering it (with its tags) when new.
+    fn tag_set(&mut self, db_id: i64, tags: Option<&BTreeMap<String, String>>) -> u32 {
+        if let Some(i) = self.tag_index.get(&db_id) {
+            return *i;
+        }
+        let empty = BTreeMap::new();
+        let tags = tags.unwrap_or(&empty);
+        let user = tags.get(USER_TAG).map_or(NONE, |u| self.users.id(u));
+        let kv = tags.iter().map(|(k, v)| (self.keys.id(k), self.values.id(v))).collect();
+        let i = self.tag_sets.len() as u32;
+        self.tag_sets.push(TagSet { db_id, user, kv, live: true });
+        self.tag_index.insert(db_id, i);
+        i
+    }
+
+    fn combo(&mut self, provider: &str, model: &str, agent: &str) -> u32 {
+        let key = (self.providers.id(provider), self.models.id(model), self.agents.id(agent));
+        if let Some(c) = self.combo_ids.get(&key) {
+            return *c;
+        }
+        let c = self.combos.len() as u32;
+        self.combos.push(key);
+        self.combo_ids.insert(key, c);
+        c
+    }
+
+    /// Adds a committed batch's calls and trace starts.
+    pub fn apply(&mut self, delta: &Delta) {
+        for (id, tags) in &delta.tag_sets {
+            self.tag_set(*id, Some(tags));
+        }
+        // Group the batch's calls by key first, so a batch adds one row per key.
+        let mut rows: HashMap<(i64, u32, u32), Row> = HashMap::new();
+        let mut lat: HashMap<(i64, u32, u32, u32), u32> = HashMap::new();
+        let mut tools: HashMap<(i64, u32, u32, u32), ToolRow> = HashMap::new();
+        for c in &delta.calls {
+            let hour = c.ts_ms.div_euclid(HOUR_MS);
+            let tag_set = self.tag_set(c.tag_set, None);
+            let combo = self.combo(&c.provider, &c.model, &c.agent);
+            let r = rows.entry((hour, tag_set, combo)).or_insert_with(|| Row {
+                tag_set,
+                combo,
+                ..Row::default()
+            });
+            r.calls += 1;
+            r.errors += u32::from(c.is_error);
+            r.unpriced += u32::from(c.cost.is_none());
+            r.last_ms = r.last_ms.max(c.ts_ms.rem_euclid(HOUR_MS) as u32);
+            for (i, bit) in [FIRST_PROVIDER, FIRST_AGENT, FIRST_PAIR].into_iter().enumerate() {
+                r.firsts[i] += u32::from(c.firsts & bit != 0);
+            }
+            r.input += c.input;
+            r.output += c.output;
+            r.cache_read += c.cache_read;
+            r.cache_creation += c.cache_creation;
+            r.cost += c.cost.unwrap_or(0);
+            r.latency += c.latency_ms.unwrap_or(0).max(0) as u64;
+            if let Some(ms) = c.latency_ms {
+                let bucket = crate::model::latency::latency_bucket(ms) as u32;
+                *lat.entry((hour, tag_set, combo, bucket)).or_default() += 1;
+            }
+            for (name, flags) in &c.tools {
+                let tool = self.tools.id(name);
+                let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
+                    tag_set,
+                    combo,
+                    tool,
+                    ..ToolRow::default()
+                });
+                t.calls += 1;
+                t.cost += c.cost.unwrap_or(0);
+                for (i, bit) in [FIRST_TOOL, FIRST_TOOL_PROVIDER, FIRST_TOOL_AGENT, FIRST_TOOL_PAIR]
+                    .into_iter()
+                    .enumerate()
+                {
+                    t.firsts[i] += u32::from(flags & bit != 0);
+                }
+            }
+        }
+        let mut touched = Vec::new();
+        for ((hour, ..), row) in rows {
+            self.hours.entry(hour).or_default().rows.push(row);
+            touched.push(hour);
+        }
+        for ((hour, tag_set, combo, bucket), n) in lat {
+            self.hours.entry(hour).or_default().lat.push(LatRow { tag_set, combo, bucket, n });
+        }
+        for ((hour, ..), t) in tools {
+            self.hours.entry(hour).or_default().tools.push(t);
+        }
+        for (hour, tag_set, n) in &delta.starts {
+            let ts = self.tag_set(*tag_set, None);
+            self.hours.entry(*hour).or_default().starts.push((ts, *n));
+            touched.push(*hour);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for hour in touched {
+            if let Some(h) = self.hours.get_mut(&hour)
+                && h.rows.len() + h.starts.len() >= 2 * h.compacted + 64
+            {
+                h.compact();
+            }
+        }
+    }
+
+    /// Takes out every row of these tag sets (a deleted user's).
+    pub fn remove_tag_sets(&mut self, db_ids: &[i64]) {
+        let mut gone = vec![false; self.tag_sets.len()];
+        for id in db_ids {
+            if let Some(i) = self.tag_index.remove(id) {
+                gone[i as usize] = true;
+                self.tag_sets[i as usize].live = false;
+                self.tag_sets[i as usize].kv.clear();
+            }
+        }
+        let keep = |ts: u32| !gone[ts as usize];
+        self.hours.retain(|_, h| {
+            h.rows.retain(|r| keep(r.tag_set));
+            h.lat.retain(|r| keep(r.tag_set));
+            h.tools.retain(|r| keep(r.tag_set));
+            h.starts.retain(|(ts, _)| keep(*ts));
+            h.compacted = h.compacted.min(h.rows.len());
+            !(h.rows.is_empty() && h.starts.is_empty())
+        });
+    }
+
+    /// Drops every hour before `hour` (retention).
+    pub fn drop_before(&mut self, hour: i64) {
+        self.hours = self.hours.split_off(&hour);
+    }
+
+    /// Merges every hour's equal keys (after a rebuild).
+    pub fn compact_all(&mut self) {
+        for h in self.hours.values_mut() {
+            h.compact();
+        }
+    }
+
+    /// Rows held, for logs and benchmarks.
+    pub fn row_count(&self) -> usize {
+        self.hours.values().map(|h| h.rows.len() + h.lat.len() + h.tools.len() + h.starts.len()).sum()
+    }
+}
+
+impl Hour {
+    /// Sums rows with equal keys into one.
+    fn compact(&mut self) {
+        let mut rows: HashMap<(u32, u32), Row> = HashMap::with_capacity(self.rows.len());
+        for r in self.rows.drain(..) {
+            rows.entry((r.tag_set, r.combo))
+                .and_modify(|a| {
+                    a.calls += r.calls;
+                    a.errors += r.errors;
+                    a.unpriced += r.unpriced;
+                    a.last_ms = a.last_ms.max(r.last_ms);
+                    for i in 0..3 {
+                        a.firsts[i] += r.firsts[i];
+                    }
+                    a.input += r.input;
+                    a.output += r.output;
+                    a.cache_read += r.cache_read;
+                    a.cache_creation += r.cache_creation;
+                    a.cost += r.cost;
+                    a.latency += r.latency;
+                })
+                .or_insert(r);
+        }
+        self.rows = rows.into_values().collect();
+        self.rows.sort_unstable_by_key(|r| (r.tag_set, r.combo));
+        self.rows.shrink_to_fit();
+        let mut lat: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        for r in self.lat.drain(..) {
+            *lat.entry((r.tag_set, r.combo, r.bucket)).or_default() += r.n;
+        }
+        self.lat = lat
+            .into_iter()
+            .map(|((tag_set, combo, bucket), n)| LatRow { tag_set, combo, bucket, n })
+            .collect();
+        self.lat.shrink_to_fit();
+        let mut tools: HashMap<(u32, u32, u32), ToolRow> = HashMap::new();
+        for t in self.tools.drain(..) {
+            tools
+                .entry((t.tag_set, t.combo, t.tool))
+                .and_modify(|a| {
+                    a.calls += t.calls;
+                    a.cost += t.cost;
+                    for i in 0..4 {
+                        a.firsts[i] += t.firsts[i];
+                    }
+                })
+                .or_insert(t);
+        }
+        self.tools = tools.into_values().collect();
+        self.tools.shrink_to_fit();
+        let mut starts: HashMap<u32, i64> = HashMap::new();
+        for (ts, n) in self.starts.drain(..) {
+            *starts.entry(ts).or_default() += n;
+        }
+        self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
+        self.starts.shrink_to_fit();
+        self.compacted = self.rows.len() + self.starts.len();
+    }
+}
+
+/// Every project's aggregate.
+#[derive(Default)]
+pub struct Cube {
+    pub projects: HashMap<i64, ProjectCube>,
+}
+
+impl Cube {
+    pub fn project(&mut self, id: i64) -> &mut ProjectCube {
+        self.projects.entry(id).or_default()
+    }
+}
+
+/// Which of a trace's keys a call is the first with, given what the trace already has (`seen`,
+/// updated): the `firsts` bits and one flag byte per distinct tool (in order).
+#[derive(Default)]
+pub struct TraceSeen {
+    providers: Vec<String>,
+    agents: Vec<String>,
+    pairs: Vec<(String, String)>,
+    tools: Vec<String>,
+    tool_providers: Vec<(String, String)>,
+    tool_agents: Vec<(String, String)>,
+    tool_pairs: Vec<(String, String, String)>,
+}
+
+fn first_of<T: PartialEq>(seen: &mut Vec<T>, item: T) -> bool {
+    if seen.contains(&item) {
+        false
+    } else {
+        seen.push(item);
+        true
+    }
+}
+
+impl TraceSeen {
+    /// Records a call and returns its flags.
+    pub fn see(&mut self, provider: &str, agent: &str, tools: &[String]) -> (u8, Vec<u8>) {
+        let mut f = 0;
+        if first_of(&mut self.providers, provider.to_string()) {
+            f |= FIRST_PROVIDER;
+        }
+        if first_of(&mut self.agents, agent.to_string()) {
+            f |= FIRST_AGENT;
+        }
+        if first_of(&mut self.pairs, (provider.to_string(), agent.to_string())) {
+            f |= FIRST_PAIR;
+        }
+        let mut tf = Vec::with_capacity(tools.len());
+        let mut distinct: Vec<&str> = Vec::new();
+        for t in tools {
+            if distinct.contains(&t.as_str()) {
+                tf.push(0);
+                continue;
+            }
+            distinct.push(t);
+            let mut b = 0;
+            if first_of(&mut self.tools, t.clone()) {
+                b |= FIRST_TOOL;
+            }
+            if first_of(&mut self.tool_providers, (t.clone(), provider.to_string())) {
+                b |= FIRST_TOOL_PROVIDER;
+            }
+            if first_of(&mut self.tool_agents, (t.clone(), agent.to_string())) {
+                b |= FIRST_TOOL_AGENT;
+            }
+            if first_of(&mut self.tool_pairs, (t.clone(), provider.to_string(), agent.to_string())) {
+                b |= FIRST_TOOL_PAIR;
+            }
+            tf.push(b);
+        }
+        (f, tf)
+    }
+}
+
+/// The distinct tools of a call with their flag bytes (`flags` parallel to `tools`, duplicates 0).
+pub fn tool_facts(tools: &[String], flags: &[u8]) -> Vec<(String, u8)> {
+    let mut out: Vec<(String, u8)> = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        if out.iter().any(|(n, _)| n == t) {
+            continue;
+        }
+        out.push((t.clone(), flags.get(i).copied().unwrap_or(0)));
+    }
+    out
+}

@@ -1,0 +1,434 @@
+//! Reading the aggregate: a filter resolved once to a `Scope` (an hour range, a bitmap of
+//! matching tag sets, one of matching provider/model/agent combinations), then one pass over the
+//! matching rows per view. Pure functions over `ProjectCube`.
+
+use super::{Hour, NONE, ProjectCube, Row};
+use crate::model::{Dir, UserSort, UsersFilter};
+use std::collections::HashMap;
+
+/// Which trace count a filter reads: traces started (no provider or agent filter), or the
+/// traces with a call to the provider / by the agent / both (the calls' `firsts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceKind {
+    Starts,
+    Provider,
+    Agent,
+    Pair,
+}
+
+/// A filter resolved against one project's dictionaries.
+pub struct Scope {
+    pub from_hour: i64,
+    pub to_hour: i64,
+    /// Matching tag sets (by dense id); `None`: all.
+    tag_ok: Option<Vec<bool>>,
+    /// Matching combinations; `None`: all.
+    combo_ok: Option<Vec<bool>>,
+    pub kind: TraceKind,
+}
+
+/// Totals of some calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub calls: i64,
+    pub errors: i64,
+    pub unpriced: i64,
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_creation: i64,
+    pub cost: i64,
+    pub latency: i64,
+}
+
+impl Sums {
+    pub fn add(&mut self, r: &Row) {
+        self.calls += i64::from(r.calls);
+        self.errors += i64::from(r.errors);
+        self.unpriced += i64::from(r.unpriced);
+        self.input += r.input as i64;
+        self.output += r.output as i64;
+        self.cache_read += r.cache_read as i64;
+        self.cache_creation += r.cache_creation as i64;
+        self.cost += r.cost;
+        self.latency += r.latency as i64;
+    }
+
+    pub fn merge(&mut self, s: &Sums) {
+        self.calls += s.calls;
+        self.errors += s.errors;
+        self.unpriced += s.unpriced;
+        self.input += s.input;
+        self.output += s.output;
+        self.cache_read += s.cache_read;
+        self.cache_creation += s.cache_creation;
+        self.cost += s.cost;
+        self.latency += s.latency;
+    }
+
+    pub fn tokens(&self) -> i64 {
+        self.input + self.output + self.cache_read + self.cache_creation
+    }
+}
+
+/// One user's totals in a scope.
+#[derive(Clone, Debug, Default)]
+pub struct UserTotals {
+    pub user: String,
+    pub sums: Sums,
+    pub traces: i64,
+    pub last_ts: i64,
+    pub top_model: String,
+}
+
+/// Kept per user while scanning.
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    sums: Sums,
+    traces: i64,
+    last_ts: i64,
+    seen: bool,
+}
+
+impl ProjectCube {
+    /// Resolves `filter` for the hours `[from_hour, to_hour)`.
+    pub fn scope(&self, filter: &UsersFilter, from_hour: i64, to_hour: i64) -> Scope {
+        let tag_ok = (filter.user.is_some() || !filter.tags.is_empty()).then(|| {
+            let user = filter.user.as_deref().map(|u| self.users.get(u));
+            let pairs: Option<Vec<(u32, u32)>> =
+                filter.tags.iter().map(|(k, v)| Some((self.keys.get(k)?, self.values.get(v)?))).collect();
+            self.tag_sets
+                .iter()
+                .map(|t| {
+                    t.live
+                        && match user {
+                            Some(Some(u)) => t.user == u,
+                            Some(None) => false,
+                            None => true,
+                        }
+                        && pairs.as_ref().is_some_and(|p| p.iter().all(|kv| t.kv.contains(kv)))
+                })
+                .collect()
+        });
+        let combo_ok = (filter.provider.is_some() || filter.agent.is_some()).then(|| {
+            let provider = filter.provider.as_deref().map(|p| self.providers.get(p));
+            let agent = filter.agent.as_deref().map(|a| self.agents.get(a));
+            self.combos
+                .iter()
+                .map(|(p, _, a)| {
+                    let p_ok = match provider {
+                        Some(want) => want == Some(*p),
+                        None => true,
+                    };
+                    let a_ok = match agent {
+                        Some(want) => want == Some(*a),
+                        None => true,
+                    };
+                    p_ok && a_ok
+                })
+                .collect()
+        });
+        let kind = match (filter.provider.is_some(), filter.agent.is_some()) {
+            (false, false) => TraceKind::Starts,
+            (true, false) => TraceKind::Provider,
+            (false, true) => TraceKind::Agent,
+            (true, true) => TraceKind::Pair,
+        };
+        Scope { from_hour, to_hour, tag_ok, combo_ok, kind }
+    }
+
+    /// The hours of a scope, with their start hour.
+    pub fn hours_of<'a>(&'a self, s: &Scope) -> impl Iterator<Item = (i64, &'a Hour)> + 'a {
+        let range = if s.from_hour < s.to_hour { s.from_hour..s.to_hour } else { 0..0 };
+        self.hours.range(range).map(|(h, hour)| (*h, hour))
+    }
+
+    fn tag_ok(s: &Scope, tag_set: u32) -> bool {
+        s.tag_ok.as_ref().is_none_or(|ok| ok.get(tag_set as usize).copied().unwrap_or(false))
+    }
+
+    fn combo_ok(s: &Scope, combo: u32) -> bool {
+        s.combo_ok.as_ref().is_none_or(|ok| ok.get(combo as usize).copied().unwrap_or(false))
+    }
+
+    /// Whether a row is in the scope (its hour aside).
+    pub fn row_ok(&self, s: &Scope, tag_set: u32, combo: u32) -> bool {
+        Self::tag_ok(s, tag_set) && Self::combo_ok(s, combo)
+    }
+
+    /// The traces a row counts for in this scope's kind (not `Starts`).
+    fn row_traces(s: &Scope, r: &Row) -> i64 {
+        i64::from(match s.kind {
+            TraceKind::Starts => 0,
+            TraceKind::Provider => r.firsts[0],
+            TraceKind::Agent => r.firsts[1],
+            TraceKind::Pair => r.firsts[2],
+        })
+    }
+
+    /// Calls `f(hour, row)` for each row in the scope.
+    pub fn each_row(&self, s: &Scope, mut f: impl FnMut(i64, &Row)) {
+        for (hour, h) in self.hours_of(s) {
+            for r in &h.rows {
+                if self.row_ok(s, r.tag_set, r.combo) {
+                    f(hour, r);
+                }
+            }
+        }
+    }
+
+    /// Calls `f(tag set, traces)` for each trace count in the scope: starts, or calls' firsts.
+    pub fn each_trace_count(&self, s: &Scope, mut f: impl FnMut(u32, i64)) {
+        if s.kind == TraceKind::Starts {
+            for (_, h) in self.hours_of(s) {
+                for (ts, n) in &h.starts {
+                    if Self::tag_ok(s, *ts) {
+                        f(*ts, *n);
+                    }
+                }
+            }
+        } else {
+            self.each_row(s, |_, r| f(r.tag_set, Self::row_traces(s, r)));
+        }
+    }
+
+    /// Totals of the scope: sums, traces and distinct users.
+    pub fn totals(&self, s: &Scope) -> (Sums, i64, i64) {
+        let mut sums = Sums::default();
+        let mut users = vec![false; self.users.len()];
+        let mut active = 0;
+        self.each_row(s, |_, r| {
+            sums.add(r);
+            let u = self.tag_sets[r.tag_set as usize].user;
+            if u != NONE && !users[u as usize] {
+                users[u as usize] = true;
+                active += 1;
+            }
+        });
+        let mut traces = 0;
+        self.each_trace_count(s, |_, n| traces += n);
+        (sums, traces, active)
+    }
+
+    /// Sums per (hour, combo) in the scope.
+    pub fn per_hour_combo(&self, s: &Scope) -> HashMap<(i64, u32), Sums> {
+        let mut out: HashMap<(i64, u32), Sums> = HashMap::new();
+        self.each_row(s, |hour, r| out.entry((hour, r.combo)).or_default().add(r));
+        out
+    }
+
+    /// Per-user totals of the scope, ranked by `sort`/`dir` (ties by user id in the same
+    /// direction), with the total number of users; the top model only for the returned page,
+    /// unless ranking by it.
+    pub fn users(
+        &self,
+        s: &Scope,
+        sort: UserSort,
+        dir: Dir,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<UserTotals>, i64) {
+        let mut acc = vec![Acc::default(); self.users.len()];
+        self.each_row(s, |hour, r| {
+            let u = self.tag_sets[r.tag_set as usize].user;
+            if u == NONE {
+                return;
+            }
+            let a = &mut acc[u as usize];
+            a.seen = true;
+            a.sums.add(r);
+            a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
+        });
+        self.each_trace_count(s, |ts, n| {
+            let u = self.tag_sets[ts as usize].user;
+            if u != NONE {
+                acc[u as usize].traces += n;
+            }
+        });
+        let mut ids: Vec<u32> = (0..acc.len() as u32).filter(|u| acc[*u as usize].seen).collect();
+        let total = ids.len() as i64;
+        let tops = if sort == UserSort::TopModel { Some(self.top_models(s, None)) } else { None };
+        let top_of = |u: u32| tops.as_ref().and_then(|t| t.get(&u)).map_or("", |m| self.models.name(*m));
+        let key = |u: &u32| -> (i64, &str) {
+            let a = &acc[*u as usize];
+            let n = match sort {
+                UserSort::Spend => a.sums.cost,
+                UserSort::Traces => a.traces,
+                UserSort::Events => a.sums.calls,
+                UserSort::Tokens => a.sums.tokens(),
+                UserSort::LastSeen => a.last_ts,
+                UserSort::User | UserSort::TopModel => 0,
+            };
+            (n, if sort == UserSort::TopModel { top_of(*u) } else { "" })
+        };
+        let cmp =
+            |x: &u32, y: &u32| key(x).cmp(&key(y)).then_with(|| self.users.name(*x).cmp(self.users.name(*y)));
+        let end = offset.saturating_add(limit).min(ids.len());
+        if offset >= ids.len() {
+            return (Vec::new(), total);
+        }
+        // Only the page needs to be in order: select it, then sort it.
+        let ord = |x: &u32, y: &u32| match dir {
+            Dir::Asc => cmp(x, y),
+            Dir::Desc => cmp(y, x),
+        };
+        if end < ids.len() {
+            ids.select_nth_unstable_by(end, ord);
+            ids.truncate(end);
+        }
+        ids.sort_unstable_by(ord);
+        let page: Vec<u32> = ids[offset..end].to_vec();
+        let tops = match tops {
+            Some(t) => t,
+            None => self.top_models(s, Some(&page)),
+        };
+        let rows = page
+            .iter()
+            .map(|u| {
+                let a = &acc[*u as usize];
+                UserTotals {
+                    user: self.users.name(*u).to_string(),
+                    sums: a.sums,
+                    traces: a.traces,
+                    last_ts: a.last_ts,
+                    top_model: tops.get(u).map_or(String::new(), |m| self.models.name(*m).to_string()),
+                }
+            })
+            .collect();
+        (rows, total)
+    }
+
+    /// The model each user (of `only`, or all) spent most on in the scope: most spend, then most
+    /// calls, then the smallest model id.
+    fn top_models(&self, s: &Scope, only: Option<&[u32]>) -> HashMap<u32, u32> {
+        let wanted: Option<Vec<bool>> = only.map(|page| {
+            let mut w = vec![false; self.users.len()];
+            for u in page {
+                w[*u as usize] = true;
+            }
+            w
+        });
+        let mut per: HashMap<(u32, u32), (i64, i64)> = HashMap::new();
+        self.each_row(s, |_, r| {
+            let u = self.tag_sets[r.tag_set as usize].user;
+            if u == NONE || wanted.as_ref().is_some_and(|w| !w[u as usize]) {
+                return;
+            }
+            let model = self.combos[r.combo as usize].1;
+            let e = per.entry((u, model)).or_default();
+            e.0 += r.cost;
+            e.1 += i64::from(r.calls);
+        });
+        let mut best: HashMap<u32, (i64, i64, u32)> = HashMap::new();
+        for ((u, model), (cost, calls)) in per {
+            let better = match best.get(&u) {
+                None => true,
+                Some((c, n, m)) => {
+                    (cost, calls, std::cmp::Reverse(self.models.name(model)))
+                        > (*c, *n, std::cmp::Reverse(self.models.name(*m)))
+                }
+            };
+            if better {
+                best.insert(u, (cost, calls, model));
+            }
+        }
+        best.into_iter().map(|(u, (_, _, m))| (u, m)).collect()
+    }
+
+    /// Latency histograms per (provider id, model id): (bucket, calls).
+    pub fn latency(&self, s: &Scope) -> HashMap<(u32, u32), Vec<(i64, i64)>> {
+        let mut per: HashMap<(u32, u32, u32), i64> = HashMap::new();
+        for (_, h) in self.hours_of(s) {
+            for l in &h.lat {
+                if self.row_ok(s, l.tag_set, l.combo) {
+                    let (p, m, _) = self.combos[l.combo as usize];
+                    *per.entry((p, m, l.bucket)).or_default() += i64::from(l.n);
+                }
+            }
+        }
+        let mut out: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::new();
+        for ((p, m, b), n) in per {
+            out.entry((p, m)).or_default().push((i64::from(b), n));
+        }
+        out
+    }
+
+    /// Distinct users per (provider id, model id).
+    pub fn users_per_model(&self, s: &Scope) -> HashMap<(u32, u32), i64> {
+        let mut seen: HashMap<(u32, u32), Vec<bool>> = HashMap::new();
+        let mut out: HashMap<(u32, u32), i64> = HashMap::new();
+        self.each_row(s, |_, r| {
+            let u = self.tag_sets[r.tag_set as usize].user;
+            if u == NONE {
+                return;
+            }
+            let (p, m, _) = self.combos[r.combo as usize];
+            let bits = seen.entry((p, m)).or_insert_with(|| vec![false; self.users.len()]);
+            if !bits[u as usize] {
+                bits[u as usize] = true;
+                *out.entry((p, m)).or_default() += 1;
+            }
+        });
+        out
+    }
+
+    /// Per tool id: (calls, distinct users, traces, spend).
+    pub fn tools(&self, s: &Scope) -> HashMap<u32, (i64, i64, i64, i64)> {
+        let k = match s.kind {
+            TraceKind::Starts => 0,
+            TraceKind::Provider => 1,
+            TraceKind::Agent => 2,
+            TraceKind::Pair => 3,
+        };
+        let mut out: HashMap<u32, (i64, i64, i64, i64)> = HashMap::new();
+        let mut seen: HashMap<u32, Vec<bool>> = HashMap::new();
+        for (_, h) in self.hours_of(s) {
+            for t in &h.tools {
+                if !self.row_ok(s, t.tag_set, t.combo) {
+                    continue;
+                }
+                let e = out.entry(t.tool).or_default();
+                e.0 += i64::from(t.calls);
+                e.2 += i64::from(t.firsts[k]);
+                e.3 += t.cost;
+                let u = self.tag_sets[t.tag_set as usize].user;
+                if u != NONE {
+                    let bits = seen.entry(t.tool).or_insert_with(|| vec![false; self.users.len()]);
+                    if !bits[u as usize] {
+                        bits[u as usize] = true;
+                        e.1 += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Sums, traces and the set of users per tag set in the scope.
+    pub fn per_tag_set(&self, s: &Scope) -> (HashMap<u32, Sums>, HashMap<u32, i64>) {
+        let mut sums: HashMap<u32, Sums> = HashMap::new();
+        self.each_row(s, |_, r| sums.entry(r.tag_set).or_default().add(r));
+        let mut traces: HashMap<u32, i64> = HashMap::new();
+        self.each_trace_count(s, |ts, n| *traces.entry(ts).or_default() += n);
+        (sums, traces)
+    }
+
+    /// The value id a tag set has for key id `key`.
+    pub fn value_of(&self, tag_set: u32, key: u32) -> Option<u32> {
+        self.tag_sets[tag_set as usize].kv.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// Tag keys of the live tag sets, alphabetically.
+    pub fn tag_keys(&self) -> Vec<String> {
+        let mut used = vec![false; self.keys.len()];
+        for t in self.tag_sets.iter().filter(|t| t.live) {
+            for (k, _) in &t.kv {
+                used[*k as usize] = true;
+            }
+        }
+        let mut keys: Vec<String> =
+            (0..used.len()).filter(|k| used[*k]).map(|k| self.keys.name(k as u32).to_string()).collect();
+        keys.sort();
+        keys
+    }
+}

@@ -1,0 +1,240 @@
+//! The registry of derived data: everything computed from the stored calls lives in one
+//! in-memory aggregate (`cube`), rebuilt from SQLite at start and kept in step by ingest
+//! (`apply_delta`), user deletion (`forget_in_cube`) and retention (`drop_in_cube`). Trace totals
+//! in `traces` are written with their calls, in the same transaction, and deleted with them.
+
+use super::cube::{CallFact, Cube, Delta, ProjectCube, TraceSeen, tool_facts};
+use super::{Store, StoreError};
+use sqlx::FromRow;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// Calls read per query while rebuilding.
+const REBUILD_PAGE: i64 = 100_000;
+/// Calls read per transaction while filling in trace flags.
+const BACKFILL_PAGE: i64 = 50_000;
+
+static EMPTY: LazyLock<ProjectCube> = LazyLock::new(ProjectCube::default);
+
+#[derive(FromRow)]
+struct CallRow {
+    rowid: i64,
+    project_id: i64,
+    tag_set_id: i64,
+    ts: i64,
+    provider: String,
+    model: String,
+    agent: String,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_creation_tokens: i64,
+    cost_nano: Option<i64>,
+    latency_ms: Option<i64>,
+    status: String,
+    tools: Option<String>,
+    firsts: Option<i64>,
+    tool_firsts: Option<Vec<u8>>,
+}
+
+fn tools_of(json: Option<&str>) -> Vec<String> {
+    json.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+}
+
+impl CallRow {
+    fn fact(self) -> CallFact {
+        let tools = tools_of(self.tools.as_deref());
+        CallFact {
+            tag_set: self.tag_set_id,
+            ts_ms: self.ts,
+            input: self.input_tokens.max(0) as u64,
+            output: self.output_tokens.max(0) as u64,
+            cache_read: self.cache_read_tokens.max(0) as u64,
+            cache_creation: self.cache_creation_tokens.max(0) as u64,
+            cost: self.cost_nano,
+            latency_ms: self.latency_ms,
+            is_error: self.status == "error",
+            firsts: self.firsts.unwrap_or(0) as u8,
+            tools: tool_facts(&tools, self.tool_firsts.as_deref().unwrap_or(&[])),
+            provider: self.provider,
+            model: self.model,
+            agent: self.agent,
+        }
+    }
+}
+
+impl Store {
+    /// Adds a committed batch to the aggregate.
+    pub(crate) fn apply_delta(&self, project_id: i64, delta: &Delta) {
+        let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
+        cube.project(project_id).apply(delta);
+    }
+
+    /// Takes deleted tag sets out of the aggregate.
+    pub(crate) fn forget_in_cube(&self, project_id: i64, tag_sets: &[i64]) {
+        let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
+        cube.project(project_id).remove_tag_sets(tag_sets);
+    }
+
+    /// Drops the hours retention removed.
+    pub(crate) fn drop_in_cube(&self, project_id: i64, before_hour: i64) {
+        let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
+        cube.project(project_id).drop_before(before_hour);
+    }
+
+    /// Runs `f` on a project's aggregate on the blocking pool (a scan of millions of rows must
+    /// not hold an async worker).
+    pub(crate) async fn read_cube<R, F>(&self, project_id: i64, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ProjectCube) -> R + Send + 'static,
+    {
+        let cube = self.cube.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = cube.read().unwrap_or_else(|e| e.into_inner());
+            f(c.projects.get(&project_id).unwrap_or(&EMPTY))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("aggregate read failed: {e}")))
+    }
+
+    /// Rows held by the aggregate (all projects).
+    pub fn aggregate_rows(&self) -> usize {
+        let c = self.cube.read().unwrap_or_else(|e| e.into_inner());
+        c.projects.values().map(ProjectCube::row_count).sum()
+    }
+
+    /// Builds the aggregate from the stored tag sets, calls and traces.
+    pub(crate) async fn rebuild_cube(&self) -> Result<(), StoreError> {
+        self.backfill_firsts().await?;
+        let mut cube = Cube::default();
+        let tag_sets: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT project_id, id, canonical FROM tag_sets").fetch_all(&self.read).await?;
+        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+        for (project, id, canonical) in tag_sets {
+            let tags: BTreeMap<String, String> = serde_json::from_str(&canonical).unwrap_or_default();
+            per.entry(project).or_default().tag_sets.push((id, tags));
+        }
+        for (project, d) in &per {
+            cube.project(*project).apply(d);
+        }
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<CallRow> = sqlx::query_as(
+                "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens, output_tokens,
+                   cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms, status, tools, firsts,
+                   tool_firsts
+                 FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            )
+            .bind(after)
+            .bind(REBUILD_PAGE)
+            .fetch_all(&self.read)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.rowid;
+            let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+            for r in rows {
+                per.entry(r.project_id).or_default().calls.push(r.fact());
+            }
+            for (project, d) in &per {
+                cube.project(*project).apply(d);
+            }
+        }
+        let starts: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT project_id, started_at / 3600000, tag_set_id, COUNT(*) FROM traces GROUP BY 1, 2, 3",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+        for (project, hour, tag_set, n) in starts {
+            per.entry(project).or_default().starts.push((hour, tag_set, n));
+        }
+        for (project, d) in &per {
+            cube.project(*project).apply(d);
+        }
+        for p in cube.projects.values_mut() {
+            p.compact_all();
+        }
+        *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
+        Ok(())
+    }
+
+    /// Fills in `firsts` and `tool_firsts` of calls stored before they existed (migration
+    /// 0004), walking each trace's calls in time order, a page of traces per transaction.
+    async fn backfill_firsts(&self) -> Result<(), StoreError> {
+        let pending: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM store_meta WHERE key = 'backfill_firsts'")
+                .fetch_optional(&self.write)
+                .await?;
+        if pending.is_none() {
+            return Ok(());
+        }
+        tracing::info!("filling in trace flags of the stored calls (once, after an upgrade)");
+        let mut from: (i64, String) = (i64::MIN, String::new());
+        loop {
+            let mut tx = self.write.begin().await?;
+            let rows: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
+                "SELECT rowid, project_id, trace_id, provider, agent, tools FROM events
+                 WHERE trace_id IS NOT NULL AND (project_id, trace_id) >= (?1, ?2)
+                 ORDER BY project_id, trace_id, ts, rowid LIMIT ?3",
+            )
+            .bind(from.0)
+            .bind(&from.1)
+            .bind(BACKFILL_PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            let full = rows.len() as i64 == BACKFILL_PAGE;
+            let Some(last) = rows.last() else {
+                tx.commit().await?;
+                break;
+            };
+            let last_key = (last.1, last.2.clone());
+            // A full page may end inside a trace: that trace is done on the next page, unless
+            // it is the only one here (then it gets a page of its own, unlimited).
+            let (rows, next) = if full {
+                let cut = rows.iter().position(|r| (r.1, &r.2) == (last_key.0, &last_key.1)).unwrap_or(0);
+                if cut == 0 {
+                    let rest: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
+                        "SELECT rowid, project_id, trace_id, provider, agent, tools FROM events
+                         WHERE project_id = ?1 AND trace_id = ?2 ORDER BY ts, rowid",
+                    )
+                    .bind(last_key.0)
+                    .bind(&last_key.1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    (rest, Some((last_key.0, format!("{}\u{0}", last_key.1))))
+                } else {
+                    let mut rows = rows;
+                    rows.truncate(cut);
+                    (rows, Some(last_key))
+                }
+            } else {
+                (rows, None)
+            };
+            let mut seen: Option<((i64, String), TraceSeen)> = None;
+            for (rowid, project, trace, provider, agent, tools) in rows {
+                let key = (project, trace);
+                if seen.as_ref().is_none_or(|(k, _)| *k != key) {
+                    seen = Some((key, TraceSeen::default()));
+                }
+                let Some((_, s)) = seen.as_mut() else { continue };
+                let tools = tools_of(tools.as_deref());
+                let (f, tf) = s.see(&provider, &agent, &tools);
+                sqlx::query("UPDATE events SET firsts = ?1, tool_firsts = ?2 WHERE rowid = ?3")
+                    .bind(i64::from(f))
+                    .bind((!tf.is_empty()).then_some(tf))
+                    .bind(rowid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            match next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        sqlx::query("UPDATE events SET firsts = 0 WHERE firsts IS NULL").execute(&self.write).await?;
+        sqlx::query("DELETE FROM store_meta WHERE key = 'backfill_firsts'").execute(&self.write).await?;
+        Ok(())
+    }
+}
