@@ -1,25 +1,89 @@
-//! Benchmark (not a test): ingest events/s over HTTP in batches of 100, and Users-view latency.
+//! Benchmarks (not tests). `scripts/bench.sh` runs them all at one scale; each mode also runs alone:
 //!
 //! cargo run --release -p server --example bench -- ingest BASE_URL INGEST_KEY [EVENTS] [CONCURRENCY]
-//! cargo run --release -p server --example bench -- users  BASE_URL READ_KEY [REQUESTS] [QUERY]
+//!     POST /v1/events in batches of 100 with random UUID ids, CONCURRENCY clients: events/s.
+//! cargo run --release -p server --example bench -- floor DB_FILE [EVENTS] [CONCURRENCY]
+//!     The same rows into a bare SQLite `events` table (primary key on the id, an index by trace
+//!     and one by tag set and time; WAL, synchronous=FULL, 100 rows per transaction): the physical
+//!     floor of idempotent durable ingest on this disk.
+//! cargo run --release -p server --example bench -- reads BASE_URL READ_KEY [REQUESTS]
+//!     Every read view (and dashboard page, served with --no-login) unfiltered and under each
+//!     filter: median, min and max of REQUESTS after one warm-up request.
 
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn batch(start: u64, n: u64, run: u64) -> Value {
-    let now = chrono::Utc::now();
-    let events: Vec<Value> = (start..start + n)
-        .map(|i| {
-            let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// A small xorshift generator: ids must look like real clients' (random UUIDs), not sequential.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn uuid(&mut self) -> String {
+        let (a, b) = (self.next(), self.next());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// One generated call: the fields both the HTTP and the floor benchmark write.
+struct Call {
+    id: String,
+    trace: String,
+    ts_ms: i64,
+    user: u64,
+    plan: &'static str,
+    x: u64,
+}
+
+fn calls(seed: u64, n: u64) -> Vec<Call> {
+    let mut rng = Rng(seed | 1);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::with_capacity(n as usize);
+    let mut trace = rng.uuid();
+    for i in 0..n {
+        // Three calls per trace, a trace per user.
+        if i % 3 == 0 {
+            trace = rng.uuid();
+        }
+        let x = rng.next();
+        out.push(Call {
+            id: rng.uuid(),
+            trace: trace.clone(),
+            ts_ms: now - (x % 2_000_000_000) as i64,
+            user: (x >> 7) % 100_000,
+            plan: if x.is_multiple_of(3) { "pro" } else { "free" },
+            x,
+        });
+    }
+    out
+}
+
+fn batch(calls: &[Call]) -> Value {
+    let events: Vec<Value> = calls
+        .iter()
+        .map(|c| {
+            let x = c.x;
             json!({
-                "id": format!("bench-{run}-{i}"),
-                "trace_id": format!("bench-{run}-t{}", i / 3),
-                "timestamp": (now - chrono::Duration::seconds((x % 2_000_000) as i64)).to_rfc3339(),
+                "id": c.id,
+                "trace_id": c.trace,
+                "timestamp": chrono::DateTime::from_timestamp_millis(c.ts_ms).map(|t| t.to_rfc3339()),
                 "provider": if x % 2 == 0 { "openai" } else { "anthropic" },
                 "model": if x % 2 == 0 { "gpt-4o-mini" } else { "claude-sonnet-4-5" },
                 "agent": "bench",
                 "route_tag": "POST /api/chat",
-                "tags": { "userId": format!("user_{}", (x >> 7) % 10_000), "plan": if x % 3 == 0 { "pro" } else { "free" } },
+                "tags": { "userId": format!("user_{}", c.user), "plan": c.plan },
                 "usage": { "input_tokens": x % 4000, "output_tokens": x % 700, "cache_read_tokens": x % 2000, "cache_creation_tokens": 0 },
                 "latency_ms": x % 5000,
                 "status": "ok",
@@ -31,18 +95,28 @@ fn batch(start: u64, n: u64, run: u64) -> Value {
 
 async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
     let client = reqwest::Client::new();
-    let run = chrono::Utc::now().timestamp_millis() as u64;
+    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+    let all = std::sync::Arc::new(calls(seed, events));
     let batches = events.div_ceil(100);
+    let next = std::sync::Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let (client, base, key) = (client.clone(), base.to_string(), key.to_string());
+    for _ in 0..concurrency {
+        let (client, base, key, all, next) =
+            (client.clone(), base.to_string(), key.to_string(), all.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut b = w;
-            while b < batches {
-                let body = batch(b * 100, 100, run);
-                let resp =
-                    client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&body).send().await;
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    break;
+                }
+                let chunk = &all[(b * 100) as usize..((b + 1) * 100).min(all.len() as u64) as usize];
+                let resp = client
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&batch(chunk))
+                    .send()
+                    .await;
                 match resp {
                     Ok(r) if r.status() == 200 => {
                         let _ = r.bytes().await;
@@ -50,7 +124,6 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
                     Ok(r) => panic!("ingest answered {}", r.status()),
                     Err(e) => panic!("ingest failed: {e}"),
                 }
-                b += concurrency;
             }
         }));
     }
@@ -59,66 +132,171 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "ingest: {} events in {batches} batches of 100, {concurrency} concurrent: {secs:.2} s = {:.0} events/s",
-        batches * 100,
-        (batches * 100) as f64 / secs
+        "ingest: {events} events in {batches} batches of 100, {concurrency} clients: {secs:.2} s = {:.0} events/s",
+        events as f64 / secs
     );
 }
 
-async fn users(base: &str, key: &str, requests: usize, query: &str) {
-    let client = reqwest::Client::new();
-    let mut times: Vec<Duration> = Vec::new();
-    for i in 0..=requests {
+async fn floor(db: &str, events: u64) {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let opts = SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open floor db");
+    for sql in [
+        "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, trace_id TEXT, ts INTEGER NOT NULL,
+           tag_set INTEGER NOT NULL, provider TEXT, model TEXT, agent TEXT, input INTEGER, output INTEGER,
+           cache_read INTEGER, cache_creation INTEGER, cost INTEGER, latency INTEGER)",
+        "CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id)",
+        "CREATE INDEX IF NOT EXISTS events_tag_set_ts ON events (tag_set, ts)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect("schema");
+    }
+    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+    let all = calls(seed, events);
+    let started = Instant::now();
+    for chunk in all.chunks(100) {
+        let mut tx = pool.begin().await.expect("begin");
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (id, trace_id, ts, tag_set, provider, model, agent, input, output, cache_read,
+               cache_creation, cost, latency) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            let x = c.x as i64 & 0xffff_ffff;
+            b.push_bind(&c.id)
+                .push_bind(&c.trace)
+                .push_bind(c.ts_ms)
+                .push_bind(c.user as i64 * 2 + i64::from(c.plan == "pro"))
+                .push_bind(if x % 2 == 0 { "openai" } else { "anthropic" })
+                .push_bind(if x % 2 == 0 { "gpt-4o-mini" } else { "claude-sonnet-4-5" })
+                .push_bind("bench")
+                .push_bind(x % 4000)
+                .push_bind(x % 700)
+                .push_bind(x % 2000)
+                .push_bind(0)
+                .push_bind(x % 100_000)
+                .push_bind(x % 5000);
+        });
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build().execute(&mut *tx).await.expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "floor: {events} rows in batches of 100 into a bare SQLite table: {secs:.2} s = {:.0} rows/s",
+        events as f64 / secs
+    );
+}
+
+/// Median, min and max of `n` timed GETs after one warm-up.
+async fn time_get(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    n: usize,
+) -> (Duration, Duration, Duration) {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..=n {
         let started = Instant::now();
-        let r = client
-            .get(format!("{base}/v1/me/ai-apps/users?{query}"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("GET users");
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.expect("json");
-        if i == 0 {
-            println!(
-                "users: {} users in the window; first request (cold) {:?}",
-                body["total_users"],
-                started.elapsed()
-            );
-            continue;
+        let r = client.get(url).bearer_auth(key).send().await.expect("GET");
+        let status = r.status();
+        let _ = r.bytes().await;
+        assert!(status.is_success(), "{url}: {status}");
+        if i > 0 {
+            times.push(started.elapsed());
         }
-        times.push(started.elapsed());
     }
     times.sort();
-    println!(
-        "users?{query}: {requests} requests, median {:?}, p90 {:?}, min {:?}, max {:?}",
-        times[times.len() / 2],
-        times[times.len() * 9 / 10],
-        times[0],
-        times[times.len() - 1]
-    );
+    (times[times.len() / 2], times[0], times[times.len() - 1])
+}
+
+async fn reads(base: &str, key: &str, n: usize) {
+    let client = reqwest::Client::new();
+    // The biggest spender and an agent: filters that select real data.
+    let top: Value = client
+        .get(format!("{base}/v1/me/ai-apps/users?window=28d&limit=1"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET users")
+        .json()
+        .await
+        .expect("json");
+    let user = top["users"][0]["user_id"].as_str().unwrap_or("nobody").to_string();
+    let filters = [
+        String::new(),
+        "&tag.plan=pro".into(),
+        "&provider=openai".into(),
+        "&agent=research-agent".into(),
+        format!("&user={user}"),
+        "&tag.plan=pro&provider=openai".into(),
+    ];
+    let views = [
+        "users?sort=spend&limit=50",
+        "users?sort=last_seen&limit=50",
+        "users?sort=top_model&limit=50",
+        "overview?",
+        "models?",
+        "tools?",
+        "traces?limit=50",
+        "segments?by=plan",
+        "segments?by=org",
+        "segments?by=userId",
+    ];
+    println!("| request (28d unless said) | median | min | max |");
+    println!("|---|---|---|---|");
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    for view in views {
+        for f in &filters {
+            let sep = if view.ends_with('?') { "" } else { "&" };
+            let q = format!("{view}{sep}window=28d{f}");
+            let (med, min, max) = time_get(&client, &format!("{base}/v1/me/ai-apps/{q}"), key, n).await;
+            println!("| `/{q}` | {} | {} | {} |", ms(med), ms(min), ms(max));
+        }
+    }
+    for w in ["1d", "7d"] {
+        for view in ["users?limit=50&", "overview?", "models?", "segments?by=plan&"] {
+            let q = format!("{view}window={w}");
+            let (med, min, max) = time_get(&client, &format!("{base}/v1/me/ai-apps/{q}"), key, n).await;
+            println!("| `/{q}` | {} | {} | {} |", ms(med), ms(min), ms(max));
+        }
+    }
+    for page in [
+        "/ai-apps",
+        "/ai-apps/users",
+        "/ai-apps/users?tag=plan%3Dpro",
+        "/ai-apps/models",
+        "/ai-apps/tools",
+        "/ai-apps/segments",
+        "/ai-apps/traces",
+    ] {
+        let (med, min, max) = time_get(&client, &format!("{base}{page}"), key, n).await;
+        println!("| page `{page}` (server render) | {} | {} | {} |", ms(med), ms(min), ms(max));
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench ingest|users BASE_URL KEY [N] [CONCURRENCY|QUERY]";
-    let (mode, base, key) = match (args.get(1), args.get(2), args.get(3)) {
-        (Some(m), Some(b), Some(k)) => (m.as_str(), b.as_str(), k.as_str()),
-        _ => {
-            eprintln!("{usage}");
-            std::process::exit(2);
-        }
-    };
-    match mode {
-        "ingest" => {
-            let n = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
-            let c = args.get(5).and_then(|v| v.parse().ok()).unwrap_or(4);
+    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | floor DB [N] | reads BASE_URL KEY [N]";
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match (arg(1), arg(2)) {
+        (Some("ingest"), Some(base)) => {
+            let key = arg(3).unwrap_or_default();
+            let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            let c = arg(5).and_then(|v| v.parse().ok()).unwrap_or(4);
             ingest(base, key, n, c).await;
         }
-        "users" => {
-            let n = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(20);
-            let q = args.get(5).cloned().unwrap_or_else(|| "window=28d&limit=50".into());
-            users(base, key, n, &q).await;
+        (Some("floor"), Some(db)) => {
+            let n = arg(3).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            floor(db, n).await;
+        }
+        (Some("reads"), Some(base)) => {
+            let key = arg(3).unwrap_or_default();
+            let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(10);
+            reads(base, key, n).await;
         }
         _ => {
             eprintln!("{usage}");

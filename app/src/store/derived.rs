@@ -5,7 +5,7 @@
 
 use super::cube::{CallFact, Cube, Delta, ProjectCube, TraceSeen, tool_facts};
 use super::{Store, StoreError};
-use sqlx::FromRow;
+use sqlx::{Connection, FromRow, QueryBuilder, Sqlite};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -56,6 +56,7 @@ impl CallRow {
             is_error: self.status == "error",
             firsts: self.firsts.unwrap_or(0) as u8,
             tools: tool_facts(&tools, self.tool_firsts.as_deref().unwrap_or(&[])),
+            flags_only: false,
             provider: self.provider,
             model: self.model,
             agent: self.agent,
@@ -235,6 +236,71 @@ impl Store {
         }
         sqlx::query("UPDATE events SET firsts = 0 WHERE firsts IS NULL").execute(&self.write).await?;
         sqlx::query("DELETE FROM store_meta WHERE key = 'backfill_firsts'").execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Re-derives the trace flags of the stored calls of `traces` after some of their calls were
+    /// removed (retention): a remaining call may now be its trace's first with its provider,
+    /// agent or tool. Changed flags are written, and the aggregate gets the gained ones, while
+    /// this writer holds the connection.
+    pub(crate) async fn reflag_traces(&self, project_id: i64, traces: &[String]) -> Result<(), StoreError> {
+        for chunk in traces.chunks(500) {
+            let mut conn = self.write.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT rowid, trace_id, tag_set_id, ts, provider, model, agent, tools, firsts, tool_firsts
+                 FROM events WHERE project_id = ",
+            );
+            q.push_bind(project_id).push(" AND trace_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(") ORDER BY trace_id, ts, rowid");
+            type FlagRow =
+                (i64, String, i64, i64, String, String, String, Option<String>, Option<i64>, Option<Vec<u8>>);
+            let rows: Vec<FlagRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let mut delta = Delta::default();
+            let mut seen: Option<(String, TraceSeen)> = None;
+            for (rowid, trace, tag_set, ts, provider, model, agent, tools, firsts, tool_firsts) in rows {
+                if seen.as_ref().is_none_or(|(t, _)| *t != trace) {
+                    seen = Some((trace, TraceSeen::default()));
+                }
+                let Some((_, s)) = seen.as_mut() else { continue };
+                let tool_names = tools_of(tools.as_deref());
+                let (f, tf) = s.see(&provider, &agent, &tool_names);
+                let old_f = firsts.unwrap_or(0) as u8;
+                let old_tf = tool_firsts.unwrap_or_default();
+                if f == old_f && tf.iter().enumerate().all(|(i, b)| old_tf.get(i).copied().unwrap_or(0) == *b)
+                {
+                    continue;
+                }
+                sqlx::query("UPDATE events SET firsts = ?1, tool_firsts = ?2 WHERE rowid = ?3")
+                    .bind(i64::from(f))
+                    .bind((!tf.is_empty()).then_some(tf.clone()))
+                    .bind(rowid)
+                    .execute(&mut *tx)
+                    .await?;
+                let gained: Vec<u8> =
+                    tf.iter().enumerate().map(|(i, b)| b & !old_tf.get(i).copied().unwrap_or(0)).collect();
+                delta.calls.push(CallFact {
+                    tag_set,
+                    ts_ms: ts,
+                    provider,
+                    model,
+                    agent,
+                    firsts: f & !old_f,
+                    tools: tool_facts(&tool_names, &gained),
+                    flags_only: true,
+                    ..CallFact::default()
+                });
+            }
+            tx.commit().await?;
+            if !delta.is_empty() {
+                self.apply_delta(project_id, &delta);
+            }
+            drop(conn);
+        }
         Ok(())
     }
 }

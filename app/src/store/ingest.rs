@@ -141,6 +141,7 @@ pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String
             is_error: e.is_error,
             firsts,
             tools: tool_facts(&e.tools, &tool_flags),
+            flags_only: false,
         });
         plan.flags.insert(i, (firsts, tool_flags));
     }

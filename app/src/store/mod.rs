@@ -7,6 +7,8 @@ pub mod auth;
 pub mod cube;
 pub mod deletion;
 mod derived;
+#[cfg(test)]
+mod equivalence_tests;
 pub mod ingest;
 pub mod keys;
 pub mod models;

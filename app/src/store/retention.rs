@@ -15,6 +15,14 @@ impl Store {
         let cutoff_ms = cutoff_day * 86_400_000;
         let cutoff_hour = cutoff_day * 24;
         let mut events = 0;
+        // The traces losing calls: their remaining calls' trace flags are re-derived after.
+        let touched: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT trace_id FROM events WHERE project_id = ?1 AND ts < ?2 AND trace_id IS NOT NULL",
+        )
+        .bind(project_id)
+        .bind(cutoff_ms)
+        .fetch_all(&self.read)
+        .await?;
         // Events and traces: a batch of old ones at a time (by their time index).
         for (table, column) in [("events", "ts"), ("traces", "started_at")] {
             loop {
@@ -38,6 +46,8 @@ impl Store {
             }
         }
         self.drop_in_cube(project_id, cutoff_hour);
+        let touched: Vec<String> = touched.into_iter().map(|(t,)| t).collect();
+        self.reflag_traces(project_id, &touched).await?;
         if events > 0 {
             self.bump_version();
             self.checkpoint().await?;

@@ -179,7 +179,20 @@ impl Store {
         }
         let q = q.bind(i64::from(limit)).bind(i64::from(offset));
         let rows = q.fetch_all(&self.read).await?;
-        let (total,) = count.fetch_one(&self.read).await?;
+        // Traces started in the window under tag and user filters are the aggregate's trace
+        // starts; a provider, agent or route search still needs the count in SQL.
+        let total = if search.is_none() && !filter.narrows_calls() {
+            let (f, from_hour, to_hour) = (filter.clone(), hour_of(from_ms), hour_of(to_ms));
+            self.read_cube(project_id, move |c| {
+                let s = c.scope(&f, from_hour, to_hour);
+                let mut n = 0;
+                c.each_trace_count(&s, |_, k| n += k);
+                n
+            })
+            .await?
+        } else {
+            count.fetch_one(&self.read).await?.0
+        };
         let next = i64::from(offset) + rows.len() as i64;
         Ok(TracesPage {
             from: rfc3339(from_ms),

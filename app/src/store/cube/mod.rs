@@ -167,6 +167,9 @@ pub struct CallFact {
     pub firsts: u8,
     /// Distinct tool names with their flag bytes.
     pub tools: Vec<(String, u8)>,
+    /// Only the flags are new: a stored call became its trace's first with something (an
+    /// earlier call of the trace was removed). Its numbers are already counted.
+    pub flags_only: bool,
 }
 
 /// What one committed batch (or one chunk of a rebuild) adds.
@@ -235,13 +238,26 @@ impl ProjectCube {
                 combo,
                 ..Row::default()
             });
+            for (i, bit) in [FIRST_PROVIDER, FIRST_AGENT, FIRST_PAIR].into_iter().enumerate() {
+                r.firsts[i] += u32::from(c.firsts & bit != 0);
+            }
+            if c.flags_only {
+                for (name, flags) in &c.tools {
+                    let tool = self.tools.id(name);
+                    let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
+                        tag_set,
+                        combo,
+                        tool,
+                        ..ToolRow::default()
+                    });
+                    add_tool_flags(t, *flags);
+                }
+                continue;
+            }
             r.calls += 1;
             r.errors += u32::from(c.is_error);
             r.unpriced += u32::from(c.cost.is_none());
             r.last_ms = r.last_ms.max(c.ts_ms.rem_euclid(HOUR_MS) as u32);
-            for (i, bit) in [FIRST_PROVIDER, FIRST_AGENT, FIRST_PAIR].into_iter().enumerate() {
-                r.firsts[i] += u32::from(c.firsts & bit != 0);
-            }
             r.input += c.input;
             r.output += c.output;
             r.cache_read += c.cache_read;
@@ -262,12 +278,7 @@ impl ProjectCube {
                 });
                 t.calls += 1;
                 t.cost += c.cost.unwrap_or(0);
-                for (i, bit) in [FIRST_TOOL, FIRST_TOOL_PROVIDER, FIRST_TOOL_AGENT, FIRST_TOOL_PAIR]
-                    .into_iter()
-                    .enumerate()
-                {
-                    t.firsts[i] += u32::from(flags & bit != 0);
-                }
+                add_tool_flags(t, *flags);
             }
         }
         let mut touched = Vec::new();
@@ -393,6 +404,14 @@ impl Hour {
         self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
+    }
+}
+
+fn add_tool_flags(t: &mut ToolRow, flags: u8) {
+    for (i, bit) in
+        [FIRST_TOOL, FIRST_TOOL_PROVIDER, FIRST_TOOL_AGENT, FIRST_TOOL_PAIR].into_iter().enumerate()
+    {
+        t.firsts[i] += u32::from(flags & bit != 0);
     }
 }
 

@@ -200,7 +200,7 @@ impl ProjectCube {
         self.each_row(s, |_, r| {
             sums.add(r);
             let u = self.tag_sets[r.tag_set as usize].user;
-            if u != NONE && !users[u as usize] {
+            if u != NONE && r.calls > 0 && !users[u as usize] {
                 users[u as usize] = true;
                 active += 1;
             }
@@ -235,7 +235,8 @@ impl ProjectCube {
                 return;
             }
             let a = &mut acc[u as usize];
-            a.seen = true;
+            // A row of flags alone (calls 0) doesn't make a user appear.
+            a.seen |= r.calls > 0;
             a.sums.add(r);
             a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
         });
@@ -359,7 +360,7 @@ impl ProjectCube {
         let mut out: HashMap<(u32, u32), i64> = HashMap::new();
         self.each_row(s, |_, r| {
             let u = self.tag_sets[r.tag_set as usize].user;
-            if u == NONE {
+            if u == NONE || r.calls == 0 {
                 return;
             }
             let (p, m, _) = self.combos[r.combo as usize];
@@ -392,7 +393,7 @@ impl ProjectCube {
                 e.2 += i64::from(t.firsts[k]);
                 e.3 += t.cost;
                 let u = self.tag_sets[t.tag_set as usize].user;
-                if u != NONE {
+                if u != NONE && t.calls > 0 {
                     let bits = seen.entry(t.tool).or_insert_with(|| vec![false; self.users.len()]);
                     if !bits[u as usize] {
                         bits[u as usize] = true;
