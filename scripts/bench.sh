@@ -48,7 +48,7 @@ echo
 "$bench" reads "$base" "$key" 10
 echo
 echo "server RSS after the reads: $(rss)"
-"$bench" ingest "$base" "$ikey" "$ingest_events" 4
+"$bench" ingest "$base" "$ikey" "$ingest_events" 4 "$key"
 echo "server RSS after ingest: $(rss)"
 rm -f bench-data/floor.db bench-data/floor.db-wal bench-data/floor.db-shm
 "$bench" floor bench-data/floor.db "$ingest_events"

@@ -1,7 +1,8 @@
 //! Benchmarks (not tests). `scripts/bench.sh` runs them all at one scale; each mode also runs alone:
 //!
-//! cargo run --release -p server --example bench -- ingest BASE_URL INGEST_KEY [EVENTS] [CONCURRENCY]
-//!     POST /v1/events in batches of 100 with random UUID ids, CONCURRENCY clients: events/s.
+//! cargo run --release -p server --example bench -- ingest BASE_URL INGEST_KEY [EVENTS] [CONCURRENCY] [READ_KEY]
+//!     POST /v1/events in batches of 100 with random UUID ids, CONCURRENCY clients: events/s; with
+//!     READ_KEY, also how soon an acknowledged call shows in the Users view meanwhile.
 //! cargo run --release -p server --example bench -- floor DB_FILE [EVENTS] [CONCURRENCY]
 //!     The same rows into a bare SQLite `events` table (primary key on the id, an index by trace
 //!     and one by tag set and time; WAL, synchronous=FULL, 100 rows per transaction): the physical
@@ -93,7 +94,56 @@ fn batch(calls: &[Call]) -> Value {
     json!({ "events": events })
 }
 
-async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
+/// While ingest runs: posts one call for a new user every 200 ms and times how long after the
+/// acknowledgement it shows in the Users view.
+async fn freshness(
+    base: String,
+    key: String,
+    read_key: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Duration> {
+    let client = reqwest::Client::new();
+    let mut lags = Vec::new();
+    let mut n = 0u64;
+    let run = chrono::Utc::now().timestamp_millis();
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let user = format!("fresh-{run}-{n}");
+        let body = json!({ "events": [{
+            "id": format!("fresh-{run}-{n}"), "timestamp": chrono::Utc::now().to_rfc3339(),
+            "provider": "openai", "model": "gpt-4o-mini", "tags": { "userId": user },
+            "usage": { "input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_creation_tokens": 0 }
+        }]});
+        let r = client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&body).send().await;
+        if !matches!(&r, Ok(r) if r.status() == 200) {
+            continue;
+        }
+        let acked = Instant::now();
+        loop {
+            let r = client
+                .get(format!("{base}/v1/me/ai-apps/users?window=1d&user={user}"))
+                .bearer_auth(&read_key)
+                .send()
+                .await;
+            let seen = match r {
+                Ok(r) => r.json::<Value>().await.ok().is_some_and(|b| b["total_users"] == 1),
+                Err(_) => false,
+            };
+            if seen || acked.elapsed() > Duration::from_secs(30) {
+                lags.push(acked.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lags
+}
+
+async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: Option<&str>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = read_key
+        .map(|rk| tokio::spawn(freshness(base.to_string(), key.to_string(), rk.to_string(), stop.clone())));
     let client = reqwest::Client::new();
     let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
     let all = std::sync::Arc::new(calls(seed, events));
@@ -135,6 +185,18 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64) {
         "ingest: {events} events in {batches} batches of 100, {concurrency} clients: {secs:.2} s = {:.0} events/s",
         events as f64 / secs
     );
+    stop.store(true, Ordering::Relaxed);
+    if let Some(p) = probe {
+        let mut lags = p.await.expect("probe");
+        lags.sort();
+        if let (Some(min), Some(max)) = (lags.first(), lags.last()) {
+            println!(
+                "visible after the acknowledgement, during that ingest: {} probes, median {:?}, min {min:?}, max {max:?}",
+                lags.len(),
+                lags[lags.len() / 2]
+            );
+        }
+    }
 }
 
 async fn floor(db: &str, events: u64) {
@@ -287,7 +349,7 @@ async fn main() {
             let key = arg(3).unwrap_or_default();
             let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
             let c = arg(5).and_then(|v| v.parse().ok()).unwrap_or(4);
-            ingest(base, key, n, c).await;
+            ingest(base, key, n, c, arg(6)).await;
         }
         (Some("floor"), Some(db)) => {
             let n = arg(3).and_then(|v| v.parse().ok()).unwrap_or(100_000);

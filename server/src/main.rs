@@ -234,7 +234,7 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     if no_login && !addr.ip().is_loopback() {
         return Err(format!("--no-login serves the dashboard to anyone who can connect, so it only listens on a loopback address (127.0.0.1 or ::1), not {addr}").into());
     }
-    let store = Store::open(&db).await?;
+    let store = Store::open_with_aggregate(&db).await?;
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
     if !no_login && !store.admin_exists().await? {
         let password = read_password(true).map_err(|e| {

@@ -13,6 +13,11 @@ static BOUNDS: LazyLock<Vec<i64>> = LazyLock::new(|| {
     b
 });
 
+/// How many buckets there are (the last one holds everything beyond a week).
+pub fn latency_bucket_count() -> usize {
+    BOUNDS.len() + 1
+}
+
 /// The bucket of a latency in ms.
 pub fn latency_bucket(ms: i64) -> i64 {
     BOUNDS.partition_point(|&upper| upper < ms.max(0)) as i64

@@ -96,7 +96,7 @@ fn tokens(e: &EventIn) -> i64 {
 async fn every_aggregate_matches_sums_over_the_events() {
     let dir = std::env::temp_dir().join(format!("tokentally-aggregates-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = Store::open(&dir.join("t.db")).await.expect("open");
+    let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
     let project = store.ensure_project("p").await.expect("project");
     let now = 1_800_000_000_000 / HOUR * HOUR;
     let all = events(now);
@@ -260,7 +260,7 @@ async fn every_aggregate_matches_sums_over_the_events() {
 async fn a_trace_counts_once_per_provider_and_agent_across_batches() {
     let dir = std::env::temp_dir().join(format!("tokentally-dims-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = Store::open(&dir.join("t.db")).await.expect("open");
+    let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
     let project = store.ensure_project("p").await.expect("project");
     let now = 1_800_000_000_000 / HOUR * HOUR;
     let call = |id: &str, provider: &str, agent: &str, minutes: i64| EventIn {

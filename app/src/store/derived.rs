@@ -9,8 +9,9 @@ use sqlx::{Connection, FromRow, QueryBuilder, Sqlite};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-/// Calls read per query while rebuilding.
-const REBUILD_PAGE: i64 = 100_000;
+/// Calls read per query while rebuilding, and readers reading at once.
+const REBUILD_PAGE: i64 = 50_000;
+const REBUILD_READERS: i64 = 2;
 /// Calls read per transaction while filling in trace flags.
 const BACKFILL_PAGE: i64 = 50_000;
 
@@ -67,6 +68,9 @@ impl CallRow {
 impl Store {
     /// Adds a committed batch to the aggregate.
     pub(crate) fn apply_delta(&self, project_id: i64, delta: &Delta) {
+        if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
         cube.project(project_id).apply(delta);
     }
@@ -119,23 +123,49 @@ impl Store {
         for (project, d) in &per {
             cube.project(*project).apply(d);
         }
-        let mut after = 0i64;
-        loop {
-            let rows: Vec<CallRow> = sqlx::query_as(
-                "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens, output_tokens,
-                   cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms, status, tools, firsts,
-                   tool_firsts
-                 FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-            )
-            .bind(after)
-            .bind(REBUILD_PAGE)
-            .fetch_all(&self.read)
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.rowid;
+        // The calls, in rowid order, by two readers over halves of the rowid range (decoding
+        // on two cores) into one channel; this task folds them into the aggregate.
+        let (max,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(&self.read).await?;
+        let max = max.unwrap_or(0);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<(i64, CallFact)>, StoreError>>(4);
+        for part in 0..REBUILD_READERS {
+            let (pool, tx) = (self.read.clone(), tx.clone());
+            let (mut after, last) = (max * part / REBUILD_READERS, max * (part + 1) / REBUILD_READERS);
+            tokio::spawn(async move {
+                while after < last {
+                    let rows: Result<Vec<CallRow>, sqlx::Error> = sqlx::query_as(
+                        "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
+                           output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
+                           status, tools, firsts, tool_firsts
+                         FROM events WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
+                    )
+                    .bind(after)
+                    .bind(last)
+                    .bind(REBUILD_PAGE)
+                    .fetch_all(&pool)
+                    .await;
+                    let rows = match rows {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    };
+                    let Some(end) = rows.last().map(|r| r.rowid) else { break };
+                    after = end;
+                    let facts = rows.into_iter().map(|r| (r.project_id, r.fact())).collect();
+                    if tx.send(Ok(facts)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(facts) = rx.recv().await {
             let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-            for r in rows {
-                per.entry(r.project_id).or_default().calls.push(r.fact());
+            for (project, fact) in facts? {
+                per.entry(project).or_default().calls.push(fact);
             }
             for (project, d) in &per {
                 cube.project(*project).apply(d);
@@ -157,6 +187,7 @@ impl Store {
             p.compact_all();
         }
         *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
+        self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -462,7 +462,7 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("t.db");
-        let store = Store::open(&path).await.expect("open");
+        let store = Store::open_with_aggregate(&path).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
         let (traces, calls) = corpus(seed, 700);
         // Trace records first (as an SDK flushes them with the calls), calls in batches of 97;
@@ -479,7 +479,7 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
 
         // A restart rebuilds the aggregate from the file.
         store.close().await;
-        let store = Store::open(&path).await.expect("reopen");
+        let store = Store::open_with_aggregate(&path).await.expect("reopen");
         check_all(&store, project, seed, "after a restart").await;
 
         // Deleting users takes exactly their share out.
@@ -492,7 +492,7 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         store.apply_retention(project, 20, NOW).await.expect("retention");
         check_all(&store, project, seed, "after retention").await;
         store.close().await;
-        let store = Store::open(&path).await.expect("reopen");
+        let store = Store::open_with_aggregate(&path).await.expect("reopen");
         check_all(&store, project, seed, "after retention and a restart").await;
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);

@@ -55,6 +55,8 @@ pub struct Store {
     tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
     /// The aggregate every analytic view reads (see `derived`).
     cube: Arc<RwLock<cube::Cube>>,
+    /// Whether the aggregate was built (only then do commits update it).
+    aggregate_loaded: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped after every committed batch that stored something: open dashboards poll it and
     /// refetch only when it moved.
     version: Arc<AtomicU64>,
@@ -82,10 +84,10 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
-            // A bigger page cache and memory-mapped reads: ingest and rollup reads touch many
-            // B-tree pages, and each cache miss is otherwise a system call.
+            // A bigger page cache for the writer: ingest touches many index pages. No
+            // memory-mapped reads: the aggregate answers the scans, and a mapped file would count
+            // in the server's resident memory as it is read.
             .pragma("cache_size", "-65536")
-            .pragma("mmap_size", "1073741824")
             .pragma("temp_store", "MEMORY");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -94,12 +96,27 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        let store =
-            Store { read, write, tag_cache: Arc::default(), cube: Arc::default(), version: Arc::default() };
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true).pragma("cache_size", "-16384"))
+            .await?;
+        Ok(Store {
+            read,
+            write,
+            tag_cache: Arc::default(),
+            cube: Arc::default(),
+            aggregate_loaded: Arc::default(),
+            version: Arc::default(),
+        })
+    }
+
+    /// Opens the database and builds the in-memory aggregate the views read (what `serve`
+    /// needs; the CLI's other commands use [`Store::open`] and never pay for it).
+    pub async fn open_with_aggregate(path: &Path) -> Result<Store, StoreError> {
+        let store = Store::open(path).await?;
         let started = std::time::Instant::now();
         store.rebuild_cube().await?;
-        tracing::debug!(
+        tracing::info!(
             rows = store.aggregate_rows(),
             ms = started.elapsed().as_millis() as u64,
             "aggregate built"

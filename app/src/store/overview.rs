@@ -26,17 +26,16 @@ const MAX_SERIES: usize = 6;
 
 /// Sums per (hour, provider, model) in a scope (agents merged).
 pub(super) fn hour_models(c: &ProjectCube, s: &Scope) -> Vec<HourModel> {
-    let mut per: HashMap<(i64, u32, u32), Sums> = HashMap::new();
-    c.each_row(s, |hour, r| {
-        let (p, m, _) = c.combos[r.combo as usize];
-        per.entry((hour, p, m)).or_default().add(r);
-    });
-    per.into_iter()
-        .map(|((hour, p, m), sums)| HourModel {
-            hour,
-            provider: c.providers.name(p).to_string(),
-            model: c.models.name(m).to_string(),
-            sums,
+    let (rows, pairs) = c.per_hour_pair(s);
+    rows.into_iter()
+        .map(|(hour, pair, sums)| {
+            let (p, m) = pairs[pair as usize];
+            HourModel {
+                hour,
+                provider: c.providers.name(p).to_string(),
+                model: c.models.name(m).to_string(),
+                sums,
+            }
         })
         .collect()
 }

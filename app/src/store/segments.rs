@@ -7,7 +7,7 @@ use super::window::{hours, rfc3339};
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
 use crate::model::{SegmentRow, SegmentsView, UsersFilter};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 impl Store {
     /// Spend, users, traces, calls and tokens per value of tag `by` in the filter's window.
@@ -39,25 +39,42 @@ impl Store {
                         }
                     }
                 };
+                // Each tag set's group: the position of its value for the key among the values.
                 let key = c.keys.get(&by);
+                let mut index: HashMap<u32, u32> = HashMap::new();
+                let mut values: Vec<u32> = Vec::new();
+                let group_of: Vec<u32> = (0..c.tag_sets.len() as u32)
+                    .map(|ts| match key.and_then(|k| c.value_of(ts, k)) {
+                        None => NONE,
+                        Some(v) => *index.entry(v).or_insert_with(|| {
+                            values.push(v);
+                            values.len() as u32 - 1
+                        }),
+                    })
+                    .collect();
                 let s = c.scope(&f, from_hour, to_hour);
-                let (sums, traces) = c.per_tag_set(&s);
-                let mut rows: HashMap<u32, (Sums, i64, HashSet<u32>)> = HashMap::new();
-                for (ts, sum) in &sums {
-                    let value = key.and_then(|k| c.value_of(*ts, k)).unwrap_or(NONE);
-                    let (total, tr, users) = rows.entry(value).or_default();
-                    total.merge(sum);
-                    *tr += traces.get(ts).copied().unwrap_or(0);
-                    let u = c.tag_sets[*ts as usize].user;
-                    if u != NONE {
-                        users.insert(u);
-                    }
+                let (sums, traces, seen) = c.per_group(&s, &group_of, values.len());
+                // Distinct users per group, from the tag sets that had calls.
+                let mut pairs: Vec<(u32, u32)> = seen
+                    .iter()
+                    .enumerate()
+                    .filter(|(ts, had)| **had && c.user_of[*ts] != NONE)
+                    .map(|(ts, _)| (group_of[ts], c.user_of[ts]))
+                    .collect();
+                pairs.sort_unstable();
+                pairs.dedup();
+                let mut users: HashMap<u32, i64> = HashMap::new();
+                for (g, _) in pairs {
+                    *users.entry(g).or_default() += 1;
                 }
-                let segments: Vec<(Option<String>, Sums, i64, i64)> = rows
-                    .into_iter()
-                    .map(|(v, (sums, traces, users))| {
-                        let value = (v != NONE).then(|| c.values.name(v).to_string());
-                        (value, sums, traces, users.len() as i64)
+                let segments: Vec<(Option<String>, Sums, i64, i64)> = (0..=values.len())
+                    .filter(|g| sums[*g].calls > 0)
+                    .map(|g| {
+                        let (value, id) = match values.get(g) {
+                            Some(v) => (Some(c.values.name(*v).to_string()), g as u32),
+                            None => (None, NONE),
+                        };
+                        (value, sums[g], traces[g], users.get(&id).copied().unwrap_or(0))
                     })
                     .collect();
                 (Some(by), keys, segments)

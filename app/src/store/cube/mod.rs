@@ -80,6 +80,8 @@ pub struct TagSet {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Row {
     pub tag_set: u32,
+    /// The tag set's user (copied here so a scan touches no other memory), or `NONE`.
+    pub user: u32,
     pub combo: u32,
     pub calls: u32,
     pub errors: u32,
@@ -145,6 +147,8 @@ pub struct ProjectCube {
     pub combos: Vec<(u32, u32, u32)>,
     combo_ids: HashMap<(u32, u32, u32), u32>,
     pub tag_sets: Vec<TagSet>,
+    /// Each tag set's user (parallel to `tag_sets`), or `NONE`.
+    pub user_of: Vec<u32>,
     tag_index: HashMap<i64, u32>,
     pub hours: BTreeMap<i64, Hour>,
 }
@@ -205,6 +209,7 @@ impl ProjectCube {
         let kv = tags.iter().map(|(k, v)| (self.keys.id(k), self.values.id(v))).collect();
         let i = self.tag_sets.len() as u32;
         self.tag_sets.push(TagSet { db_id, user, kv, live: true });
+        self.user_of.push(user);
         self.tag_index.insert(db_id, i);
         i
     }
@@ -233,8 +238,10 @@ impl ProjectCube {
             let hour = c.ts_ms.div_euclid(HOUR_MS);
             let tag_set = self.tag_set(c.tag_set, None);
             let combo = self.combo(&c.provider, &c.model, &c.agent);
+            let user = self.user_of[tag_set as usize];
             let r = rows.entry((hour, tag_set, combo)).or_insert_with(|| Row {
                 tag_set,
+                user,
                 combo,
                 ..Row::default()
             });

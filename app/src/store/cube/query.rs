@@ -3,6 +3,7 @@
 //! matching rows per view. Pure functions over `ProjectCube`.
 
 use super::{Hour, NONE, ProjectCube, Row};
+use crate::model::latency::latency_bucket_count;
 use crate::model::{Dir, UserSort, UsersFilter};
 use std::collections::HashMap;
 
@@ -80,6 +81,10 @@ pub struct UserTotals {
     pub last_ts: i64,
     pub top_model: String,
 }
+
+/// Below this many rows a scan stays on one thread (tests split even small scans, so the
+/// two-thread path is what they check).
+const PARALLEL_MIN_ROWS: usize = if cfg!(test) { 64 } else { 100_000 };
 
 /// Kept per user while scanning.
 #[derive(Clone, Copy, Default)]
@@ -166,7 +171,58 @@ impl ProjectCube {
         })
     }
 
-    /// Calls `f(hour, row)` for each row in the scope.
+    /// Runs `work` over the scope's hours: on two threads (each a contiguous half of the rows)
+    /// when there are many rows, else on this one. Returns each part's result.
+    pub fn par_hours<A: Send>(&self, s: &Scope, work: impl Fn(&[(i64, &Hour)]) -> A + Sync) -> Vec<A> {
+        let hours: Vec<(i64, &Hour)> = self.hours_of(s).collect();
+        let total: usize = hours.iter().map(|(_, h)| h.rows.len()).sum();
+        if total < PARALLEL_MIN_ROWS {
+            return vec![work(&hours)];
+        }
+        let mut seen = 0;
+        let cut = hours
+            .iter()
+            .position(|(_, h)| {
+                seen += h.rows.len();
+                seen * 2 >= total
+            })
+            .map_or(hours.len(), |i| i + 1);
+        let (a, b) = hours.split_at(cut);
+        std::thread::scope(|sc| {
+            let other = sc.spawn(|| work(b));
+            let first = work(a);
+            let second = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            vec![first, second]
+        })
+    }
+
+    /// Folds the scope's rows (`f(acc, hour, row)`), in parallel parts merged with `merge`.
+    pub fn fold<A: Send>(
+        &self,
+        s: &Scope,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, i64, &Row) + Sync,
+        merge: impl Fn(&mut A, A),
+    ) -> A {
+        let mut parts = self.par_hours(s, |hours| {
+            let mut acc = init();
+            for (hour, h) in hours {
+                for r in &h.rows {
+                    if self.row_ok(s, r.tag_set, r.combo) {
+                        f(&mut acc, *hour, r);
+                    }
+                }
+            }
+            acc
+        });
+        let mut first = parts.remove(0);
+        for p in parts {
+            merge(&mut first, p);
+        }
+        first
+    }
+
+    /// Calls `f(hour, row)` for each row in the scope (one thread).
     pub fn each_row(&self, s: &Scope, mut f: impl FnMut(i64, &Row)) {
         for (hour, h) in self.hours_of(s) {
             for r in &h.rows {
@@ -177,16 +233,24 @@ impl ProjectCube {
         }
     }
 
+    /// Calls `f(tag set, traces)` for each trace start in the scope (kind `Starts` only).
+    pub fn each_start(&self, s: &Scope, mut f: impl FnMut(u32, i64)) {
+        if s.kind != TraceKind::Starts {
+            return;
+        }
+        for (_, h) in self.hours_of(s) {
+            for (ts, n) in &h.starts {
+                if Self::tag_ok(s, *ts) {
+                    f(*ts, *n);
+                }
+            }
+        }
+    }
+
     /// Calls `f(tag set, traces)` for each trace count in the scope: starts, or calls' firsts.
     pub fn each_trace_count(&self, s: &Scope, mut f: impl FnMut(u32, i64)) {
         if s.kind == TraceKind::Starts {
-            for (_, h) in self.hours_of(s) {
-                for (ts, n) in &h.starts {
-                    if Self::tag_ok(s, *ts) {
-                        f(*ts, *n);
-                    }
-                }
-            }
+            self.each_start(s, f);
         } else {
             self.each_row(s, |_, r| f(r.tag_set, Self::row_traces(s, r)));
         }
@@ -194,27 +258,67 @@ impl ProjectCube {
 
     /// Totals of the scope: sums, traces and distinct users.
     pub fn totals(&self, s: &Scope) -> (Sums, i64, i64) {
-        let mut sums = Sums::default();
-        let mut users = vec![false; self.users.len()];
-        let mut active = 0;
-        self.each_row(s, |_, r| {
-            sums.add(r);
-            let u = self.tag_sets[r.tag_set as usize].user;
-            if u != NONE && r.calls > 0 && !users[u as usize] {
-                users[u as usize] = true;
-                active += 1;
-            }
-        });
-        let mut traces = 0;
-        self.each_trace_count(s, |_, n| traces += n);
-        (sums, traces, active)
+        let n = self.users.len();
+        let (sums, mut traces, users) = self.fold(
+            s,
+            || (Sums::default(), 0i64, vec![false; n]),
+            |(sums, traces, users), _, r| {
+                sums.add(r);
+                *traces += Self::row_traces(s, r);
+                if r.user != NONE && r.calls > 0 {
+                    users[r.user as usize] = true;
+                }
+            },
+            |(sa, ta, ua), (sb, tb, ub)| {
+                sa.merge(&sb);
+                *ta += tb;
+                for (a, b) in ua.iter_mut().zip(ub) {
+                    *a |= b;
+                }
+            },
+        );
+        self.each_start(s, |_, k| traces += k);
+        (sums, traces, users.iter().filter(|u| **u).count() as i64)
     }
 
-    /// Sums per (hour, combo) in the scope.
-    pub fn per_hour_combo(&self, s: &Scope) -> HashMap<(i64, u32), Sums> {
-        let mut out: HashMap<(i64, u32), Sums> = HashMap::new();
-        self.each_row(s, |hour, r| out.entry((hour, r.combo)).or_default().add(r));
-        out
+    /// Dense ids of the (provider, model) pairs: each combo's pair, and the pairs.
+    pub fn pairs(&self) -> (Vec<u32>, Vec<(u32, u32)>) {
+        let mut ids: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut pairs = Vec::new();
+        let of = self
+            .combos
+            .iter()
+            .map(|(p, m, _)| {
+                *ids.entry((*p, *m)).or_insert_with(|| {
+                    pairs.push((*p, *m));
+                    pairs.len() as u32 - 1
+                })
+            })
+            .collect();
+        (of, pairs)
+    }
+
+    /// Sums per (hour, provider/model pair id) in the scope, with the pairs.
+    pub fn per_hour_pair(&self, s: &Scope) -> (Vec<(i64, u32, Sums)>, Vec<(u32, u32)>) {
+        let (pair_of, pairs) = self.pairs();
+        let parts = self.par_hours(s, |hours| {
+            let mut out = Vec::new();
+            let mut dense = vec![Sums::default(); pairs.len()];
+            for (hour, h) in hours {
+                for r in &h.rows {
+                    if self.row_ok(s, r.tag_set, r.combo) {
+                        dense[pair_of[r.combo as usize] as usize].add(r);
+                    }
+                }
+                for (i, d) in dense.iter_mut().enumerate() {
+                    if *d != Sums::default() {
+                        out.push((*hour, i as u32, std::mem::take(d)));
+                    }
+                }
+            }
+            out
+        });
+        (parts.into_iter().flatten().collect(), pairs)
     }
 
     /// Per-user totals of the scope, ranked by `sort`/`dir` (ties by user id in the same
@@ -228,22 +332,34 @@ impl ProjectCube {
         offset: usize,
         limit: usize,
     ) -> (Vec<UserTotals>, i64) {
-        let mut acc = vec![Acc::default(); self.users.len()];
-        self.each_row(s, |hour, r| {
-            let u = self.tag_sets[r.tag_set as usize].user;
-            if u == NONE {
-                return;
-            }
-            let a = &mut acc[u as usize];
-            // A row of flags alone (calls 0) doesn't make a user appear.
-            a.seen |= r.calls > 0;
-            a.sums.add(r);
-            a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
-        });
-        self.each_trace_count(s, |ts, n| {
-            let u = self.tag_sets[ts as usize].user;
+        let n = self.users.len();
+        let mut acc = self.fold(
+            s,
+            || vec![Acc::default(); n],
+            |acc, hour, r| {
+                if r.user == NONE {
+                    return;
+                }
+                let a = &mut acc[r.user as usize];
+                // A row of flags alone (calls 0) doesn't make a user appear.
+                a.seen |= r.calls > 0;
+                a.sums.add(r);
+                a.traces += Self::row_traces(s, r);
+                a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.seen |= y.seen;
+                    x.sums.merge(&y.sums);
+                    x.traces += y.traces;
+                    x.last_ts = x.last_ts.max(y.last_ts);
+                }
+            },
+        );
+        self.each_start(s, |ts, k| {
+            let u = self.user_of[ts as usize];
             if u != NONE {
-                acc[u as usize].traces += n;
+                acc[u as usize].traces += k;
             }
         });
         let mut ids: Vec<u32> = (0..acc.len() as u32).filter(|u| acc[*u as usize].seen).collect();
@@ -302,75 +418,125 @@ impl ProjectCube {
     /// The model each user (of `only`, or all) spent most on in the scope: most spend, then most
     /// calls, then the smallest model id.
     fn top_models(&self, s: &Scope, only: Option<&[u32]>) -> HashMap<u32, u32> {
-        let wanted: Option<Vec<bool>> = only.map(|page| {
-            let mut w = vec![false; self.users.len()];
-            for u in page {
-                w[*u as usize] = true;
-            }
-            w
-        });
-        let mut per: HashMap<(u32, u32), (i64, i64)> = HashMap::new();
-        self.each_row(s, |_, r| {
-            let u = self.tag_sets[r.tag_set as usize].user;
-            if u == NONE || wanted.as_ref().is_some_and(|w| !w[u as usize]) {
-                return;
-            }
-            let model = self.combos[r.combo as usize].1;
-            let e = per.entry((u, model)).or_default();
-            e.0 += r.cost;
-            e.1 += i64::from(r.calls);
-        });
-        let mut best: HashMap<u32, (i64, i64, u32)> = HashMap::new();
-        for ((u, model), (cost, calls)) in per {
-            let better = match best.get(&u) {
-                None => true,
-                Some((c, n, m)) => {
-                    (cost, calls, std::cmp::Reverse(self.models.name(model)))
-                        > (*c, *n, std::cmp::Reverse(self.models.name(*m)))
+        // Users get dense slots; spend and calls per (slot, model) in one flat array.
+        let mut slot = vec![NONE; self.users.len()];
+        let slots = match only {
+            Some(page) => {
+                for (i, u) in page.iter().enumerate() {
+                    slot[*u as usize] = i as u32;
                 }
-            };
-            if better {
-                best.insert(u, (cost, calls, model));
+                page.len()
+            }
+            None => {
+                for (i, x) in slot.iter_mut().enumerate() {
+                    *x = i as u32;
+                }
+                self.users.len()
+            }
+        };
+        let models = self.models.len().max(1);
+        let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
+        let per = self.fold(
+            s,
+            || vec![(0i64, 0i64); slots * models],
+            |acc, _, r| {
+                if r.user == NONE || slot[r.user as usize] == NONE {
+                    return;
+                }
+                let e =
+                    &mut acc[slot[r.user as usize] as usize * models + model_of[r.combo as usize] as usize];
+                e.0 += r.cost;
+                e.1 += i64::from(r.calls);
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.0 += y.0;
+                    x.1 += y.1;
+                }
+            },
+        );
+        let mut best: HashMap<u32, u32> = HashMap::new();
+        for (u, sl) in slot.iter().enumerate() {
+            if *sl == NONE {
+                continue;
+            }
+            let row = &per[*sl as usize * models..(*sl as usize + 1) * models];
+            let mut top: Option<(i64, i64, u32)> = None;
+            for (m, (cost, calls)) in row.iter().enumerate() {
+                if *calls == 0 {
+                    continue;
+                }
+                let better = match top {
+                    None => true,
+                    Some((c, n, bm)) => {
+                        (*cost, *calls, std::cmp::Reverse(self.models.name(m as u32)))
+                            > (c, n, std::cmp::Reverse(self.models.name(bm)))
+                    }
+                };
+                if better {
+                    top = Some((*cost, *calls, m as u32));
+                }
+            }
+            if let Some((_, _, m)) = top {
+                best.insert(u as u32, m);
             }
         }
-        best.into_iter().map(|(u, (_, _, m))| (u, m)).collect()
+        best
     }
 
     /// Latency histograms per (provider id, model id): (bucket, calls).
     pub fn latency(&self, s: &Scope) -> HashMap<(u32, u32), Vec<(i64, i64)>> {
-        let mut per: HashMap<(u32, u32, u32), i64> = HashMap::new();
-        for (_, h) in self.hours_of(s) {
-            for l in &h.lat {
-                if self.row_ok(s, l.tag_set, l.combo) {
-                    let (p, m, _) = self.combos[l.combo as usize];
-                    *per.entry((p, m, l.bucket)).or_default() += i64::from(l.n);
+        let (pair_of, pairs) = self.pairs();
+        let nb = latency_bucket_count();
+        let parts = self.par_hours(s, |hours| {
+            let mut dense = vec![0i64; pairs.len() * nb];
+            for (_, h) in hours {
+                for l in &h.lat {
+                    if self.row_ok(s, l.tag_set, l.combo) {
+                        let b = (l.bucket as usize).min(nb - 1);
+                        dense[pair_of[l.combo as usize] as usize * nb + b] += i64::from(l.n);
+                    }
                 }
             }
-        }
+            dense
+        });
         let mut out: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::new();
-        for ((p, m, b), n) in per {
-            out.entry((p, m)).or_default().push((i64::from(b), n));
+        for (i, pair) in pairs.iter().enumerate() {
+            let hist: Vec<(i64, i64)> = (0..nb)
+                .map(|b| (b as i64, parts.iter().map(|p| p[i * nb + b]).sum::<i64>()))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            if !hist.is_empty() {
+                out.insert(*pair, hist);
+            }
         }
         out
     }
 
     /// Distinct users per (provider id, model id).
     pub fn users_per_model(&self, s: &Scope) -> HashMap<(u32, u32), i64> {
-        let mut seen: HashMap<(u32, u32), Vec<bool>> = HashMap::new();
-        let mut out: HashMap<(u32, u32), i64> = HashMap::new();
-        self.each_row(s, |_, r| {
-            let u = self.tag_sets[r.tag_set as usize].user;
-            if u == NONE || r.calls == 0 {
-                return;
-            }
-            let (p, m, _) = self.combos[r.combo as usize];
-            let bits = seen.entry((p, m)).or_insert_with(|| vec![false; self.users.len()]);
-            if !bits[u as usize] {
-                bits[u as usize] = true;
-                *out.entry((p, m)).or_default() += 1;
-            }
-        });
-        out
+        let (pair_of, pairs) = self.pairs();
+        let n = self.users.len();
+        let bits = self.fold(
+            s,
+            || vec![false; pairs.len() * n],
+            |bits, _, r| {
+                if r.user != NONE && r.calls > 0 {
+                    bits[pair_of[r.combo as usize] as usize * n + r.user as usize] = true;
+                }
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x |= y;
+                }
+            },
+        );
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, bits[i * n..(i + 1) * n].iter().filter(|b| **b).count() as i64))
+            .filter(|(_, k)| *k > 0)
+            .collect()
     }
 
     /// Per tool id: (calls, distinct users, traces, spend).
@@ -392,7 +558,7 @@ impl ProjectCube {
                 e.0 += i64::from(t.calls);
                 e.2 += i64::from(t.firsts[k]);
                 e.3 += t.cost;
-                let u = self.tag_sets[t.tag_set as usize].user;
+                let u = self.user_of[t.tag_set as usize];
                 if u != NONE && t.calls > 0 {
                     let bits = seen.entry(t.tool).or_insert_with(|| vec![false; self.users.len()]);
                     if !bits[u as usize] {
@@ -405,13 +571,37 @@ impl ProjectCube {
         out
     }
 
-    /// Sums, traces and the set of users per tag set in the scope.
-    pub fn per_tag_set(&self, s: &Scope) -> (HashMap<u32, Sums>, HashMap<u32, i64>) {
-        let mut sums: HashMap<u32, Sums> = HashMap::new();
-        self.each_row(s, |_, r| sums.entry(r.tag_set).or_default().add(r));
-        let mut traces: HashMap<u32, i64> = HashMap::new();
-        self.each_trace_count(s, |ts, n| *traces.entry(ts).or_default() += n);
-        (sums, traces)
+    /// Per group (`group_of` each tag set's group, `NONE` for the last group): sums, traces,
+    /// and which tag sets had calls.
+    pub fn per_group(&self, s: &Scope, group_of: &[u32], groups: usize) -> (Vec<Sums>, Vec<i64>, Vec<bool>) {
+        let g = |ts: u32| match group_of[ts as usize] {
+            NONE => groups,
+            v => v as usize,
+        };
+        let n = self.tag_sets.len();
+        let (sums, mut traces, seen) = self.fold(
+            s,
+            || (vec![Sums::default(); groups + 1], vec![0i64; groups + 1], vec![false; n]),
+            |(sums, traces, seen), _, r| {
+                let i = g(r.tag_set);
+                sums[i].add(r);
+                traces[i] += Self::row_traces(s, r);
+                seen[r.tag_set as usize] |= r.calls > 0;
+            },
+            |(sa, ta, xa), (sb, tb, xb)| {
+                for (x, y) in sa.iter_mut().zip(&sb) {
+                    x.merge(y);
+                }
+                for (x, y) in ta.iter_mut().zip(tb) {
+                    *x += y;
+                }
+                for (x, y) in xa.iter_mut().zip(xb) {
+                    *x |= y;
+                }
+            },
+        );
+        self.each_start(s, |ts, k| traces[g(ts)] += k);
+        (sums, traces, seen)
     }
 
     /// The value id a tag set has for key id `key`.
