@@ -28,6 +28,9 @@ pub struct Scope {
     pub kind: TraceKind,
 }
 
+/// Sums of one hour and (provider, model) pair id.
+pub type HourPair = (i64, u32, Sums);
+
 /// Totals of some calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sums {
@@ -299,7 +302,7 @@ impl ProjectCube {
     }
 
     /// Sums per (hour, provider/model pair id) in the scope, with the pairs.
-    pub fn per_hour_pair(&self, s: &Scope) -> (Vec<(i64, u32, Sums)>, Vec<(u32, u32)>) {
+    pub fn per_hour_pair(&self, s: &Scope) -> (Vec<HourPair>, Vec<(u32, u32)>) {
         let (pair_of, pairs) = self.pairs();
         let parts = self.par_hours(s, |hours| {
             let mut out = Vec::new();
