@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 /// What to generate.
+#[derive(Clone, Copy)]
 pub struct DemoOptions {
     pub users: u32,
     pub days: u32,
@@ -147,8 +148,47 @@ fn usage_for(rng: &mut Rng, provider: &str, route: &Route) -> Usage {
     }
 }
 
-/// Generates `opts.events` LLM calls grouped into traces, in batches, with a progress bar.
+/// Average calls per trace (chat, search and summarize 1-2, agent runs 2-6): spaces the traces so
+/// the timeline spans the requested days.
+const CALLS_PER_TRACE: f64 = 2.125;
+/// Batches being written at once (the store commits concurrent batches together).
+const IN_FLIGHT: usize = 4;
+
+/// One batch for the store, and how many calls were generated up to it.
+type Batch = (Vec<TraceIn>, Vec<EventIn>, u64);
+
+/// Generates `opts.events` LLM calls grouped into traces, in time order (as live traffic arrives),
+/// in batches, with a progress bar. Generation runs on a thread of its own while the store writes
+/// the previous batches.
 pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Result<(), StoreError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(8);
+    let opts = DemoOptions { ..*opts };
+    let producer = std::thread::spawn(move || produce(&opts, tx));
+    let mut writing = tokio::task::JoinSet::new();
+    let started = std::time::Instant::now();
+    let total = opts.events;
+    let mut written = 0u64;
+    while let Some((traces, events, made)) = rx.recv().await {
+        while writing.len() >= IN_FLIGHT {
+            if let Some(done) = writing.join_next().await {
+                written = written.max(done.map_err(|e| StoreError::Invalid(e.to_string()))??);
+                progress(written, total, started.elapsed().as_secs_f64());
+            }
+        }
+        let store = store.clone();
+        writing.spawn(async move { store.ingest(project_id, &traces, &events).await.map(|_| made) });
+    }
+    while let Some(done) = writing.join_next().await {
+        written = written.max(done.map_err(|e| StoreError::Invalid(e.to_string()))??);
+        progress(written, total, started.elapsed().as_secs_f64());
+    }
+    let _ = producer.join();
+    eprintln!();
+    Ok(())
+}
+
+/// The generator: sends batches of about 500 calls until `opts.events` are made.
+fn produce(opts: &DemoOptions, tx: tokio::sync::mpsc::Sender<Batch>) {
     let mut rng = Rng(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let users = make_users(&mut rng, opts.users);
     let user_cdf = zipf_cdf(users.len());
@@ -161,19 +201,21 @@ pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Res
         .collect();
     let now = now_ms();
     let span_ms = i64::from(opts.days) * 86_400_000;
+    // Traces start one after another from `span` ago to now, twice as far apart at night (UTC
+    // 00-08) as in the working day: mean gap × (1/3 × 2 + 2/3 × 1) per trace on average.
+    let traces_expected = (opts.events as f64 / CALLS_PER_TRACE).max(1.0);
+    let mean_gap = span_ms as f64 / traces_expected * 0.75;
+    let mut clock = (now - span_ms) as f64;
     let run = format!("{:x}", rng.next() & 0xffff_ffff);
     let (mut made, mut trace_no) = (0u64, 0u64);
     let (mut events, mut traces) = (Vec::new(), Vec::new());
-    let started = std::time::Instant::now();
     while made < opts.events {
         trace_no += 1;
         let user = &users[sample(&user_cdf, &mut rng)];
         let route = rng.pick(ROUTES);
-        // Busier in the working day (UTC 08-20): reject half of the night-time draws.
-        let mut start = now - 1 - (rng.below(span_ms as u64) as i64);
-        if (start / 3_600_000) % 24 < 8 && rng.chance(500) {
-            start = now - 1 - (rng.below(span_ms as u64) as i64);
-        }
+        let night = ((clock as i64) / 3_600_000) % 24 < 8;
+        clock += mean_gap * if night { 2.0 } else { 1.0 } * (0.5 + rng.below(1000) as f64 / 1000.0);
+        let start = (clock as i64).min(now - 1);
         let mut tags = BTreeMap::from([
             ("userId".to_string(), user.id.clone()),
             ("plan".to_string(), user.plan.to_string()),
@@ -241,14 +283,12 @@ pub async fn generate(store: &Store, project_id: i64, opts: &DemoOptions) -> Res
             status: Some(if failed { "error" } else { "ok" }.into()),
         });
         if events.len() >= 500 || made >= opts.events {
-            store.ingest(project_id, &traces, &events).await?;
-            events.clear();
-            traces.clear();
-            progress(made, opts.events, started.elapsed().as_secs_f64());
+            let batch = (std::mem::take(&mut traces), std::mem::take(&mut events), made);
+            if tx.blocking_send(batch).is_err() {
+                return;
+            }
         }
     }
-    eprintln!();
-    Ok(())
 }
 
 fn progress(done: u64, total: u64, secs: f64) {

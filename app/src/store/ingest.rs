@@ -45,6 +45,17 @@ pub struct TraceIn {
     pub status: Option<String>,
 }
 
+/// Most events and traces one group commit takes.
+const MAX_GROUP_ITEMS: usize = 20_000;
+
+/// A batch waiting for the writer, with where its result goes.
+pub(crate) struct Job {
+    project_id: i64,
+    traces: Vec<TraceIn>,
+    events: Vec<EventIn>,
+    reply: tokio::sync::oneshot::Sender<Result<IngestOutcome, StoreError>>,
+}
+
 /// What a committed batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
@@ -196,23 +207,109 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores a batch in one transaction. Events and traces whose id is already stored for the
-    /// project are counted as duplicates and change nothing (a trace record completes the trace
-    /// its events opened). An event without tags inherits the tags and route tag of its trace.
-    /// Every step is a multi-row statement: the cost of a batch is a handful of round trips to
-    /// the SQLite thread, not several per event.
+    /// Stores a batch durably and returns once it is committed. Events and traces whose id is
+    /// already stored for the project are counted as duplicates and change nothing (a trace
+    /// record completes the trace its events opened). An event without tags inherits the tags
+    /// and route tag of its trace.
+    ///
+    /// Group commit: batches that arrive while the writer is busy wait in a queue, and the next
+    /// writer takes them all into one transaction (one commit, one WAL sync). If that transaction
+    /// fails, each of its batches is retried alone, so one bad batch fails only itself.
     pub async fn ingest(
         &self,
         project_id: i64,
         traces: &[TraceIn],
         events: &[EventIn],
     ) -> Result<IngestOutcome, StoreError> {
-        let mut out = IngestOutcome::default();
+        let (reply, mut done) = tokio::sync::oneshot::channel();
+        let job = Job { project_id, traces: traces.to_vec(), events: events.to_vec(), reply };
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        loop {
+            let gate = self.writer_gate.lock().await;
+            match done.try_recv() {
+                Ok(result) => return result,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(StoreError::Invalid("the batch was not written".into()));
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            let jobs: Vec<Job> = {
+                let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let mut taken = Vec::new();
+                let mut events = 0;
+                while let Some(j) = q.front() {
+                    if !taken.is_empty() && events + j.events.len() + j.traces.len() > MAX_GROUP_ITEMS {
+                        break;
+                    }
+                    events += j.events.len() + j.traces.len();
+                    taken.extend(q.pop_front());
+                }
+                taken
+            };
+            // A task of its own: a group once started is finished even if this request goes away.
+            let store = self.clone();
+            let _ = tokio::spawn(async move { store.commit_group(jobs).await }).await;
+            drop(gate);
+        }
+    }
+
+    async fn commit_group(&self, jobs: Vec<Job>) {
+        if jobs.len() > 1 {
+            match self.write_jobs(&jobs).await {
+                Ok(outcomes) => {
+                    for (job, out) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(out));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, batches = jobs.len(), "group commit failed; writing its batches one by one")
+                }
+            }
+        }
+        for job in jobs {
+            let result = self.write_jobs(std::slice::from_ref(&job)).await.map(|o| o[0]);
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Writes batches in one transaction, then updates the aggregate (still holding the writer).
+    async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut fresh_tags = HashMap::new();
-        let mut delta = Delta::default();
-        let mut delta_tag_sets: HashSet<i64> = HashSet::new();
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
+        let mut done = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            done.push(self.write_batch(&mut tx, j.project_id, &j.traces, &j.events, &mut fresh_tags).await?);
+        }
+        tx.commit().await?;
+        for (j, (_, delta)) in jobs.iter().zip(&done) {
+            if !delta.is_empty() {
+                self.apply_delta(j.project_id, delta);
+            }
+        }
+        drop(conn);
+        if let Ok(mut cache) = self.tag_cache.lock() {
+            cache.extend(fresh_tags);
+        }
+        if done.iter().any(|(o, _)| o.accepted > 0) {
+            self.bump_version();
+        }
+        Ok(done.into_iter().map(|(o, _)| o).collect())
+    }
+
+    /// One batch's writes inside the group's transaction: its outcome and its aggregate delta.
+    async fn write_batch(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        traces: &[TraceIn],
+        events: &[EventIn],
+        fresh_tags: &mut HashMap<(i64, String), i64>,
+    ) -> Result<(IngestOutcome, Delta), StoreError> {
+        let mut out = IngestOutcome::default();
+        let mut delta = Delta::default();
+        let mut delta_tag_sets: HashSet<i64> = HashSet::new();
         // In privacy mode `minimal` prompts and responses are never bound, so never written.
         let (privacy,): (String,) = sqlx::query_as("SELECT privacy FROM projects WHERE id = ?1")
             .bind(project_id)
@@ -222,7 +319,7 @@ impl Store {
 
         // The stored traces this batch touches: id → (tag set, route tag, started).
         let mut known = existing_traces(
-            &mut tx,
+            tx,
             project_id,
             traces.iter().map(|t| t.id.as_str()).chain(events.iter().filter_map(|e| e.trace_id.as_deref())),
         )
@@ -233,7 +330,7 @@ impl Store {
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
         let mut trace_rows = Vec::with_capacity(traces.len());
         for t in traces {
-            let tag_set = self.tag_set_id(&mut tx, project_id, &t.tags, &mut fresh_tags).await?;
+            let tag_set = self.tag_set_id(tx, project_id, &t.tags, fresh_tags).await?;
             if delta_tag_sets.insert(tag_set) {
                 delta.tag_sets.push((tag_set, t.tags.clone()));
             }
@@ -290,7 +387,7 @@ impl Store {
             let (tag_set, route_tag) = match inherited {
                 Some((ts, rt)) => (ts, e.route_tag.clone().or(rt)),
                 None => {
-                    let ts = self.tag_set_id(&mut tx, project_id, &e.tags, &mut fresh_tags).await?;
+                    let ts = self.tag_set_id(tx, project_id, &e.tags, fresh_tags).await?;
                     if delta_tag_sets.insert(ts) {
                         delta.tag_sets.push((ts, e.tags.clone()));
                     }
@@ -303,7 +400,7 @@ impl Store {
 
         // Which events are new: not stored, and the first with their id in the batch.
         let stored_events: HashSet<String> = rows_for_ids::<(String,)>(
-            &mut tx,
+            tx,
             "SELECT id FROM events WHERE project_id = ",
             "id",
             project_id,
@@ -325,7 +422,7 @@ impl Store {
 
         // What the stored traces already have (their calls' providers, agents and tools).
         let seen = trace_calls(
-            &mut tx,
+            tx,
             project_id,
             new.iter()
                 .filter_map(|i| resolved[*i].event.trace_id.as_deref())
@@ -410,19 +507,8 @@ impl Store {
             );
             q.build().execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         delta.calls = plan.facts;
-        if !delta.is_empty() {
-            self.apply_delta(project_id, &delta);
-        }
-        drop(conn);
-        if let Ok(mut cache) = self.tag_cache.lock() {
-            cache.extend(fresh_tags);
-        }
-        if out.accepted > 0 {
-            self.bump_version();
-        }
-        Ok(out)
+        Ok((out, delta))
     }
 }
 
@@ -490,4 +576,58 @@ async fn trace_calls<'a>(
         seen.entry(trace).or_default().see(&provider, &agent, &tools);
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str) -> EventIn {
+        EventIn {
+            id: id.into(),
+            ts_ms: 1_800_000_000_000,
+            kind: "llm".into(),
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            tags: BTreeMap::from([("userId".to_string(), "u1".to_string())]),
+            ..EventIn::default()
+        }
+    }
+
+    /// Batches queued behind a busy writer go into one transaction; when one of them fails
+    /// (here: a project that does not exist), the others are still committed, each once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_batch_fails_alone_in_a_group_commit() {
+        let dir = std::env::temp_dir().join(format!("tokentally-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store = Store::open(&dir.join("t.db")).await.expect("open");
+        let project = store.ensure_project("p").await.expect("project");
+        let gate = store.writer_gate.lock().await;
+        let mut waiting = Vec::new();
+        for i in 0..8 {
+            let (store, target) = (store.clone(), if i % 2 == 0 { project } else { 999_999 });
+            waiting.push(tokio::spawn(
+                async move { store.ingest(target, &[], &[call(&format!("e{i}"))]).await },
+            ));
+        }
+        // Every batch is queued before the writer is free again.
+        while store.pending.lock().map(|q| q.len()).unwrap_or(0) < 8 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(gate);
+        for (i, w) in waiting.into_iter().enumerate() {
+            let result = w.await.expect("task");
+            if i % 2 == 0 {
+                assert_eq!(result.expect("a good batch commits").accepted, 1, "batch {i}");
+            } else {
+                assert!(result.is_err(), "batch {i} names no project");
+            }
+        }
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM events").fetch_one(&store.read).await.expect("count");
+        assert_eq!(n, 4);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -55,6 +55,9 @@ pub struct Store {
     tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
     /// The aggregate every analytic view reads (see `derived`).
     cube: Arc<RwLock<cube::Cube>>,
+    /// Batches waiting for the writer, and the gate the writer holds (see `ingest`).
+    pending: Arc<Mutex<std::collections::VecDeque<ingest::Job>>>,
+    writer_gate: Arc<tokio::sync::Mutex<()>>,
     /// Whether the aggregate was built (only then do commits update it).
     aggregate_loaded: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped after every committed batch that stored something: open dashboards poll it and
@@ -105,6 +108,8 @@ impl Store {
             write,
             tag_cache: Arc::default(),
             cube: Arc::default(),
+            pending: Arc::default(),
+            writer_gate: Arc::default(),
             aggregate_loaded: Arc::default(),
             version: Arc::default(),
         })
