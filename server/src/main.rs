@@ -250,6 +250,7 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
         login_required: !no_login,
     };
     spawn_retention(store.clone());
+    store.spawn_checkpointer(&db);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(db = %db.display(), login = !no_login, "database ready");
@@ -332,6 +333,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Demo { db, users, days, events, seed, project } => {
             let store = Store::open(&db.db).await?;
+            store.spawn_checkpointer(&db.db);
             let project_id = store.ensure_project(&project).await?;
             let opts = demo::DemoOptions { users: users.max(1), days: days.max(1), events, seed };
             demo::generate(&store, project_id, &opts).await?;

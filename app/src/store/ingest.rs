@@ -207,6 +207,79 @@ impl Store {
         Ok(id)
     }
 
+    /// Finds or creates the tag sets of `maps` (into `fresh`): one lookup for those not cached,
+    /// one insert for those not stored, one insert of their key/value pairs.
+    async fn resolve_tag_sets<'m>(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        maps: impl Iterator<Item = &'m BTreeMap<String, String>>,
+        fresh: &mut HashMap<(i64, String), i64>,
+    ) -> Result<(), StoreError> {
+        let mut wanted: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
+        {
+            let cache = self.tag_cache.lock().ok();
+            for m in maps {
+                let key = (project_id, canonical(m));
+                if fresh.contains_key(&key) {
+                    continue;
+                }
+                match cache.as_ref().and_then(|c| c.get(&key)) {
+                    Some(id) => {
+                        fresh.insert(key, *id);
+                    }
+                    None => {
+                        wanted.insert(key.1, m);
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let stored: Vec<(String, i64)> = rows_for_ids(
+            tx,
+            "SELECT canonical, id FROM tag_sets WHERE project_id = ",
+            "canonical",
+            project_id,
+            wanted.keys().map(String::as_str),
+        )
+        .await?;
+        for (canon, id) in stored {
+            wanted.remove(&canon);
+            fresh.insert((project_id, canon), id);
+        }
+        let new: Vec<(String, &BTreeMap<String, String>)> = wanted.into_iter().collect();
+        for chunk in new.chunks(300) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tag_sets (project_id, canonical, user_id) ");
+            q.push_values(chunk, |mut b, (canon, tags)| {
+                b.push_bind(project_id)
+                    .push_bind(canon.as_str())
+                    .push_bind(tags.get(USER_TAG).map(String::as_str));
+            });
+            q.push(" RETURNING id, canonical");
+            let ids: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let by_canon: HashMap<&str, &BTreeMap<String, String>> =
+                chunk.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+            let pairs: Vec<(&str, &str, i64)> = ids
+                .iter()
+                .filter_map(|(id, canon)| by_canon.get(canon.as_str()).map(|t| (t, *id)))
+                .flat_map(|(t, id)| t.iter().map(move |(k, v)| (k.as_str(), v.as_str(), id)))
+                .collect();
+            for kv in pairs.chunks(300) {
+                let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tag_kv (key, value, tag_set_id) ");
+                q.push_values(kv, |mut b, (k, v, id)| {
+                    b.push_bind(*k).push_bind(*v).push_bind(*id);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for (id, canon) in ids {
+                fresh.insert((project_id, canon), id);
+            }
+        }
+        Ok(())
+    }
+
     /// Stores a batch durably and returns once it is committed. Events and traces whose id is
     /// already stored for the project are counted as duplicates and change nothing (a trace
     /// record completes the trace its events opened). An event without tags inherits the tags
@@ -325,6 +398,13 @@ impl Store {
         )
         .await?;
         let stored_ids: HashSet<String> = known.keys().cloned().collect();
+
+        // Every tags map the batch names, resolved to tag sets in a few multi-row statements.
+        let maps = traces
+            .iter()
+            .map(|t| &t.tags)
+            .chain(events.iter().filter(|e| !e.tags.is_empty()).map(|e| &e.tags));
+        self.resolve_tag_sets(tx, project_id, maps, fresh_tags).await?;
 
         // Traces sent as records: new ones start a trace; an earlier start moves it.
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();

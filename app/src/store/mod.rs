@@ -65,6 +65,9 @@ pub struct Store {
     version: Arc<AtomicU64>,
 }
 
+/// How often the background checkpointer looks for new commits.
+const CHECKPOINT_EVERY_MS: u64 = 1_000;
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -92,11 +95,15 @@ impl Store {
             // in the server's resident memory as it is read.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "MEMORY");
+        // The writer never checkpoints on commit (that would copy the WAL's pages into the
+        // file inside an acknowledged request); `spawn_checkpointer` does it beside the writer.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone())
+            .connect_with(
+                opts.clone().pragma("wal_autocheckpoint", "0").pragma("journal_size_limit", "67108864"),
+            )
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
         let read = SqlitePoolOptions::new()
@@ -127,6 +134,39 @@ impl Store {
             "aggregate built"
         );
         Ok(store)
+    }
+
+    /// Copies the WAL into the database file in the background, on a connection of its own,
+    /// whenever it has grown (a PASSIVE checkpoint never blocks the writer or the readers), so
+    /// commits only append to the WAL. Without it (CLI commands) SQLite checkpoints at close.
+    pub fn spawn_checkpointer(&self, path: &Path) {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let version = self.version.clone();
+        tokio::spawn(async move {
+            let pool = match SqlitePoolOptions::new().max_connections(1).connect_with(opts).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "the WAL checkpointer could not open the database");
+                    return;
+                }
+            };
+            let mut seen = version.load(Ordering::Acquire);
+            loop {
+                tokio::time::sleep(Duration::from_millis(CHECKPOINT_EVERY_MS)).await;
+                let now = version.load(Ordering::Acquire);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                }
+            }
+        });
     }
 
     /// Changes whenever this process commits new data.

@@ -25,9 +25,10 @@ impl Store {
                     |(p, m): (u32, u32)| (c.providers.name(p).to_string(), c.models.name(m).to_string());
                 let hist: HashMap<(String, String), Vec<(i64, i64)>> =
                     c.latency(&s).into_iter().map(|(k, h)| (name(k), h)).collect();
+                let scan = c.scan_hours(&s, true);
                 let users: HashMap<(String, String), i64> =
-                    c.users_per_model(&s).into_iter().map(|(k, n)| (name(k), n)).collect();
-                (hour_models(c, &s), hist, users)
+                    scan.pairs.iter().zip(&scan.users_per_pair).map(|(k, n)| (name(*k), *n)).collect();
+                (hour_models(c, &scan), hist, users)
             })
             .await?;
         let spend_by_model = series_of(&rows, from_hour, to_hour, Stack::Model);

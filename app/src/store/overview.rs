@@ -2,7 +2,7 @@
 //! per-(hour, provider, model) sums here are shared with the Models view.
 
 use super::cube::ProjectCube;
-use super::cube::query::{Scope, Sums};
+use super::cube::query::{HourScan, Sums};
 use super::models::models_of;
 use super::window::{hours, rfc3339};
 use super::{Store, StoreError};
@@ -24,32 +24,31 @@ pub(super) struct HourModel {
 /// Series kept by name in a chart; the rest are summed as "other".
 const MAX_SERIES: usize = 6;
 
-/// Sums per (hour, provider, model) in a scope (agents merged).
-pub(super) fn hour_models(c: &ProjectCube, s: &Scope) -> Vec<HourModel> {
-    let (rows, pairs) = c.per_hour_pair(s);
-    rows.into_iter()
+/// Sums per (hour, provider, model) of a scan (agents merged).
+pub(super) fn hour_models(c: &ProjectCube, scan: &HourScan) -> Vec<HourModel> {
+    scan.hours
+        .iter()
         .map(|(hour, pair, sums)| {
-            let (p, m) = pairs[pair as usize];
+            let (p, m) = scan.pairs[*pair as usize];
             HourModel {
-                hour,
+                hour: *hour,
                 provider: c.providers.name(p).to_string(),
                 model: c.models.name(m).to_string(),
-                sums,
+                sums: *sums,
             }
         })
         .collect()
 }
 
-fn kpis(c: &ProjectCube, s: &Scope) -> Kpis {
-    let (sums, traces, active_users) = c.totals(s);
+fn kpis(scan: &HourScan) -> Kpis {
     Kpis {
-        spend_nano: sums.cost,
-        traces,
-        calls: sums.calls,
-        tokens: sums.tokens(),
-        active_users,
-        errors: sums.errors,
-        unpriced: sums.unpriced,
+        spend_nano: scan.sums.cost,
+        traces: scan.traces,
+        calls: scan.sums.calls,
+        tokens: scan.sums.tokens(),
+        active_users: scan.active_users,
+        errors: scan.sums.errors,
+        unpriced: scan.sums.unpriced,
     }
 }
 
@@ -67,9 +66,9 @@ impl Store {
         let f = filter.clone();
         let (current, previous, rows) = self
             .read_cube(project_id, move |c| {
-                let now = c.scope(&f, from_hour, to_hour);
-                let before = c.scope(&f, from_hour - len, from_hour);
-                (kpis(c, &now), kpis(c, &before), hour_models(c, &now))
+                let now = c.scan_hours(&c.scope(&f, from_hour, to_hour), false);
+                let before = c.scan_hours(&c.scope(&f, from_hour - len, from_hour), false);
+                (kpis(&now), kpis(&before), hour_models(c, &now))
             })
             .await?;
         let top_users = self.list_users(project_id, filter, UserSort::Spend, Dir::Desc, 0, 5).await?.users;

@@ -31,6 +31,19 @@ pub struct Scope {
 /// Sums of one hour and (provider, model) pair id.
 pub type HourPair = (i64, u32, Sums);
 
+/// What `scan_hours` finds.
+#[derive(Default)]
+pub struct HourScan {
+    pub sums: Sums,
+    pub traces: i64,
+    pub active_users: i64,
+    pub hours: Vec<HourPair>,
+    /// (provider id, model id) of each pair id.
+    pub pairs: Vec<(u32, u32)>,
+    /// Distinct users per pair id (when asked for).
+    pub users_per_pair: Vec<i64>,
+}
+
 /// Totals of some calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sums {
@@ -84,6 +97,9 @@ pub struct UserTotals {
     pub last_ts: i64,
     pub top_model: String,
 }
+
+/// The largest users × models array the Users scan keeps for top models (48 MB per thread).
+const MAX_USER_MODEL_CELLS: usize = 3_000_000;
 
 /// Below this many rows a scan stays on one thread (tests split even small scans, so the
 /// two-thread path is what they check).
@@ -259,29 +275,74 @@ impl ProjectCube {
         }
     }
 
-    /// Totals of the scope: sums, traces and distinct users.
-    pub fn totals(&self, s: &Scope) -> (Sums, i64, i64) {
+    /// One pass for the Overview and Models views: totals, traces, distinct users, sums per
+    /// (hour, provider/model pair), and (`per_pair_users`) distinct users per pair.
+    pub fn scan_hours(&self, s: &Scope, per_pair_users: bool) -> HourScan {
+        let (pair_of, pairs) = self.pairs();
         let n = self.users.len();
-        let (sums, mut traces, users) = self.fold(
-            s,
-            || (Sums::default(), 0i64, vec![false; n]),
-            |(sums, traces, users), _, r| {
-                sums.add(r);
-                *traces += Self::row_traces(s, r);
-                if r.user != NONE && r.calls > 0 {
-                    users[r.user as usize] = true;
+        let np = pairs.len();
+        struct Part {
+            sums: Sums,
+            traces: i64,
+            users: Vec<bool>,
+            pair_users: Vec<bool>,
+            hours: Vec<HourPair>,
+        }
+        let parts = self.par_hours(s, |hours| {
+            let mut p = Part {
+                sums: Sums::default(),
+                traces: 0,
+                users: vec![false; n],
+                pair_users: vec![false; if per_pair_users { np * n } else { 0 }],
+                hours: Vec::new(),
+            };
+            let mut dense = vec![Sums::default(); np];
+            for (hour, h) in hours {
+                for r in &h.rows {
+                    if !self.row_ok(s, r.tag_set, r.combo) {
+                        continue;
+                    }
+                    let pair = pair_of[r.combo as usize] as usize;
+                    dense[pair].add(r);
+                    p.traces += Self::row_traces(s, r);
+                    if r.user != NONE && r.calls > 0 {
+                        p.users[r.user as usize] = true;
+                        if per_pair_users {
+                            p.pair_users[pair * n + r.user as usize] = true;
+                        }
+                    }
                 }
-            },
-            |(sa, ta, ua), (sb, tb, ub)| {
-                sa.merge(&sb);
-                *ta += tb;
-                for (a, b) in ua.iter_mut().zip(ub) {
-                    *a |= b;
+                for (i, d) in dense.iter_mut().enumerate() {
+                    if *d != Sums::default() {
+                        p.sums.merge(d);
+                        p.hours.push((*hour, i as u32, std::mem::take(d)));
+                    }
                 }
-            },
-        );
-        self.each_start(s, |_, k| traces += k);
-        (sums, traces, users.iter().filter(|u| **u).count() as i64)
+            }
+            p
+        });
+        let mut out = HourScan { pairs, ..HourScan::default() };
+        let mut users = vec![false; n];
+        let mut pair_users = vec![false; if per_pair_users { np * n } else { 0 }];
+        for p in parts {
+            out.sums.merge(&p.sums);
+            out.traces += p.traces;
+            out.hours.extend(p.hours);
+            for (x, y) in users.iter_mut().zip(p.users) {
+                *x |= y;
+            }
+            for (x, y) in pair_users.iter_mut().zip(p.pair_users) {
+                *x |= y;
+            }
+        }
+        self.each_start(s, |_, k| out.traces += k);
+        out.active_users = users.iter().filter(|u| **u).count() as i64;
+        if per_pair_users {
+            out.users_per_pair = (0..np)
+                .map(|i| pair_users[i * n..(i + 1) * n].iter().filter(|b| **b).count() as i64)
+                .collect();
+        }
+        out
     }
 
     /// Dense ids of the (provider, model) pairs: each combo's pair, and the pairs.
@@ -301,29 +362,6 @@ impl ProjectCube {
         (of, pairs)
     }
 
-    /// Sums per (hour, provider/model pair id) in the scope, with the pairs.
-    pub fn per_hour_pair(&self, s: &Scope) -> (Vec<HourPair>, Vec<(u32, u32)>) {
-        let (pair_of, pairs) = self.pairs();
-        let parts = self.par_hours(s, |hours| {
-            let mut out = Vec::new();
-            let mut dense = vec![Sums::default(); pairs.len()];
-            for (hour, h) in hours {
-                for r in &h.rows {
-                    if self.row_ok(s, r.tag_set, r.combo) {
-                        dense[pair_of[r.combo as usize] as usize].add(r);
-                    }
-                }
-                for (i, d) in dense.iter_mut().enumerate() {
-                    if *d != Sums::default() {
-                        out.push((*hour, i as u32, std::mem::take(d)));
-                    }
-                }
-            }
-            out
-        });
-        (parts.into_iter().flatten().collect(), pairs)
-    }
-
     /// Per-user totals of the scope, ranked by `sort`/`dir` (ties by user id in the same
     /// direction), with the total number of users; the top model only for the returned page,
     /// unless ranking by it.
@@ -336,10 +374,15 @@ impl ProjectCube {
         limit: usize,
     ) -> (Vec<UserTotals>, i64) {
         let n = self.users.len();
-        let mut acc = self.fold(
+        // Spend and calls per (user, model) come along in the same pass when that array is of a
+        // reasonable size (the top model), else from a second pass over the page's users.
+        let models = self.models.len().max(1);
+        let dense_models = n.saturating_mul(models) <= MAX_USER_MODEL_CELLS;
+        let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
+        let (mut acc, per_model) = self.fold(
             s,
-            || vec![Acc::default(); n],
-            |acc, hour, r| {
+            || (vec![Acc::default(); n], vec![(0i64, 0i64); if dense_models { n * models } else { 0 }]),
+            |(acc, pm), hour, r| {
                 if r.user == NONE {
                     return;
                 }
@@ -349,13 +392,22 @@ impl ProjectCube {
                 a.sums.add(r);
                 a.traces += Self::row_traces(s, r);
                 a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
+                if dense_models {
+                    let e = &mut pm[r.user as usize * models + model_of[r.combo as usize] as usize];
+                    e.0 += r.cost;
+                    e.1 += i64::from(r.calls);
+                }
             },
-            |a, b| {
+            |(a, pa), (b, pb)| {
                 for (x, y) in a.iter_mut().zip(b) {
                     x.seen |= y.seen;
                     x.sums.merge(&y.sums);
                     x.traces += y.traces;
                     x.last_ts = x.last_ts.max(y.last_ts);
+                }
+                for (x, y) in pa.iter_mut().zip(pb) {
+                    x.0 += y.0;
+                    x.1 += y.1;
                 }
             },
         );
@@ -365,9 +417,16 @@ impl ProjectCube {
                 acc[u as usize].traces += k;
             }
         });
+        let top_from_dense = |u: u32| -> Option<u32> {
+            self.best_model(&per_model[u as usize * models..(u as usize + 1) * models])
+        };
         let mut ids: Vec<u32> = (0..acc.len() as u32).filter(|u| acc[*u as usize].seen).collect();
         let total = ids.len() as i64;
-        let tops = if sort == UserSort::TopModel { Some(self.top_models(s, None)) } else { None };
+        let tops: Option<HashMap<u32, u32>> = match (sort == UserSort::TopModel, dense_models) {
+            (false, _) => None,
+            (true, true) => Some(ids.iter().filter_map(|u| top_from_dense(*u).map(|m| (*u, m))).collect()),
+            (true, false) => Some(self.top_models(s, None)),
+        };
         let top_of = |u: u32| tops.as_ref().and_then(|t| t.get(&u)).map_or("", |m| self.models.name(*m));
         let key = |u: &u32| -> (i64, &str) {
             let a = &acc[*u as usize];
@@ -400,6 +459,7 @@ impl ProjectCube {
         let page: Vec<u32> = ids[offset..end].to_vec();
         let tops = match tops {
             Some(t) => t,
+            None if dense_models => page.iter().filter_map(|u| top_from_dense(*u).map(|m| (*u, m))).collect(),
             None => self.top_models(s, Some(&page)),
         };
         let rows = page
@@ -463,28 +523,33 @@ impl ProjectCube {
             if *sl == NONE {
                 continue;
             }
-            let row = &per[*sl as usize * models..(*sl as usize + 1) * models];
-            let mut top: Option<(i64, i64, u32)> = None;
-            for (m, (cost, calls)) in row.iter().enumerate() {
-                if *calls == 0 {
-                    continue;
-                }
-                let better = match top {
-                    None => true,
-                    Some((c, n, bm)) => {
-                        (*cost, *calls, std::cmp::Reverse(self.models.name(m as u32)))
-                            > (c, n, std::cmp::Reverse(self.models.name(bm)))
-                    }
-                };
-                if better {
-                    top = Some((*cost, *calls, m as u32));
-                }
-            }
-            if let Some((_, _, m)) = top {
+            if let Some(m) = self.best_model(&per[*sl as usize * models..(*sl as usize + 1) * models]) {
                 best.insert(u as u32, m);
             }
         }
         best
+    }
+
+    /// The model with the most spend in `(spend, calls)` per model id, then the most calls, then
+    /// the smallest name; `None` without calls.
+    fn best_model(&self, per_model: &[(i64, i64)]) -> Option<u32> {
+        let mut top: Option<(i64, i64, u32)> = None;
+        for (m, (cost, calls)) in per_model.iter().enumerate() {
+            if *calls == 0 {
+                continue;
+            }
+            let better = match top {
+                None => true,
+                Some((c, n, bm)) => {
+                    (*cost, *calls, std::cmp::Reverse(self.models.name(m as u32)))
+                        > (c, n, std::cmp::Reverse(self.models.name(bm)))
+                }
+            };
+            if better {
+                top = Some((*cost, *calls, m as u32));
+            }
+        }
+        top.map(|(_, _, m)| m)
     }
 
     /// Latency histograms per (provider id, model id): (bucket, calls).
@@ -514,32 +579,6 @@ impl ProjectCube {
             }
         }
         out
-    }
-
-    /// Distinct users per (provider id, model id).
-    pub fn users_per_model(&self, s: &Scope) -> HashMap<(u32, u32), i64> {
-        let (pair_of, pairs) = self.pairs();
-        let n = self.users.len();
-        let bits = self.fold(
-            s,
-            || vec![false; pairs.len() * n],
-            |bits, _, r| {
-                if r.user != NONE && r.calls > 0 {
-                    bits[pair_of[r.combo as usize] as usize * n + r.user as usize] = true;
-                }
-            },
-            |a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x |= y;
-                }
-            },
-        );
-        pairs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (*p, bits[i * n..(i + 1) * n].iter().filter(|b| **b).count() as i64))
-            .filter(|(_, k)| *k > 0)
-            .collect()
     }
 
     /// Per tool id: (calls, distinct users, traces, spend).
