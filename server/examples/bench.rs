@@ -309,6 +309,7 @@ async fn reads(base: &str, key: &str, n: usize) {
         "models?",
         "tools?",
         "traces?limit=50",
+        "traces?limit=50&sort=spend",
         "segments?by=plan",
         "segments?by=org",
         "segments?by=userId",

@@ -258,13 +258,31 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     if no_login {
         eprintln!("login is off (--no-login): anyone who can reach {local} can use the dashboard");
     }
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The next start reads the aggregate back instead of re-reading every call.
+    let saved = Store::aggregate_path(&db);
+    match store.save_aggregate(&saved).await {
+        Ok(()) => tracing::info!(file = %saved.display(), "aggregate saved"),
+        Err(e) => tracing::warn!(error = %e, "the aggregate was not saved; the next start rebuilds it"),
+    }
     store.close().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (a service manager's stop).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn day(ms: i64) -> String {

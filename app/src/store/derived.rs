@@ -334,4 +334,72 @@ impl Store {
         }
         Ok(())
     }
+
+    /// What a saved aggregate must match to be used: the calls' last rowid and count, the
+    /// traces' and tag sets' counts and last id, and the store's pending upgrade steps.
+    async fn mark(&self) -> Result<Vec<i64>, StoreError> {
+        let (a, b, c, d, e, f): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COUNT(*) FROM events),
+                    (SELECT COUNT(*) FROM traces), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
+                    (SELECT COUNT(*) FROM tag_sets), (SELECT COUNT(*) FROM store_meta)",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(vec![a, b, c, d, e, f])
+    }
+
+    /// Saves the aggregate to `path` (through a temporary file, renamed into place), for the
+    /// next start. Called at a clean shutdown, when no more writes come.
+    pub async fn save_aggregate(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let mark = self.mark().await?;
+        let (cube, path) = (self.cube.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let tmp = path.with_extension("aggregate-tmp");
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            {
+                let c = cube.read().unwrap_or_else(|e| e.into_inner());
+                super::cube::snapshot::write(&c, &mark, &mut w)?;
+            }
+            std::io::Write::flush(&mut w)?;
+            w.get_ref().sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("saving the aggregate failed: {e}")))?
+        .map_err(|e| StoreError::Invalid(format!("saving the aggregate failed: {e}")))
+    }
+
+    /// Loads the aggregate saved at `path` if it matches the database, and removes the file
+    /// either way (a crash later must not leave a stale one). Returns whether it was used.
+    pub(crate) async fn load_aggregate(&self, path: &std::path::Path) -> Result<bool, StoreError> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let file = path.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&file)?;
+            super::cube::snapshot::read(&mut std::io::BufReader::with_capacity(1 << 20, f))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("reading the aggregate failed: {e}")))?;
+        let _ = std::fs::remove_file(path);
+        let (cube, mark) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "the saved aggregate is unreadable; rebuilding");
+                return Ok(false);
+            }
+        };
+        if mark != self.mark().await? {
+            tracing::info!("the saved aggregate is older than the database; rebuilding");
+            return Ok(false);
+        }
+        *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
+        self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
+        Ok(true)
+    }
 }

@@ -65,8 +65,10 @@ pub struct Store {
     version: Arc<AtomicU64>,
 }
 
-/// How often the background checkpointer looks for new commits.
+/// How often the background checkpointer looks for new commits, and the WAL size past which it
+/// makes the writer start the WAL over.
 const CHECKPOINT_EVERY_MS: u64 = 1_000;
+const WAL_RESTART_BYTES: u64 = 256 << 20;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -123,29 +125,48 @@ impl Store {
     }
 
     /// Opens the database and builds the in-memory aggregate the views read (what `serve`
-    /// needs; the CLI's other commands use [`Store::open`] and never pay for it).
+    /// needs; the CLI's other commands use [`Store::open`] and never pay for it): from the file
+    /// saved at the last clean shutdown ([`Store::aggregate_path`]) when it still matches the
+    /// database, else from the stored calls.
     pub async fn open_with_aggregate(path: &Path) -> Result<Store, StoreError> {
         let store = Store::open(path).await?;
         let started = std::time::Instant::now();
-        store.rebuild_cube().await?;
+        let saved = store.load_aggregate(&Store::aggregate_path(path)).await?;
+        if !saved {
+            store.rebuild_cube().await?;
+        }
         tracing::info!(
             rows = store.aggregate_rows(),
             ms = started.elapsed().as_millis() as u64,
-            "aggregate built"
+            from = if saved { "saved file" } else { "database" },
+            "aggregate ready"
         );
         Ok(store)
     }
 
-    /// Copies the WAL into the database file in the background, on a connection of its own,
-    /// whenever it has grown (a PASSIVE checkpoint never blocks the writer or the readers), so
-    /// commits only append to the WAL. Without it (CLI commands) SQLite checkpoints at close.
+    /// Where the aggregate of the database at `db` is saved between runs (`<db>.aggregate`).
+    pub fn aggregate_path(db: &Path) -> std::path::PathBuf {
+        let mut p = db.as_os_str().to_owned();
+        p.push(".aggregate");
+        std::path::PathBuf::from(p)
+    }
+
+    /// Copies the WAL into the database file in the background, on a connection of its own, so
+    /// commits only append to the WAL: every second after new commits a PASSIVE checkpoint
+    /// (never blocks the writer or readers) copies what it can; once the WAL passes
+    /// `WAL_RESTART_BYTES` a RESTART checkpoint waits for the writer's current transaction,
+    /// copies the few frames left and makes the next transaction reuse the WAL from its start,
+    /// so the WAL stays bounded under any ingest rate.
     pub fn spawn_checkpointer(&self, path: &Path) {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(30));
         let version = self.version.clone();
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
         tokio::spawn(async move {
             let pool = match SqlitePoolOptions::new().max_connections(1).connect_with(opts).await {
                 Ok(p) => p,
@@ -162,8 +183,11 @@ impl Store {
                     continue;
                 }
                 seen = now;
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
+                let sql = sqlx::AssertSqlSafe(format!("PRAGMA wal_checkpoint({mode})"));
+                if let Err(e) = sqlx::query(sql).execute(&pool).await {
+                    tracing::warn!(error = %e, mode, "WAL checkpoint failed; retrying");
                 }
             }
         });

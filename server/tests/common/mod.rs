@@ -85,28 +85,28 @@ impl TestServer {
         }
         let ingest_key = create_key(&db, "ingest", "default");
         let read_key = create_key(&db, "read", "default");
-        let mut child = Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
-            .arg(&db)
-            .args(args)
-            .env("TOKENTALLY_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-        let base = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .map(|hostport| format!("http://{hostport}"))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        let (child, base) = spawn(&db, args, env);
         let http =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestServer { child, base, dir, db, ingest_key, read_key, http }
+    }
+
+    /// Stops the server as a service manager does (SIGTERM) and waits for it to exit.
+    pub fn stop_gracefully(&mut self) {
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -TERM");
+        let exit = self.child.wait().expect("wait for the server");
+        assert!(exit.success(), "the server exits cleanly on SIGTERM: {exit:?}");
+    }
+
+    /// Starts the server again on the same database (after `stop_gracefully`, or not).
+    pub fn start_again(&mut self, args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = spawn(&self.db, args, &[]);
+        self.child = child;
+        self.base = base;
     }
 
     /// POSTs a JSON batch with a key; returns (status, body).
@@ -168,6 +168,30 @@ impl Drop for TestServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Spawns `tokentally serve` on `db` and returns it with its base URL (from its first line).
+fn spawn(db: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(args)
+        .env("TOKENTALLY_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let base = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|hostport| format!("http://{hostport}"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    (child, base)
 }
 
 /// RFC 3339 of now minus `minutes`.

@@ -10,6 +10,7 @@
 //! sets' users; traces are counted from per-event "first in its trace" flags (see `firsts`).
 
 pub mod query;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 

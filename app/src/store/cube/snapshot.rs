@@ -1,0 +1,317 @@
+//! The aggregate saved to a file at a clean shutdown and read back at the next start, so a
+//! restart doesn't re-read every call. A plain little-endian binary format, versioned; the file
+//! also records a mark of the database it was taken from (see `derived`), and is used only when
+//! the database still matches it. Hand-written: a few hundred lines of fixed-width fields do not
+//! need a serialization framework in the binary.
+
+use super::{Cube, Hour, Interner, LatRow, ProjectCube, Row, TagSet, ToolRow};
+use std::io::{self, Read, Write};
+
+const MAGIC: &[u8; 8] = b"TTAGG\x00\x00\x01";
+
+struct W<'a, T: Write>(&'a mut T);
+
+impl<T: Write> W<'_, T> {
+    fn u32(&mut self, v: u32) -> io::Result<()> {
+        self.0.write_all(&v.to_le_bytes())
+    }
+    fn i64(&mut self, v: i64) -> io::Result<()> {
+        self.0.write_all(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) -> io::Result<()> {
+        self.0.write_all(&v.to_le_bytes())
+    }
+    fn len(&mut self, n: usize) -> io::Result<()> {
+        self.u64(n as u64)
+    }
+    fn str(&mut self, s: &str) -> io::Result<()> {
+        self.len(s.len())?;
+        self.0.write_all(s.as_bytes())
+    }
+    fn interner(&mut self, i: &Interner) -> io::Result<()> {
+        self.len(i.names.len())?;
+        i.names.iter().try_for_each(|n| self.str(n))
+    }
+}
+
+struct R<'a, T: Read>(&'a mut T);
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("aggregate snapshot: bad {what}"))
+}
+
+impl<T: Read> R<'_, T> {
+    fn bytes<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.0.read_exact(&mut b)?;
+        Ok(b)
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes()?))
+    }
+    fn i64(&mut self) -> io::Result<i64> {
+        Ok(i64::from_le_bytes(self.bytes()?))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.bytes()?))
+    }
+    /// A count, bounded so a corrupt file can't ask for a huge allocation.
+    fn len(&mut self) -> io::Result<usize> {
+        let n = self.u64()?;
+        if n > 1 << 34 {
+            return Err(bad("length"));
+        }
+        Ok(n as usize)
+    }
+    fn str(&mut self) -> io::Result<String> {
+        let n = self.len()?;
+        let mut b = vec![0u8; n];
+        self.0.read_exact(&mut b)?;
+        String::from_utf8(b).map_err(|_| bad("string"))
+    }
+    fn interner(&mut self) -> io::Result<Interner> {
+        let n = self.len()?;
+        let mut i = Interner::default();
+        for _ in 0..n {
+            let s = self.str()?;
+            i.id(&s);
+        }
+        Ok(i)
+    }
+}
+
+/// Writes `cube` with the database `mark` it matches.
+pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> {
+    let mut w = W(out);
+    w.0.write_all(MAGIC)?;
+    w.len(mark.len())?;
+    mark.iter().try_for_each(|m| w.i64(*m))?;
+    w.len(cube.projects.len())?;
+    for (id, p) in &cube.projects {
+        w.i64(*id)?;
+        for i in [&p.providers, &p.models, &p.agents, &p.tools, &p.users, &p.keys, &p.values] {
+            w.interner(i)?;
+        }
+        w.len(p.combos.len())?;
+        for (a, b, c) in &p.combos {
+            w.u32(*a)?;
+            w.u32(*b)?;
+            w.u32(*c)?;
+        }
+        w.len(p.tag_sets.len())?;
+        for t in &p.tag_sets {
+            w.i64(t.db_id)?;
+            w.u32(t.user)?;
+            w.u32(u32::from(t.live))?;
+            w.len(t.kv.len())?;
+            for (k, v) in &t.kv {
+                w.u32(*k)?;
+                w.u32(*v)?;
+            }
+        }
+        w.len(p.hours.len())?;
+        for (hour, h) in &p.hours {
+            w.i64(*hour)?;
+            w.len(h.rows.len())?;
+            for r in &h.rows {
+                for v in [r.tag_set, r.user, r.combo, r.calls, r.errors, r.unpriced, r.last_ms] {
+                    w.u32(v)?;
+                }
+                r.firsts.iter().try_for_each(|f| w.u32(*f))?;
+                for v in [r.input, r.output, r.cache_read, r.cache_creation, r.latency] {
+                    w.u64(v)?;
+                }
+                w.i64(r.cost)?;
+            }
+            w.len(h.lat.len())?;
+            for l in &h.lat {
+                for v in [l.tag_set, l.combo, l.bucket, l.n] {
+                    w.u32(v)?;
+                }
+            }
+            w.len(h.tools.len())?;
+            for t in &h.tools {
+                for v in [t.tag_set, t.combo, t.tool, t.calls] {
+                    w.u32(v)?;
+                }
+                w.i64(t.cost)?;
+                t.firsts.iter().try_for_each(|f| w.u32(*f))?;
+            }
+            w.len(h.starts.len())?;
+            for (ts, n) in &h.starts {
+                w.u32(*ts)?;
+                w.i64(*n)?;
+            }
+        }
+    }
+    w.0.write_all(MAGIC)?;
+    Ok(())
+}
+
+/// Reads a snapshot: the aggregate and the mark it was taken with.
+pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
+    let mut r = R(input);
+    if &r.bytes::<8>()? != MAGIC {
+        return Err(bad("header"));
+    }
+    let marks = r.len()?;
+    let mark = (0..marks).map(|_| r.i64()).collect::<io::Result<Vec<_>>>()?;
+    let mut cube = Cube::default();
+    for _ in 0..r.len()? {
+        let id = r.i64()?;
+        let mut p = ProjectCube {
+            providers: r.interner()?,
+            models: r.interner()?,
+            agents: r.interner()?,
+            tools: r.interner()?,
+            users: r.interner()?,
+            keys: r.interner()?,
+            values: r.interner()?,
+            ..ProjectCube::default()
+        };
+        for _ in 0..r.len()? {
+            let key = (r.u32()?, r.u32()?, r.u32()?);
+            p.combo_ids.insert(key, p.combos.len() as u32);
+            p.combos.push(key);
+        }
+        for _ in 0..r.len()? {
+            let (db_id, user, live) = (r.i64()?, r.u32()?, r.u32()? != 0);
+            let kv = (0..r.len()?).map(|_| Ok((r.u32()?, r.u32()?))).collect::<io::Result<Vec<_>>>()?;
+            if live {
+                p.tag_index.insert(db_id, p.tag_sets.len() as u32);
+            }
+            p.user_of.push(user);
+            p.tag_sets.push(TagSet { db_id, user, kv, live });
+        }
+        for _ in 0..r.len()? {
+            let hour = r.i64()?;
+            let mut h = Hour::default();
+            for _ in 0..r.len()? {
+                let mut row = Row {
+                    tag_set: r.u32()?,
+                    user: r.u32()?,
+                    combo: r.u32()?,
+                    calls: r.u32()?,
+                    errors: r.u32()?,
+                    unpriced: r.u32()?,
+                    last_ms: r.u32()?,
+                    ..Row::default()
+                };
+                for f in &mut row.firsts {
+                    *f = r.u32()?;
+                }
+                row.input = r.u64()?;
+                row.output = r.u64()?;
+                row.cache_read = r.u64()?;
+                row.cache_creation = r.u64()?;
+                row.latency = r.u64()?;
+                row.cost = r.i64()?;
+                h.rows.push(row);
+            }
+            for _ in 0..r.len()? {
+                h.lat.push(LatRow { tag_set: r.u32()?, combo: r.u32()?, bucket: r.u32()?, n: r.u32()? });
+            }
+            for _ in 0..r.len()? {
+                let mut t = ToolRow {
+                    tag_set: r.u32()?,
+                    combo: r.u32()?,
+                    tool: r.u32()?,
+                    calls: r.u32()?,
+                    cost: r.i64()?,
+                    ..ToolRow::default()
+                };
+                for f in &mut t.firsts {
+                    *f = r.u32()?;
+                }
+                h.tools.push(t);
+            }
+            for _ in 0..r.len()? {
+                h.starts.push((r.u32()?, r.i64()?));
+            }
+            h.compacted = h.rows.len() + h.starts.len();
+            p.hours.insert(hour, h);
+        }
+        check(&p)?;
+        cube.projects.insert(id, p);
+    }
+    if &r.bytes::<8>()? != MAGIC {
+        return Err(bad("trailer"));
+    }
+    Ok((cube, mark))
+}
+
+/// Every id a row holds points inside its dictionaries (a damaged file fails here, not later
+/// with an out-of-bounds index in a view).
+fn check(p: &ProjectCube) -> io::Result<()> {
+    let (t, c, u) = (p.tag_sets.len() as u32, p.combos.len() as u32, p.users.len() as u32);
+    let user_ok = |x: u32| x == super::NONE || x < u;
+    let dims_ok = p.combos.iter().all(|(a, b, g)| {
+        (*a as usize) < p.providers.len() && (*b as usize) < p.models.len() && (*g as usize) < p.agents.len()
+    });
+    let tags_ok = p.tag_sets.iter().all(|ts| {
+        user_ok(ts.user)
+            && ts.kv.iter().all(|(k, v)| (*k as usize) < p.keys.len() && (*v as usize) < p.values.len())
+    });
+    let hours_ok = p.hours.values().all(|h| {
+        h.rows.iter().all(|r| r.tag_set < t && r.combo < c && user_ok(r.user))
+            && h.lat.iter().all(|l| l.tag_set < t && l.combo < c)
+            && h.tools.iter().all(|x| x.tag_set < t && x.combo < c && (x.tool as usize) < p.tools.len())
+            && h.starts.iter().all(|(ts, _)| *ts < t)
+    });
+    if dims_ok && tags_ok && hours_ok { Ok(()) } else { Err(bad("ids")) }
+}
+
+/// Index maps rebuilt by `read` are the ones `apply` keeps; nothing else is derived.
+#[cfg(test)]
+mod tests {
+    use super::super::{CallFact, Delta};
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_same_aggregate() {
+        let mut cube = Cube::default();
+        let p = cube.project(3);
+        p.apply(&Delta {
+            tag_sets: vec![(
+                7,
+                BTreeMap::from([("userId".into(), "u1".into()), ("plan".into(), "pro".into())]),
+            )],
+            calls: (0..50)
+                .map(|i| CallFact {
+                    tag_set: 7,
+                    ts_ms: 1_800_000_000_000 + i * 600_000,
+                    provider: "openai".into(),
+                    model: ["gpt-4o", "gpt-4o-mini"][i as usize % 2].into(),
+                    agent: "a".into(),
+                    input: 10 + i as u64,
+                    output: 3,
+                    cost: (i % 3 != 0).then_some(1_000 * i),
+                    latency_ms: Some(100 * i),
+                    firsts: (i % 4) as u8,
+                    tools: vec![("search".into(), 1)],
+                    ..CallFact::default()
+                })
+                .collect(),
+            starts: vec![(500_000, 7, 4)],
+        });
+        let mut bytes = Vec::new();
+        write(&cube, &[1, 2, 3], &mut bytes).expect("write");
+        let (back, mark) = read(&mut bytes.as_slice()).expect("read");
+        assert_eq!(mark, vec![1, 2, 3]);
+        let (a, b) = (&cube.projects[&3], &back.projects[&3]);
+        assert_eq!(a.hours.keys().collect::<Vec<_>>(), b.hours.keys().collect::<Vec<_>>());
+        for (x, y) in a.hours.values().zip(b.hours.values()) {
+            assert_eq!((&x.rows, &x.lat, &x.tools, &x.starts), (&y.rows, &y.lat, &y.tools, &y.starts));
+        }
+        assert_eq!(a.combos, b.combos);
+        assert_eq!(a.user_of, b.user_of);
+        assert_eq!(b.tag_index.get(&7), Some(&0));
+        // A truncated or damaged file is an error, never a panic.
+        assert!(read(&mut &bytes[..bytes.len() - 3]).is_err());
+        let mut damaged = bytes.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 0xff;
+        let _ = read(&mut damaged.as_slice());
+    }
+}

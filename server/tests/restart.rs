@@ -1,0 +1,65 @@
+//! A clean stop saves the aggregate and the next start reads it back (same answers, file used
+//! once); a database changed while the server was down (here by `tokentally demo`) makes the next
+//! start rebuild from the calls instead, so nothing written meanwhile is missed.
+
+mod common;
+
+use common::{TestServer, cli, minutes_ago};
+use serde_json::{Value, json};
+
+const VIEWS: [&str; 5] = [
+    "/v1/me/ai-apps/users?window=7d&limit=500",
+    "/v1/me/ai-apps/overview?window=7d",
+    "/v1/me/ai-apps/models?window=7d",
+    "/v1/me/ai-apps/segments?window=7d&by=plan",
+    "/v1/me/ai-apps/tools?window=7d",
+];
+
+async fn answers(server: &TestServer) -> Vec<Value> {
+    let mut out = Vec::new();
+    for v in VIEWS {
+        let (status, body) = server.get(v).await;
+        assert_eq!(status, 200, "{v}: {body}");
+        out.push(body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
+    let mut server = TestServer::start();
+    let events: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({
+                "id": format!("r{i}"), "trace_id": format!("t{}", i / 3), "timestamp": minutes_ago(i % 600),
+                "provider": if i % 2 == 0 { "openai" } else { "anthropic" },
+                "model": if i % 2 == 0 { "gpt-4o-mini" } else { "claude-sonnet-4-5" },
+                "agent": if i % 5 == 0 { "planner" } else { "" }, "tools": if i % 7 == 0 { json!(["search"]) } else { json!([]) },
+                "tags": { "userId": format!("u{}", i % 11), "plan": if i % 3 == 0 { "pro" } else { "free" } },
+                "usage": { "input_tokens": 100 + i, "output_tokens": 7, "cache_read_tokens": i % 13, "cache_creation_tokens": 0 },
+                "latency_ms": 100 + i,
+            })
+        })
+        .collect();
+    let (status, body) = server.post(&json!({ "events": events })).await;
+    assert_eq!(status, 200, "{body}");
+    let before = answers(&server).await;
+
+    server.stop_gracefully();
+    let saved = app::store::Store::aggregate_path(&server.db);
+    assert!(saved.exists(), "a clean stop saves the aggregate");
+    server.start_again(&["--no-login"]);
+    assert!(!saved.exists(), "the saved aggregate is used once, then removed");
+    assert_eq!(answers(&server).await, before, "the same answers from the saved aggregate");
+
+    // Calls written while the server is down: the saved aggregate no longer matches.
+    server.stop_gracefully();
+    assert!(saved.exists());
+    let (ok, _, err) =
+        cli(&server.db, &["demo", "--events", "40", "--users", "3", "--days", "1", "--seed", "5"]);
+    assert!(ok, "{err}");
+    server.start_again(&["--no-login"]);
+    let (status, overview) = server.get(VIEWS[1]).await;
+    assert_eq!(status, 200);
+    assert_eq!(overview["current"]["calls"], json!(340), "the demo's calls are counted after the restart");
+}
