@@ -28,7 +28,7 @@ impl Store {
 
     /// Creates `username` or replaces their password hash; signs them out everywhere.
     pub async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO admins (username, password_hash, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",

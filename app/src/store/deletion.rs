@@ -58,7 +58,7 @@ impl Store {
         actor: &str,
     ) -> Result<Removed, StoreError> {
         let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> =
             sqlx::query_as::<_, (i64,)>("SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?2")
                 .bind(project_id)

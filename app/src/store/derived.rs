@@ -57,10 +57,10 @@ impl CallRow {
             is_error: self.status == "error",
             firsts: self.firsts.unwrap_or(0) as u8,
             tools: tool_facts(&tools, self.tool_firsts.as_deref().unwrap_or(&[])),
-            flags_only: false,
             provider: self.provider,
             model: self.model,
             agent: self.agent,
+            ..CallFact::default()
         }
     }
 }
@@ -204,7 +204,7 @@ impl Store {
         tracing::info!("filling in trace flags of the stored calls (once, after an upgrade)");
         let mut from: (i64, String) = (i64::MIN, String::new());
         loop {
-            let mut tx = self.write.begin().await?;
+            let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
             let rows: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
                 "SELECT rowid, project_id, trace_id, provider, agent, tools FROM events
                  WHERE trace_id IS NOT NULL AND (project_id, trace_id) >= (?1, ?2)
@@ -272,12 +272,13 @@ impl Store {
 
     /// Re-derives the trace flags of the stored calls of `traces` after some of their calls were
     /// removed (retention): a remaining call may now be its trace's first with its provider,
-    /// agent or tool. Changed flags are written, and the aggregate gets the gained ones, while
-    /// this writer holds the connection.
+    /// agent or tool, in time order (which may also move a flag that arrival order had put on a
+    /// later call). Changed flags are written, and the aggregate gets the gained and lost ones,
+    /// while this writer holds the connection.
     pub(crate) async fn reflag_traces(&self, project_id: i64, traces: &[String]) -> Result<(), StoreError> {
         for chunk in traces.chunks(500) {
             let mut conn = self.write.acquire().await?;
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT rowid, trace_id, tag_set_id, ts, provider, model, agent, tools, firsts, tool_firsts
                  FROM events WHERE project_id = ",
@@ -312,8 +313,9 @@ impl Store {
                     .bind(rowid)
                     .execute(&mut *tx)
                     .await?;
-                let gained: Vec<u8> =
-                    tf.iter().enumerate().map(|(i, b)| b & !old_tf.get(i).copied().unwrap_or(0)).collect();
+                let old = |i: usize| old_tf.get(i).copied().unwrap_or(0);
+                let gained: Vec<u8> = tf.iter().enumerate().map(|(i, b)| b & !old(i)).collect();
+                let lost: Vec<u8> = tf.iter().enumerate().map(|(i, b)| old(i) & !b).collect();
                 delta.calls.push(CallFact {
                     tag_set,
                     ts_ms: ts,
@@ -321,7 +323,9 @@ impl Store {
                     model,
                     agent,
                     firsts: f & !old_f,
+                    lost: old_f & !f,
                     tools: tool_facts(&tool_names, &gained),
+                    tools_lost: tool_facts(&tool_names, &lost),
                     flags_only: true,
                     ..CallFact::default()
                 });
@@ -354,6 +358,9 @@ impl Store {
         if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
         }
+        // Hold the writer: no commit, deletion or retention step between the mark and the file.
+        let _gate = self.writer_gate.lock().await;
+        let _conn = self.write.acquire().await?;
         let mark = self.mark().await?;
         let (cube, path) = (self.cube.clone(), path.to_path_buf());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -379,14 +386,17 @@ impl Store {
         if !path.exists() {
             return Ok(false);
         }
-        let file = path.to_path_buf();
+        // Taken out of place before it is parsed: a file that can't be read is never tried twice.
+        let file = path.with_extension("aggregate-loading");
+        std::fs::rename(path, &file).map_err(|e| StoreError::Invalid(format!("saved aggregate: {e}")))?;
         let read = tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&file)?;
-            super::cube::snapshot::read(&mut std::io::BufReader::with_capacity(1 << 20, f))
+            let r = super::cube::snapshot::read(&mut std::io::BufReader::with_capacity(1 << 20, f));
+            let _ = std::fs::remove_file(&file);
+            r
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("reading the aggregate failed: {e}")))?;
-        let _ = std::fs::remove_file(path);
         let (cube, mark) = match read {
             Ok(r) => r,
             Err(e) => {

@@ -152,7 +152,7 @@ pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String
             is_error: e.is_error,
             firsts,
             tools: tool_facts(&e.tools, &tool_flags),
-            flags_only: false,
+            ..CallFact::default()
         });
         plan.flags.insert(i, (firsts, tool_flags));
     }
@@ -298,7 +298,7 @@ impl Store {
         let job = Job { project_id, traces: traces.to_vec(), events: events.to_vec(), reply };
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
         loop {
-            let gate = self.writer_gate.lock().await;
+            let gate = self.writer_gate.clone().lock_owned().await;
             match done.try_recv() {
                 Ok(result) => return result,
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
@@ -319,10 +319,14 @@ impl Store {
                 }
                 taken
             };
-            // A task of its own: a group once started is finished even if this request goes away.
+            // A task of its own, holding the gate: a group once started is finished (and the
+            // gate kept) even if this request goes away.
             let store = self.clone();
-            let _ = tokio::spawn(async move { store.commit_group(jobs).await }).await;
-            drop(gate);
+            let _ = tokio::spawn(async move {
+                store.commit_group(jobs).await;
+                drop(gate);
+            })
+            .await;
         }
     }
 
@@ -350,7 +354,7 @@ impl Store {
     async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut fresh_tags = HashMap::new();
         let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut done = Vec::with_capacity(jobs.len());
         for j in jobs {
             done.push(self.write_batch(&mut tx, j.project_id, &j.traces, &j.events, &mut fresh_tags).await?);
@@ -361,10 +365,12 @@ impl Store {
                 self.apply_delta(j.project_id, delta);
             }
         }
-        drop(conn);
+        // The cache gets the new tag sets before the writer is free: a deletion after that
+        // clears them with the rest.
         if let Ok(mut cache) = self.tag_cache.lock() {
             cache.extend(fresh_tags);
         }
+        drop(conn);
         if done.iter().any(|(o, _)| o.accepted > 0) {
             self.bump_version();
         }
@@ -397,7 +403,6 @@ impl Store {
             traces.iter().map(|t| t.id.as_str()).chain(events.iter().filter_map(|e| e.trace_id.as_deref())),
         )
         .await?;
-        let stored_ids: HashSet<String> = known.keys().cloned().collect();
 
         // Every tags map the batch names, resolved to tag sets in a few multi-row statements.
         let maps = traces
@@ -500,15 +505,11 @@ impl Store {
         out.accepted += new.len() as u64;
         out.duplicates += (resolved.len() - new.len()) as u64;
 
-        // What the stored traces already have (their calls' providers, agents and tools).
-        let seen = trace_calls(
-            tx,
-            project_id,
-            new.iter()
-                .filter_map(|i| resolved[*i].event.trace_id.as_deref())
-                .filter(|id| stored_ids.contains(*id)),
-        )
-        .await?;
+        // What the traces' stored calls already have (their providers, agents and tools); asked
+        // for every trace, as calls can outlive their trace's row (retention, deletion).
+        let seen =
+            trace_calls(tx, project_id, new.iter().filter_map(|i| resolved[*i].event.trace_id.as_deref()))
+                .await?;
         let plan = plan_calls(&resolved, &new, seen);
 
         let rows: Vec<&usize> = new.iter().collect();

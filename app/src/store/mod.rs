@@ -89,7 +89,8 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            // Long enough to wait out a background WAL restart (see `spawn_checkpointer`).
+            .busy_timeout(Duration::from_secs(120))
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
             // A bigger page cache for the writer: ingest touches many index pages. No

@@ -45,7 +45,25 @@ impl Store {
                 tokio::task::yield_now().await;
             }
         }
-        self.drop_in_cube(project_id, cutoff_hour);
+        // The aggregate drops the old hours while the writer is held, after a last pass for any
+        // old call committed meanwhile, so SQLite and the aggregate agree.
+        {
+            let mut conn = self.write.acquire().await?;
+            for (table, column) in [("events", "ts"), ("traces", "started_at")] {
+                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE project_id = ?1 AND {column} < ?2"
+                )))
+                .bind(project_id)
+                .bind(cutoff_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if table == "events" {
+                    events += n as i64;
+                }
+            }
+            self.drop_in_cube(project_id, cutoff_hour);
+        }
         let touched: Vec<String> = touched.into_iter().map(|(t,)| t).collect();
         self.reflag_traces(project_id, &touched).await?;
         if events > 0 {

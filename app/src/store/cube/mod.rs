@@ -90,7 +90,7 @@ pub struct Row {
     /// Latest call, in ms after the start of the row's hour.
     pub last_ms: u32,
     /// Calls that were their trace's first with this provider / agent / both.
-    pub firsts: [u32; 3],
+    pub firsts: [i32; 3],
     pub input: u64,
     pub output: u64,
     pub cache_read: u64,
@@ -120,7 +120,7 @@ pub struct ToolRow {
     /// nano-USD of the priced calls.
     pub cost: i64,
     /// Calls that were their trace's first with this tool / and provider / and agent / and both.
-    pub firsts: [u32; 4],
+    pub firsts: [i32; 4],
 }
 
 /// Everything of one hour.
@@ -172,9 +172,12 @@ pub struct CallFact {
     pub firsts: u8,
     /// Distinct tool names with their flag bytes.
     pub tools: Vec<(String, u8)>,
-    /// Only the flags are new: a stored call became its trace's first with something (an
-    /// earlier call of the trace was removed). Its numbers are already counted.
+    /// Only the flags change: a stored call became (or stopped being) its trace's first with
+    /// something after calls of its trace were removed. Its numbers are already counted.
     pub flags_only: bool,
+    /// With `flags_only`: the `firsts` bits the call lost, and per tool the bits it lost.
+    pub lost: u8,
+    pub tools_lost: Vec<(String, u8)>,
 }
 
 /// What one committed batch (or one chunk of a rebuild) adds.
@@ -247,7 +250,7 @@ impl ProjectCube {
                 ..Row::default()
             });
             for (i, bit) in [FIRST_PROVIDER, FIRST_AGENT, FIRST_PAIR].into_iter().enumerate() {
-                r.firsts[i] += u32::from(c.firsts & bit != 0);
+                r.firsts[i] += i32::from(c.firsts & bit != 0) - i32::from(c.lost & bit != 0);
             }
             if c.flags_only {
                 for (name, flags) in &c.tools {
@@ -258,7 +261,17 @@ impl ProjectCube {
                         tool,
                         ..ToolRow::default()
                     });
-                    add_tool_flags(t, *flags);
+                    add_tool_flags(t, *flags, 1);
+                }
+                for (name, flags) in &c.tools_lost {
+                    let tool = self.tools.id(name);
+                    let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
+                        tag_set,
+                        combo,
+                        tool,
+                        ..ToolRow::default()
+                    });
+                    add_tool_flags(t, *flags, -1);
                 }
                 continue;
             }
@@ -286,7 +299,7 @@ impl ProjectCube {
                 });
                 t.calls += 1;
                 t.cost += c.cost.unwrap_or(0);
-                add_tool_flags(t, *flags);
+                add_tool_flags(t, *flags, 1);
             }
         }
         let mut touched = Vec::new();
@@ -415,11 +428,11 @@ impl Hour {
     }
 }
 
-fn add_tool_flags(t: &mut ToolRow, flags: u8) {
+fn add_tool_flags(t: &mut ToolRow, flags: u8, sign: i32) {
     for (i, bit) in
         [FIRST_TOOL, FIRST_TOOL_PROVIDER, FIRST_TOOL_AGENT, FIRST_TOOL_PAIR].into_iter().enumerate()
     {
-        t.firsts[i] += u32::from(flags & bit != 0);
+        t.firsts[i] += sign * i32::from(flags & bit != 0);
     }
 }
 

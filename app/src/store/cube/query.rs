@@ -101,6 +101,9 @@ pub struct UserTotals {
 /// The largest users × models array the Users scan keeps for top models (48 MB per thread).
 const MAX_USER_MODEL_CELLS: usize = 3_000_000;
 
+/// The largest pairs × users bitmap the Models scan keeps per thread (32 MB).
+const MAX_PAIR_USER_CELLS: usize = 32_000_000;
+
 /// Below this many rows a scan stays on one thread (tests split even small scans, so the
 /// two-thread path is what they check).
 const PARALLEL_MIN_ROWS: usize = if cfg!(test) { 64 } else { 100_000 };
@@ -281,6 +284,10 @@ impl ProjectCube {
         let (pair_of, pairs) = self.pairs();
         let n = self.users.len();
         let np = pairs.len();
+        // Distinct users per pair from a bitmap per pair when that is of a sane size, else from
+        // deduplicated (pair, user) pairs in a second pass.
+        let dense = np.saturating_mul(n) <= MAX_PAIR_USER_CELLS;
+        let per_pair_bits = per_pair_users && dense;
         struct Part {
             sums: Sums,
             traces: i64,
@@ -293,7 +300,7 @@ impl ProjectCube {
                 sums: Sums::default(),
                 traces: 0,
                 users: vec![false; n],
-                pair_users: vec![false; if per_pair_users { np * n } else { 0 }],
+                pair_users: vec![false; if per_pair_bits { np * n } else { 0 }],
                 hours: Vec::new(),
             };
             let mut dense = vec![Sums::default(); np];
@@ -307,7 +314,7 @@ impl ProjectCube {
                     p.traces += Self::row_traces(s, r);
                     if r.user != NONE && r.calls > 0 {
                         p.users[r.user as usize] = true;
-                        if per_pair_users {
+                        if per_pair_bits {
                             p.pair_users[pair * n + r.user as usize] = true;
                         }
                     }
@@ -323,7 +330,7 @@ impl ProjectCube {
         });
         let mut out = HourScan { pairs, ..HourScan::default() };
         let mut users = vec![false; n];
-        let mut pair_users = vec![false; if per_pair_users { np * n } else { 0 }];
+        let mut pair_users = vec![false; if per_pair_bits { np * n } else { 0 }];
         for p in parts {
             out.sums.merge(&p.sums);
             out.traces += p.traces;
@@ -590,7 +597,8 @@ impl ProjectCube {
             TraceKind::Pair => 3,
         };
         let mut out: HashMap<u32, (i64, i64, i64, i64)> = HashMap::new();
-        let mut seen: HashMap<u32, Vec<bool>> = HashMap::new();
+        // (tool, user) pairs, deduplicated at the end: memory follows the rows, not tools × users.
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
         for (_, h) in self.hours_of(s) {
             for t in &h.tools {
                 if !self.row_ok(s, t.tag_set, t.combo) {
@@ -602,12 +610,15 @@ impl ProjectCube {
                 e.3 += t.cost;
                 let u = self.user_of[t.tag_set as usize];
                 if u != NONE && t.calls > 0 {
-                    let bits = seen.entry(t.tool).or_insert_with(|| vec![false; self.users.len()]);
-                    if !bits[u as usize] {
-                        bits[u as usize] = true;
-                        e.1 += 1;
-                    }
+                    pairs.push((t.tool, u));
                 }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        for (tool, _) in pairs {
+            if let Some(e) = out.get_mut(&tool) {
+                e.1 += 1;
             }
         }
         out

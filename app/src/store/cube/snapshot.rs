@@ -58,13 +58,17 @@ impl<T: Read> R<'_, T> {
     /// A count, bounded so a corrupt file can't ask for a huge allocation.
     fn len(&mut self) -> io::Result<usize> {
         let n = self.u64()?;
-        if n > 1 << 34 {
+        if n > 1 << 32 {
             return Err(bad("length"));
         }
         Ok(n as usize)
     }
     fn str(&mut self) -> io::Result<String> {
         let n = self.len()?;
+        // Names (models, tag values, tools) are at most a few kilobytes.
+        if n > 1 << 20 {
+            return Err(bad("string length"));
+        }
         let mut b = vec![0u8; n];
         self.0.read_exact(&mut b)?;
         String::from_utf8(b).map_err(|_| bad("string"))
@@ -117,7 +121,7 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
                 for v in [r.tag_set, r.user, r.combo, r.calls, r.errors, r.unpriced, r.last_ms] {
                     w.u32(v)?;
                 }
-                r.firsts.iter().try_for_each(|f| w.u32(*f))?;
+                r.firsts.iter().try_for_each(|f| w.u32(*f as u32))?;
                 for v in [r.input, r.output, r.cache_read, r.cache_creation, r.latency] {
                     w.u64(v)?;
                 }
@@ -135,7 +139,7 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
                     w.u32(v)?;
                 }
                 w.i64(t.cost)?;
-                t.firsts.iter().try_for_each(|f| w.u32(*f))?;
+                t.firsts.iter().try_for_each(|f| w.u32(*f as u32))?;
             }
             w.len(h.starts.len())?;
             for (ts, n) in &h.starts {
@@ -198,7 +202,7 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
                     ..Row::default()
                 };
                 for f in &mut row.firsts {
-                    *f = r.u32()?;
+                    *f = r.u32()? as i32;
                 }
                 row.input = r.u64()?;
                 row.output = r.u64()?;
@@ -221,7 +225,7 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
                     ..ToolRow::default()
                 };
                 for f in &mut t.firsts {
-                    *f = r.u32()?;
+                    *f = r.u32()? as i32;
                 }
                 h.tools.push(t);
             }
