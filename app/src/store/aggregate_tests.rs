@@ -11,12 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 const HOUR: i64 = 3_600_000;
 
 /// A tiny deterministic generator, so a failure reproduces.
-struct Lcg(u64);
+pub(super) struct Lcg(pub(super) u64);
 
 impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
+    pub(super) fn next(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
+        (self.0 >> 33) % n.max(1)
+    }
+
+    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.next(items.len() as u64) as usize]
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 /// Calls read per query while rebuilding, and readers reading at once.
 const REBUILD_PAGE: i64 = 50_000;
 const REBUILD_READERS: i64 = 2;
-/// Calls read per transaction while filling in trace flags.
-const BACKFILL_PAGE: i64 = 50_000;
+/// Traces read per query while filling in trace flags.
+const BACKFILL_PAGE: i64 = 5_000;
 
 static EMPTY: LazyLock<ProjectCube> = LazyLock::new(ProjectCube::default);
 
@@ -192,7 +192,7 @@ impl Store {
     }
 
     /// Fills in `firsts` and `tool_firsts` of calls stored before they existed (migration
-    /// 0004), walking each trace's calls in time order, a page of traces per transaction.
+    /// 0004), walking each trace's calls in time order.
     async fn backfill_firsts(&self) -> Result<(), StoreError> {
         let pending: Option<(String,)> =
             sqlx::query_as("SELECT value FROM store_meta WHERE key = 'backfill_firsts'")
@@ -202,67 +202,26 @@ impl Store {
             return Ok(());
         }
         tracing::info!("filling in trace flags of the stored calls (once, after an upgrade)");
-        let mut from: (i64, String) = (i64::MIN, String::new());
-        loop {
-            let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-            let rows: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
-                "SELECT rowid, project_id, trace_id, provider, agent, tools FROM events
-                 WHERE trace_id IS NOT NULL AND (project_id, trace_id) >= (?1, ?2)
-                 ORDER BY project_id, trace_id, ts, rowid LIMIT ?3",
-            )
-            .bind(from.0)
-            .bind(&from.1)
-            .bind(BACKFILL_PAGE)
-            .fetch_all(&mut *tx)
-            .await?;
-            let full = rows.len() as i64 == BACKFILL_PAGE;
-            let Some(last) = rows.last() else {
-                tx.commit().await?;
-                break;
-            };
-            let last_key = (last.1, last.2.clone());
-            // A full page may end inside a trace: that trace is done on the next page, unless
-            // it is the only one here (then it gets a page of its own, unlimited).
-            let (rows, next) = if full {
-                let cut = rows.iter().position(|r| (r.1, &r.2) == (last_key.0, &last_key.1)).unwrap_or(0);
-                if cut == 0 {
-                    let rest: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
-                        "SELECT rowid, project_id, trace_id, provider, agent, tools FROM events
-                         WHERE project_id = ?1 AND trace_id = ?2 ORDER BY ts, rowid",
-                    )
-                    .bind(last_key.0)
-                    .bind(&last_key.1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    (rest, Some((last_key.0, format!("{}\u{0}", last_key.1))))
-                } else {
-                    let mut rows = rows;
-                    rows.truncate(cut);
-                    (rows, Some(last_key))
-                }
-            } else {
-                (rows, None)
-            };
-            let mut seen: Option<((i64, String), TraceSeen)> = None;
-            for (rowid, project, trace, provider, agent, tools) in rows {
-                let key = (project, trace);
-                if seen.as_ref().is_none_or(|(k, _)| *k != key) {
-                    seen = Some((key, TraceSeen::default()));
-                }
-                let Some((_, s)) = seen.as_mut() else { continue };
-                let tools = tools_of(tools.as_deref());
-                let (f, tf) = s.see(&provider, &agent, &tools);
-                sqlx::query("UPDATE events SET firsts = ?1, tool_firsts = ?2 WHERE rowid = ?3")
-                    .bind(i64::from(f))
-                    .bind((!tf.is_empty()).then_some(tf))
-                    .bind(rowid)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            match next {
-                Some(n) => from = n,
-                None => break,
+        // The same derivation as after retention, a page of traces at a time; calls whose flags
+        // are all clear stay NULL until the update below (and read as 0 meanwhile).
+        let projects: Vec<(i64,)> = sqlx::query_as("SELECT id FROM projects").fetch_all(&self.write).await?;
+        for (project,) in projects {
+            let mut after = String::new();
+            loop {
+                let page: Vec<(String,)> = sqlx::query_as(
+                    "SELECT DISTINCT trace_id FROM events
+                     WHERE project_id = ?1 AND trace_id IS NOT NULL AND trace_id > ?2
+                     ORDER BY trace_id LIMIT ?3",
+                )
+                .bind(project)
+                .bind(&after)
+                .bind(BACKFILL_PAGE)
+                .fetch_all(&self.write)
+                .await?;
+                let Some((last,)) = page.last() else { break };
+                after = last.clone();
+                let ids: Vec<String> = page.into_iter().map(|(t,)| t).collect();
+                self.reflag_traces(project, &ids).await?;
             }
         }
         sqlx::query("UPDATE events SET firsts = 0 WHERE firsts IS NULL").execute(&self.write).await?;
@@ -271,7 +230,8 @@ impl Store {
     }
 
     /// Re-derives the trace flags of the stored calls of `traces` after some of their calls were
-    /// removed (retention): a remaining call may now be its trace's first with its provider,
+    /// removed (retention), or before they had any (the upgrade backfill): a remaining call may
+    /// now be its trace's first with its provider,
     /// agent or tool, in time order (which may also move a flag that arrival order had put on a
     /// later call). Changed flags are written, and the aggregate gets the gained and lost ones,
     /// while this writer holds the connection.

@@ -4,6 +4,7 @@
 //! (rebuild), after deleting users and after retention. Any one derived number off by one fails.
 
 use super::Store;
+use super::aggregate_tests::Lcg;
 use super::ingest::{EventIn, TraceIn};
 use crate::model::latency::{latency_bucket, percentile};
 use crate::model::{Dir, Stack, UserSort, UsersFilter};
@@ -15,18 +16,6 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 /// A fixed "now", on no hour boundary.
 const NOW: i64 = 1_800_000_000_000 + 37 * 60_000 + 12_345;
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.next(items.len() as u64) as usize]
-    }
-}
 
 const PROVIDERS_MODELS: [(&str, &str); 5] = [
     ("openai", "gpt-4o"),

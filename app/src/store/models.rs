@@ -1,6 +1,7 @@
 //! The Models view: per-model totals from the same per-hour sums as the Overview, plus latency
 //! percentiles (from the aggregate's latency histograms) and distinct users per model.
 
+use super::cube::query::Sums;
 use super::overview::{HourModel, hour_models, series_of};
 use super::window::hours;
 use super::{Store, StoreError};
@@ -50,28 +51,26 @@ impl Store {
 }
 
 pub(super) fn models_of(rows: &[HourModel]) -> Vec<ModelRow> {
-    let mut by: BTreeMap<(&str, &str), (ModelRow, i64)> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), Sums> = BTreeMap::new();
     for r in rows {
-        let (m, latency) = by.entry((&r.provider, &r.model)).or_insert_with(|| {
-            (ModelRow { provider: r.provider.clone(), model: r.model.clone(), ..ModelRow::default() }, 0)
-        });
-        let s = &r.sums;
-        m.calls += s.calls;
-        m.errors += s.errors;
-        m.unpriced += s.unpriced;
-        m.input_tokens += s.input;
-        m.output_tokens += s.output;
-        m.cache_read_tokens += s.cache_read;
-        m.cache_creation_tokens += s.cache_creation;
-        m.spend_nano += s.cost;
-        *latency += s.latency;
+        by.entry((&r.provider, &r.model)).or_default().merge(&r.sums);
     }
     let mut out: Vec<ModelRow> = by
-        .into_values()
-        .map(|(mut m, latency)| {
-            m.spend_usd = usd_decimal(m.spend_nano);
-            m.avg_latency_ms = if m.calls > 0 { latency / m.calls } else { 0 };
-            m
+        .into_iter()
+        .map(|((provider, model), s)| ModelRow {
+            provider: provider.to_string(),
+            model: model.to_string(),
+            calls: s.calls,
+            errors: s.errors,
+            unpriced: s.unpriced,
+            input_tokens: s.input,
+            output_tokens: s.output,
+            cache_read_tokens: s.cache_read,
+            cache_creation_tokens: s.cache_creation,
+            spend_nano: s.cost,
+            spend_usd: usd_decimal(s.cost),
+            avg_latency_ms: if s.calls > 0 { s.latency / s.calls } else { 0 },
+            ..ModelRow::default()
         })
         .collect();
     out.sort_by(|a, b| {

@@ -127,9 +127,10 @@ impl Store {
     ) -> Result<crate::model::FilterValues, StoreError> {
         let (from_hour, to_hour) = hours(filter);
         let all = UsersFilter { from_ms: filter.from_ms, to_ms: filter.to_ms, ..UsersFilter::default() };
+        let scope = all.clone();
         let (providers, agents) = self
             .read_cube(project_id, move |c| {
-                let s = c.scope(&all, from_hour, to_hour);
+                let s = c.scope(&scope, from_hour, to_hour);
                 let mut used = vec![false; c.combos.len()];
                 c.each_row(&s, |_, r| used[r.combo as usize] = true);
                 let mut providers = Vec::new();
@@ -149,7 +150,6 @@ impl Store {
         providers.dedup();
         agents.sort();
         agents.dedup();
-        let all = UsersFilter { from_ms: filter.from_ms, to_ms: filter.to_ms, ..UsersFilter::default() };
         let users = self
             .list_users(project_id, &all, UserSort::Spend, Dir::Desc, 0, USER_MENU_SIZE as u32)
             .await?

@@ -186,7 +186,7 @@ impl Store {
             self.read_cube(project_id, move |c| {
                 let s = c.scope(&f, from_hour, to_hour);
                 let mut n = 0;
-                c.each_trace_count(&s, |_, k| n += k);
+                c.each_start(&s, |_, k| n += k);
                 n
             })
             .await?

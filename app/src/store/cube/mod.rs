@@ -101,6 +101,25 @@ pub struct Row {
     pub latency: u64,
 }
 
+impl Row {
+    /// Adds another row of the same key.
+    fn merge(&mut self, r: &Row) {
+        self.calls += r.calls;
+        self.errors += r.errors;
+        self.unpriced += r.unpriced;
+        self.last_ms = self.last_ms.max(r.last_ms);
+        for (a, b) in self.firsts.iter_mut().zip(r.firsts) {
+            *a += b;
+        }
+        self.input += r.input;
+        self.output += r.output;
+        self.cache_read += r.cache_read;
+        self.cache_creation += r.cache_creation;
+        self.cost += r.cost;
+        self.latency += r.latency;
+    }
+}
+
 /// Calls with a latency in one histogram bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatRow {
@@ -253,25 +272,13 @@ impl ProjectCube {
                 r.firsts[i] += i32::from(c.firsts & bit != 0) - i32::from(c.lost & bit != 0);
             }
             if c.flags_only {
-                for (name, flags) in &c.tools {
-                    let tool = self.tools.id(name);
-                    let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
-                        tag_set,
-                        combo,
-                        tool,
-                        ..ToolRow::default()
-                    });
-                    add_tool_flags(t, *flags, 1);
-                }
-                for (name, flags) in &c.tools_lost {
-                    let tool = self.tools.id(name);
-                    let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
-                        tag_set,
-                        combo,
-                        tool,
-                        ..ToolRow::default()
-                    });
-                    add_tool_flags(t, *flags, -1);
+                let changes = c.tools.iter().map(|t| (t, 1)).chain(c.tools_lost.iter().map(|t| (t, -1)));
+                for ((name, flags), sign) in changes {
+                    add_tool_flags(
+                        tool_row(&mut tools, &mut self.tools, hour, tag_set, combo, name),
+                        *flags,
+                        sign,
+                    );
                 }
                 continue;
             }
@@ -290,13 +297,7 @@ impl ProjectCube {
                 *lat.entry((hour, tag_set, combo, bucket)).or_default() += 1;
             }
             for (name, flags) in &c.tools {
-                let tool = self.tools.id(name);
-                let t = tools.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
-                    tag_set,
-                    combo,
-                    tool,
-                    ..ToolRow::default()
-                });
+                let t = tool_row(&mut tools, &mut self.tools, hour, tag_set, combo, name);
                 t.calls += 1;
                 t.cost += c.cost.unwrap_or(0);
                 add_tool_flags(t, *flags, 1);
@@ -373,23 +374,7 @@ impl Hour {
     fn compact(&mut self) {
         let mut rows: HashMap<(u32, u32), Row> = HashMap::with_capacity(self.rows.len());
         for r in self.rows.drain(..) {
-            rows.entry((r.tag_set, r.combo))
-                .and_modify(|a| {
-                    a.calls += r.calls;
-                    a.errors += r.errors;
-                    a.unpriced += r.unpriced;
-                    a.last_ms = a.last_ms.max(r.last_ms);
-                    for i in 0..3 {
-                        a.firsts[i] += r.firsts[i];
-                    }
-                    a.input += r.input;
-                    a.output += r.output;
-                    a.cache_read += r.cache_read;
-                    a.cache_creation += r.cache_creation;
-                    a.cost += r.cost;
-                    a.latency += r.latency;
-                })
-                .or_insert(r);
+            rows.entry((r.tag_set, r.combo)).and_modify(|a| a.merge(&r)).or_insert(r);
         }
         self.rows = rows.into_values().collect();
         self.rows.sort_unstable_by_key(|r| (r.tag_set, r.combo));
@@ -426,6 +411,24 @@ impl Hour {
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
     }
+}
+
+/// The batch's tool row for a key, created on first use.
+fn tool_row<'a>(
+    rows: &'a mut HashMap<(i64, u32, u32, u32), ToolRow>,
+    names: &mut Interner,
+    hour: i64,
+    tag_set: u32,
+    combo: u32,
+    name: &str,
+) -> &'a mut ToolRow {
+    let tool = names.id(name);
+    rows.entry((hour, tag_set, combo, tool)).or_insert_with(|| ToolRow {
+        tag_set,
+        combo,
+        tool,
+        ..ToolRow::default()
+    })
 }
 
 fn add_tool_flags(t: &mut ToolRow, flags: u8, sign: i32) {

@@ -269,15 +269,6 @@ impl ProjectCube {
         }
     }
 
-    /// Calls `f(tag set, traces)` for each trace count in the scope: starts, or calls' firsts.
-    pub fn each_trace_count(&self, s: &Scope, mut f: impl FnMut(u32, i64)) {
-        if s.kind == TraceKind::Starts {
-            self.each_start(s, f);
-        } else {
-            self.each_row(s, |_, r| f(r.tag_set, Self::row_traces(s, r)));
-        }
-    }
-
     /// One pass for the Overview and Models views: totals, traces, distinct users, sums per
     /// (hour, provider/model pair), and (`per_pair_users`) distinct users per pair.
     pub fn scan_hours(&self, s: &Scope, per_pair_users: bool) -> HourScan {
