@@ -24,8 +24,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  open?.stop();
-  guarded?.stop();
+  await open?.stop();
+  await guarded?.stop();
 });
 
 test('signing in, then out, guards every page', async () => {

@@ -28,7 +28,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.stop();
+  await server?.stop();
 });
 
 test('user → traces → trace → call, and the back button restores each step', async () => {

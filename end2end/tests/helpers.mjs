@@ -56,8 +56,14 @@ export async function startServer({ login = false, env = {} } = {}) {
     cli(...cmd) {
       return execFileSync(BIN, [...cmd, '--db', db], { encoding: 'utf8' });
     },
-    stop() {
-      child.kill();
+    /** Stops the server (SIGTERM, on which it saves its aggregate) and waits for it to exit
+     * before removing its directory. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill();
+        await exited;
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

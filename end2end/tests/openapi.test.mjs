@@ -32,7 +32,9 @@ before(async () => {
   ajv.addSchema(doc, 'openapi.json');
 });
 
-after(() => server?.stop());
+after(async () => {
+  await server?.stop();
+});
 
 /** The validator for an operation's response with `status`. */
 function responseValidator(path, method, status) {

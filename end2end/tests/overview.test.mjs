@@ -20,7 +20,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.stop();
+  await server?.stop();
 });
 
 const kpi = (page, label) => page.getByRole('group', { name: label }).locator('.kpi-value').innerText();

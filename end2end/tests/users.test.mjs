@@ -27,7 +27,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.stop();
+  await server?.stop();
 });
 
 test('users are listed in spend order, and a user id is rendered as text', async () => {

@@ -59,8 +59,14 @@ export async function startTokentally() {
       if (res.status !== 200) throw new Error(JSON.stringify(json));
       return json.users;
     },
+    /** Stops the server (SIGTERM, on which it saves its aggregate) and waits for it to exit
+     * before removing its directory. */
     async stop() {
-      child.kill();
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill();
+        await exited;
+      }
       await new Promise((r) => proxy.close(r));
       rmSync(dir, { recursive: true, force: true });
     },
