@@ -42,7 +42,7 @@ schemas={
  "UserDetail": obj({"user_id":S,"from":TS,"to":TS,"current":ref("Kpis"),"previous":ref("Kpis"),"spend_by_model":ref("SpendSeries"),"models":{"type":"array","items":ref("ModelRow")},"traces":{"type":"array","items":ref("TraceRow"),"maxItems":50}}),
  "SegmentRow": obj({"value":{"type":["string","null"],"description":"The tag's value; null for calls without the key."},"spend_nano":I,"spend_usd":USD,"share_permille":{"type":"integer","minimum":0,"maximum":1000},"users":I,"traces":I,"calls":I,"errors":I,"unpriced_events":I,"tokens":I,"input_tokens":I,"output_tokens":I,"cache_read_tokens":I,"cache_creation_tokens":I}),
  "Deleted": obj({"deleted":obj({"events":I,"traces":I})}),
- "SegmentsView": obj({"from":TS,"to":TS,"by":S,"segments":{"type":"array","items":ref("SegmentRow")},"keys":{"type":"array","items":S}}),
+ "SegmentsView": obj({"from":TS,"to":TS,"by":S,"segments":{"type":"array","items":ref("SegmentRow"),"maxItems":500},"total_segments":{"type":"integer","minimum":0,"description":"Values with calls in the window; segments holds the biggest `limit` of them."},"keys":{"type":"array","items":S}}),
 }
 def p(name, where, desc, schema=None, required=False):
     return {"name":name,"in":where,"description":desc,"required":required,"schema":schema or {"type":"string"}}
@@ -89,7 +89,7 @@ doc={
   "/v1/me/ai-apps/events/{eventId}": get("getEvent","One LLM call in full.",[pathp("eventId","The event id.")],"EventDetail",notfound=True),
   "/v1/me/ai-apps/models": get("listModels","Per-model totals, by spend.",filters+[fmt],"ModelsView",True),
   "/v1/me/ai-apps/tools": get("listTools","Per tool name: calls, users, traces and the spend of those calls.",filters+[fmt],"ToolsView",True),
-  "/v1/me/ai-apps/segments": get("listSegments","Spend, users, traces, calls and tokens per value of one tag key, by spend.",[p("by","query","The tag key to group by (plan, org, feature, ...).",None,True)]+filters+[fmt],"SegmentsView",True),
+  "/v1/me/ai-apps/segments": get("listSegments","Spend, users, traces, calls and tokens per value of one tag key, by spend.",[p("by","query","The tag key to group by (plan, org, feature, ...).",None,True),p("limit","query","The biggest this many segments, 1–500 (default 500 in JSON; a CSV without limit has every one).",{"type":"integer","minimum":1,"maximum":500})]+filters+[fmt],"SegmentsView",True),
   "/v1/openapi.json":{"get":{"operationId":"openapi","summary":"This document.","responses":{"200":{"description":"OpenAPI 3.1","content":{"application/json":{"schema":{"type":"object"}}}}}}},
  }
 }

@@ -134,7 +134,17 @@ async fn segments_and_filters_match_independent_sums() {
             .filter_map(|r| r["spend_nano"].as_i64())
             .collect();
         assert!(spends.windows(2).all(|w| w[0] >= w[1]), "sorted by spend: {spends:?}");
+        let all = expected_segments(events.iter(), by);
+        assert_eq!(body["total_segments"].as_i64(), Some(all.len() as i64), "by={by}: total");
+        // A limit keeps the biggest (the same rows as the head of the full answer) and the total.
+        let (status, top) = s.get(&format!("/v1/me/ai-apps/segments?by={by}&limit=2")).await;
+        assert_eq!(status, 200, "{top}");
+        assert_eq!(top["segments"].as_array().map(Vec::len), Some(all.len().min(2)), "by={by}: {top}");
+        assert_eq!(top["segments"][0], body["segments"][0], "by={by}: biggest first");
+        assert_eq!(top["total_segments"], body["total_segments"], "by={by}");
     }
+    let (status, body) = s.get("/v1/me/ai-apps/segments?by=plan&limit=0").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("limit")), "{body}");
     // Narrowed by a tag, a provider, and a user.
     let pro = |e: &&Ev| e.tags.get("plan").map(String::as_str) == Some("pro");
     let (_, body) = s.get("/v1/me/ai-apps/segments?by=org&tag.plan=pro").await;

@@ -99,11 +99,15 @@ fn filter_of(
     Ok((state, auth.project, params, filter))
 }
 
+/// Segments the dashboard lists (the biggest by spend; a key like `userId` can have many).
+#[cfg(feature = "ssr")]
+const SEGMENTS_SHOWN: usize = 200;
+
 /// Segments for the dashboard's query string (without `by`, the store picks a key).
 #[server(endpoint = "get_segments")]
 pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Ok(state.store.segments(project, &filter, params.by.as_deref()).await?)
+    Ok(state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?)
 }
 
 /// Who is signed in, the current project and the projects to switch to, and the CSRF token

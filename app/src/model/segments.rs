@@ -30,6 +30,9 @@ pub struct SegmentsView {
     /// The tag key grouped by.
     pub by: String,
     pub segments: Vec<SegmentRow>,
+    /// Values with calls in the window; `segments` holds the biggest when a limit cut it.
+    #[serde(default)]
+    pub total_segments: i64,
     /// Tag keys seen in the project, for the key picker.
     pub keys: Vec<String>,
 }

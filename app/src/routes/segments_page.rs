@@ -102,10 +102,17 @@ pub fn SegmentsPage() -> impl IntoView {
                         }.into_any(),
                         Ok(v) => {
                             let picker = key_picker(&v, &params);
+                            let more = (v.total_segments > v.segments.len() as i64).then(|| {
+                                format!(
+                                    "The {} biggest of {} values by spend; the CSV export has them all.",
+                                    v.segments.len(),
+                                    v.total_segments
+                                )
+                            });
                             let table = if v.segments.is_empty() {
                                 view! { <p class="empty" role="status">"No calls in this window."</p> }.into_any()
                             } else {
-                                view! { <SegmentsTable view=v params/> }.into_any()
+                                view! { <SegmentsTable view=v params/> {more.map(|m| view! { <p class="note">{m}</p> })} }.into_any()
                             };
                             view! { <div class="segment-keys">"Group by " {picker}</div> {table} }.into_any()
                         }

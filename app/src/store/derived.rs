@@ -79,12 +79,14 @@ impl Store {
     pub(crate) fn forget_in_cube(&self, project_id: i64, tag_sets: &[i64]) {
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
         cube.project(project_id).remove_tag_sets(tag_sets);
+        self.forget_user_menus(project_id);
     }
 
     /// Drops the hours retention removed.
     pub(crate) fn drop_in_cube(&self, project_id: i64, before_hour: i64) {
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
         cube.project(project_id).drop_before(before_hour);
+        self.forget_user_menus(project_id);
     }
 
     /// Runs `f` on a project's aggregate on the blocking pool (a scan of millions of rows must

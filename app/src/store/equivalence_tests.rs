@@ -374,7 +374,7 @@ async fn check(store: &Store, project: i64, f: &UsersFilter, ctx: &str) {
         q.push(" GROUP BY kv.value");
         let want: Vec<(Option<String>, i64, i64, i64, i64, i64)> =
             q.build_query_as().fetch_all(&store.read).await.expect("segments");
-        let view = store.segments(project, f, Some(by)).await.expect("segments view");
+        let view = store.segments(project, f, Some(by), None).await.expect("segments view");
         assert_eq!(view.segments.len(), want.len(), "{ctx} by {by}: segments");
         for (value, calls, spend, tokens, users, errors) in want {
             let row = view.segments.iter().find(|s| s.value == value).expect("segment row");

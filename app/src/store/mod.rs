@@ -63,6 +63,8 @@ pub struct Store {
     /// Bumped after every committed batch that stored something: open dashboards poll it and
     /// refetch only when it moved.
     version: Arc<AtomicU64>,
+    /// The filter bar's top-spender menus (see `overview`).
+    user_menus: Arc<Mutex<overview::UserMenus>>,
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -122,6 +124,7 @@ impl Store {
             writer_gate: Arc::default(),
             aggregate_loaded: Arc::default(),
             version: Arc::default(),
+            user_menus: Arc::default(),
         })
     }
 

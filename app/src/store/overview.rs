@@ -9,6 +9,7 @@ use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
 use crate::model::{Dir, Kpis, Overview, SpendSeries, Stack, UserSort, UsersFilter};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// How many users the filter bar's user menu offers.
 const USER_MENU_SIZE: usize = 20;
@@ -126,40 +127,88 @@ impl Store {
         filter: &UsersFilter,
     ) -> Result<crate::model::FilterValues, StoreError> {
         let (from_hour, to_hour) = hours(filter);
-        let all = UsersFilter { from_ms: filter.from_ms, to_ms: filter.to_ms, ..UsersFilter::default() };
-        let scope = all.clone();
-        let (providers, agents) = self
+        let (mut providers, agents) = self
             .read_cube(project_id, move |c| {
-                let s = c.scope(&scope, from_hour, to_hour);
                 let mut used = vec![false; c.combos.len()];
-                c.each_row(&s, |_, r| used[r.combo as usize] = true);
-                let mut providers = Vec::new();
-                let mut agents = Vec::new();
-                for (i, (p, _, a)) in c.combos.iter().enumerate() {
-                    if used[i] {
-                        providers.push(c.providers.name(*p).to_string());
-                        agents.push(c.agents.name(*a).to_string());
+                for h in c.hours.range(from_hour..to_hour).map(|(_, h)| h) {
+                    for combo in &h.combos {
+                        used[*combo as usize] = true;
                     }
                 }
-                (providers, agents)
+                let used = |i: &usize| used[*i];
+                let providers =
+                    (0..c.combos.len()).filter(used).map(|i| c.providers.name(c.combos[i].0).to_string());
+                let agents =
+                    (0..c.combos.len()).filter(used).map(|i| c.agents.name(c.combos[i].2).to_string());
+                (providers.collect::<Vec<_>>(), agents.collect::<Vec<_>>())
             })
             .await?;
-        let mut providers = providers;
         let mut agents: Vec<String> = agents.into_iter().filter(|a| !a.is_empty()).collect();
         providers.sort();
         providers.dedup();
         agents.sort();
         agents.dedup();
-        let users = self
+        let users = self.user_menu(project_id, filter.from_ms, filter.to_ms).await?;
+        Ok(crate::model::FilterValues { providers, agents, users })
+    }
+
+    /// The window's biggest spenders, for the user menu: recomputed when the data changed,
+    /// except that a menu that took long to compute (a big project) is reused for up to
+    /// `MENU_REUSE` after a change. Deletion and retention drop the project's menus at once.
+    async fn user_menu(&self, project_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<String>, StoreError> {
+        let all = UsersFilter { from_ms, to_ms, ..UsersFilter::default() };
+        let (from_hour, to_hour) = hours(&all);
+        let key = (project_id, from_hour, to_hour);
+        let version = self.version();
+        let reuse = {
+            let menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
+            menus
+                .get(&key)
+                .filter(|m| m.version == version || (m.took >= MENU_SLOW && m.at.elapsed() < MENU_REUSE))
+                .map(|m| m.users.clone())
+        };
+        if let Some(users) = reuse {
+            return Ok(users);
+        }
+        let started = Instant::now();
+        let users: Vec<String> = self
             .list_users(project_id, &all, UserSort::Spend, Dir::Desc, 0, USER_MENU_SIZE as u32)
             .await?
             .users
             .into_iter()
             .map(|u| u.user_id)
             .collect();
-        Ok(crate::model::FilterValues { providers, agents, users })
+        let mut menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
+        if menus.len() >= MAX_MENUS {
+            menus.clear();
+        }
+        let took = started.elapsed();
+        menus.insert(key, UserMenu { version, at: Instant::now(), took, users: users.clone() });
+        Ok(users)
+    }
+
+    /// Drops a project's user menus (its users changed other than by new calls).
+    pub(crate) fn forget_user_menus(&self, project_id: i64) {
+        self.user_menus.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, ..), _| *p != project_id);
     }
 }
+
+/// One computed user menu.
+pub(crate) struct UserMenu {
+    version: u64,
+    at: Instant,
+    took: Duration,
+    users: Vec<String>,
+}
+
+/// User menus by (project, first hour, end hour).
+pub(crate) type UserMenus = HashMap<(i64, i64, i64), UserMenu>;
+
+/// A menu that took at least this long is reused for up to `MENU_REUSE` after the data changed.
+const MENU_SLOW: Duration = Duration::from_millis(50);
+const MENU_REUSE: Duration = Duration::from_secs(30);
+/// User menus kept at most (windows differ per hour and per custom range).
+const MAX_MENUS: usize = 256;
 
 /// Spend per bucket (hours for windows up to two days, else UTC days) per model or provider, the biggest
 /// `MAX_SERIES` by name and the rest as "other".

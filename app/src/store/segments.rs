@@ -12,12 +12,14 @@ use std::collections::HashMap;
 impl Store {
     /// Spend, users, traces, calls and tokens per value of tag `by` in the filter's window.
     /// Without `by`, groups by `plan` when that key is in use, else by the first key other than
-    /// `userId` (no segments at all when the project has no tags).
+    /// `userId` (no segments at all when the project has no tags). With `limit`, only the
+    /// biggest that many (`total_segments` still counts them all).
     pub async fn segments(
         &self,
         project_id: i64,
         filter: &UsersFilter,
         by: Option<&str>,
+        limit: Option<usize>,
     ) -> Result<SegmentsView, StoreError> {
         let (from_hour, to_hour) = hours(filter);
         let f = filter.clone();
@@ -110,11 +112,14 @@ impl Store {
                 .then(a.value.is_none().cmp(&b.value.is_none()))
                 .then(a.value.cmp(&b.value))
         });
+        let total_segments = segments.len() as i64;
+        segments.truncate(limit.unwrap_or(usize::MAX));
         Ok(SegmentsView {
             from: rfc3339(from_hour * 3_600_000),
             to: rfc3339(to_hour * 3_600_000),
             by,
             segments,
+            total_segments,
             keys,
         })
     }

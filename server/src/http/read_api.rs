@@ -313,6 +313,9 @@ pub async fn tools(
     Ok(Json(json!({ "tools": tools })).into_response())
 }
 
+/// Segments a JSON answer holds unless `limit` says otherwise.
+const SEGMENTS_DEFAULT_LIMIT: usize = app::model::MAX_PAGE as usize;
+
 /// `GET /v1/me/ai-apps/segments?by=<tag key>`: spend, users, traces and tokens per value of a
 /// tag key, by spend.
 pub async fn segments(
@@ -321,10 +324,17 @@ pub async fn segments(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    let q = api_query::<UserSort>(query.as_deref(), &[&["format", "by"]])?;
+    let q = api_query::<UserSort>(query.as_deref(), &[&["format", "by", "limit"]])?;
     let by =
         q.params.by.ok_or_else(|| ApiError::bad("by", "required: the tag key to group by, e.g. by=plan"))?;
-    let view = state.store.segments(project, &q.filter, Some(&by)).await?;
+    // JSON answers at most `limit` (default 500) segments, the biggest; a CSV has them all
+    // unless limited.
+    let limit = match (q.max_rows, q.csv) {
+        (Some(n), _) => Some(n as usize),
+        (None, true) => None,
+        (None, false) => Some(SEGMENTS_DEFAULT_LIMIT),
+    };
+    let view = state.store.segments(project, &q.filter, Some(&by), limit).await?;
     if q.csv {
         return Ok(csv::respond("segments.csv", SEGMENT_COLUMNS, &view.segments));
     }

@@ -150,6 +150,8 @@ pub struct Hour {
     pub tools: Vec<ToolRow>,
     /// Traces that started in this hour, per tag set (negative entries move a start elsewhere).
     pub starts: Vec<(u32, i64)>,
+    /// The combinations with calls in this hour, sorted (what the filter menus offer).
+    pub combos: Vec<u32>,
     compacted: usize,
 }
 
@@ -305,7 +307,13 @@ impl ProjectCube {
         }
         let mut touched = Vec::new();
         for ((hour, ..), row) in rows {
-            self.hours.entry(hour).or_default().rows.push(row);
+            let h = self.hours.entry(hour).or_default();
+            if row.calls > 0
+                && let Err(at) = h.combos.binary_search(&row.combo)
+            {
+                h.combos.insert(at, row.combo);
+            }
+            h.rows.push(row);
             touched.push(hour);
         }
         for ((hour, tag_set, combo, bucket), n) in lat {
@@ -347,6 +355,7 @@ impl ProjectCube {
             h.tools.retain(|r| keep(r.tag_set));
             h.starts.retain(|(ts, _)| keep(*ts));
             h.compacted = h.compacted.min(h.rows.len());
+            h.note_combos();
             !(h.rows.is_empty() && h.starts.is_empty())
         });
     }
@@ -370,6 +379,14 @@ impl ProjectCube {
 }
 
 impl Hour {
+    /// Recomputes `combos` from the rows.
+    pub fn note_combos(&mut self) {
+        self.combos = self.rows.iter().filter(|r| r.calls > 0).map(|r| r.combo).collect();
+        self.combos.sort_unstable();
+        self.combos.dedup();
+        self.combos.shrink_to_fit();
+    }
+
     /// Sums rows with equal keys into one.
     fn compact(&mut self) {
         let mut rows: HashMap<(u32, u32), Row> = HashMap::with_capacity(self.rows.len());
@@ -410,6 +427,7 @@ impl Hour {
         self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
+        self.note_combos();
     }
 }
 

@@ -98,9 +98,6 @@ pub struct UserTotals {
     pub top_model: String,
 }
 
-/// The largest users × models array the Users scan keeps for top models (48 MB per thread).
-const MAX_USER_MODEL_CELLS: usize = 3_000_000;
-
 /// The largest pairs × users bitmap the Models scan keeps per thread (32 MB).
 const MAX_PAIR_USER_CELLS: usize = 32_000_000;
 
@@ -114,7 +111,6 @@ struct Acc {
     sums: Sums,
     traces: i64,
     last_ts: i64,
-    seen: bool,
 }
 
 impl ProjectCube {
@@ -361,8 +357,9 @@ impl ProjectCube {
     }
 
     /// Per-user totals of the scope, ranked by `sort`/`dir` (ties by user id in the same
-    /// direction), with the total number of users; the top model only for the returned page,
-    /// unless ranking by it.
+    /// direction), with the total number of users. Two passes with small working sets: one
+    /// keeps only each user's sort key, the second sums everything (and the top model) for the
+    /// page's users alone.
     pub fn users(
         &self,
         s: &Scope,
@@ -371,34 +368,115 @@ impl ProjectCube {
         offset: usize,
         limit: usize,
     ) -> (Vec<UserTotals>, i64) {
+        let keys = self.user_keys(s, sort);
+        self.rank_users(s, &keys, sort, dir, offset, limit)
+    }
+
+    /// Each user's sort key in the scope (`User` and `TopModel` keep none) and whether they had
+    /// calls in it.
+    pub fn user_keys(&self, s: &Scope, sort: UserSort) -> Vec<(i64, bool)> {
         let n = self.users.len();
-        // Spend and calls per (user, model) come along in the same pass when that array is of a
-        // reasonable size (the top model), else from a second pass over the page's users.
-        let models = self.models.len().max(1);
-        let dense_models = n.saturating_mul(models) <= MAX_USER_MODEL_CELLS;
-        let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
-        let (mut acc, per_model) = self.fold(
+        let last = sort == UserSort::LastSeen;
+        let mut keys = self.fold(
             s,
-            || (vec![Acc::default(); n], vec![(0i64, 0i64); if dense_models { n * models } else { 0 }]),
-            |(acc, pm), hour, r| {
+            || vec![(0i64, false); n],
+            |k, hour, r| {
                 if r.user == NONE {
                     return;
                 }
-                let a = &mut acc[r.user as usize];
+                let e = &mut k[r.user as usize];
                 // A row of flags alone (calls 0) doesn't make a user appear.
-                a.seen |= r.calls > 0;
+                e.1 |= r.calls > 0;
+                match sort {
+                    UserSort::Spend => e.0 += r.cost,
+                    UserSort::Events => e.0 += i64::from(r.calls),
+                    UserSort::Tokens => e.0 += (r.input + r.output + r.cache_read + r.cache_creation) as i64,
+                    UserSort::Traces => e.0 += Self::row_traces(s, r),
+                    UserSort::LastSeen => e.0 = e.0.max(hour * 3_600_000 + i64::from(r.last_ms)),
+                    UserSort::User | UserSort::TopModel => {}
+                }
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.0 = if last { x.0.max(y.0) } else { x.0 + y.0 };
+                    x.1 |= y.1;
+                }
+            },
+        );
+        if sort == UserSort::Traces {
+            self.each_start(s, |ts, k| {
+                let u = self.user_of[ts as usize];
+                if u != NONE {
+                    keys[u as usize].0 += k;
+                }
+            });
+        }
+        keys
+    }
+
+    /// One page of users ranked by their `keys` (from `user_keys` with the same `sort`), with
+    /// the number of users that had calls.
+    pub fn rank_users(
+        &self,
+        s: &Scope,
+        keys: &[(i64, bool)],
+        sort: UserSort,
+        dir: Dir,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<UserTotals>, i64) {
+        let mut ids: Vec<u32> = (0..keys.len() as u32).filter(|u| keys[*u as usize].1).collect();
+        let total = ids.len() as i64;
+        if offset >= ids.len() {
+            return (Vec::new(), total);
+        }
+        let tops = (sort == UserSort::TopModel).then(|| self.top_models(s));
+        let top_of = |u: u32| tops.as_ref().and_then(|t| t.get(&u)).map_or("", |m| self.models.name(*m));
+        let key = |u: &u32| -> (i64, &str) {
+            (keys[*u as usize].0, if sort == UserSort::TopModel { top_of(*u) } else { "" })
+        };
+        let cmp =
+            |x: &u32, y: &u32| key(x).cmp(&key(y)).then_with(|| self.users.name(*x).cmp(self.users.name(*y)));
+        let end = offset.saturating_add(limit).min(ids.len());
+        // Only the page needs to be in order: select it, then sort it.
+        let ord = |x: &u32, y: &u32| match dir {
+            Dir::Asc => cmp(x, y),
+            Dir::Desc => cmp(y, x),
+        };
+        if end < ids.len() {
+            ids.select_nth_unstable_by(end, ord);
+            ids.truncate(end);
+        }
+        ids.sort_unstable_by(ord);
+        (self.user_page(s, &ids[offset..end]), total)
+    }
+
+    /// Full totals, traces, latest call and top model of some users (in their order).
+    fn user_page(&self, s: &Scope, page: &[u32]) -> Vec<UserTotals> {
+        let mut slot = vec![NONE; self.users.len()];
+        for (i, u) in page.iter().enumerate() {
+            slot[*u as usize] = i as u32;
+        }
+        let models = self.models.len().max(1);
+        let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
+        let (mut acc, per_model) = self.fold(
+            s,
+            || (vec![Acc::default(); page.len()], vec![(0i64, 0i64); page.len() * models]),
+            |(acc, pm), hour, r| {
+                if r.user == NONE || slot[r.user as usize] == NONE {
+                    return;
+                }
+                let i = slot[r.user as usize] as usize;
+                let a = &mut acc[i];
                 a.sums.add(r);
                 a.traces += Self::row_traces(s, r);
                 a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
-                if dense_models {
-                    let e = &mut pm[r.user as usize * models + model_of[r.combo as usize] as usize];
-                    e.0 += r.cost;
-                    e.1 += i64::from(r.calls);
-                }
+                let e = &mut pm[i * models + model_of[r.combo as usize] as usize];
+                e.0 += r.cost;
+                e.1 += i64::from(r.calls);
             },
             |(a, pa), (b, pb)| {
                 for (x, y) in a.iter_mut().zip(b) {
-                    x.seen |= y.seen;
                     x.sums.merge(&y.sums);
                     x.traces += y.traces;
                     x.last_ts = x.last_ts.max(y.last_ts);
@@ -411,121 +489,63 @@ impl ProjectCube {
         );
         self.each_start(s, |ts, k| {
             let u = self.user_of[ts as usize];
-            if u != NONE {
-                acc[u as usize].traces += k;
+            if u != NONE && slot[u as usize] != NONE {
+                acc[slot[u as usize] as usize].traces += k;
             }
         });
-        let top_from_dense = |u: u32| -> Option<u32> {
-            self.best_model(&per_model[u as usize * models..(u as usize + 1) * models])
-        };
-        let mut ids: Vec<u32> = (0..acc.len() as u32).filter(|u| acc[*u as usize].seen).collect();
-        let total = ids.len() as i64;
-        let tops: Option<HashMap<u32, u32>> = match (sort == UserSort::TopModel, dense_models) {
-            (false, _) => None,
-            (true, true) => Some(ids.iter().filter_map(|u| top_from_dense(*u).map(|m| (*u, m))).collect()),
-            (true, false) => Some(self.top_models(s, None)),
-        };
-        let top_of = |u: u32| tops.as_ref().and_then(|t| t.get(&u)).map_or("", |m| self.models.name(*m));
-        let key = |u: &u32| -> (i64, &str) {
-            let a = &acc[*u as usize];
-            let n = match sort {
-                UserSort::Spend => a.sums.cost,
-                UserSort::Traces => a.traces,
-                UserSort::Events => a.sums.calls,
-                UserSort::Tokens => a.sums.tokens(),
-                UserSort::LastSeen => a.last_ts,
-                UserSort::User | UserSort::TopModel => 0,
-            };
-            (n, if sort == UserSort::TopModel { top_of(*u) } else { "" })
-        };
-        let cmp =
-            |x: &u32, y: &u32| key(x).cmp(&key(y)).then_with(|| self.users.name(*x).cmp(self.users.name(*y)));
-        let end = offset.saturating_add(limit).min(ids.len());
-        if offset >= ids.len() {
-            return (Vec::new(), total);
-        }
-        // Only the page needs to be in order: select it, then sort it.
-        let ord = |x: &u32, y: &u32| match dir {
-            Dir::Asc => cmp(x, y),
-            Dir::Desc => cmp(y, x),
-        };
-        if end < ids.len() {
-            ids.select_nth_unstable_by(end, ord);
-            ids.truncate(end);
-        }
-        ids.sort_unstable_by(ord);
-        let page: Vec<u32> = ids[offset..end].to_vec();
-        let tops = match tops {
-            Some(t) => t,
-            None if dense_models => page.iter().filter_map(|u| top_from_dense(*u).map(|m| (*u, m))).collect(),
-            None => self.top_models(s, Some(&page)),
-        };
-        let rows = page
-            .iter()
-            .map(|u| {
-                let a = &acc[*u as usize];
+        page.iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let a = &acc[i];
                 UserTotals {
                     user: self.users.name(*u).to_string(),
                     sums: a.sums,
                     traces: a.traces,
                     last_ts: a.last_ts,
-                    top_model: tops.get(u).map_or(String::new(), |m| self.models.name(*m).to_string()),
+                    top_model: self
+                        .best_model(&per_model[i * models..(i + 1) * models])
+                        .map_or(String::new(), |m| self.models.name(m).to_string()),
                 }
             })
-            .collect();
-        (rows, total)
+            .collect()
     }
 
-    /// The model each user (of `only`, or all) spent most on in the scope: most spend, then most
-    /// calls, then the smallest model id.
-    fn top_models(&self, s: &Scope, only: Option<&[u32]>) -> HashMap<u32, u32> {
-        // Users get dense slots; spend and calls per (slot, model) in one flat array.
-        let mut slot = vec![NONE; self.users.len()];
-        let slots = match only {
-            Some(page) => {
-                for (i, u) in page.iter().enumerate() {
-                    slot[*u as usize] = i as u32;
-                }
-                page.len()
-            }
-            None => {
-                for (i, x) in slot.iter_mut().enumerate() {
-                    *x = i as u32;
-                }
-                self.users.len()
-            }
-        };
-        let models = self.models.len().max(1);
+    /// The model each user spent most on in the scope: most spend, then most calls, then the
+    /// smallest model name. Per (user, model) sums in a map, as users × models can be large.
+    fn top_models(&self, s: &Scope) -> HashMap<u32, u32> {
         let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
         let per = self.fold(
             s,
-            || vec![(0i64, 0i64); slots * models],
+            HashMap::<(u32, u32), (i64, i64)>::new,
             |acc, _, r| {
-                if r.user == NONE || slot[r.user as usize] == NONE {
+                if r.user == NONE {
                     return;
                 }
-                let e =
-                    &mut acc[slot[r.user as usize] as usize * models + model_of[r.combo as usize] as usize];
+                let e = acc.entry((r.user, model_of[r.combo as usize])).or_default();
                 e.0 += r.cost;
                 e.1 += i64::from(r.calls);
             },
             |a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
+                for (k, y) in b {
+                    let x = a.entry(k).or_default();
                     x.0 += y.0;
                     x.1 += y.1;
                 }
             },
         );
-        let mut best: HashMap<u32, u32> = HashMap::new();
-        for (u, sl) in slot.iter().enumerate() {
-            if *sl == NONE {
+        let mut best: HashMap<u32, (i64, i64, u32)> = HashMap::new();
+        for ((u, m), (cost, calls)) in per {
+            if calls == 0 {
                 continue;
             }
-            if let Some(m) = self.best_model(&per[*sl as usize * models..(*sl as usize + 1) * models]) {
-                best.insert(u as u32, m);
+            let e = best.entry(u).or_insert((cost, calls, m));
+            let better = (cost, calls, std::cmp::Reverse(self.models.name(m)))
+                > (e.0, e.1, std::cmp::Reverse(self.models.name(e.2)));
+            if better {
+                *e = (cost, calls, m);
             }
         }
-        best
+        best.into_iter().map(|(u, (_, _, m))| (u, m)).collect()
     }
 
     /// The model with the most spend in `(spend, calls)` per model id, then the most calls, then

@@ -233,6 +233,7 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
                 h.starts.push((r.u32()?, r.i64()?));
             }
             h.compacted = h.rows.len() + h.starts.len();
+            h.note_combos();
             p.hours.insert(hour, h);
         }
         check(&p)?;
