@@ -282,6 +282,11 @@ async fn time_get(
 
 async fn reads(base: &str, key: &str, n: usize) {
     let client = reqwest::Client::new();
+    // BENCH_SKIP=a,b leaves out the requests containing any of those strings (a quick rerun).
+    let skip: Vec<String> = std::env::var("BENCH_SKIP")
+        .map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let skipped = |q: &str| skip.iter().any(|p| q.contains(p.as_str()));
     // The biggest spender and an agent: filters that select real data.
     let top: Value = client
         .get(format!("{base}/v1/me/ai-apps/users?window=28d&limit=1"))
@@ -321,6 +326,9 @@ async fn reads(base: &str, key: &str, n: usize) {
         for f in &filters {
             let sep = if view.ends_with('?') { "" } else { "&" };
             let q = format!("{view}{sep}window=28d{f}");
+            if skipped(&q) {
+                continue;
+            }
             let (med, min, max) = time_get(&client, &format!("{base}/v1/me/ai-apps/{q}"), key, n).await;
             println!("| `/{q}` | {} | {} | {} |", ms(med), ms(min), ms(max));
         }
@@ -328,6 +336,9 @@ async fn reads(base: &str, key: &str, n: usize) {
     for w in ["1d", "7d"] {
         for view in ["users?limit=50&", "overview?", "models?", "segments?by=plan&"] {
             let q = format!("{view}window={w}");
+            if skipped(&q) {
+                continue;
+            }
             let (med, min, max) = time_get(&client, &format!("{base}/v1/me/ai-apps/{q}"), key, n).await;
             println!("| `/{q}` | {} | {} | {} |", ms(med), ms(min), ms(max));
         }
@@ -341,6 +352,9 @@ async fn reads(base: &str, key: &str, n: usize) {
         "/ai-apps/segments",
         "/ai-apps/traces",
     ] {
+        if skipped(page) {
+            continue;
+        }
         let (med, min, max) = time_get(&client, &format!("{base}{page}"), key, n).await;
         println!("| page `{page}` (server render) | {} | {} | {} |", ms(med), ms(min), ms(max));
     }

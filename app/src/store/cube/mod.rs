@@ -152,6 +152,8 @@ pub struct Hour {
     pub starts: Vec<(u32, i64)>,
     /// The combinations with calls in this hour, sorted (what the filter menus offer).
     pub combos: Vec<u32>,
+    /// How many of the first rows are in (tag set, combination) order (see `compact`).
+    pub sorted: usize,
     compacted: usize,
 }
 
@@ -356,6 +358,7 @@ impl ProjectCube {
             h.starts.retain(|(ts, _)| keep(*ts));
             h.compacted = h.compacted.min(h.rows.len());
             h.note_combos();
+            h.note_sorted();
             !(h.rows.is_empty() && h.starts.is_empty())
         });
     }
@@ -379,6 +382,15 @@ impl ProjectCube {
 }
 
 impl Hour {
+    /// Recomputes `sorted`: the length of the rows' ordered prefix.
+    pub fn note_sorted(&mut self) {
+        self.sorted = self
+            .rows
+            .windows(2)
+            .position(|w| (w[0].tag_set, w[0].combo) > (w[1].tag_set, w[1].combo))
+            .map_or(self.rows.len(), |i| i + 1);
+    }
+
     /// Recomputes `combos` from the rows.
     pub fn note_combos(&mut self) {
         self.combos = self.rows.iter().filter(|r| r.calls > 0).map(|r| r.combo).collect();
@@ -427,6 +439,7 @@ impl Hour {
         self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
+        self.sorted = self.rows.len();
         self.note_combos();
     }
 }

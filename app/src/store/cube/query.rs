@@ -25,6 +25,9 @@ pub struct Scope {
     tag_ok: Option<Vec<bool>>,
     /// Matching combinations; `None`: all.
     combo_ok: Option<Vec<bool>>,
+    /// The matching tag sets in order, when there are few (a user, a rare tag): rows are then
+    /// found by binary search in each hour's sorted rows instead of a scan.
+    few: Option<Vec<u32>>,
     pub kind: TraceKind,
 }
 
@@ -105,6 +108,9 @@ const MAX_PAIR_USER_CELLS: usize = 32_000_000;
 /// two-thread path is what they check).
 const PARALLEL_MIN_ROWS: usize = if cfg!(test) { 64 } else { 100_000 };
 
+/// At most this many matching tag sets are looked up by binary search rather than scanned for.
+const FEW_TAG_SETS: usize = 64;
+
 /// Kept per user while scanning.
 #[derive(Clone, Copy, Default)]
 struct Acc {
@@ -157,7 +163,31 @@ impl ProjectCube {
             (false, true) => TraceKind::Agent,
             (true, true) => TraceKind::Pair,
         };
-        Scope { from_hour, to_hour, tag_ok, combo_ok, kind }
+        let few = tag_ok.as_ref().and_then(|ok: &Vec<bool>| {
+            let ids: Vec<u32> =
+                (0..ok.len() as u32).filter(|i| ok[*i as usize]).take(FEW_TAG_SETS + 1).collect();
+            (ids.len() <= FEW_TAG_SETS).then_some(ids)
+        });
+        Scope { from_hour, to_hour, tag_ok, combo_ok, few, kind }
+    }
+
+    /// An hour's rows that can be in the scope: with few tag sets, the sorted rows' runs of
+    /// those tag sets and the unsorted tail; else all. (Callers still check `row_ok`.)
+    pub fn rows_of<'a>(s: &Scope, h: &'a Hour) -> impl Iterator<Item = &'a Row> + 'a {
+        let (head, tail) = h.rows.split_at(h.sorted.min(h.rows.len()));
+        let runs: Vec<&'a [Row]> = match &s.few {
+            None => vec![head, tail],
+            Some(ids) => ids
+                .iter()
+                .map(|ts| {
+                    let from = head.partition_point(|r| r.tag_set < *ts);
+                    let to = from + head[from..].partition_point(|r| r.tag_set == *ts);
+                    &head[from..to]
+                })
+                .chain([tail])
+                .collect(),
+        };
+        runs.into_iter().flatten()
     }
 
     /// The hours of a scope, with their start hour.
@@ -225,7 +255,7 @@ impl ProjectCube {
         let mut parts = self.par_hours(s, |hours| {
             let mut acc = init();
             for (hour, h) in hours {
-                for r in &h.rows {
+                for r in Self::rows_of(s, h) {
                     if self.row_ok(s, r.tag_set, r.combo) {
                         f(&mut acc, *hour, r);
                     }
@@ -243,7 +273,7 @@ impl ProjectCube {
     /// Calls `f(hour, row)` for each row in the scope (one thread).
     pub fn each_row(&self, s: &Scope, mut f: impl FnMut(i64, &Row)) {
         for (hour, h) in self.hours_of(s) {
-            for r in &h.rows {
+            for r in Self::rows_of(s, h) {
                 if self.row_ok(s, r.tag_set, r.combo) {
                     f(hour, r);
                 }
@@ -292,7 +322,7 @@ impl ProjectCube {
             };
             let mut dense = vec![Sums::default(); np];
             for (hour, h) in hours {
-                for r in &h.rows {
+                for r in Self::rows_of(s, h) {
                     if !self.row_ok(s, r.tag_set, r.combo) {
                         continue;
                     }
@@ -511,41 +541,31 @@ impl ProjectCube {
     }
 
     /// The model each user spent most on in the scope: most spend, then most calls, then the
-    /// smallest model name. Per (user, model) sums in a map, as users × models can be large.
+    /// smallest model name (only the TopModel sort needs it for every user).
     fn top_models(&self, s: &Scope) -> HashMap<u32, u32> {
+        let models = self.models.len().max(1);
         let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
         let per = self.fold(
             s,
-            HashMap::<(u32, u32), (i64, i64)>::new,
+            || vec![(0i64, 0i64); self.users.len() * models],
             |acc, _, r| {
                 if r.user == NONE {
                     return;
                 }
-                let e = acc.entry((r.user, model_of[r.combo as usize])).or_default();
+                let e = &mut acc[r.user as usize * models + model_of[r.combo as usize] as usize];
                 e.0 += r.cost;
                 e.1 += i64::from(r.calls);
             },
             |a, b| {
-                for (k, y) in b {
-                    let x = a.entry(k).or_default();
+                for (x, y) in a.iter_mut().zip(b) {
                     x.0 += y.0;
                     x.1 += y.1;
                 }
             },
         );
-        let mut best: HashMap<u32, (i64, i64, u32)> = HashMap::new();
-        for ((u, m), (cost, calls)) in per {
-            if calls == 0 {
-                continue;
-            }
-            let e = best.entry(u).or_insert((cost, calls, m));
-            let better = (cost, calls, std::cmp::Reverse(self.models.name(m)))
-                > (e.0, e.1, std::cmp::Reverse(self.models.name(e.2)));
-            if better {
-                *e = (cost, calls, m);
-            }
-        }
-        best.into_iter().map(|(u, (_, _, m))| (u, m)).collect()
+        (0..self.users.len())
+            .filter_map(|u| self.best_model(&per[u * models..(u + 1) * models]).map(|m| (u as u32, m)))
+            .collect()
     }
 
     /// The model with the most spend in `(spend, calls)` per model id, then the most calls, then

@@ -234,6 +234,7 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
             }
             h.compacted = h.rows.len() + h.starts.len();
             h.note_combos();
+            h.note_sorted();
             p.hours.insert(hour, h);
         }
         check(&p)?;
