@@ -285,6 +285,9 @@ async fn check(store: &Store, project: i64, f: &UsersFilter, ctx: &str) {
     assert_eq!(k.traces, traces.values().sum::<i64>(), "{ctx}: overview traces");
     let chart: i64 = o.spend_by_model.series.iter().flat_map(|(_, v)| v.iter()).sum();
     assert_eq!(chart, spend, "{ctx}: the chart's bars add up to the spend");
+    // Its top users come from its own scan: the same five as the Users view (checked above).
+    let top = store.list_users(project, f, UserSort::Spend, Dir::Desc, 0, 5).await.expect("users");
+    assert_eq!(o.top_users, top.users, "{ctx}: overview top users");
 
     // Models: totals, users, latency percentiles.
     let mut q = QueryBuilder::<Sqlite>::new(

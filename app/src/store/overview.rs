@@ -11,6 +11,9 @@ use crate::model::{Dir, Kpis, Overview, SpendSeries, Stack, UserSort, UsersFilte
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// Users on the Overview.
+const TOP_USERS: usize = 5;
+
 /// How many users the filter bar's user menu offers.
 const USER_MENU_SIZE: usize = 20;
 
@@ -65,14 +68,18 @@ impl Store {
         let (from_hour, to_hour) = hours(filter);
         let len = to_hour - from_hour;
         let f = filter.clone();
-        let (current, previous, rows) = self
+        let (current, previous, rows, top) = self
             .read_cube(project_id, move |c| {
-                let now = c.scan_hours(&c.scope(&f, from_hour, to_hour), false);
+                let scope = c.scope(&f, from_hour, to_hour);
+                let now = c.scan_hours(&scope, false);
                 let before = c.scan_hours(&c.scope(&f, from_hour - len, from_hour), false);
-                (kpis(&now), kpis(&before), hour_models(c, &now))
+                // The top users from the same scan's spend per user.
+                let (top, _) =
+                    c.rank_users(&scope, &now.user_spend, UserSort::Spend, Dir::Desc, 0, TOP_USERS);
+                (kpis(&now), kpis(&before), hour_models(c, &now), top)
             })
             .await?;
-        let top_users = self.list_users(project_id, filter, UserSort::Spend, Dir::Desc, 0, 5).await?.users;
+        let top_users = top.into_iter().map(super::users::user_row).collect();
         let mut top_models = models_of(&rows);
         top_models.truncate(5);
         let spend_by_model = series_of(&rows, from_hour, to_hour, stack);

@@ -24,7 +24,7 @@ impl Store {
         let (from_hour, to_hour) = hours(filter);
         let f = filter.clone();
         let by = by.map(str::to_string);
-        let (by, keys, segments) = self
+        let (by, keys, segments, total_cost, total_segments) = self
             .read_cube(project_id, move |c| {
                 let keys = c.tag_keys();
                 let by = match by {
@@ -37,7 +37,7 @@ impl Store {
                             .or(keys.first());
                         match pick {
                             Some(k) => k.clone(),
-                            None => return (None, keys, Vec::new()),
+                            None => return (None, keys, Vec::new(), 0, 0),
                         }
                     }
                 };
@@ -65,28 +65,37 @@ impl Store {
                     .collect();
                 pairs.sort_unstable();
                 pairs.dedup();
-                let mut users: HashMap<u32, i64> = HashMap::new();
+                let mut users = vec![0i64; values.len() + 1];
                 for (g, _) in pairs {
-                    *users.entry(g).or_default() += 1;
+                    users[if g == NONE { values.len() } else { g as usize }] += 1;
                 }
-                let segments: Vec<(Option<String>, Sums, i64, i64)> = (0..=values.len())
-                    .filter(|g| sums[*g].calls > 0)
-                    .map(|g| {
-                        let (value, id) = match values.get(g) {
-                            Some(v) => (Some(c.values.name(*v).to_string()), g as u32),
-                            None => (None, NONE),
-                        };
-                        (value, sums[g], traces[g], users.get(&id).copied().unwrap_or(0))
-                    })
+                // Ranked by spend, then calls, then value (no value last); only the kept ones
+                // get their names copied.
+                let total_cost: i64 = sums.iter().map(|s| s.cost).sum();
+                let mut groups: Vec<usize> = (0..=values.len()).filter(|g| sums[*g].calls > 0).collect();
+                let total_segments = groups.len() as i64;
+                let name = |g: usize| values.get(g).map(|v| c.values.name(*v));
+                groups.sort_by(|a, b| {
+                    sums[*b]
+                        .cost
+                        .cmp(&sums[*a].cost)
+                        .then(sums[*b].calls.cmp(&sums[*a].calls))
+                        .then(name(*a).is_none().cmp(&name(*b).is_none()))
+                        .then(name(*a).cmp(&name(*b)))
+                });
+                groups.truncate(limit.unwrap_or(usize::MAX));
+                let segments: Vec<(Option<String>, Sums, i64, i64)> = groups
+                    .into_iter()
+                    .map(|g| (name(g).map(str::to_string), sums[g], traces[g], users[g]))
                     .collect();
-                (Some(by), keys, segments)
+                (Some(by), keys, segments, total_cost, total_segments)
             })
             .await?;
         let Some(by) = by else {
             return Ok(SegmentsView { keys, ..SegmentsView::default() });
         };
-        let total: i64 = segments.iter().map(|(_, s, ..)| s.cost).sum();
-        let mut segments: Vec<SegmentRow> = segments
+        let total = total_cost;
+        let segments: Vec<SegmentRow> = segments
             .into_iter()
             .map(|(value, s, traces, users)| SegmentRow {
                 value,
@@ -105,15 +114,6 @@ impl Store {
                 cache_creation_tokens: s.cache_creation,
             })
             .collect();
-        segments.sort_by(|a, b| {
-            b.spend_nano
-                .cmp(&a.spend_nano)
-                .then(b.calls.cmp(&a.calls))
-                .then(a.value.is_none().cmp(&b.value.is_none()))
-                .then(a.value.cmp(&b.value))
-        });
-        let total_segments = segments.len() as i64;
-        segments.truncate(limit.unwrap_or(usize::MAX));
         Ok(SegmentsView {
             from: rfc3339(from_hour * 3_600_000),
             to: rfc3339(to_hour * 3_600_000),

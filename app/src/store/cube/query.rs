@@ -45,6 +45,8 @@ pub struct HourScan {
     pub pairs: Vec<(u32, u32)>,
     /// Distinct users per pair id (when asked for).
     pub users_per_pair: Vec<i64>,
+    /// Per user: spend and whether they had calls (`user_keys` for `UserSort::Spend`).
+    pub user_spend: Vec<(i64, bool)>,
 }
 
 /// Totals of some calls.
@@ -308,7 +310,7 @@ impl ProjectCube {
         struct Part {
             sums: Sums,
             traces: i64,
-            users: Vec<bool>,
+            users: Vec<(i64, bool)>,
             pair_users: Vec<bool>,
             hours: Vec<HourPair>,
         }
@@ -316,7 +318,7 @@ impl ProjectCube {
             let mut p = Part {
                 sums: Sums::default(),
                 traces: 0,
-                users: vec![false; n],
+                users: vec![(0, false); n],
                 pair_users: vec![false; if per_pair_bits { np * n } else { 0 }],
                 hours: Vec::new(),
             };
@@ -329,11 +331,13 @@ impl ProjectCube {
                     let pair = pair_of[r.combo as usize] as usize;
                     dense[pair].add(r);
                     p.traces += Self::row_traces(s, r);
-                    if r.user != NONE && r.calls > 0 {
-                        p.users[r.user as usize] = true;
-                        if per_pair_bits {
-                            p.pair_users[pair * n + r.user as usize] = true;
-                        }
+                    if r.user != NONE {
+                        let u = &mut p.users[r.user as usize];
+                        u.0 += r.cost;
+                        u.1 |= r.calls > 0;
+                    }
+                    if per_pair_bits && r.user != NONE && r.calls > 0 {
+                        p.pair_users[pair * n + r.user as usize] = true;
                     }
                 }
                 for (i, d) in dense.iter_mut().enumerate() {
@@ -346,21 +350,23 @@ impl ProjectCube {
             p
         });
         let mut out = HourScan { pairs, ..HourScan::default() };
-        let mut users = vec![false; n];
+        let mut users = vec![(0i64, false); n];
         let mut pair_users = vec![false; if per_pair_bits { np * n } else { 0 }];
         for p in parts {
             out.sums.merge(&p.sums);
             out.traces += p.traces;
             out.hours.extend(p.hours);
             for (x, y) in users.iter_mut().zip(p.users) {
-                *x |= y;
+                x.0 += y.0;
+                x.1 |= y.1;
             }
             for (x, y) in pair_users.iter_mut().zip(p.pair_users) {
                 *x |= y;
             }
         }
         self.each_start(s, |_, k| out.traces += k);
-        out.active_users = users.iter().filter(|u| **u).count() as i64;
+        out.active_users = users.iter().filter(|u| u.1).count() as i64;
+        out.user_spend = users;
         if per_pair_users {
             out.users_per_pair = (0..np)
                 .map(|i| pair_users[i * n..(i + 1) * n].iter().filter(|b| **b).count() as i64)
