@@ -155,24 +155,30 @@ impl Store {
         providers.dedup();
         agents.sort();
         agents.dedup();
-        let users = self.user_menu(project_id, filter.from_ms, filter.to_ms).await?;
+        let users = self.user_menu(project_id, filter, (from_hour, to_hour)).await?;
         Ok(crate::model::FilterValues { providers, agents, users })
     }
 
     /// The window's biggest spenders, for the user menu: recomputed when the data changed,
     /// except that a menu that took long to compute (a big project) is reused for up to
     /// `MENU_REUSE` after a change. Deletion and retention drop the project's menus at once.
-    async fn user_menu(&self, project_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<String>, StoreError> {
-        let all = UsersFilter { from_ms, to_ms, ..UsersFilter::default() };
-        let (from_hour, to_hour) = hours(&all);
+    async fn user_menu(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        (from_hour, to_hour): (i64, i64),
+    ) -> Result<Vec<String>, StoreError> {
+        let all = UsersFilter { from_ms: filter.from_ms, to_ms: filter.to_ms, ..UsersFilter::default() };
         let key = (project_id, from_hour, to_hour);
         let version = self.version();
-        let reuse = {
+        let (reuse, forgotten) = {
             let menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
-            menus
+            let reuse = menus
+                .menus
                 .get(&key)
                 .filter(|m| m.version == version || (m.took >= MENU_SLOW && m.at.elapsed() < MENU_REUSE))
-                .map(|m| m.users.clone())
+                .map(|m| m.users.clone());
+            (reuse, menus.forgotten)
         };
         if let Some(users) = reuse {
             return Ok(users);
@@ -185,18 +191,24 @@ impl Store {
             .into_iter()
             .map(|u| u.user_id)
             .collect();
-        let mut menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
-        if menus.len() >= MAX_MENUS {
-            menus.clear();
-        }
         let took = started.elapsed();
-        menus.insert(key, UserMenu { version, at: Instant::now(), took, users: users.clone() });
+        let mut menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
+        // A deletion or retention step while this was computed may have removed a user it
+        // lists: answer it this once, but don't keep it.
+        if menus.forgotten == forgotten {
+            if menus.menus.len() >= MAX_MENUS {
+                menus.menus.clear();
+            }
+            menus.menus.insert(key, UserMenu { version, at: Instant::now(), took, users: users.clone() });
+        }
         Ok(users)
     }
 
     /// Drops a project's user menus (its users changed other than by new calls).
     pub(crate) fn forget_user_menus(&self, project_id: i64) {
-        self.user_menus.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, ..), _| *p != project_id);
+        let mut menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
+        menus.menus.retain(|(p, ..), _| *p != project_id);
+        menus.forgotten += 1;
     }
 }
 
@@ -208,8 +220,12 @@ pub(crate) struct UserMenu {
     users: Vec<String>,
 }
 
-/// User menus by (project, first hour, end hour).
-pub(crate) type UserMenus = HashMap<(i64, i64, i64), UserMenu>;
+/// User menus by (project, first hour, end hour), and how many times menus were dropped.
+#[derive(Default)]
+pub(crate) struct UserMenus {
+    menus: HashMap<(i64, i64, i64), UserMenu>,
+    forgotten: u64,
+}
 
 /// A menu that took at least this long is reused for up to `MENU_REUSE` after the data changed.
 const MENU_SLOW: Duration = Duration::from_millis(50);

@@ -94,14 +94,13 @@ impl Store {
         let Some(by) = by else {
             return Ok(SegmentsView { keys, ..SegmentsView::default() });
         };
-        let total = total_cost;
         let segments: Vec<SegmentRow> = segments
             .into_iter()
             .map(|(value, s, traces, users)| SegmentRow {
                 value,
                 spend_nano: s.cost,
                 spend_usd: usd_decimal(s.cost),
-                share_permille: if total > 0 { s.cost * 1000 / total } else { 0 },
+                share_permille: if total_cost > 0 { s.cost * 1000 / total_cost } else { 0 },
                 users,
                 traces,
                 calls: s.calls,

@@ -439,8 +439,8 @@ impl Hour {
         self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
+        // Merging rows keeps the set of combinations with calls (`apply` keeps `combos`).
         self.sorted = self.rows.len();
-        self.note_combos();
     }
 }
 
