@@ -306,3 +306,57 @@ async fn a_trace_counts_once_per_provider_and_agent_across_batches() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A call stored after its trace but timed before it (a late retry) doesn't move the trace's
+/// start; once retention removes that call, the Traces list under its provider no longer shows
+/// the trace (its providers are re-derived from the calls left), while the trace itself stays.
+#[tokio::test]
+async fn retention_re_derives_the_providers_the_traces_list_filters_on() {
+    let dir = std::env::temp_dir().join(format!("tokentally-trace-mask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
+    let project = store.ensure_project("p").await.expect("project");
+    let day = 24 * HOUR;
+    let now = 1_800_000_000_000 / day * day + 5 * HOUR;
+    let cutoff = (now / day - 2) * day;
+    let call = |id: &str, provider: &str, ts_ms: i64| EventIn {
+        id: id.into(),
+        trace_id: Some("t1".into()),
+        ts_ms,
+        kind: "llm".into(),
+        provider: provider.into(),
+        model: "m".into(),
+        tags: BTreeMap::from([("userId".to_string(), "u".to_string())]),
+        cost_override_nano: Some(1),
+        ..EventIn::default()
+    };
+    store.ingest(project, &[], &[call("a", "openai", cutoff + HOUR)]).await.expect("batch 1");
+    store.ingest(project, &[], &[call("b", "anthropic", cutoff - HOUR)]).await.expect("late call");
+    let listed = |provider: &'static str| {
+        let f = UsersFilter {
+            from_ms: now - 28 * day,
+            to_ms: now,
+            provider: Some(provider.into()),
+            ..UsersFilter::default()
+        };
+        let store = store.clone();
+        async move {
+            let got = store
+                .list_traces(project, &f, None, TraceSort::Started, Dir::Desc, 0, 50)
+                .await
+                .expect("list");
+            let sql = store
+                .list_traces_sql(project, &f, None, TraceSort::Started, Dir::Desc, 0, 50)
+                .await
+                .expect("sql");
+            assert_eq!(got, sql, "{provider}: the trace index and SQL agree");
+            got.traces.iter().map(|t| (t.trace_id.clone(), t.calls)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("anthropic").await, vec![("t1".to_string(), 2)]);
+    store.apply_retention(project, 2, now).await.expect("retention");
+    assert_eq!(listed("anthropic").await, Vec::<(String, i64)>::new(), "its only anthropic call is gone");
+    assert_eq!(listed("openai").await, vec![("t1".to_string(), 2)], "the trace stays, with its totals");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,10 +3,11 @@
 //! (`apply_delta`), user deletion (`forget_in_cube`) and retention (`drop_in_cube`). Trace totals
 //! in `traces` are written with their calls, in the same transaction, and deleted with them.
 
+use super::cube::traces::{TraceFact, TraceMask};
 use super::cube::{CallFact, Cube, Delta, ProjectCube, TraceSeen, tool_facts};
 use super::{Store, StoreError};
 use sqlx::{Connection, FromRow, QueryBuilder, Sqlite};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 /// Calls read per query while rebuilding, and readers reading at once.
@@ -36,6 +37,21 @@ struct CallRow {
     tools: Option<String>,
     firsts: Option<i64>,
     tool_firsts: Option<Vec<u8>>,
+    /// The call's trace's `seq` when the call is its trace's first with its provider or agent.
+    trace_seq: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct TraceRow {
+    project_id: i64,
+    id: String,
+    seq: i64,
+    started_at: i64,
+    tag_set_id: i64,
+    calls: i64,
+    tokens: i64,
+    cost_nano: i64,
+    route_tag: Option<String>,
 }
 
 fn tools_of(json: Option<&str>) -> Vec<String> {
@@ -125,12 +141,45 @@ impl Store {
         for (project, d) in &per {
             cube.project(*project).apply(d);
         }
+        // The traces (their list facts and the starts per hour and tag set), a page at a time in
+        // key order.
+        let mut starts: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
+        let mut after = (i64::MIN, String::new());
+        loop {
+            let rows: Vec<TraceRow> = sqlx::query_as(
+                "SELECT project_id, id, seq, started_at, tag_set_id, calls, tokens, cost_nano, route_tag
+                 FROM traces WHERE (project_id, id) > (?1, ?2) ORDER BY project_id, id LIMIT ?3",
+            )
+            .bind(after.0)
+            .bind(&after.1)
+            .bind(REBUILD_PAGE)
+            .fetch_all(&self.read)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = (last.project_id, last.id.clone());
+            for t in rows {
+                *starts
+                    .entry((t.project_id, t.started_at.div_euclid(3_600_000), t.tag_set_id))
+                    .or_default() += 1;
+                cube.project(t.project_id).load_trace(&TraceFact {
+                    seq: t.seq as u32,
+                    tag_set: t.tag_set_id,
+                    start_ms: t.started_at,
+                    route: t.route_tag,
+                    calls: t.calls,
+                    tokens: t.tokens,
+                    cost: t.cost_nano,
+                    ..TraceFact::default()
+                });
+            }
+        }
         // The calls, in rowid order, by two readers over halves of the rowid range (decoding
         // on two cores) into one channel; this task folds them into the aggregate.
         let (max,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(&self.read).await?;
         let max = max.unwrap_or(0);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<(i64, CallFact)>, StoreError>>(4);
+        type Facts = Vec<(i64, Option<i64>, CallFact)>;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Facts, StoreError>>(4);
         for part in 0..REBUILD_READERS {
             let (pool, tx) = (self.read.clone(), tx.clone());
             let (mut after, last) = (max * part / REBUILD_READERS, max * (part + 1) / REBUILD_READERS);
@@ -139,7 +188,9 @@ impl Store {
                     let rows: Result<Vec<CallRow>, sqlx::Error> = sqlx::query_as(
                         "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
                            output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
-                           status, tools, firsts, tool_firsts
+                           status, tools, firsts, tool_firsts,
+                           CASE WHEN firsts & 3 != 0 THEN (SELECT seq FROM traces t
+                             WHERE t.project_id = events.project_id AND t.id = events.trace_id) END AS trace_seq
                          FROM events WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
                     )
                     .bind(after)
@@ -156,7 +207,7 @@ impl Store {
                     };
                     let Some(end) = rows.last().map(|r| r.rowid) else { break };
                     after = end;
-                    let facts = rows.into_iter().map(|r| (r.project_id, r.fact())).collect();
+                    let facts = rows.into_iter().map(|r| (r.project_id, r.trace_seq, r.fact())).collect();
                     if tx.send(Ok(facts)).await.is_err() {
                         return;
                     }
@@ -166,20 +217,21 @@ impl Store {
         drop(tx);
         while let Some(facts) = rx.recv().await {
             let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-            for (project, fact) in facts? {
+            for (project, trace_seq, fact) in facts? {
+                if let Some(seq) = trace_seq {
+                    let provider =
+                        (fact.firsts & super::cube::FIRST_PROVIDER != 0).then_some(fact.provider.as_str());
+                    let agent = (fact.firsts & super::cube::FIRST_AGENT != 0).then_some(fact.agent.as_str());
+                    cube.project(project).load_trace_call(seq as u32, provider, agent);
+                }
                 per.entry(project).or_default().calls.push(fact);
             }
             for (project, d) in &per {
                 cube.project(*project).apply(d);
             }
         }
-        let starts: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT project_id, started_at / 3600000, tag_set_id, COUNT(*) FROM traces GROUP BY 1, 2, 3",
-        )
-        .fetch_all(&self.read)
-        .await?;
         let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-        for (project, hour, tag_set, n) in starts {
+        for ((project, hour, tag_set), n) in starts {
             per.entry(project).or_default().starts.push((hour, tag_set, n));
         }
         for (project, d) in &per {
@@ -255,8 +307,29 @@ impl Store {
                 (i64, String, i64, i64, String, String, String, Option<String>, Option<i64>, Option<Vec<u8>>);
             let rows: Vec<FlagRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             let mut delta = Delta::default();
+            // Each stored trace's providers and agents, from its remaining calls.
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id, seq FROM traces WHERE project_id = ");
+            q.push_bind(project_id).push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let seqs: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let mut masks: HashMap<String, TraceMask> = seqs
+                .into_iter()
+                .map(|(id, seq)| (id, TraceMask { seq: seq as u32, ..TraceMask::default() }))
+                .collect();
             let mut seen: Option<(String, TraceSeen)> = None;
             for (rowid, trace, tag_set, ts, provider, model, agent, tools, firsts, tool_firsts) in rows {
+                if let Some(m) = masks.get_mut(&trace) {
+                    if !m.providers.contains(&provider) {
+                        m.providers.push(provider.clone());
+                    }
+                    if !m.agents.contains(&agent) {
+                        m.agents.push(agent.clone());
+                    }
+                }
                 if seen.as_ref().is_none_or(|(t, _)| *t != trace) {
                     seen = Some((trace, TraceSeen::default()));
                 }
@@ -292,6 +365,7 @@ impl Store {
                     ..CallFact::default()
                 });
             }
+            delta.trace_masks = masks.into_values().collect();
             tx.commit().await?;
             if !delta.is_empty() {
                 self.apply_delta(project_id, &delta);

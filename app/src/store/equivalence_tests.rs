@@ -7,7 +7,7 @@ use super::Store;
 use super::aggregate_tests::Lcg;
 use super::ingest::{EventIn, TraceIn};
 use crate::model::latency::{latency_bucket, percentile};
-use crate::model::{Dir, Stack, UserSort, UsersFilter};
+use crate::model::{Dir, Stack, TraceSort, UserSort, UsersFilter};
 use crate::pricing::Usage;
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,7 @@ const PROVIDERS_MODELS: [(&str, &str); 5] = [
 ];
 const AGENTS: [&str; 3] = ["", "planner", "writer"];
 const TOOLS: [&str; 3] = ["search", "calc", "mail"];
+const ROUTES: [&str; 3] = ["POST /chat", "GET /search", "POST /Chat/v2"];
 
 /// A corpus: trace records and calls, in time order (each trace's calls arrive in time order,
 /// which is what makes "the trace's first call with X" the earliest one).
@@ -49,7 +50,7 @@ fn corpus(seed: u64, traces: usize) -> (Vec<TraceIn>, Vec<EventIn>) {
         if record {
             recs.push(TraceIn {
                 id: trace_id.clone().unwrap_or_default(),
-                route_tag: Some("POST /chat".into()),
+                route_tag: Some(r.pick(&ROUTES).to_string()),
                 tags: tags.clone(),
                 started_ms: start - r.next(2 * HOUR as u64) as i64,
                 ended_ms: None,
@@ -74,6 +75,7 @@ fn corpus(seed: u64, traces: usize) -> (Vec<TraceIn>, Vec<EventIn>) {
                 model: model.into(),
                 agent: r.pick(&AGENTS).to_string(),
                 tags: if record && r.next(4) > 0 { BTreeMap::new() } else { own },
+                route_tag: (r.next(3) == 0).then(|| r.pick(&ROUTES).to_string()),
                 usage: Usage {
                     input: r.next(5000),
                     output: r.next(900),
@@ -364,6 +366,25 @@ async fn check(store: &Store, project: i64, f: &UsersFilter, ctx: &str) {
         );
     }
 
+    // Traces: the trace index's pages against the list in SQL alone: every sort, pages, one
+    // ascending order, route searches (case-insensitive, the empty one matching all).
+    let mut asks: Vec<(TraceSort, Dir, Option<&str>, u32, u32)> = Vec::new();
+    for sort in TraceSort::ALL {
+        asks.extend([(sort, Dir::Desc, None, 0, 500), (sort, Dir::Desc, None, 7, 7)]);
+    }
+    let asc = TraceSort::ALL[ctx.len() % TraceSort::ALL.len()];
+    asks.extend([
+        (asc, Dir::Asc, None, 0, 500),
+        (TraceSort::Started, Dir::Desc, Some("chat"), 3, 5),
+        (TraceSort::Spend, Dir::Desc, Some(""), 0, 500),
+    ]);
+    for (sort, dir, search, offset, limit) in asks {
+        let got = store.list_traces(project, f, search, sort, dir, offset, limit).await.expect("traces");
+        let want =
+            store.list_traces_sql(project, f, search, sort, dir, offset, limit).await.expect("traces sql");
+        assert_eq!(got, want, "{ctx}: traces by {sort:?} {dir:?}, search {search:?}, {offset}+{limit}");
+    }
+
     // Segments by plan, org and userId.
     for by in ["plan", "org", "userId"] {
         let mut q = QueryBuilder::<Sqlite>::new(
@@ -468,6 +489,13 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
             }
         }
         check_all(&store, project, seed, "after ingest").await;
+
+        // A clean stop saves the aggregate; the next start reads it back.
+        store.save_aggregate(&Store::aggregate_path(&path)).await.expect("save");
+        store.close().await;
+        let store = Store::open_with_aggregate(&path).await.expect("reopen");
+        assert!(!Store::aggregate_path(&path).exists(), "the saved aggregate was read");
+        check_all(&store, project, seed, "after a restart from the saved aggregate").await;
 
         // A restart rebuilds the aggregate from the file.
         store.close().await;

@@ -2,6 +2,7 @@
 //! `traces` in one transaction; the in-memory aggregate gets the batch's facts right after the
 //! commit, while this writer still holds the connection (so aggregate updates follow commit order).
 
+use super::cube::traces::TraceFact;
 use super::cube::{CallFact, Delta, TraceSeen, tool_facts};
 use super::{Store, StoreError, hour_of};
 use crate::pricing::{Cost, Usage, cost_of};
@@ -105,6 +106,9 @@ pub struct TraceDelta {
     pub unpriced: i64,
     pub tokens: i64,
     pub cost_nano: i64,
+    /// Distinct providers and agents of the trace's new calls.
+    pub providers: Vec<String>,
+    pub agents: Vec<String>,
 }
 
 /// Plans the calls `new` (indices into `resolved`, each stored for the first time): the trace
@@ -136,6 +140,12 @@ pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String
             t.unpriced += i64::from(r.cost.nano().is_none());
             t.tokens += to_i64(e.usage.total());
             t.cost_nano += r.cost.nano().unwrap_or(0);
+            if !t.providers.contains(&e.provider) {
+                t.providers.push(e.provider.clone());
+            }
+            if !t.agents.contains(&e.agent) {
+                t.agents.push(e.agent.clone());
+            }
         }
         plan.facts.push(CallFact {
             tag_set: r.tag_set,
@@ -353,13 +363,19 @@ impl Store {
     /// Writes batches in one transaction, then updates the aggregate (still holding the writer).
     async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut fresh_tags = HashMap::new();
+        let mut seqs = HashMap::new();
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut done = Vec::with_capacity(jobs.len());
         for j in jobs {
-            done.push(self.write_batch(&mut tx, j.project_id, &j.traces, &j.events, &mut fresh_tags).await?);
+            let (p, t, e) = (j.project_id, &j.traces, &j.events);
+            done.push(self.write_batch(&mut tx, p, t, e, &mut fresh_tags, &mut seqs).await?);
         }
         tx.commit().await?;
+        // The numbers given in a transaction that failed are given again.
+        if let Ok(mut next) = self.trace_seqs.lock() {
+            next.extend(seqs);
+        }
         for (j, (_, delta)) in jobs.iter().zip(&done) {
             if !delta.is_empty() {
                 self.apply_delta(j.project_id, delta);
@@ -385,6 +401,7 @@ impl Store {
         traces: &[TraceIn],
         events: &[EventIn],
         fresh_tags: &mut HashMap<(i64, String), i64>,
+        seqs: &mut HashMap<i64, u32>,
     ) -> Result<(IngestOutcome, Delta), StoreError> {
         let mut out = IngestOutcome::default();
         let mut delta = Delta::default();
@@ -396,7 +413,7 @@ impl Store {
             .await?;
         let keep_content = privacy != "minimal";
 
-        // The stored traces this batch touches: id → (tag set, route tag, started).
+        // The stored traces this batch touches.
         let mut known = existing_traces(
             tx,
             project_id,
@@ -414,41 +431,54 @@ impl Store {
         // Traces sent as records: new ones start a trace; an earlier start moves it.
         let mut batch_traces: HashMap<&str, (i64, Option<&str>)> = HashMap::new();
         let mut trace_rows = Vec::with_capacity(traces.len());
+        // The traces this batch creates or changes (the aggregate gets each one's state).
+        let mut changed: HashSet<&str> = HashSet::new();
         for t in traces {
             let tag_set = self.tag_set_id(tx, project_id, &t.tags, fresh_tags).await?;
             if delta_tag_sets.insert(tag_set) {
                 delta.tag_sets.push((tag_set, t.tags.clone()));
             }
             batch_traces.entry(t.id.as_str()).or_insert((tag_set, t.route_tag.as_deref()));
-            match known.get_mut(t.id.as_str()) {
+            let seq = match known.get_mut(t.id.as_str()) {
                 None => {
                     out.accepted += 1;
                     delta.starts.push((hour_of(t.started_ms), tag_set, 1));
-                    known.insert(t.id.clone(), (tag_set, t.route_tag.clone(), t.started_ms));
+                    let seq = self.next_trace_seq(tx, project_id, seqs).await?;
+                    known.insert(
+                        t.id.clone(),
+                        Known { tag_set, route: t.route_tag.clone(), started: t.started_ms, seq },
+                    );
+                    seq
                 }
-                Some((ts, _, started)) => {
+                Some(k) => {
                     out.duplicates += 1;
-                    if t.started_ms < *started {
-                        delta.starts.push((hour_of(*started), *ts, -1));
-                        delta.starts.push((hour_of(t.started_ms), *ts, 1));
-                        *started = t.started_ms;
+                    if t.started_ms < k.started {
+                        delta.starts.push((hour_of(k.started), k.tag_set, -1));
+                        delta.starts.push((hour_of(t.started_ms), k.tag_set, 1));
+                        k.started = t.started_ms;
                     }
+                    if t.route_tag.is_some() {
+                        k.route = t.route_tag.clone();
+                    }
+                    k.seq
                 }
-            }
-            trace_rows.push((t, tag_set));
+            };
+            changed.insert(t.id.as_str());
+            trace_rows.push((t, tag_set, seq));
         }
         for chunk in trace_rows.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, ended_at, status) ",
+                "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, ended_at, status, seq) ",
             );
-            q.push_values(chunk, |mut b, (t, tag_set)| {
+            q.push_values(chunk, |mut b, (t, tag_set, seq)| {
                 b.push_bind(project_id)
                     .push_bind(&t.id)
                     .push_bind(&t.route_tag)
                     .push_bind(*tag_set)
                     .push_bind(t.started_ms)
                     .push_bind(t.ended_ms)
-                    .push_bind(&t.status);
+                    .push_bind(&t.status)
+                    .push_bind(i64::from(*seq));
             });
             // A trace first seen through its events keeps its tag set.
             q.push(
@@ -466,7 +496,7 @@ impl Store {
                 (Some(id), true) => batch_traces
                     .get(id.as_str())
                     .map(|(ts, rt)| (*ts, rt.map(str::to_string)))
-                    .or_else(|| known.get(id.as_str()).map(|(ts, rt, _)| (*ts, rt.clone()))),
+                    .or_else(|| known.get(id.as_str()).map(|k| (k.tag_set, k.route.clone()))),
                 _ => None,
             };
             let (tag_set, route_tag) = match inherited {
@@ -556,18 +586,27 @@ impl Store {
 
         // Traces not stored before (neither by an earlier batch nor as a record in this one)
         // start at their first call; all get their calls' totals added.
-        let per_trace: Vec<_> = plan.traces.iter().collect();
-        for (id, t) in &per_trace {
-            if !known.contains_key(id.as_str()) {
-                delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
-            }
+        let mut per_trace = Vec::with_capacity(plan.traces.len());
+        for (id, t) in &plan.traces {
+            let seq = match known.get(id.as_str()) {
+                Some(k) => k.seq,
+                None => {
+                    delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
+                    let seq = self.next_trace_seq(tx, project_id, seqs).await?;
+                    let route = t.route_tag.clone();
+                    known.insert(id.clone(), Known { tag_set: t.tag_set, route, started: t.first_ts, seq });
+                    seq
+                }
+            };
+            changed.insert(id.as_str());
+            per_trace.push((id, t, seq));
         }
         for chunk in per_trace.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, calls, errors, unpriced,
-                   tokens, cost_nano, last_event_at) ",
+                   tokens, cost_nano, last_event_at, seq) ",
             );
-            q.push_values(chunk, |mut b, (id, t)| {
+            q.push_values(chunk, |mut b, (id, t, seq)| {
                 b.push_bind(project_id)
                     .push_bind(id.as_str())
                     .push_bind(t.route_tag.as_deref())
@@ -578,7 +617,8 @@ impl Store {
                     .push_bind(t.unpriced)
                     .push_bind(t.tokens)
                     .push_bind(t.cost_nano)
-                    .push_bind(t.last_ts);
+                    .push_bind(t.last_ts)
+                    .push_bind(i64::from(*seq));
             });
             q.push(
                 " ON CONFLICT (project_id, id) DO UPDATE SET calls = calls + excluded.calls,
@@ -588,9 +628,65 @@ impl Store {
             );
             q.build().execute(&mut *tx).await?;
         }
+        delta.traces = changed
+            .into_iter()
+            .filter_map(|id| {
+                let k = known.get(id)?;
+                let t = plan.traces.get(id);
+                Some(TraceFact {
+                    seq: k.seq,
+                    tag_set: k.tag_set,
+                    start_ms: k.started,
+                    route: k.route.clone(),
+                    calls: t.map_or(0, |t| t.calls),
+                    tokens: t.map_or(0, |t| t.tokens),
+                    cost: t.map_or(0, |t| t.cost_nano),
+                    providers: t.map(|t| t.providers.clone()).unwrap_or_default(),
+                    agents: t.map(|t| t.agents.clone()).unwrap_or_default(),
+                })
+            })
+            .collect();
         delta.calls = plan.facts;
         Ok((out, delta))
     }
+
+    /// The next `traces.seq` of a project within this transaction (`seqs`), from the last one
+    /// committed, or from the table on a project's first trace since the start.
+    async fn next_trace_seq(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        seqs: &mut HashMap<i64, u32>,
+    ) -> Result<u32, StoreError> {
+        let next = match seqs.get(&project_id) {
+            Some(n) => *n,
+            None => match self.trace_seqs.lock().ok().and_then(|m| m.get(&project_id).copied()) {
+                Some(n) => n,
+                None => {
+                    let (n,): (i64,) =
+                        sqlx::query_as("SELECT COALESCE(MAX(seq) + 1, 0) FROM traces WHERE project_id = ?1")
+                            .bind(project_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    u32::try_from(n)
+                        .map_err(|_| StoreError::Invalid("the project has too many traces".into()))?
+                }
+            },
+        };
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Invalid("the project has too many traces".into()))?;
+        seqs.insert(project_id, after);
+        Ok(next)
+    }
+}
+
+/// A stored trace a batch touches.
+struct Known {
+    tag_set: i64,
+    route: Option<String>,
+    started: i64,
+    seq: u32,
 }
 
 /// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
@@ -620,21 +716,24 @@ where
     Ok(found)
 }
 
-/// Stored traces among `ids`: id → (tag set, route tag, started).
+/// Stored traces among `ids`.
 async fn existing_traces<'a>(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, (i64, Option<String>, i64)>, StoreError> {
-    let rows: Vec<(String, i64, Option<String>, i64)> = rows_for_ids(
+) -> Result<HashMap<String, Known>, StoreError> {
+    let rows: Vec<(String, i64, Option<String>, i64, i64)> = rows_for_ids(
         tx,
-        "SELECT id, tag_set_id, route_tag, started_at FROM traces WHERE project_id = ",
+        "SELECT id, tag_set_id, route_tag, started_at, seq FROM traces WHERE project_id = ",
         "id",
         project_id,
         ids,
     )
     .await?;
-    Ok(rows.into_iter().map(|(id, ts, rt, started)| (id, (ts, rt, started))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, tag_set, route, started, seq)| (id, Known { tag_set, route, started, seq: seq as u32 }))
+        .collect())
 }
 
 /// What the stored calls of these traces already have: providers, agents, tools.

@@ -1,5 +1,6 @@
 //! Traces (one row per `withTrace` block, totals kept at ingest), one trace's timeline, one event.
 
+use super::cube::traces::{MaskNeed, TraceQuery};
 use super::window::rfc3339;
 use super::{Store, StoreError, hour_of};
 use crate::model::money::usd_decimal;
@@ -7,11 +8,12 @@ use crate::model::{
     Dir, EventDetail, EventSummary, TraceDetail, TraceRow, TraceSort, TracesPage, UsersFilter,
 };
 use sqlx::{AssertSqlSafe, FromRow};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(FromRow)]
 struct TraceDbRow {
     id: String,
+    seq: i64,
     started_at: i64,
     ended_at: Option<i64>,
     route_tag: Option<String>,
@@ -104,6 +106,30 @@ fn tags_of(canonical: &str) -> BTreeMap<String, String> {
     serde_json::from_str(canonical).unwrap_or_default()
 }
 
+/// The list's window: the filter's range widened to whole hours.
+fn trace_window(filter: &UsersFilter) -> (i64, i64) {
+    (hour_of(filter.from_ms) * 3_600_000, hour_of(filter.to_ms + 3_599_999) * 3_600_000)
+}
+
+fn traces_page(
+    from_ms: i64,
+    to_ms: i64,
+    total: i64,
+    offset: u32,
+    limit: u32,
+    rows: &[TraceDbRow],
+) -> TracesPage {
+    let next = i64::from(offset) + rows.len() as i64;
+    TracesPage {
+        from: rfc3339(from_ms),
+        to: rfc3339(to_ms),
+        total_traces: total,
+        next_cursor: (rows.len() as u32 == limit && next < total)
+            .then(|| crate::model::query::cursor(next as u32, from_ms, to_ms)),
+        traces: rows.iter().map(TraceDbRow::row).collect(),
+    }
+}
+
 fn order_column(sort: TraceSort) -> &'static str {
     match sort {
         TraceSort::Started => "tr.started_at",
@@ -113,9 +139,19 @@ fn order_column(sort: TraceSort) -> &'static str {
     }
 }
 
+/// The columns of a trace row (with `tr` the trace and `ts` its tag set).
+const TRACE_COLUMNS: &str =
+    "tr.id, tr.seq, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical,
+    tr.calls, tr.tokens, tr.cost_nano, tr.unpriced, tr.errors, tr.status";
+
 impl Store {
     /// Traces that started in the filter's window (whole hours, like the Users view), narrowed by
-    /// user, tags and a route-tag substring, one page in `sort` order.
+    /// user, tags, provider, agent and a route-tag substring, one page in `sort` order (ties:
+    /// the trace stored later first when descending).
+    ///
+    /// The aggregate's trace index picks the page and counts the matches; SQLite reads the
+    /// page's rows. A provider and an agent filter together (which must hold for one call), or
+    /// a provider or agent past the index's 15 distinct bits, go to SQL (`list_traces_sql`).
     #[expect(clippy::too_many_arguments, reason = "the list query's parameters, each distinct")]
     pub async fn list_traces(
         &self,
@@ -127,8 +163,77 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<TracesPage, StoreError> {
-        let from_ms = hour_of(filter.from_ms) * 3_600_000;
-        let to_ms = hour_of(filter.to_ms + 3_599_999) * 3_600_000;
+        let (from_ms, to_ms) = trace_window(filter);
+        let picked = if self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            let (f, search) = (filter.clone(), search.map(str::to_string));
+            let want = offset as usize + limit as usize;
+            self.read_cube(project_id, move |c| {
+                let need = match c.trace_mask_need(f.provider.as_deref(), f.agent.as_deref()) {
+                    MaskNeed::Bits(b) => b,
+                    MaskNeed::NoTrace => return Some((0, Vec::new())),
+                    MaskNeed::CantTell => return None,
+                };
+                let scope = c.scope(&f, hour_of(from_ms), hour_of(to_ms));
+                let routes = search.as_deref().map(|s| c.routes_matching(s));
+                Some(c.trace_page(&TraceQuery {
+                    scope: &scope,
+                    from_ms,
+                    to_ms,
+                    routes,
+                    need,
+                    sort,
+                    dir,
+                    want,
+                }))
+            })
+            .await?
+        } else {
+            None
+        };
+        let Some((total, seqs)) = picked else {
+            return self.list_traces_sql(project_id, filter, search, sort, dir, offset, limit).await;
+        };
+        let page = seqs.get(offset as usize..).unwrap_or_default();
+        let mut rows = self.traces_by_seq(project_id, page).await?;
+        // Rows deleted since the index was read are left out.
+        let at: HashMap<u32, usize> = page.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        rows.sort_by_key(|r| at.get(&(r.seq as u32)).copied().unwrap_or(usize::MAX));
+        Ok(traces_page(from_ms, to_ms, total, offset, limit, &rows))
+    }
+
+    /// The rows of these traces (any order).
+    async fn traces_by_seq(&self, project_id: i64, seqs: &[u32]) -> Result<Vec<TraceDbRow>, StoreError> {
+        let mut rows = Vec::with_capacity(seqs.len());
+        for chunk in seqs.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {TRACE_COLUMNS} FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
+                 WHERE tr.project_id = "
+            ));
+            q.push_bind(project_id).push(" AND tr.seq IN (");
+            let mut list = q.separated(", ");
+            for s in chunk {
+                list.push_bind(i64::from(*s));
+            }
+            q.push(")");
+            rows.extend(q.build_query_as::<TraceDbRow>().fetch_all(&self.read).await?);
+        }
+        Ok(rows)
+    }
+
+    /// `list_traces` in SQL alone: for the filters the trace index can't answer, before the
+    /// aggregate is loaded, and as the tests' reference.
+    #[expect(clippy::too_many_arguments, reason = "the list query's parameters, each distinct")]
+    pub(crate) async fn list_traces_sql(
+        &self,
+        project_id: i64,
+        filter: &UsersFilter,
+        search: Option<&str>,
+        sort: TraceSort,
+        dir: Dir,
+        offset: u32,
+        limit: u32,
+    ) -> Result<TracesPage, StoreError> {
+        let (from_ms, to_ms) = trace_window(filter);
         let tags = super::sql::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
         let n = 8 + 2 * filter.tags.len();
@@ -146,14 +251,12 @@ impl Store {
                  SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_id = tr.id
                    AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7))) {tags}"
         );
-        // The count reads only the traces index when nothing needs the tag set.
         let count_sql = format!("SELECT COUNT(*) FROM traces tr WHERE {conditions}");
         let sql = format!(
-            "SELECT tr.id, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical, tr.calls,
-               tr.tokens, tr.cost_nano, tr.unpriced, tr.errors, tr.status
+            "SELECT {TRACE_COLUMNS}
              FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
              WHERE {conditions}
-             ORDER BY {col} {dir_sql}, tr.id {dir_sql}
+             ORDER BY {col} {dir_sql}, tr.seq {dir_sql}
              LIMIT ?{n} OFFSET ?{}",
             n + 1
         );
@@ -179,29 +282,8 @@ impl Store {
         }
         let q = q.bind(i64::from(limit)).bind(i64::from(offset));
         let rows = q.fetch_all(&self.read).await?;
-        // Traces started in the window under tag and user filters are the aggregate's trace
-        // starts; a provider, agent or route search still needs the count in SQL.
-        let total = if search.is_none() && !filter.narrows_calls() {
-            let (f, from_hour, to_hour) = (filter.clone(), hour_of(from_ms), hour_of(to_ms));
-            self.read_cube(project_id, move |c| {
-                let s = c.scope(&f, from_hour, to_hour);
-                let mut n = 0;
-                c.each_start(&s, |_, k| n += k);
-                n
-            })
-            .await?
-        } else {
-            count.fetch_one(&self.read).await?.0
-        };
-        let next = i64::from(offset) + rows.len() as i64;
-        Ok(TracesPage {
-            from: rfc3339(from_ms),
-            to: rfc3339(to_ms),
-            total_traces: total,
-            next_cursor: (rows.len() as u32 == limit && next < total)
-                .then(|| crate::model::query::cursor(next as u32, from_ms, to_ms)),
-            traces: rows.iter().map(TraceDbRow::row).collect(),
-        })
+        let total = count.fetch_one(&self.read).await?.0;
+        Ok(traces_page(from_ms, to_ms, total, offset, limit, &rows))
     }
 
     /// One trace with its tags and its events in time order, or `None`.
@@ -210,12 +292,10 @@ impl Store {
         project_id: i64,
         trace_id: &str,
     ) -> Result<Option<TraceDetail>, StoreError> {
-        let row: Option<TraceDbRow> = sqlx::query_as(
-            "SELECT tr.id, tr.started_at, tr.ended_at, tr.route_tag, ts.user_id, ts.canonical, tr.calls,
-               tr.tokens, tr.cost_nano, tr.unpriced, tr.errors, tr.status
-             FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
-             WHERE tr.project_id = ?1 AND tr.id = ?2",
-        )
+        let row: Option<TraceDbRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {TRACE_COLUMNS} FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
+             WHERE tr.project_id = ?1 AND tr.id = ?2"
+        )))
         .bind(project_id)
         .bind(trace_id)
         .fetch_optional(&self.read)

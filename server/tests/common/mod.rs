@@ -195,7 +195,10 @@ fn spawn(db: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
 }
 
 /// RFC 3339 of now minus `minutes`.
+/// `minutes` before the test process started (one "now" for every call, so two of them are
+/// exactly their minutes apart).
 pub fn minutes_ago(minutes: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    static NOW: std::sync::LazyLock<chrono::DateTime<chrono::Utc>> =
+        std::sync::LazyLock::new(chrono::Utc::now);
+    (*NOW - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -11,6 +11,7 @@
 
 pub mod query;
 pub mod snapshot;
+pub mod traces;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -175,6 +176,8 @@ pub struct ProjectCube {
     pub user_of: Vec<u32>,
     tag_index: HashMap<i64, u32>,
     pub hours: BTreeMap<i64, Hour>,
+    /// Each trace's facts for the Traces list (see `traces`).
+    pub traces: traces::TraceIndex,
 }
 
 /// One stored call, as the aggregate needs it.
@@ -211,11 +214,19 @@ pub struct Delta {
     pub calls: Vec<CallFact>,
     /// (hour, tag set db id, traces started): new traces, and moves of a start (−1 / +1).
     pub starts: Vec<(i64, i64, i64)>,
+    /// The traces the batch created or changed.
+    pub traces: Vec<traces::TraceFact>,
+    /// Traces whose providers and agents were re-derived from their remaining calls.
+    pub trace_masks: Vec<traces::TraceMask>,
 }
 
 impl Delta {
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty() && self.starts.is_empty() && self.tag_sets.is_empty()
+        self.calls.is_empty()
+            && self.starts.is_empty()
+            && self.tag_sets.is_empty()
+            && self.traces.is_empty()
+            && self.trace_masks.is_empty()
     }
 }
 
@@ -329,6 +340,7 @@ impl ProjectCube {
             self.hours.entry(*hour).or_default().starts.push((ts, *n));
             touched.push(*hour);
         }
+        self.apply_traces(&delta.traces, &delta.trace_masks);
         touched.sort_unstable();
         touched.dedup();
         for hour in touched {
@@ -361,11 +373,13 @@ impl ProjectCube {
             h.note_sorted();
             !(h.rows.is_empty() && h.starts.is_empty())
         });
+        self.traces.remove(|e| gone.get(e.tag_set as usize).copied().unwrap_or(false));
     }
 
-    /// Drops every hour before `hour` (retention).
+    /// Drops every hour, and every trace started, before `hour` (retention).
     pub fn drop_before(&mut self, hour: i64) {
         self.hours = self.hours.split_off(&hour);
+        self.traces.remove(|e| e.start_ms < hour * HOUR_MS);
     }
 
     /// Merges every hour's equal keys (after a rebuild).

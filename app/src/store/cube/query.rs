@@ -198,7 +198,7 @@ impl ProjectCube {
         self.hours.range(range).map(|(h, hour)| (*h, hour))
     }
 
-    fn tag_ok(s: &Scope, tag_set: u32) -> bool {
+    pub(super) fn tag_ok(s: &Scope, tag_set: u32) -> bool {
         s.tag_ok.as_ref().is_none_or(|ok| ok.get(tag_set as usize).copied().unwrap_or(false))
     }
 

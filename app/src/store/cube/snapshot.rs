@@ -4,10 +4,11 @@
 //! the database still matches it. Hand-written: a few hundred lines of fixed-width fields do not
 //! need a serialization framework in the binary.
 
+use super::traces::TraceEntry;
 use super::{Cube, Hour, Interner, LatRow, ProjectCube, Row, TagSet, ToolRow};
 use std::io::{self, Read, Write};
 
-const MAGIC: &[u8; 8] = b"TTAGG\x00\x00\x01";
+const MAGIC: &[u8; 8] = b"TTAGG\x00\x00\x02";
 
 struct W<'a, T: Write>(&'a mut T);
 
@@ -147,6 +148,17 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
                 w.i64(*n)?;
             }
         }
+        w.interner(&p.traces.routes)?;
+        w.len(p.traces.len())?;
+        for (seq, e) in p.traces.iter() {
+            w.u32(seq)?;
+            for v in [e.start_ms, e.tokens, e.cost] {
+                w.i64(v)?;
+            }
+            for v in [e.tag_set, e.calls, e.route, e.mask] {
+                w.u32(v)?;
+            }
+        }
     }
     w.0.write_all(MAGIC)?;
     Ok(())
@@ -237,6 +249,16 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
             h.note_sorted();
             p.hours.insert(hour, h);
         }
+        p.traces.routes = r.interner()?;
+        for _ in 0..r.len()? {
+            let seq = r.u32()?;
+            let (start_ms, tokens, cost) = (r.i64()?, r.i64()?, r.i64()?);
+            let (tag_set, calls, route, mask) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            if tag_set == super::NONE {
+                return Err(bad("trace"));
+            }
+            p.traces.put(seq, TraceEntry { start_ms, tokens, cost, tag_set, calls, route, mask });
+        }
         check(&p)?;
         cube.projects.insert(id, p);
     }
@@ -264,12 +286,16 @@ fn check(p: &ProjectCube) -> io::Result<()> {
             && h.tools.iter().all(|x| x.tag_set < t && x.combo < c && (x.tool as usize) < p.tools.len())
             && h.starts.iter().all(|(ts, _)| *ts < t)
     });
-    if dims_ok && tags_ok && hours_ok { Ok(()) } else { Err(bad("ids")) }
+    let routes = p.traces.routes.len() as u32;
+    let traces_ok =
+        p.traces.iter().all(|(_, e)| e.tag_set < t && (e.route == super::NONE || e.route < routes));
+    if dims_ok && tags_ok && hours_ok && traces_ok { Ok(()) } else { Err(bad("ids")) }
 }
 
 /// Index maps rebuilt by `read` are the ones `apply` keeps; nothing else is derived.
 #[cfg(test)]
 mod tests {
+    use super::super::traces::TraceFact;
     use super::super::{CallFact, Delta};
     use super::*;
     use std::collections::BTreeMap;
@@ -300,6 +326,20 @@ mod tests {
                 })
                 .collect(),
             starts: vec![(500_000, 7, 4)],
+            traces: (0..3)
+                .map(|i| TraceFact {
+                    seq: 5000 * i,
+                    tag_set: 7,
+                    start_ms: 1_800_000_000_000 + i64::from(i),
+                    route: (i > 0).then(|| format!("/r{i}")),
+                    calls: 2,
+                    tokens: 30,
+                    cost: -5 + i64::from(i),
+                    providers: vec!["openai".into()],
+                    agents: vec!["a".into()],
+                })
+                .collect(),
+            ..Delta::default()
         });
         let mut bytes = Vec::new();
         write(&cube, &[1, 2, 3], &mut bytes).expect("write");
@@ -313,6 +353,9 @@ mod tests {
         assert_eq!(a.combos, b.combos);
         assert_eq!(a.user_of, b.user_of);
         assert_eq!(b.tag_index.get(&7), Some(&0));
+        assert_eq!(a.traces.iter().collect::<Vec<_>>(), b.traces.iter().collect::<Vec<_>>());
+        assert_eq!(b.traces.len(), 3);
+        assert_eq!(b.traces.routes.name(b.traces.get(10_000).map_or(0, |e| e.route)), "/r2");
         // A truncated or damaged file is an error, never a panic.
         assert!(read(&mut &bytes[..bytes.len() - 3]).is_err());
         let mut damaged = bytes.clone();

@@ -1,0 +1,420 @@
+//! The Traces list's facts in memory: per trace its start, tag set, route tag, totals and the
+//! providers and agents of its calls, indexed by the trace's `seq` (a per-project number given
+//! when the trace is first stored, kept in `traces.seq`). A list request is one pass over the
+//! window's traces keeping the page's best `offset + limit` in a heap; SQLite then reads only
+//! the page's rows by `seq`. Depends on nothing but `std` and the aggregate's dictionaries.
+
+use super::query::Scope;
+use super::{Interner, NONE, ProjectCube};
+use crate::model::{Dir, TraceSort};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Traces per chunk. Chunks are added one at a time (memory grows by a chunk, never doubles)
+/// and each keeps the range of its traces' starts, so a window skips the chunks outside it.
+pub const CHUNK: usize = 4096;
+
+/// Bits per half of `TraceEntry::mask`; the last bit of a half stands for every id from
+/// `MASK_BITS - 1` up, so a filter on such an id can't be answered from the mask.
+const MASK_BITS: u32 = 16;
+
+/// One trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    pub start_ms: i64,
+    pub tokens: i64,
+    /// nano-USD of the trace's priced calls.
+    pub cost: i64,
+    /// Dense tag set id; `NONE`: no trace has this `seq` (deleted, expired, never stored).
+    pub tag_set: u32,
+    pub calls: u32,
+    /// Route tag id in `TraceIndex::routes`, or `NONE`.
+    pub route: u32,
+    /// Providers (low half) and agents (high half) of the trace's calls, one bit per id.
+    pub mask: u32,
+}
+
+pub const EMPTY: TraceEntry =
+    TraceEntry { start_ms: 0, tokens: 0, cost: 0, tag_set: NONE, calls: 0, route: NONE, mask: 0 };
+
+/// `CHUNK` consecutive `seq`s.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub entries: Vec<TraceEntry>,
+    /// Bounds of the starts of the traces ever put here (a trace removed leaves them as they
+    /// were: they only need to contain every live start).
+    pub min_start: i64,
+    pub max_start: i64,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk { entries: vec![EMPTY; CHUNK], min_start: i64::MAX, max_start: i64::MIN }
+    }
+
+    fn live(&self) -> bool {
+        self.entries.iter().any(|e| e.tag_set != NONE)
+    }
+}
+
+/// One project's traces.
+#[derive(Default)]
+pub struct TraceIndex {
+    /// `seq` of the first chunk's first entry (a multiple of `CHUNK`).
+    pub base: u64,
+    pub chunks: VecDeque<Chunk>,
+    pub routes: Interner,
+}
+
+/// What a committed batch changes in one trace: where it is now (start, tag set, route) and
+/// what its new calls add.
+#[derive(Clone, Debug, Default)]
+pub struct TraceFact {
+    pub seq: u32,
+    /// `tag_sets.id`.
+    pub tag_set: i64,
+    pub start_ms: i64,
+    pub route: Option<String>,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost: i64,
+    /// Providers and agents of the new calls.
+    pub providers: Vec<String>,
+    pub agents: Vec<String>,
+}
+
+/// A trace's providers and agents re-derived from all its stored calls (after some were
+/// removed): replaces its mask.
+#[derive(Clone, Debug, Default)]
+pub struct TraceMask {
+    pub seq: u32,
+    pub providers: Vec<String>,
+    pub agents: Vec<String>,
+}
+
+fn bit(id: u32) -> u32 {
+    1 << id.min(MASK_BITS - 1)
+}
+
+impl TraceIndex {
+    /// The entry of `seq`, adding chunks (before or after) as needed.
+    fn slot(&mut self, seq: u32) -> (&mut Chunk, usize) {
+        let seq = u64::from(seq);
+        let chunk = CHUNK as u64;
+        if self.chunks.is_empty() {
+            self.base = seq / chunk * chunk;
+        }
+        while seq < self.base {
+            self.chunks.push_front(Chunk::new());
+            self.base -= chunk;
+        }
+        let i = ((seq - self.base) / chunk) as usize;
+        while self.chunks.len() <= i {
+            self.chunks.push_back(Chunk::new());
+        }
+        (&mut self.chunks[i], ((seq - self.base) % chunk) as usize)
+    }
+
+    /// The entry of `seq`, if it is held.
+    pub fn get(&self, seq: u32) -> Option<&TraceEntry> {
+        let at = u64::from(seq).checked_sub(self.base)?;
+        let c = self.chunks.get((at / CHUNK as u64) as usize)?;
+        c.entries.get((at % CHUNK as u64) as usize).filter(|e| e.tag_set != NONE)
+    }
+
+    /// Sets a trace's entry (a rebuild, a snapshot).
+    pub fn put(&mut self, seq: u32, e: TraceEntry) {
+        let (c, i) = self.slot(seq);
+        c.entries[i] = e;
+        c.min_start = c.min_start.min(e.start_ms);
+        c.max_start = c.max_start.max(e.start_ms);
+    }
+
+    /// Removes the traces `gone` says, and the leading chunks left empty.
+    pub fn remove(&mut self, gone: impl Fn(&TraceEntry) -> bool) {
+        for c in &mut self.chunks {
+            for e in &mut c.entries {
+                if e.tag_set != NONE && gone(e) {
+                    *e = EMPTY;
+                }
+            }
+        }
+        while self.chunks.front().is_some_and(|c| !c.live()) {
+            self.chunks.pop_front();
+            self.base += CHUNK as u64;
+        }
+        if self.chunks.is_empty() {
+            self.base = 0;
+        }
+    }
+
+    /// Traces held.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().flat_map(|c| &c.entries).filter(|e| e.tag_set != NONE).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every held trace with its `seq`.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &TraceEntry)> + '_ {
+        self.chunks.iter().enumerate().flat_map(move |(ci, c)| {
+            c.entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.tag_set != NONE)
+                .map(move |(i, e)| ((self.base + (ci * CHUNK + i) as u64) as u32, e))
+        })
+    }
+}
+
+/// The mask bits a provider / agent filter needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskNeed {
+    /// Traces with all these bits (0: no filter).
+    Bits(u32),
+    /// A name no call has: no trace matches.
+    NoTrace,
+    /// The masks can't tell: an id sharing the overflow bit, or both filters at once (which
+    /// must hold for one call).
+    CantTell,
+}
+
+/// A Traces list request resolved against the dictionaries.
+pub struct TraceQuery<'a> {
+    pub scope: &'a Scope,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Route tags matching the search (by id; the last entry is "no route tag"), or `None`.
+    pub routes: Option<Vec<bool>>,
+    /// Mask bits a trace must have all of.
+    pub need: u32,
+    pub sort: TraceSort,
+    pub dir: Dir,
+    /// `offset + limit`: how many of the best are kept.
+    pub want: usize,
+}
+
+/// Below this many chunks a list pass stays on one thread.
+const PARALLEL_MIN_CHUNKS: usize = if cfg!(test) { 2 } else { 64 };
+
+impl ProjectCube {
+    /// Adds a batch's trace changes.
+    pub(super) fn apply_traces(&mut self, facts: &[TraceFact], masks: &[TraceMask]) {
+        for f in facts {
+            let tag_set = self.tag_set(f.tag_set, None);
+            let mut mask = 0;
+            for p in &f.providers {
+                mask |= bit(self.providers.id(p));
+            }
+            for a in &f.agents {
+                mask |= bit(self.agents.id(a)) << MASK_BITS;
+            }
+            let route = f.route.as_deref().map_or(NONE, |r| self.traces.routes.id(r));
+            let (c, i) = self.traces.slot(f.seq);
+            let e = &mut c.entries[i];
+            if e.tag_set == NONE {
+                *e = EMPTY;
+            }
+            e.tag_set = tag_set;
+            e.start_ms = f.start_ms;
+            e.route = route;
+            e.calls = e.calls.saturating_add(u32::try_from(f.calls).unwrap_or(u32::MAX));
+            e.tokens = e.tokens.saturating_add(f.tokens);
+            e.cost = e.cost.saturating_add(f.cost);
+            e.mask |= mask;
+            c.min_start = c.min_start.min(f.start_ms);
+            c.max_start = c.max_start.max(f.start_ms);
+        }
+        for m in masks {
+            let mut mask = 0;
+            for p in &m.providers {
+                mask |= bit(self.providers.id(p));
+            }
+            for a in &m.agents {
+                mask |= bit(self.agents.id(a)) << MASK_BITS;
+            }
+            let (c, i) = self.traces.slot(m.seq);
+            if c.entries[i].tag_set != NONE {
+                c.entries[i].mask = mask;
+            }
+        }
+    }
+
+    /// Adds a stored trace (a rebuild).
+    pub fn load_trace(&mut self, f: &TraceFact) {
+        self.apply_traces(std::slice::from_ref(f), &[]);
+    }
+
+    /// Adds a stored call's provider and agent to its trace's mask (a rebuild).
+    pub fn load_trace_call(&mut self, seq: u32, provider: Option<&str>, agent: Option<&str>) {
+        let mut mask = 0;
+        if let Some(p) = provider {
+            mask |= bit(self.providers.id(p));
+        }
+        if let Some(a) = agent {
+            mask |= bit(self.agents.id(a)) << MASK_BITS;
+        }
+        let (c, i) = self.traces.slot(seq);
+        if c.entries[i].tag_set != NONE {
+            c.entries[i].mask |= mask;
+        }
+    }
+
+    /// What the masks say about a provider / agent filter.
+    pub fn trace_mask_need(&self, provider: Option<&str>, agent: Option<&str>) -> MaskNeed {
+        let (names, want, shift) = match (provider, agent) {
+            (None, None) => return MaskNeed::Bits(0),
+            (Some(_), Some(_)) => return MaskNeed::CantTell,
+            (Some(p), None) => (&self.providers, p, 0),
+            (None, Some(a)) => (&self.agents, a, MASK_BITS),
+        };
+        match names.get(want) {
+            None => MaskNeed::NoTrace,
+            Some(id) if id < MASK_BITS - 1 => MaskNeed::Bits(bit(id) << shift),
+            Some(_) => MaskNeed::CantTell,
+        }
+    }
+
+    /// The route tags whose lower-case text contains `search` (ASCII case folding, as SQLite's
+    /// `lower`), the last entry standing for traces without one (matched by the empty search).
+    pub fn routes_matching(&self, search: &str) -> Vec<bool> {
+        let s = search.to_ascii_lowercase();
+        let r = &self.traces.routes;
+        (0..r.len() as u32)
+            .map(|i| r.name(i).to_ascii_lowercase().contains(&s))
+            .chain([s.is_empty()])
+            .collect()
+    }
+
+    /// Traces matching `q` (how many) and the `seq`s of the best `q.want` in list order.
+    pub fn trace_page(&self, q: &TraceQuery) -> (i64, Vec<u32>) {
+        let chunks: Vec<(usize, &Chunk)> = self
+            .traces
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.max_start >= q.from_ms && c.min_start < q.to_ms)
+            .collect();
+        let work = |part: &[(usize, &Chunk)]| self.trace_part(q, part);
+        let parts = if chunks.len() < PARALLEL_MIN_CHUNKS {
+            vec![work(&chunks)]
+        } else {
+            let (a, b) = chunks.split_at(chunks.len() / 2);
+            std::thread::scope(|sc| {
+                let other = sc.spawn(|| work(b));
+                let first = work(a);
+                vec![first, other.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
+            })
+        };
+        let mut total = 0;
+        let mut best: Vec<Reverse<(i128, u32)>> = Vec::new();
+        for (n, heap) in parts {
+            total += n;
+            best.extend(heap);
+        }
+        // Best first: the largest order key (see `order_key`).
+        best.sort_unstable();
+        best.truncate(q.want);
+        (total, best.into_iter().map(|Reverse((_, seq))| seq).collect())
+    }
+
+    fn trace_part(&self, q: &TraceQuery, chunks: &[(usize, &Chunk)]) -> (i64, Vec<Reverse<(i128, u32)>>) {
+        let mut heap: BinaryHeap<Reverse<(i128, u32)>> = BinaryHeap::with_capacity(q.want + 1);
+        let mut n = 0;
+        let route_none = q.routes.as_ref().map_or(0, |r| r.len() - 1);
+        for (ci, c) in chunks {
+            let first = self.traces.base + (ci * CHUNK) as u64;
+            for (i, e) in c.entries.iter().enumerate() {
+                if e.tag_set == NONE
+                    || e.start_ms < q.from_ms
+                    || e.start_ms >= q.to_ms
+                    || e.mask & q.need != q.need
+                    || !Self::tag_ok(q.scope, e.tag_set)
+                {
+                    continue;
+                }
+                if let Some(r) = &q.routes {
+                    let at = if e.route == NONE { route_none } else { e.route as usize };
+                    if !r.get(at).copied().unwrap_or(false) {
+                        continue;
+                    }
+                }
+                n += 1;
+                if q.want == 0 {
+                    continue;
+                }
+                let seq = (first + i as u64) as u32;
+                let key = order_key(q.sort, q.dir, e, seq);
+                if heap.len() < q.want {
+                    heap.push(Reverse((key, seq)));
+                } else if heap.peek().is_some_and(|Reverse((worst, _))| key > *worst) {
+                    heap.pop();
+                    heap.push(Reverse((key, seq)));
+                }
+            }
+        }
+        // Sorted largest key first (the `Reverse`s ascending).
+        let mut v = heap.into_vec();
+        v.sort_unstable();
+        (n, v)
+    }
+}
+
+/// A trace's place in the list as one number, larger first: the sort column, then `seq`
+/// (the later stored first when descending), both negated for ascending.
+fn order_key(sort: TraceSort, dir: Dir, e: &TraceEntry, seq: u32) -> i128 {
+    let col = match sort {
+        TraceSort::Started => e.start_ms,
+        TraceSort::Spend => e.cost,
+        TraceSort::Calls => i64::from(e.calls),
+        TraceSort::Tokens => e.tokens,
+    };
+    let k = (i128::from(col) << 32) | i128::from(seq);
+    match dir {
+        Dir::Desc => k,
+        Dir::Asc => -k,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(start_ms: i64, cost: i64) -> TraceEntry {
+        TraceEntry { start_ms, cost, tag_set: 0, calls: 1, ..EMPTY }
+    }
+
+    #[test]
+    fn slots_grow_both_ways_and_empty_leading_chunks_go() {
+        let mut t = TraceIndex::default();
+        t.put(10_000, entry(5, 1));
+        assert_eq!(t.base, 8192);
+        t.put(3, entry(1, 1));
+        assert_eq!(t.base, 0);
+        assert_eq!(t.chunks.len(), 3);
+        assert_eq!(t.iter().map(|(s, _)| s).collect::<Vec<_>>(), vec![3, 10_000]);
+        t.remove(|e| e.start_ms < 2);
+        assert_eq!(t.base, 8192, "the two leading chunks had nothing left");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(10_000).map(|e| e.cost), Some(1));
+        assert!(t.get(3).is_none());
+    }
+
+    #[test]
+    fn order_keys_put_ties_in_seq_order_and_reverse_for_ascending() {
+        let (a, b) = (entry(1, 7), entry(2, 7));
+        assert!(
+            order_key(TraceSort::Spend, Dir::Desc, &a, 2) > order_key(TraceSort::Spend, Dir::Desc, &b, 1)
+        );
+        assert!(order_key(TraceSort::Spend, Dir::Asc, &a, 1) > order_key(TraceSort::Spend, Dir::Asc, &b, 2));
+        let neg = entry(-5, -3);
+        assert!(
+            order_key(TraceSort::Spend, Dir::Desc, &a, 0) > order_key(TraceSort::Spend, Dir::Desc, &neg, 9)
+        );
+        assert!(
+            order_key(TraceSort::Started, Dir::Asc, &neg, 9) > order_key(TraceSort::Started, Dir::Asc, &a, 0)
+        );
+    }
+}
