@@ -282,11 +282,18 @@ async fn time_get(
 
 async fn reads(base: &str, key: &str, n: usize) {
     let client = reqwest::Client::new();
-    // BENCH_SKIP=a,b leaves out the requests containing any of those strings (a quick rerun).
-    let skip: Vec<String> = std::env::var("BENCH_SKIP")
-        .map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
-    let skipped = |q: &str| skip.iter().any(|p| q.contains(p.as_str()));
+    // BENCH_SKIP=a,b leaves out the requests containing any of those strings, BENCH_ONLY=a,b
+    // keeps only those containing one (a quick rerun).
+    let list = |var: &str| -> Vec<String> {
+        std::env::var(var)
+            .map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (skip, only) = (list("BENCH_SKIP"), list("BENCH_ONLY"));
+    let skipped = |q: &str| {
+        skip.iter().any(|p| q.contains(p.as_str()))
+            || (!only.is_empty() && !only.iter().any(|p| q.contains(p.as_str())))
+    };
     // The biggest spender and an agent: filters that select real data.
     let top: Value = client
         .get(format!("{base}/v1/me/ai-apps/users?window=28d&limit=1"))

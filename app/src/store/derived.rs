@@ -375,17 +375,27 @@ impl Store {
         Ok(())
     }
 
-    /// What a saved aggregate must match to be used: the calls' last rowid and count, the
-    /// traces' and tag sets' counts and last id, and the store's pending upgrade steps.
+    /// What a saved aggregate must match to be used: the token written with it (dropped by
+    /// every later opening of the database, see `Store::open`), the calls' and tag sets' last
+    /// ids, the store's pending upgrade steps and the migrations run. Index lookups only: no
+    /// count of millions of rows at start.
     async fn mark(&self) -> Result<Vec<i64>, StoreError> {
-        let (a, b, c, d, e, f): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COUNT(*) FROM events),
-                    (SELECT COUNT(*) FROM traces), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
-                    (SELECT COUNT(*) FROM tag_sets), (SELECT COUNT(*) FROM store_meta)",
+        let (token, a, b, c, d): (Option<String>, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
+                    (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
+                    (SELECT COUNT(*) FROM store_meta), (SELECT COUNT(*) FROM _sqlx_migrations)",
         )
         .fetch_one(&self.read)
         .await?;
-        Ok(vec![a, b, c, d, e, f])
+        let token = token.and_then(|t| t.parse().ok()).unwrap_or(0);
+        Ok(vec![token, a, b, c, d])
+    }
+
+    /// Drops the saved aggregate's token: whatever this process writes from now on is not in
+    /// that file.
+    pub(crate) async fn drop_aggregate_token(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM store_meta WHERE key = 'aggregate_token'").execute(&self.write).await?;
+        Ok(())
     }
 
     /// Saves the aggregate to `path` (through a temporary file, renamed into place), for the
@@ -396,7 +406,14 @@ impl Store {
         }
         // Hold the writer: no commit, deletion or retention step between the mark and the file.
         let _gate = self.writer_gate.lock().await;
-        let _conn = self.write.acquire().await?;
+        let mut conn = self.write.acquire().await?;
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Invalid(format!("no randomness: {e}")))?;
+        let token = (i64::from_le_bytes(raw) & i64::MAX).max(1);
+        sqlx::query("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('aggregate_token', ?1)")
+            .bind(token.to_string())
+            .execute(&mut *conn)
+            .await?;
         let mark = self.mark().await?;
         let (cube, path) = (self.cube.clone(), path.to_path_buf());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -440,7 +457,7 @@ impl Store {
                 return Ok(false);
             }
         };
-        if mark != self.mark().await? {
+        if mark.first().is_none_or(|t| *t == 0) || mark != self.mark().await? {
             tracing::info!("the saved aggregate is older than the database; rebuilding");
             return Ok(false);
         }

@@ -491,11 +491,21 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         check_all(&store, project, seed, "after ingest").await;
 
         // A clean stop saves the aggregate; the next start reads it back.
-        store.save_aggregate(&Store::aggregate_path(&path)).await.expect("save");
+        let saved = Store::aggregate_path(&path);
+        store.save_aggregate(&saved).await.expect("save");
         store.close().await;
-        let store = Store::open_with_aggregate(&path).await.expect("reopen");
-        assert!(!Store::aggregate_path(&path).exists(), "the saved aggregate was read");
+        let store = Store::open_file(&path).await.expect("reopen");
+        assert!(store.load_aggregate(&saved).await.expect("load"), "the saved aggregate is used");
+        store.drop_aggregate_token().await.expect("token");
         check_all(&store, project, seed, "after a restart from the saved aggregate").await;
+        // Any other opening of the file in between (the CLI) makes the next start rebuild.
+        store.save_aggregate(&saved).await.expect("save");
+        store.close().await;
+        Store::open(&path).await.expect("open as the CLI does").close().await;
+        let other = Store::open_file(&path).await.expect("reopen");
+        assert!(!other.load_aggregate(&saved).await.expect("load"), "a stale aggregate is not used");
+        other.close().await;
+        let store = Store::open_with_aggregate(&path).await.expect("reopen");
 
         // A restart rebuilds the aggregate from the file.
         store.close().await;

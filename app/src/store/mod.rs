@@ -86,8 +86,15 @@ pub fn hour_of(ts_ms: i64) -> i64 {
 
 impl Store {
     /// Opens (creating if missing) the database file, in WAL mode with full fsync on commit
-    /// (an acknowledged batch survives a power cut), and runs pending migrations.
+    /// (an acknowledged batch survives a power cut), and runs pending migrations. An aggregate
+    /// saved beside the file is no longer used after this (this process may write).
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let store = Store::open_file(path).await?;
+        store.drop_aggregate_token().await?;
+        Ok(store)
+    }
+
+    async fn open_file(path: &Path) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -136,9 +143,10 @@ impl Store {
     /// saved at the last clean shutdown ([`Store::aggregate_path`]) when it still matches the
     /// database, else from the stored calls.
     pub async fn open_with_aggregate(path: &Path) -> Result<Store, StoreError> {
-        let store = Store::open(path).await?;
+        let store = Store::open_file(path).await?;
         let started = std::time::Instant::now();
         let saved = store.load_aggregate(&Store::aggregate_path(path)).await?;
+        store.drop_aggregate_token().await?;
         if !saved {
             store.rebuild_cube().await?;
         }
