@@ -324,34 +324,48 @@ impl ProjectCube {
         let mut heap: BinaryHeap<Reverse<(i128, u32)>> = BinaryHeap::with_capacity(q.want + 1);
         let mut n = 0;
         let route_none = q.routes.as_ref().map_or(0, |r| r.len() - 1);
-        for (ci, c) in chunks {
-            let first = self.traces.base + (ci * CHUNK) as u64;
-            for (i, e) in c.entries.iter().enumerate() {
-                if e.tag_set == NONE
-                    || e.start_ms < q.from_ms
-                    || e.start_ms >= q.to_ms
-                    || e.mask & q.need != q.need
-                    || !Self::tag_ok(q.scope, e.tag_set)
-                {
-                    continue;
+        let mut visit = |seq: u64, e: &TraceEntry| {
+            if e.tag_set == NONE
+                || e.start_ms < q.from_ms
+                || e.start_ms >= q.to_ms
+                || e.mask & q.need != q.need
+                || !Self::tag_ok(q.scope, e.tag_set)
+            {
+                return;
+            }
+            if let Some(r) = &q.routes {
+                let at = if e.route == NONE { route_none } else { e.route as usize };
+                if !r.get(at).copied().unwrap_or(false) {
+                    return;
                 }
-                if let Some(r) = &q.routes {
-                    let at = if e.route == NONE { route_none } else { e.route as usize };
-                    if !r.get(at).copied().unwrap_or(false) {
-                        continue;
-                    }
+            }
+            n += 1;
+            if q.want == 0 {
+                return;
+            }
+            let seq = seq as u32;
+            let key = order_key(q.sort, q.dir, e, seq);
+            if heap.len() < q.want {
+                heap.push(Reverse((key, seq)));
+            } else if heap.peek().is_some_and(|Reverse((worst, _))| key > *worst) {
+                heap.pop();
+                heap.push(Reverse((key, seq)));
+            }
+        };
+        // Newest first when the newest are the best: `seq` follows arrival, so the heap holds
+        // the page early and later traces rarely get in (no push and pop per trace).
+        if q.sort == TraceSort::Started && q.dir == Dir::Desc {
+            for (ci, c) in chunks.iter().rev() {
+                let first = self.traces.base + (ci * CHUNK) as u64;
+                for (i, e) in c.entries.iter().enumerate().rev() {
+                    visit(first + i as u64, e);
                 }
-                n += 1;
-                if q.want == 0 {
-                    continue;
-                }
-                let seq = (first + i as u64) as u32;
-                let key = order_key(q.sort, q.dir, e, seq);
-                if heap.len() < q.want {
-                    heap.push(Reverse((key, seq)));
-                } else if heap.peek().is_some_and(|Reverse((worst, _))| key > *worst) {
-                    heap.pop();
-                    heap.push(Reverse((key, seq)));
+            }
+        } else {
+            for (ci, c) in chunks {
+                let first = self.traces.base + (ci * CHUNK) as u64;
+                for (i, e) in c.entries.iter().enumerate() {
+                    visit(first + i as u64, e);
                 }
             }
         }
