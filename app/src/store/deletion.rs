@@ -33,8 +33,15 @@ async fn exec_ids(
 }
 
 impl Store {
-    /// How many events and traces deleting `user_id` would remove (all time).
+    /// How many events and traces deleting `user_id` would remove (all time): from the
+    /// aggregate when it is loaded (which holds every stored call and trace), else counted in
+    /// SQLite.
     pub async fn user_footprint(&self, project_id: i64, user_id: &str) -> Result<Removed, StoreError> {
+        if self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            let user = user_id.to_string();
+            let (events, traces) = self.read_cube(project_id, move |c| c.footprint(&user)).await?;
+            return Ok(Removed { events, traces });
+        }
         let (events, traces): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM events WHERE project_id = ?1 AND tag_set_id IN
                        (SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?2)),

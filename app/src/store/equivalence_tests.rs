@@ -462,6 +462,19 @@ fn filters(r: &mut Lcg) -> Vec<(String, UsersFilter)> {
 }
 
 async fn check_all(store: &Store, project: i64, seed: u64, stage: &str) {
+    // What deleting a user would remove, from the aggregate, against counts in SQL.
+    for u in ["u1", "u3", "u7", "nobody"] {
+        let (events, traces): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM events e JOIN tag_sets t ON t.id = e.tag_set_id WHERE t.user_id = ?1),
+                    (SELECT COUNT(*) FROM traces tr JOIN tag_sets t ON t.id = tr.tag_set_id WHERE t.user_id = ?1)",
+        )
+        .bind(u)
+        .fetch_one(&store.read)
+        .await
+        .expect("footprint");
+        let got = store.user_footprint(project, u).await.expect("footprint");
+        assert_eq!((got.events, got.traces), (events, traces), "seed {seed}, {stage}: footprint of {u}");
+    }
     let mut r = Lcg(seed ^ 0x5eed);
     for (name, f) in filters(&mut r) {
         check(store, project, &f, &format!("seed {seed}, {stage}, {name}")).await;

@@ -262,6 +262,22 @@ impl ProjectCube {
         }
     }
 
+    /// Calls and traces stored under a user's tag sets (what deleting the user removes).
+    pub fn footprint(&self, user: &str) -> (i64, i64) {
+        let Some(u) = self.users.get(user) else { return (0, 0) };
+        let mine: Vec<bool> = self.tag_sets.iter().map(|t| t.live && t.user == u).collect();
+        let of = |ts: u32| mine.get(ts as usize).copied().unwrap_or(false);
+        let calls = self
+            .hours
+            .values()
+            .flat_map(|h| &h.rows)
+            .filter(|r| of(r.tag_set))
+            .map(|r| i64::from(r.calls))
+            .sum();
+        let traces = self.traces.iter().filter(|(_, e)| of(e.tag_set)).count() as i64;
+        (calls, traces)
+    }
+
     /// What the masks say about a provider / agent filter.
     pub fn trace_mask_need(&self, provider: Option<&str>, agent: Option<&str>) -> MaskNeed {
         let (names, want, shift) = match (provider, agent) {
