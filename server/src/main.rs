@@ -406,6 +406,9 @@ fn print_project(p: &ProjectInfo) {
     println!("{:<24} {:<8} {:<10} {}", p.name, p.privacy.as_str(), retention, day(p.created_at));
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
