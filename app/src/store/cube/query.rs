@@ -103,6 +103,10 @@ pub struct UserTotals {
     pub top_model: String,
 }
 
+/// The largest tools × users bitmap the Tools scan keeps per thread (8 MB). Tests run both
+/// ways: the aggregate tests' 2 tools take the bitmap, the equivalence corpus' 3 the pairs.
+const MAX_TOOL_USER_BITS: usize = if cfg!(test) { 128 } else { 64_000_000 };
+
 /// The largest pairs × users bitmap the Models scan keeps per thread (32 MB).
 const MAX_PAIR_USER_CELLS: usize = 32_000_000;
 
@@ -625,7 +629,9 @@ impl ProjectCube {
         out
     }
 
-    /// Per tool id: (calls, distinct users, traces, spend).
+    /// Per tool id: (calls, distinct users, traces, spend). Two threads, each with dense sums per
+    /// tool and a users bitmap per tool (or, past `MAX_TOOL_USER_BITS`, (tool, user) pairs
+    /// deduplicated at the end).
     pub fn tools(&self, s: &Scope) -> HashMap<u32, (i64, i64, i64, i64)> {
         let k = match s.kind {
             TraceKind::Starts => 0,
@@ -633,32 +639,65 @@ impl ProjectCube {
             TraceKind::Agent => 2,
             TraceKind::Pair => 3,
         };
-        let mut out: HashMap<u32, (i64, i64, i64, i64)> = HashMap::new();
-        // (tool, user) pairs, deduplicated at the end: memory follows the rows, not tools × users.
+        let (nt, words) = (self.tools.len(), self.users.len().div_ceil(64));
+        let bitmap = nt * words * 64 <= MAX_TOOL_USER_BITS;
+        let parts = self.par_hours(s, |hours| {
+            let mut sums = vec![(0i64, 0i64, 0i64, 0i64); nt];
+            let mut bits = vec![0u64; if bitmap { nt * words } else { 0 }];
+            let mut pairs: Vec<(u32, u32)> = Vec::new();
+            for (_, h) in hours {
+                for t in &h.tools {
+                    if !self.row_ok(s, t.tag_set, t.combo) {
+                        continue;
+                    }
+                    let e = &mut sums[t.tool as usize];
+                    e.0 += i64::from(t.calls);
+                    e.1 += i64::from(t.firsts[k]);
+                    e.2 += t.cost;
+                    e.3 += 1;
+                    let u = self.user_of[t.tag_set as usize];
+                    if u != NONE && t.calls > 0 {
+                        if bitmap {
+                            bits[t.tool as usize * words + u as usize / 64] |= 1 << (u % 64);
+                        } else {
+                            pairs.push((t.tool, u));
+                        }
+                    }
+                }
+            }
+            (sums, bits, pairs)
+        });
+        let mut sums = vec![(0i64, 0i64, 0i64, 0i64); nt];
+        let mut bits = vec![0u64; if bitmap { nt * words } else { 0 }];
         let mut pairs: Vec<(u32, u32)> = Vec::new();
-        for (_, h) in self.hours_of(s) {
-            for t in &h.tools {
-                if !self.row_ok(s, t.tag_set, t.combo) {
-                    continue;
-                }
-                let e = out.entry(t.tool).or_default();
-                e.0 += i64::from(t.calls);
-                e.2 += i64::from(t.firsts[k]);
-                e.3 += t.cost;
-                let u = self.user_of[t.tag_set as usize];
-                if u != NONE && t.calls > 0 {
-                    pairs.push((t.tool, u));
-                }
+        for (ps, pb, pp) in parts {
+            for (a, b) in sums.iter_mut().zip(ps) {
+                a.0 += b.0;
+                a.1 += b.1;
+                a.2 += b.2;
+                a.3 += b.3;
+            }
+            for (a, b) in bits.iter_mut().zip(pb) {
+                *a |= b;
+            }
+            pairs.extend(pp);
+        }
+        let mut users = vec![0i64; nt];
+        if bitmap {
+            for (tool, n) in users.iter_mut().enumerate() {
+                *n = bits[tool * words..(tool + 1) * words].iter().map(|w| i64::from(w.count_ones())).sum();
+            }
+        } else {
+            pairs.sort_unstable();
+            pairs.dedup();
+            for (tool, _) in pairs {
+                users[tool as usize] += 1;
             }
         }
-        pairs.sort_unstable();
-        pairs.dedup();
-        for (tool, _) in pairs {
-            if let Some(e) = out.get_mut(&tool) {
-                e.1 += 1;
-            }
-        }
-        out
+        (0..nt)
+            .filter(|i| sums[*i].3 > 0)
+            .map(|i| (i as u32, (sums[i].0, users[i], sums[i].1, sums[i].2)))
+            .collect()
     }
 
     /// Per group (`group_of` each tag set's group, `NONE` for the last group): sums, traces,
