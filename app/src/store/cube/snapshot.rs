@@ -85,6 +85,12 @@ impl<T: Read> R<'_, T> {
     }
 }
 
+/// A vector for `n` items read from the file: sized up front (a vector grown by doubling keeps
+/// up to twice its size), within a bound a damaged count can't push into a huge allocation.
+fn sized<T>(n: usize) -> Vec<T> {
+    Vec::with_capacity(n.min(1 << 20))
+}
+
 /// Writes `cube` with the database `mark` it matches.
 pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> {
     let mut w = W(out);
@@ -202,7 +208,9 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
         for _ in 0..r.len()? {
             let hour = r.i64()?;
             let mut h = Hour::default();
-            for _ in 0..r.len()? {
+            let n = r.len()?;
+            h.rows = sized(n);
+            for _ in 0..n {
                 let mut row = Row {
                     tag_set: r.u32()?,
                     user: r.u32()?,
@@ -224,10 +232,14 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
                 row.cost = r.i64()?;
                 h.rows.push(row);
             }
-            for _ in 0..r.len()? {
+            let n = r.len()?;
+            h.lat = sized(n);
+            for _ in 0..n {
                 h.lat.push(LatRow { tag_set: r.u32()?, combo: r.u32()?, bucket: r.u32()?, n: r.u32()? });
             }
-            for _ in 0..r.len()? {
+            let n = r.len()?;
+            h.tools = sized(n);
+            for _ in 0..n {
                 let mut t = ToolRow {
                     tag_set: r.u32()?,
                     combo: r.u32()?,
