@@ -63,3 +63,26 @@ async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
     assert_eq!(status, 200);
     assert_eq!(overview["current"]["calls"], json!(340), "the demo's calls are counted after the restart");
 }
+
+/// Another process writing the same file while the server runs (here `tokentally demo`) takes
+/// trace numbers too; the server's next new traces still get numbers of their own, so its
+/// ingest keeps committing.
+#[tokio::test]
+async fn ingest_keeps_working_after_another_process_wrote_traces() {
+    let server = TestServer::start();
+    let call = |id: &str, trace: &str| {
+        json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(5), "provider": "openai", "model": "gpt-4o-mini",
+                "tags": { "userId": "u1" }, "usage": { "input_tokens": 10, "output_tokens": 2 } })
+    };
+    let (status, body) = server.post(&json!({ "events": [call("a", "ta"), call("b", "tb")] })).await;
+    assert_eq!(status, 200, "{body}");
+    let (ok, _, err) =
+        cli(&server.db, &["demo", "--events", "40", "--users", "3", "--days", "1", "--seed", "7"]);
+    assert!(ok, "{err}");
+    let (status, body) = server.post(&json!({ "events": [call("c", "tc"), call("d", "td")] })).await;
+    assert_eq!(status, 200, "a new trace after the other process's: {body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    let (status, page) = server.get("/v1/me/ai-apps/traces?window=7d&user=u1").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total_traces"], 4, "{page}");
+}

@@ -372,10 +372,6 @@ impl Store {
             done.push(self.write_batch(&mut tx, p, t, e, &mut fresh_tags, &mut seqs).await?);
         }
         tx.commit().await?;
-        // The numbers given in a transaction that failed are given again.
-        if let Ok(mut next) = self.trace_seqs.lock() {
-            next.extend(seqs);
-        }
         for (j, (_, delta)) in jobs.iter().zip(&done) {
             if !delta.is_empty() {
                 self.apply_delta(j.project_id, delta);
@@ -650,8 +646,9 @@ impl Store {
         Ok((out, delta))
     }
 
-    /// The next `traces.seq` of a project within this transaction (`seqs`), from the last one
-    /// committed, or from the table on a project's first trace since the start.
+    /// The next `traces.seq` of a project within this transaction (`seqs`), first read from
+    /// the table inside it (one index lookup): the transaction holds the write lock, so another
+    /// process writing the same file (the CLI's `demo`) can't take the same numbers.
     async fn next_trace_seq(
         &self,
         tx: &mut sqlx::SqliteConnection,
@@ -660,18 +657,14 @@ impl Store {
     ) -> Result<u32, StoreError> {
         let next = match seqs.get(&project_id) {
             Some(n) => *n,
-            None => match self.trace_seqs.lock().ok().and_then(|m| m.get(&project_id).copied()) {
-                Some(n) => n,
-                None => {
-                    let (n,): (i64,) =
-                        sqlx::query_as("SELECT COALESCE(MAX(seq) + 1, 0) FROM traces WHERE project_id = ?1")
-                            .bind(project_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    u32::try_from(n)
-                        .map_err(|_| StoreError::Invalid("the project has too many traces".into()))?
-                }
-            },
+            None => {
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT COALESCE(MAX(seq) + 1, 0) FROM traces WHERE project_id = ?1")
+                        .bind(project_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                u32::try_from(n).map_err(|_| StoreError::Invalid("the project has too many traces".into()))?
+            }
         };
         let after = next
             .checked_add(1)

@@ -65,8 +65,6 @@ pub struct Store {
     version: Arc<AtomicU64>,
     /// The filter bar's top-spender menus (see `overview`).
     user_menus: Arc<Mutex<overview::UserMenus>>,
-    /// Per project, the next `traces.seq` to give (see `ingest`).
-    trace_seqs: Arc<Mutex<HashMap<i64, u32>>>,
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -134,7 +132,6 @@ impl Store {
             aggregate_loaded: Arc::default(),
             version: Arc::default(),
             user_menus: Arc::default(),
-            trace_seqs: Arc::default(),
         })
     }
 
