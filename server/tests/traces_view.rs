@@ -61,6 +61,13 @@ async fn traces_list_detail_and_event() {
     assert_eq!(chats["total_traces"], 1);
     let (_, pro) = s.get("/v1/me/ai-apps/traces?tag.plan=pro").await;
     assert_eq!(pro["total_traces"], 2);
+    // A cursor far past the last trace is an empty page, not a huge allocation.
+    let (_, first) = s.get("/v1/me/ai-apps/traces?limit=1").await;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, bounds) = cursor.split_once('.').expect("offset.from.to");
+    let (status, far) = s.get(&format!("/v1/me/ai-apps/traces?limit=500&cursor=4294967295.{bounds}")).await;
+    assert_eq!(status, 200, "{far}");
+    assert_eq!((far["traces"].as_array().map(Vec::len), far["total_traces"].as_i64()), (Some(0), Some(3)));
     let (status, bad) = s.get("/v1/me/ai-apps/traces?sort=bogus").await;
     assert_eq!((status, bad["field"].as_str()), (400, Some("sort")));
 

@@ -76,9 +76,10 @@ impl Store {
                 .map(|(id,)| id)
                 .collect();
         let mut removed = Removed::default();
+        let mut touched: Vec<String> = Vec::new();
         // SQLite allows 32,766 bound parameters; a user has few tag sets, but stay well inside.
         for chunk in ids.chunks(500) {
-            let r = self.delete_tag_sets(&mut tx, project_id, chunk).await?;
+            let r = self.delete_tag_sets(&mut tx, project_id, chunk, &mut touched).await?;
             removed.events += r.events;
             removed.traces += r.traces;
         }
@@ -100,27 +101,37 @@ impl Store {
         tx.commit().await?;
         self.forget_in_cube(project_id, &ids);
         drop(conn);
+        // Other users' traces that held some of these calls (calls with tags of their own):
+        // their remaining calls' trace flags and providers/agents are derived again.
+        touched.sort_unstable();
+        touched.dedup();
+        self.reflag_traces(project_id, &touched).await?;
         self.bump_version();
         self.scrub().await?;
         tracing::info!(project_id, actor, user_id_sha256 = %hash, events = removed.events, traces = removed.traces, "deleted a user");
         Ok(removed)
     }
 
-    /// Deletes the events, traces and tags of some tag sets.
+    /// Deletes the events, traces and tags of some tag sets; the deleted calls' trace ids go to
+    /// `touched`.
     async fn delete_tag_sets(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
         project_id: i64,
         ids: &[i64],
+        touched: &mut Vec<String>,
     ) -> Result<Removed, StoreError> {
         let list = placeholders(2, ids.len());
-        let events = exec_ids(
-            tx,
-            &format!("DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list}"),
-            project_id,
-            ids,
-        )
-        .await?;
+        let mut q = sqlx::query_as::<_, (Option<String>,)>(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING trace_id"
+        )))
+        .bind(project_id);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let gone = q.fetch_all(&mut **tx).await?;
+        let events = gone.len() as u64;
+        touched.extend(gone.into_iter().filter_map(|(t,)| t));
         let traces = exec_ids(
             tx,
             &format!("DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list}"),

@@ -64,6 +64,11 @@ fn corpus(seed: u64, traces: usize) -> (Vec<TraceIn>, Vec<EventIn>) {
             // Now and then a call with its own tags inside a trace.
             if r.next(15) == 0 {
                 own.insert("plan".to_string(), "team".to_string());
+                // Sometimes on behalf of another user (deleting that user takes the call out of
+                // this trace).
+                if r.next(2) == 0 {
+                    own.insert("userId".to_string(), format!("u{}", r.next(30)));
+                }
             }
             let tools: Vec<String> = (0..r.next(3)).map(|_| r.pick(&TOOLS).to_string()).collect();
             calls.push(EventIn {

@@ -442,7 +442,7 @@ impl Store {
                     let seq = self.next_trace_seq(tx, project_id, seqs).await?;
                     known.insert(
                         t.id.clone(),
-                        Known { tag_set, route: t.route_tag.clone(), started: t.started_ms, seq },
+                        Known { tag_set, route: t.route_tag.clone(), started: t.started_ms, seq, new: true },
                     );
                     seq
                 }
@@ -590,7 +590,8 @@ impl Store {
                     delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
                     let seq = self.next_trace_seq(tx, project_id, seqs).await?;
                     let route = t.route_tag.clone();
-                    known.insert(id.clone(), Known { tag_set: t.tag_set, route, started: t.first_ts, seq });
+                    let k = Known { tag_set: t.tag_set, route, started: t.first_ts, seq, new: true };
+                    known.insert(id.clone(), k);
                     seq
                 }
             };
@@ -631,6 +632,7 @@ impl Store {
                 let t = plan.traces.get(id);
                 Some(TraceFact {
                     seq: k.seq,
+                    new: k.new,
                     tag_set: k.tag_set,
                     start_ms: k.started,
                     route: k.route.clone(),
@@ -680,6 +682,8 @@ struct Known {
     route: Option<String>,
     started: i64,
     seq: u32,
+    /// Stored by this batch.
+    new: bool,
 }
 
 /// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
@@ -725,7 +729,9 @@ async fn existing_traces<'a>(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, tag_set, route, started, seq)| (id, Known { tag_set, route, started, seq: seq as u32 }))
+        .map(|(id, tag_set, route, started, seq)| {
+            (id, Known { tag_set, route, started, seq: seq as u32, new: false })
+        })
         .collect())
 }
 

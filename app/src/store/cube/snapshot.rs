@@ -341,6 +341,7 @@ mod tests {
             traces: (0..3)
                 .map(|i| TraceFact {
                     seq: 5000 * i,
+                    new: true,
                     tag_set: 7,
                     start_ms: 1_800_000_000_000 + i64::from(i),
                     route: (i > 0).then(|| format!("/r{i}")),

@@ -71,6 +71,9 @@ pub struct TraceIndex {
 #[derive(Clone, Debug, Default)]
 pub struct TraceFact {
     pub seq: u32,
+    /// The trace was stored by this batch: whatever its `seq` held before (a number given
+    /// again after the trace that had it was deleted) is replaced, not added to.
+    pub new: bool,
     /// `tag_sets.id`.
     pub tag_set: i64,
     pub start_ms: i64,
@@ -214,7 +217,7 @@ impl ProjectCube {
             let route = f.route.as_deref().map_or(NONE, |r| self.traces.routes.id(r));
             let (c, i) = self.traces.slot(f.seq);
             let e = &mut c.entries[i];
-            if e.tag_set == NONE {
+            if f.new || e.tag_set == NONE {
                 *e = EMPTY;
             }
             e.tag_set = tag_set;
@@ -337,7 +340,9 @@ impl ProjectCube {
     }
 
     fn trace_part(&self, q: &TraceQuery, chunks: &[(usize, &Chunk)]) -> (i64, Vec<Reverse<(i128, u32)>>) {
-        let mut heap: BinaryHeap<Reverse<(i128, u32)>> = BinaryHeap::with_capacity(q.want + 1);
+        // Grown as matches come: `want` comes from the request's offset and may be far more than
+        // there are traces.
+        let mut heap: BinaryHeap<Reverse<(i128, u32)>> = BinaryHeap::with_capacity(q.want.min(1 << 12) + 1);
         let mut n = 0;
         let route_none = q.routes.as_ref().map_or(0, |r| r.len() - 1);
         let mut visit = |seq: u64, e: &TraceEntry| {
