@@ -308,14 +308,14 @@ impl Store {
             let rows: Vec<FlagRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             let mut delta = Delta::default();
             // Each stored trace's providers and agents, from its remaining calls.
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT id, seq FROM traces WHERE project_id = ");
-            q.push_bind(project_id).push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            q.push(")");
-            let seqs: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let seqs: Vec<(String, i64)> = super::ingest::rows_for_ids(
+                &mut tx,
+                "SELECT id, seq FROM traces WHERE project_id = ",
+                "id",
+                project_id,
+                chunk.iter().map(String::as_str),
+            )
+            .await?;
             let mut masks: HashMap<String, TraceMask> = seqs
                 .into_iter()
                 .map(|(id, seq)| (id, TraceMask { seq: seq as u32, ..TraceMask::default() }))

@@ -688,7 +688,7 @@ struct Known {
 
 /// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
 /// ids bound in chunks of 1,000 (SQLite caps bound parameters per statement).
-async fn rows_for_ids<'a, R>(
+pub(super) async fn rows_for_ids<'a, R>(
     tx: &mut sqlx::SqliteConnection,
     select: &'static str,
     column: &'static str,

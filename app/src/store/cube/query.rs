@@ -125,6 +125,18 @@ struct Acc {
     last_ts: i64,
 }
 
+/// Runs `work` on `items[..cut]` here and on `items[cut..]` on a second thread; returns both
+/// results in that order.
+pub fn in_two<T: Sync, A: Send>(items: &[T], cut: usize, work: impl Fn(&[T]) -> A + Sync) -> Vec<A> {
+    let (a, b) = items.split_at(cut);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| work(b));
+        let first = work(a);
+        let second = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        vec![first, second]
+    })
+}
+
 impl ProjectCube {
     /// Resolves `filter` for the hours `[from_hour, to_hour)`.
     pub fn scope(&self, filter: &UsersFilter, from_hour: i64, to_hour: i64) -> Scope {
@@ -241,13 +253,7 @@ impl ProjectCube {
                 seen * 2 >= total
             })
             .map_or(hours.len(), |i| i + 1);
-        let (a, b) = hours.split_at(cut);
-        std::thread::scope(|sc| {
-            let other = sc.spawn(|| work(b));
-            let first = work(a);
-            let second = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            vec![first, second]
-        })
+        in_two(&hours, cut, work)
     }
 
     /// Folds the scope's rows (`f(acc, hour, row)`), in parallel parts merged with `merge`.

@@ -4,7 +4,7 @@
 //! window's traces keeping the page's best `offset + limit` in a heap; SQLite then reads only
 //! the page's rows by `seq`. Depends on nothing but `std` and the aggregate's dictionaries.
 
-use super::query::Scope;
+use super::query::{Scope, in_two};
 use super::{Interner, NONE, ProjectCube};
 use crate::model::{Dir, TraceSort};
 use std::cmp::Reverse;
@@ -54,6 +54,12 @@ impl Chunk {
 
     fn live(&self) -> bool {
         self.entries.iter().any(|e| e.tag_set != NONE)
+    }
+
+    /// Widens the start bounds to a trace's start.
+    fn note_start(&mut self, start_ms: i64) {
+        self.min_start = self.min_start.min(start_ms);
+        self.max_start = self.max_start.max(start_ms);
     }
 }
 
@@ -129,8 +135,7 @@ impl TraceIndex {
     pub fn put(&mut self, seq: u32, e: TraceEntry) {
         let (c, i) = self.slot(seq);
         c.entries[i] = e;
-        c.min_start = c.min_start.min(e.start_ms);
-        c.max_start = c.max_start.max(e.start_ms);
+        c.note_start(e.start_ms);
     }
 
     /// Removes the traces `gone` says, and the leading chunks left empty.
@@ -203,17 +208,28 @@ pub struct TraceQuery<'a> {
 const PARALLEL_MIN_CHUNKS: usize = if cfg!(test) { 2 } else { 64 };
 
 impl ProjectCube {
+    /// The mask bits of these providers and agents (registering new names).
+    fn mask_of<'a>(
+        &mut self,
+        providers: impl IntoIterator<Item = &'a str>,
+        agents: impl IntoIterator<Item = &'a str>,
+    ) -> u32 {
+        let mut mask = 0;
+        for p in providers {
+            mask |= bit(self.providers.id(p));
+        }
+        for a in agents {
+            mask |= bit(self.agents.id(a)) << MASK_BITS;
+        }
+        mask
+    }
+
     /// Adds a batch's trace changes.
     pub(super) fn apply_traces(&mut self, facts: &[TraceFact], masks: &[TraceMask]) {
         for f in facts {
             let tag_set = self.tag_set(f.tag_set, None);
-            let mut mask = 0;
-            for p in &f.providers {
-                mask |= bit(self.providers.id(p));
-            }
-            for a in &f.agents {
-                mask |= bit(self.agents.id(a)) << MASK_BITS;
-            }
+            let mask =
+                self.mask_of(f.providers.iter().map(String::as_str), f.agents.iter().map(String::as_str));
             let route = f.route.as_deref().map_or(NONE, |r| self.traces.routes.id(r));
             let (c, i) = self.traces.slot(f.seq);
             let e = &mut c.entries[i];
@@ -227,17 +243,11 @@ impl ProjectCube {
             e.tokens = e.tokens.saturating_add(f.tokens);
             e.cost = e.cost.saturating_add(f.cost);
             e.mask |= mask;
-            c.min_start = c.min_start.min(f.start_ms);
-            c.max_start = c.max_start.max(f.start_ms);
+            c.note_start(f.start_ms);
         }
         for m in masks {
-            let mut mask = 0;
-            for p in &m.providers {
-                mask |= bit(self.providers.id(p));
-            }
-            for a in &m.agents {
-                mask |= bit(self.agents.id(a)) << MASK_BITS;
-            }
+            let mask =
+                self.mask_of(m.providers.iter().map(String::as_str), m.agents.iter().map(String::as_str));
             let (c, i) = self.traces.slot(m.seq);
             if c.entries[i].tag_set != NONE {
                 c.entries[i].mask = mask;
@@ -252,13 +262,7 @@ impl ProjectCube {
 
     /// Adds a stored call's provider and agent to its trace's mask (a rebuild).
     pub fn load_trace_call(&mut self, seq: u32, provider: Option<&str>, agent: Option<&str>) {
-        let mut mask = 0;
-        if let Some(p) = provider {
-            mask |= bit(self.providers.id(p));
-        }
-        if let Some(a) = agent {
-            mask |= bit(self.agents.id(a)) << MASK_BITS;
-        }
+        let mask = self.mask_of(provider, agent);
         let (c, i) = self.traces.slot(seq);
         if c.entries[i].tag_set != NONE {
             c.entries[i].mask |= mask;
@@ -320,12 +324,7 @@ impl ProjectCube {
         let parts = if chunks.len() < PARALLEL_MIN_CHUNKS {
             vec![work(&chunks)]
         } else {
-            let (a, b) = chunks.split_at(chunks.len() / 2);
-            std::thread::scope(|sc| {
-                let other = sc.spawn(|| work(b));
-                let first = work(a);
-                vec![first, other.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
-            })
+            in_two(&chunks, chunks.len() / 2, work)
         };
         let mut total = 0;
         let mut best: Vec<Reverse<(i128, u32)>> = Vec::new();
