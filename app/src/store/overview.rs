@@ -74,8 +74,7 @@ impl Store {
                 let now = c.scan_hours(&scope, false);
                 let before = c.scan_hours(&c.scope(&f, from_hour - len, from_hour), false);
                 // The top users from the same scan's spend per user.
-                let (top, _) =
-                    c.rank_users(&scope, &now.user_spend, UserSort::Spend, Dir::Desc, 0, TOP_USERS);
+                let (top, _) = c.rank_users(&scope, &now.user_spend, Dir::Desc, 0, TOP_USERS);
                 (kpis(&now), kpis(&before), hour_models(c, &now), top)
             })
             .await?;

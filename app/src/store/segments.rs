@@ -75,15 +75,21 @@ impl Store {
                 let mut groups: Vec<usize> = (0..=values.len()).filter(|g| sums[*g].calls > 0).collect();
                 let total_segments = groups.len() as i64;
                 let name = |g: usize| values.get(g).map(|v| c.values.name(*v));
-                groups.sort_by(|a, b| {
+                let order = |a: &usize, b: &usize| {
                     sums[*b]
                         .cost
                         .cmp(&sums[*a].cost)
                         .then(sums[*b].calls.cmp(&sums[*a].calls))
-                        .then(name(*a).is_none().cmp(&name(*b).is_none()))
-                        .then(name(*a).cmp(&name(*b)))
-                });
-                groups.truncate(limit.unwrap_or(usize::MAX));
+                        .then_with(|| name(*a).is_none().cmp(&name(*b).is_none()))
+                        .then_with(|| name(*a).cmp(&name(*b)))
+                };
+                // Only the kept ones need to be in order: select them, then sort them.
+                let keep = limit.unwrap_or(usize::MAX);
+                if keep < groups.len() {
+                    groups.select_nth_unstable_by(keep, order);
+                    groups.truncate(keep);
+                }
+                groups.sort_unstable_by(order);
                 let segments: Vec<(Option<String>, Sums, i64, i64)> = groups
                     .into_iter()
                     .map(|g| (name(g).map(str::to_string), sums[g], traces[g], users[g]))

@@ -10,6 +10,7 @@
 //! sets' users; traces are counted from per-event "first in its trace" flags (see `firsts`).
 
 pub mod query;
+pub mod rows;
 pub mod snapshot;
 pub mod traces;
 
@@ -103,6 +104,12 @@ pub struct Row {
 }
 
 impl Row {
+    /// The order of an hour's rows: by user (so per-user sums sweep their arrays in order),
+    /// then tag set, then combination.
+    pub fn order(&self) -> (u32, u32, u32) {
+        (self.user, self.tag_set, self.combo)
+    }
+
     /// Adds another row of the same key.
     fn merge(&mut self, r: &Row) {
         self.calls += r.calls;
@@ -146,15 +153,18 @@ pub struct ToolRow {
 /// Everything of one hour.
 #[derive(Default)]
 pub struct Hour {
-    pub rows: Vec<Row>,
+    pub rows: rows::Rows,
     pub lat: Vec<LatRow>,
     pub tools: Vec<ToolRow>,
     /// Traces that started in this hour, per tag set (negative entries move a start elsewhere).
     pub starts: Vec<(u32, i64)>,
     /// The combinations with calls in this hour, sorted (what the filter menus offer).
     pub combos: Vec<u32>,
-    /// How many of the first rows are in (tag set, combination) order (see `compact`).
+    /// How many of the first rows are in order (`Row::order`; see `compact`).
     pub sorted: usize,
+    /// The user of every `FENCE`th sorted row: a page of users finds its rows through this
+    /// instead of binary searches over the whole user column.
+    pub fence: Vec<u32>,
     compacted: usize,
 }
 
@@ -231,6 +241,9 @@ impl Delta {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Rows per entry of an hour's `fence` (tests use a small one so the fence is crossed).
+pub const FENCE: usize = if cfg!(test) { 4 } else { 64 };
 
 /// The user tag key.
 pub const USER_TAG: &str = "userId";
@@ -364,7 +377,7 @@ impl ProjectCube {
         }
         let keep = |ts: u32| !gone[ts as usize];
         self.hours.retain(|_, h| {
-            h.rows.retain(|r| keep(r.tag_set));
+            h.rows.retain(keep);
             h.lat.retain(|r| keep(r.tag_set));
             h.tools.retain(|r| keep(r.tag_set));
             h.starts.retain(|(ts, _)| keep(*ts));
@@ -398,16 +411,29 @@ impl ProjectCube {
 impl Hour {
     /// Recomputes `sorted`: the length of the rows' ordered prefix.
     pub fn note_sorted(&mut self) {
-        self.sorted = self
-            .rows
-            .windows(2)
-            .position(|w| (w[0].tag_set, w[0].combo) > (w[1].tag_set, w[1].combo))
-            .map_or(self.rows.len(), |i| i + 1);
+        let r = &self.rows;
+        let sorted = (1..r.len()).position(|i| r.order(i - 1) > r.order(i)).map_or(r.len(), |i| i + 1);
+        self.set_sorted(sorted);
+    }
+
+    /// Sets `sorted` and the `fence` over those rows.
+    fn set_sorted(&mut self, sorted: usize) {
+        self.sorted = sorted;
+        self.fence = self.rows.user[..sorted].iter().step_by(FENCE).copied().collect();
+    }
+
+    /// Puts every row in order (an hour read from a file saved in another order).
+    pub fn sort_rows(&mut self) {
+        let mut rows: Vec<Row> = self.rows.iter().collect();
+        rows.sort_unstable_by_key(Row::order);
+        self.rows = rows.into_iter().collect();
+        self.set_sorted(self.rows.len());
     }
 
     /// Recomputes `combos` from the rows.
     pub fn note_combos(&mut self) {
-        self.combos = self.rows.iter().filter(|r| r.calls > 0).map(|r| r.combo).collect();
+        self.combos =
+            self.rows.calls.iter().zip(&self.rows.combo).filter(|(n, _)| **n > 0).map(|(_, c)| *c).collect();
         self.combos.sort_unstable();
         self.combos.dedup();
         self.combos.shrink_to_fit();
@@ -416,12 +442,12 @@ impl Hour {
     /// Sums rows with equal keys into one.
     fn compact(&mut self) {
         let mut rows: HashMap<(u32, u32), Row> = HashMap::with_capacity(self.rows.len());
-        for r in self.rows.drain(..) {
+        for r in self.rows.iter() {
             rows.entry((r.tag_set, r.combo)).and_modify(|a| a.merge(&r)).or_insert(r);
         }
-        self.rows = rows.into_values().collect();
-        self.rows.sort_unstable_by_key(|r| (r.tag_set, r.combo));
-        self.rows.shrink_to_fit();
+        let mut merged: Vec<Row> = rows.into_values().collect();
+        merged.sort_unstable_by_key(Row::order);
+        self.rows = merged.into_iter().collect();
         let mut lat: HashMap<(u32, u32, u32), u32> = HashMap::new();
         for r in self.lat.drain(..) {
             *lat.entry((r.tag_set, r.combo, r.bucket)).or_default() += r.n;
@@ -454,7 +480,7 @@ impl Hour {
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
         // Merging rows keeps the set of combinations with calls (`apply` keeps `combos`).
-        self.sorted = self.rows.len();
+        self.set_sorted(self.rows.len());
     }
 }
 

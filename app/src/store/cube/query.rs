@@ -2,10 +2,12 @@
 //! matching tag sets, one of matching provider/model/agent combinations), then one pass over the
 //! matching rows per view. Pure functions over `ProjectCube`.
 
+use super::rows::Rows;
 use super::{Hour, NONE, ProjectCube, Row};
 use crate::model::latency::latency_bucket_count;
 use crate::model::{Dir, UserSort, UsersFilter};
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// Which trace count a filter reads: traces started (no provider or agent filter), or the
 /// traces with a call to the provider / by the agent / both (the calls' `firsts`).
@@ -25,9 +27,9 @@ pub struct Scope {
     tag_ok: Option<Vec<bool>>,
     /// Matching combinations; `None`: all.
     combo_ok: Option<Vec<bool>>,
-    /// The matching tag sets in order, when there are few (a user, a rare tag): rows are then
-    /// found by binary search in each hour's sorted rows instead of a scan.
-    few: Option<Vec<u32>>,
+    /// The matching (user, tag set) pairs in order, when there are few (a user, a rare tag):
+    /// rows are then found by binary search in each hour's sorted rows instead of a scan.
+    few: Option<Vec<(u32, u32)>>,
     pub kind: TraceKind,
 }
 
@@ -182,30 +184,63 @@ impl ProjectCube {
             (true, true) => TraceKind::Pair,
         };
         let few = tag_ok.as_ref().and_then(|ok: &Vec<bool>| {
-            let ids: Vec<u32> =
-                (0..ok.len() as u32).filter(|i| ok[*i as usize]).take(FEW_TAG_SETS + 1).collect();
+            let mut ids: Vec<(u32, u32)> = (0..ok.len() as u32)
+                .filter(|i| ok[*i as usize])
+                .take(FEW_TAG_SETS + 1)
+                .map(|ts| (self.user_of[ts as usize], ts))
+                .collect();
+            ids.sort_unstable();
             (ids.len() <= FEW_TAG_SETS).then_some(ids)
         });
         Scope { from_hour, to_hour, tag_ok, combo_ok, few, kind }
     }
 
-    /// An hour's rows that can be in the scope: with few tag sets, the sorted rows' runs of
-    /// those tag sets and the unsorted tail; else all. (Callers still check `row_ok`.)
-    pub fn rows_of<'a>(s: &Scope, h: &'a Hour) -> impl Iterator<Item = &'a Row> + 'a {
-        let (head, tail) = h.rows.split_at(h.sorted.min(h.rows.len()));
-        let runs: Vec<&'a [Row]> = match &s.few {
-            None => vec![head, tail],
+    /// The runs of an hour's rows that can be in the scope: with few tag sets, the sorted
+    /// rows' runs of those tag sets and the unsorted tail; else all. (Callers still check
+    /// `row_in`.)
+    pub fn runs_of(s: &Scope, h: &Hour) -> Vec<Range<usize>> {
+        let n = h.rows.len();
+        let sorted = h.sorted.min(n);
+        match &s.few {
+            None => std::iter::once(0..n).collect(),
             Some(ids) => ids
                 .iter()
-                .map(|ts| {
-                    let from = head.partition_point(|r| r.tag_set < *ts);
-                    let to = from + head[from..].partition_point(|r| r.tag_set == *ts);
-                    &head[from..to]
-                })
-                .chain([tail])
+                .map(|(user, ts)| h.rows.run_of(sorted, *user, *ts))
+                .chain(std::iter::once(sorted..n))
                 .collect(),
-        };
-        runs.into_iter().flatten()
+        }
+    }
+
+    /// The runs of an hour's rows that can be some users' (`users` in order) in the scope: each
+    /// user's run of the sorted rows (found by binary search in the user column), and the tail.
+    fn runs_of_users(s: &Scope, h: &Hour, users: &[u32]) -> Vec<Range<usize>> {
+        if s.few.is_some() {
+            return Self::runs_of(s, h);
+        }
+        let n = h.rows.len();
+        let sorted = h.sorted.min(n);
+        let head = &h.rows.user[..sorted];
+        let mut from = 0;
+        let mut runs = Vec::with_capacity(users.len() + 1);
+        for u in users {
+            // The last fence entry below `u` starts the stretch of at most `FENCE` rows where
+            // its run can begin; walk from there.
+            let block = h.fence.partition_point(|x| x < u).saturating_sub(1);
+            from = from.max(block * super::FENCE).min(sorted);
+            while from < sorted && head[from] < *u {
+                from += 1;
+            }
+            let mut to = from;
+            while to < sorted && head[to] == *u {
+                to += 1;
+            }
+            if to > from {
+                runs.push(from..to);
+            }
+            from = to;
+        }
+        runs.push(sorted..n);
+        runs
     }
 
     /// The hours of a scope, with their start hour.
@@ -222,18 +257,25 @@ impl ProjectCube {
         s.combo_ok.as_ref().is_none_or(|ok| ok.get(combo as usize).copied().unwrap_or(false))
     }
 
+    /// Whether row `i` is in the scope (its hour aside), reading only the columns a filter needs.
+    #[inline]
+    fn row_in(s: &Scope, rows: &Rows, i: usize) -> bool {
+        (s.tag_ok.is_none() || Self::tag_ok(s, rows.tag_set[i]))
+            && (s.combo_ok.is_none() || Self::combo_ok(s, rows.combo[i]))
+    }
+
     /// Whether a row is in the scope (its hour aside).
     pub fn row_ok(&self, s: &Scope, tag_set: u32, combo: u32) -> bool {
         Self::tag_ok(s, tag_set) && Self::combo_ok(s, combo)
     }
 
     /// The traces a row counts for in this scope's kind (not `Starts`).
-    fn row_traces(s: &Scope, r: &Row) -> i64 {
+    fn row_traces(s: &Scope, firsts: &[i32; 3]) -> i64 {
         i64::from(match s.kind {
             TraceKind::Starts => 0,
-            TraceKind::Provider => r.firsts[0],
-            TraceKind::Agent => r.firsts[1],
-            TraceKind::Pair => r.firsts[2],
+            TraceKind::Provider => firsts[0],
+            TraceKind::Agent => firsts[1],
+            TraceKind::Pair => firsts[2],
         })
     }
 
@@ -256,20 +298,33 @@ impl ProjectCube {
         in_two(&hours, cut, work)
     }
 
-    /// Folds the scope's rows (`f(acc, hour, row)`), in parallel parts merged with `merge`.
+    /// Folds the scope's rows (`f(acc, hour, rows, i)` for row `i` of an hour's `rows`: each
+    /// view reads only the columns it needs), in parallel parts merged with `merge`.
     pub fn fold<A: Send>(
         &self,
         s: &Scope,
         init: impl Fn() -> A + Sync,
-        f: impl Fn(&mut A, i64, &Row) + Sync,
+        f: impl Fn(&mut A, i64, &Rows, usize) + Sync,
+        merge: impl Fn(&mut A, A),
+    ) -> A {
+        self.fold_runs(s, |h| Self::runs_of(s, h), init, f, merge)
+    }
+
+    /// `fold` over the runs `runs` picks from each hour (a subset of `runs_of`).
+    fn fold_runs<A: Send>(
+        &self,
+        s: &Scope,
+        runs: impl Fn(&Hour) -> Vec<Range<usize>> + Sync,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, i64, &Rows, usize) + Sync,
         merge: impl Fn(&mut A, A),
     ) -> A {
         let mut parts = self.par_hours(s, |hours| {
             let mut acc = init();
             for (hour, h) in hours {
-                for r in Self::rows_of(s, h) {
-                    if self.row_ok(s, r.tag_set, r.combo) {
-                        f(&mut acc, *hour, r);
+                for i in runs(h).into_iter().flatten() {
+                    if Self::row_in(s, &h.rows, i) {
+                        f(&mut acc, *hour, &h.rows, i);
                     }
                 }
             }
@@ -280,17 +335,6 @@ impl ProjectCube {
             merge(&mut first, p);
         }
         first
-    }
-
-    /// Calls `f(hour, row)` for each row in the scope (one thread).
-    pub fn each_row(&self, s: &Scope, mut f: impl FnMut(i64, &Row)) {
-        for (hour, h) in self.hours_of(s) {
-            for r in Self::rows_of(s, h) {
-                if self.row_ok(s, r.tag_set, r.combo) {
-                    f(hour, r);
-                }
-            }
-        }
     }
 
     /// Calls `f(tag set, traces)` for each trace start in the scope (kind `Starts` only).
@@ -334,13 +378,14 @@ impl ProjectCube {
             };
             let mut dense = vec![Sums::default(); np];
             for (hour, h) in hours {
-                for r in Self::rows_of(s, h) {
-                    if !self.row_ok(s, r.tag_set, r.combo) {
+                for i in Self::runs_of(s, h).into_iter().flatten() {
+                    if !Self::row_in(s, &h.rows, i) {
                         continue;
                     }
+                    let r = &h.rows.get(i);
                     let pair = pair_of[r.combo as usize] as usize;
                     dense[pair].add(r);
-                    p.traces += Self::row_traces(s, r);
+                    p.traces += Self::row_traces(s, &r.firsts);
                     if r.user != NONE {
                         let u = &mut p.users[r.user as usize];
                         u.0 += r.cost;
@@ -414,31 +459,49 @@ impl ProjectCube {
         offset: usize,
         limit: usize,
     ) -> (Vec<UserTotals>, i64) {
-        let keys = self.user_keys(s, sort);
-        self.rank_users(s, &keys, sort, dir, offset, limit)
+        let keys = if sort == UserSort::TopModel {
+            // Ranked by the top model's name: its place among the names, as the key.
+            let mut by_name: Vec<u32> = (0..self.models.len() as u32).collect();
+            by_name.sort_unstable_by(|a, b| self.models.name(*a).cmp(self.models.name(*b)));
+            let mut place = vec![0i64; by_name.len()];
+            for (i, m) in by_name.into_iter().enumerate() {
+                place[m as usize] = i as i64;
+            }
+            self.top_models(s)
+                .into_iter()
+                .map(|m| if m == NONE { (0, false) } else { (place[m as usize], true) })
+                .collect()
+        } else {
+            self.user_keys(s, sort)
+        };
+        self.rank_users(s, &keys, dir, offset, limit)
     }
 
-    /// Each user's sort key in the scope (`User` and `TopModel` keep none) and whether they had
-    /// calls in it.
+    /// Each user's sort key in the scope (`User` keeps none; `TopModel` is `top_models`) and
+    /// whether they had calls in it.
     pub fn user_keys(&self, s: &Scope, sort: UserSort) -> Vec<(i64, bool)> {
         let n = self.users.len();
         let last = sort == UserSort::LastSeen;
         let mut keys = self.fold(
             s,
             || vec![(0i64, false); n],
-            |k, hour, r| {
-                if r.user == NONE {
+            |k, hour, rows, i| {
+                let user = rows.user[i];
+                if user == NONE {
                     return;
                 }
-                let e = &mut k[r.user as usize];
+                let e = &mut k[user as usize];
                 // A row of flags alone (calls 0) doesn't make a user appear.
-                e.1 |= r.calls > 0;
+                e.1 |= rows.calls[i] > 0;
                 match sort {
-                    UserSort::Spend => e.0 += r.cost,
-                    UserSort::Events => e.0 += i64::from(r.calls),
-                    UserSort::Tokens => e.0 += (r.input + r.output + r.cache_read + r.cache_creation) as i64,
-                    UserSort::Traces => e.0 += Self::row_traces(s, r),
-                    UserSort::LastSeen => e.0 = e.0.max(hour * 3_600_000 + i64::from(r.last_ms)),
+                    UserSort::Spend => e.0 += rows.cost[i],
+                    UserSort::Events => e.0 += i64::from(rows.calls[i]),
+                    UserSort::Tokens => {
+                        let r = &rows.rest[i];
+                        e.0 += (r.input + r.output + r.cache_read + r.cache_creation) as i64;
+                    }
+                    UserSort::Traces => e.0 += Self::row_traces(s, &rows.rest[i].firsts),
+                    UserSort::LastSeen => e.0 = e.0.max(hour * 3_600_000 + i64::from(rows.last_ms[i])),
                     UserSort::User | UserSort::TopModel => {}
                 }
             },
@@ -460,32 +523,28 @@ impl ProjectCube {
         keys
     }
 
-    /// One page of users ranked by their `keys` (from `user_keys` with the same `sort`), with
-    /// the number of users that had calls.
+    /// One page of users ranked by their `keys` (each user's sort key and whether they had
+    /// calls), ties by name, with the number of users that had calls.
     pub fn rank_users(
         &self,
         s: &Scope,
         keys: &[(i64, bool)],
-        sort: UserSort,
         dir: Dir,
         offset: usize,
         limit: usize,
     ) -> (Vec<UserTotals>, i64) {
-        let mut ids: Vec<u32> = (0..keys.len() as u32).filter(|u| keys[*u as usize].1).collect();
+        let mut ids: Vec<(i64, u32)> =
+            keys.iter().enumerate().filter(|(_, k)| k.1).map(|(u, k)| (k.0, u as u32)).collect();
         let total = ids.len() as i64;
         if offset >= ids.len() {
             return (Vec::new(), total);
         }
-        let tops = (sort == UserSort::TopModel).then(|| self.top_models(s));
-        let top_of = |u: u32| tops.as_ref().and_then(|t| t.get(&u)).map_or("", |m| self.models.name(*m));
-        let key = |u: &u32| -> (i64, &str) {
-            (keys[*u as usize].0, if sort == UserSort::TopModel { top_of(*u) } else { "" })
+        let cmp = |x: &(i64, u32), y: &(i64, u32)| {
+            x.0.cmp(&y.0).then_with(|| self.users.name(x.1).cmp(self.users.name(y.1)))
         };
-        let cmp =
-            |x: &u32, y: &u32| key(x).cmp(&key(y)).then_with(|| self.users.name(*x).cmp(self.users.name(*y)));
         let end = offset.saturating_add(limit).min(ids.len());
         // Only the page needs to be in order: select it, then sort it.
-        let ord = |x: &u32, y: &u32| match dir {
+        let ord = |x: &(i64, u32), y: &(i64, u32)| match dir {
             Dir::Asc => cmp(x, y),
             Dir::Desc => cmp(y, x),
         };
@@ -494,7 +553,8 @@ impl ProjectCube {
             ids.truncate(end);
         }
         ids.sort_unstable_by(ord);
-        (self.user_page(s, &ids[offset..end]), total)
+        let page: Vec<u32> = ids[offset..end].iter().map(|(_, u)| *u).collect();
+        (self.user_page(s, &page), total)
     }
 
     /// Full totals, traces, latest call and top model of some users (in their order).
@@ -505,17 +565,22 @@ impl ProjectCube {
         }
         let models = self.models.len().max(1);
         let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
-        let (mut acc, per_model) = self.fold(
+        let mut in_order = page.to_vec();
+        in_order.sort_unstable();
+        let (mut acc, per_model) = self.fold_runs(
             s,
+            |h| Self::runs_of_users(s, h, &in_order),
             || (vec![Acc::default(); page.len()], vec![(0i64, 0i64); page.len() * models]),
-            |(acc, pm), hour, r| {
-                if r.user == NONE || slot[r.user as usize] == NONE {
+            |(acc, pm), hour, rows, row| {
+                let user = rows.user[row];
+                if user == NONE || slot[user as usize] == NONE {
                     return;
                 }
-                let i = slot[r.user as usize] as usize;
+                let r = &rows.get(row);
+                let i = slot[user as usize] as usize;
                 let a = &mut acc[i];
                 a.sums.add(r);
-                a.traces += Self::row_traces(s, r);
+                a.traces += Self::row_traces(s, &r.firsts);
                 a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
                 let e = &mut pm[i * models + model_of[r.combo as usize] as usize];
                 e.0 += r.cost;
@@ -556,21 +621,23 @@ impl ProjectCube {
             .collect()
     }
 
-    /// The model each user spent most on in the scope: most spend, then most calls, then the
-    /// smallest model name (only the TopModel sort needs it for every user).
-    fn top_models(&self, s: &Scope) -> HashMap<u32, u32> {
+    /// The model each user spent most on in the scope (most spend, then most calls, then the
+    /// smallest model name), `NONE` for users without calls in it. Only the TopModel sort needs
+    /// it for every user.
+    fn top_models(&self, s: &Scope) -> Vec<u32> {
         let models = self.models.len().max(1);
         let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
         let per = self.fold(
             s,
             || vec![(0i64, 0i64); self.users.len() * models],
-            |acc, _, r| {
-                if r.user == NONE {
+            |acc, _, rows, i| {
+                let user = rows.user[i];
+                if user == NONE {
                     return;
                 }
-                let e = &mut acc[r.user as usize * models + model_of[r.combo as usize] as usize];
-                e.0 += r.cost;
-                e.1 += i64::from(r.calls);
+                let e = &mut acc[user as usize * models + model_of[rows.combo[i] as usize] as usize];
+                e.0 += rows.cost[i];
+                e.1 += i64::from(rows.calls[i]);
             },
             |a, b| {
                 for (x, y) in a.iter_mut().zip(b) {
@@ -580,7 +647,7 @@ impl ProjectCube {
             },
         );
         (0..self.users.len())
-            .filter_map(|u| self.best_model(&per[u * models..(u + 1) * models]).map(|m| (u as u32, m)))
+            .map(|u| self.best_model(&per[u * models..(u + 1) * models]).unwrap_or(NONE))
             .collect()
     }
 
@@ -717,10 +784,11 @@ impl ProjectCube {
         let (sums, mut traces, seen) = self.fold(
             s,
             || (vec![Sums::default(); groups + 1], vec![0i64; groups + 1], vec![false; n]),
-            |(sums, traces, seen), _, r| {
+            |(sums, traces, seen), _, rows, row| {
+                let r = &rows.get(row);
                 let i = g(r.tag_set);
                 sums[i].add(r);
-                traces[i] += Self::row_traces(s, r);
+                traces[i] += Self::row_traces(s, &r.firsts);
                 seen[r.tag_set as usize] |= r.calls > 0;
             },
             |(sa, ta, xa), (sb, tb, xb)| {

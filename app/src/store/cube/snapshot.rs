@@ -124,7 +124,7 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
         for (hour, h) in &p.hours {
             w.i64(*hour)?;
             w.len(h.rows.len())?;
-            for r in &h.rows {
+            for r in h.rows.iter() {
                 for v in [r.tag_set, r.user, r.combo, r.calls, r.errors, r.unpriced, r.last_ms] {
                     w.u32(v)?;
                 }
@@ -209,7 +209,7 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
             let hour = r.i64()?;
             let mut h = Hour::default();
             let n = r.len()?;
-            h.rows = sized(n);
+            h.rows = super::rows::Rows::with_capacity(n.min(1 << 20));
             for _ in 0..n {
                 let mut row = Row {
                     tag_set: r.u32()?,
@@ -259,6 +259,9 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
             h.compacted = h.rows.len() + h.starts.len();
             h.note_combos();
             h.note_sorted();
+            if h.sorted < h.rows.len() {
+                h.sort_rows();
+            }
             p.hours.insert(hour, h);
         }
         p.traces.routes = r.interner()?;
@@ -293,7 +296,9 @@ fn check(p: &ProjectCube) -> io::Result<()> {
             && ts.kv.iter().all(|(k, v)| (*k as usize) < p.keys.len() && (*v as usize) < p.values.len())
     });
     let hours_ok = p.hours.values().all(|h| {
-        h.rows.iter().all(|r| r.tag_set < t && r.combo < c && user_ok(r.user))
+        h.rows.tag_set.iter().all(|x| *x < t)
+            && h.rows.combo.iter().all(|x| *x < c)
+            && h.rows.user.iter().all(|x| user_ok(*x))
             && h.lat.iter().all(|l| l.tag_set < t && l.combo < c)
             && h.tools.iter().all(|x| x.tag_set < t && x.combo < c && (x.tool as usize) < p.tools.len())
             && h.starts.iter().all(|(ts, _)| *ts < t)
@@ -361,7 +366,12 @@ mod tests {
         let (a, b) = (&cube.projects[&3], &back.projects[&3]);
         assert_eq!(a.hours.keys().collect::<Vec<_>>(), b.hours.keys().collect::<Vec<_>>());
         for (x, y) in a.hours.values().zip(b.hours.values()) {
-            assert_eq!((&x.rows, &x.lat, &x.tools, &x.starts), (&y.rows, &y.lat, &y.tools, &y.starts));
+            // Rows come back in order (`Row::order`), whatever order they were saved in.
+            let mut rows: Vec<Row> = x.rows.iter().collect();
+            rows.sort_by_key(Row::order);
+            assert_eq!(y.rows.iter().collect::<Vec<_>>(), rows);
+            assert_eq!(y.sorted, y.rows.len());
+            assert_eq!((&x.lat, &x.tools, &x.starts), (&y.lat, &y.tools, &y.starts));
         }
         assert_eq!(a.combos, b.combos);
         assert_eq!(a.user_of, b.user_of);

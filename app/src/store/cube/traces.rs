@@ -277,9 +277,9 @@ impl ProjectCube {
         let calls = self
             .hours
             .values()
-            .flat_map(|h| &h.rows)
-            .filter(|r| of(r.tag_set))
-            .map(|r| i64::from(r.calls))
+            .flat_map(|h| h.rows.tag_set.iter().zip(&h.rows.calls))
+            .filter(|(ts, _)| of(**ts))
+            .map(|(_, n)| i64::from(*n))
             .sum();
         let traces = self.traces.iter().filter(|(_, e)| of(e.tag_set)).count() as i64;
         (calls, traces)
