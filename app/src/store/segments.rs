@@ -1,8 +1,8 @@
 //! Segments: the aggregate's sums per tag set in the window, grouped by the value each tag set
 //! has for the chosen key, so any key works without a structure of its own.
 
-use super::cube::NONE;
 use super::cube::query::Sums;
+use super::cube::{NONE, USER_TAG};
 use super::window::{hours, rfc3339};
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
@@ -41,34 +41,48 @@ impl Store {
                         }
                     }
                 };
-                // Each tag set's group: the position of its value for the key among the values.
-                let key = c.keys.get(&by);
-                let mut index: HashMap<u32, u32> = HashMap::new();
-                let mut values: Vec<u32> = Vec::new();
-                let group_of: Vec<u32> = (0..c.tag_sets.len() as u32)
-                    .map(|ts| match key.and_then(|k| c.value_of(ts, k)) {
-                        None => NONE,
-                        Some(v) => *index.entry(v).or_insert_with(|| {
-                            values.push(v);
-                            values.len() as u32 - 1
-                        }),
-                    })
-                    .collect();
                 let s = c.scope(&f, from_hour, to_hour);
-                let (sums, traces, seen) = c.per_group(&s, &group_of, values.len());
-                // Distinct users per group, from the tag sets that had calls.
-                let mut pairs: Vec<(u32, u32)> = seen
-                    .iter()
-                    .enumerate()
-                    .filter(|(ts, had)| **had && c.user_of[*ts] != NONE)
-                    .map(|(ts, _)| (group_of[ts], c.user_of[ts]))
-                    .collect();
-                pairs.sort_unstable();
-                pairs.dedup();
-                let mut users = vec![0i64; values.len() + 1];
-                for (g, _) in pairs {
-                    users[if g == NONE { values.len() } else { g as usize }] += 1;
-                }
+                let (values, sums, traces, users) = if by == USER_TAG {
+                    // By user, a group is a user (numbered as the users are: the rows are in user
+                    // order, so the sums are written in order), with one user when it had calls.
+                    let values: Vec<u32> = (0..c.users.len() as u32)
+                        .map(|u| c.values.get(c.users.name(u)).unwrap_or(NONE))
+                        .collect();
+                    let (sums, traces) = c.per_user(&s);
+                    let mut users: Vec<i64> = sums.iter().map(|x| i64::from(x.calls > 0)).collect();
+                    users[values.len()] = 0;
+                    (values, sums, traces, users)
+                } else {
+                    // Each tag set's group: the position of its value for the key among the
+                    // values.
+                    let key = c.keys.get(&by);
+                    let mut index: HashMap<u32, u32> = HashMap::new();
+                    let mut values: Vec<u32> = Vec::new();
+                    let group_of: Vec<u32> = (0..c.tag_sets.len() as u32)
+                        .map(|ts| match key.and_then(|k| c.value_of(ts, k)) {
+                            None => NONE,
+                            Some(v) => *index.entry(v).or_insert_with(|| {
+                                values.push(v);
+                                values.len() as u32 - 1
+                            }),
+                        })
+                        .collect();
+                    let (sums, traces, seen) = c.per_group(&s, &group_of, values.len());
+                    // Distinct users per group, from the tag sets that had calls.
+                    let mut pairs: Vec<(u32, u32)> = seen
+                        .iter()
+                        .enumerate()
+                        .filter(|(ts, had)| **had && c.user_of[*ts] != NONE)
+                        .map(|(ts, _)| (group_of[ts], c.user_of[ts]))
+                        .collect();
+                    pairs.sort_unstable();
+                    pairs.dedup();
+                    let mut users = vec![0i64; values.len() + 1];
+                    for (g, _) in pairs {
+                        users[if g == NONE { values.len() } else { g as usize }] += 1;
+                    }
+                    (values, sums, traces, users)
+                };
                 // Ranked by spend, then calls, then value (no value last); only the kept ones
                 // get their names copied.
                 let total_cost: i64 = sums.iter().map(|s| s.cost).sum();

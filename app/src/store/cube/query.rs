@@ -627,28 +627,39 @@ impl ProjectCube {
     fn top_models(&self, s: &Scope) -> Vec<u32> {
         let models = self.models.len().max(1);
         let model_of: Vec<u32> = self.combos.iter().map(|(_, m, _)| *m).collect();
-        let per = self.fold(
-            s,
-            || vec![(0i64, 0i64); self.users.len() * models],
-            |acc, _, rows, i| {
-                let user = rows.user[i];
-                if user == NONE {
-                    return;
+        let hours: Vec<(i64, &Hour)> = self.hours_of(s).collect();
+        // Two threads split the users, not the hours: each sums only its users' rows (a stretch
+        // of each hour's sorted rows, and the tail's), so neither needs the other's sums.
+        let part = |users: &[(u32, u32)]| -> Vec<u32> {
+            let Some(&(lo, hi)) = users.first() else { return Vec::new() };
+            let mut acc = vec![(0i64, 0i64); (hi - lo) as usize * models];
+            for (_, h) in &hours {
+                let rows = &h.rows;
+                let sorted = h.sorted.min(rows.len());
+                let head = &rows.user[..sorted];
+                let (from, to) = (head.partition_point(|u| *u < lo), head.partition_point(|u| *u < hi));
+                for run in Self::runs_of(s, h) {
+                    let run = if run.end <= sorted { run.start.max(from)..run.end.min(to) } else { run };
+                    for i in run {
+                        let user = rows.user[i];
+                        if user < lo || user >= hi || !Self::row_in(s, rows, i) {
+                            continue;
+                        }
+                        let e = &mut acc
+                            [(user - lo) as usize * models + model_of[rows.combo[i] as usize] as usize];
+                        e.0 += rows.cost[i];
+                        e.1 += i64::from(rows.calls[i]);
+                    }
                 }
-                let e = &mut acc[user as usize * models + model_of[rows.combo[i] as usize] as usize];
-                e.0 += rows.cost[i];
-                e.1 += i64::from(rows.calls[i]);
-            },
-            |a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    x.0 += y.0;
-                    x.1 += y.1;
-                }
-            },
-        );
-        (0..self.users.len())
-            .map(|u| self.best_model(&per[u * models..(u + 1) * models]).unwrap_or(NONE))
-            .collect()
+            }
+            acc.chunks(models).map(|per| self.best_model(per).unwrap_or(NONE)).collect()
+        };
+        let n = self.users.len() as u32;
+        let rows: usize = hours.iter().map(|(_, h)| h.rows.len()).sum();
+        if rows < PARALLEL_MIN_ROWS {
+            return part(&[(0, n)]);
+        }
+        in_two(&[(0, n / 2), (n / 2, n)], 1, part).concat()
     }
 
     /// The model with the most spend in `(spend, calls)` per model id, then the most calls, then
@@ -780,16 +791,48 @@ impl ProjectCube {
             NONE => groups,
             v => v as usize,
         };
-        let n = self.tag_sets.len();
-        let (sums, mut traces, seen) = self.fold(
+        let (sums, mut traces, seen) =
+            self.group_sums(s, groups, self.tag_sets.len(), |rows, i| g(rows.tag_set[i]), true);
+        self.each_start(s, |ts, k| traces[g(ts)] += k);
+        (sums, traces, seen)
+    }
+
+    /// Per user (the last group: no user): sums and traces.
+    pub fn per_user(&self, s: &Scope) -> (Vec<Sums>, Vec<i64>) {
+        let n = self.users.len();
+        let group = |u: u32| if u == NONE { n } else { u as usize };
+        let (sums, mut traces, _) = self.group_sums(s, n, 0, |rows, i| group(rows.user[i]), false);
+        self.each_start(s, |ts, k| traces[group(self.user_of[ts as usize])] += k);
+        (sums, traces)
+    }
+
+    /// Sums and traces per group (`group` of a row; `groups` is the last, for rows in none) and,
+    /// with `seen`, which of `tag_sets` had calls.
+    fn group_sums(
+        &self,
+        s: &Scope,
+        groups: usize,
+        tag_sets: usize,
+        group: impl Fn(&Rows, usize) -> usize + Sync,
+        seen: bool,
+    ) -> (Vec<Sums>, Vec<i64>, Vec<bool>) {
+        self.fold(
             s,
-            || (vec![Sums::default(); groups + 1], vec![0i64; groups + 1], vec![false; n]),
-            |(sums, traces, seen), _, rows, row| {
+            || {
+                (
+                    vec![Sums::default(); groups + 1],
+                    vec![0i64; groups + 1],
+                    vec![false; if seen { tag_sets } else { 0 }],
+                )
+            },
+            |(sums, traces, had), _, rows, row| {
+                let i = group(rows, row);
                 let r = &rows.get(row);
-                let i = g(r.tag_set);
                 sums[i].add(r);
                 traces[i] += Self::row_traces(s, &r.firsts);
-                seen[r.tag_set as usize] |= r.calls > 0;
+                if seen {
+                    had[r.tag_set as usize] |= r.calls > 0;
+                }
             },
             |(sa, ta, xa), (sb, tb, xb)| {
                 for (x, y) in sa.iter_mut().zip(&sb) {
@@ -802,9 +845,7 @@ impl ProjectCube {
                     *x |= y;
                 }
             },
-        );
-        self.each_start(s, |ts, k| traces[g(ts)] += k);
-        (sums, traces, seen)
+        )
     }
 
     /// The value id a tag set has for key id `key`.
