@@ -791,8 +791,7 @@ impl ProjectCube {
             NONE => groups,
             v => v as usize,
         };
-        let (sums, mut traces, seen) =
-            self.group_sums(s, groups, self.tag_sets.len(), |rows, i| g(rows.tag_set[i]), true);
+        let (sums, mut traces, seen) = self.group_sums(s, groups, |rows, i| g(rows.tag_set[i]), true);
         self.each_start(s, |ts, k| traces[g(ts)] += k);
         (sums, traces, seen)
     }
@@ -801,18 +800,17 @@ impl ProjectCube {
     pub fn per_user(&self, s: &Scope) -> (Vec<Sums>, Vec<i64>) {
         let n = self.users.len();
         let group = |u: u32| if u == NONE { n } else { u as usize };
-        let (sums, mut traces, _) = self.group_sums(s, n, 0, |rows, i| group(rows.user[i]), false);
+        let (sums, mut traces, _) = self.group_sums(s, n, |rows, i| group(rows.user[i]), false);
         self.each_start(s, |ts, k| traces[group(self.user_of[ts as usize])] += k);
         (sums, traces)
     }
 
     /// Sums and traces per group (`group` of a row; `groups` is the last, for rows in none) and,
-    /// with `seen`, which of `tag_sets` had calls.
+    /// with `seen`, which tag sets had calls.
     fn group_sums(
         &self,
         s: &Scope,
         groups: usize,
-        tag_sets: usize,
         group: impl Fn(&Rows, usize) -> usize + Sync,
         seen: bool,
     ) -> (Vec<Sums>, Vec<i64>, Vec<bool>) {
@@ -822,7 +820,7 @@ impl ProjectCube {
                 (
                     vec![Sums::default(); groups + 1],
                     vec![0i64; groups + 1],
-                    vec![false; if seen { tag_sets } else { 0 }],
+                    vec![false; if seen { self.tag_sets.len() } else { 0 }],
                 )
             },
             |(sums, traces, had), _, rows, row| {
