@@ -55,6 +55,14 @@ async fn a_database_of_the_previous_release_answers_as_it_did() {
             .await
             .expect("count");
     assert_eq!(counts, (3000, 0), "(calls, calls without flags)");
+
+    // The old events table's status check was widened in place: a stopped stream is stored.
+    let body = serde_json::json!({ "events": [{ "id": "after-upgrade", "timestamp": common::minutes_ago(1),
+        "provider": "openai", "model": "gpt-4o", "status": "cancelled" }] });
+    let (status, reply) = server.post(&body).await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, e) = server.get("/v1/me/ai-apps/events/after-upgrade").await;
+    assert_eq!(e["summary"]["status"], "cancelled");
 }
 
 fn short(v: &Value) -> String {

@@ -108,6 +108,14 @@ pub struct EventDetail {
     pub route_tag: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub cache_creation_1h_tokens: i64,
+    /// Part of `output_tokens` spent on reasoning (0 when the client sent none).
+    pub reasoning_tokens: i64,
+    /// Part of the input that was audio.
+    pub audio_input_tokens: i64,
+    /// Part of `output_tokens` that was audio.
+    pub audio_output_tokens: i64,
+    /// The client estimated the token counts (the provider reported none).
+    pub usage_estimated: bool,
     /// `table`, `override` or `unpriced`.
     pub cost_source: String,
     pub error: Option<String>,

@@ -94,6 +94,21 @@ fn Conversation(
     }
 }
 
+/// Output tokens with the parts the provider broke out (reasoning, audio), which are billed as
+/// output and already counted in it.
+fn output_breakdown(d: &EventDetail) -> String {
+    let parts: Vec<String> = [("reasoning", d.reasoning_tokens), ("audio", d.audio_output_tokens)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", count(n)))
+        .collect();
+    if parts.is_empty() {
+        count(d.summary.output_tokens)
+    } else {
+        format!("{} (of which {})", count(d.summary.output_tokens), parts.join(", "))
+    }
+}
+
 #[component]
 fn EventView(d: EventDetail) -> impl IntoView {
     let e = d.summary.clone();
@@ -126,12 +141,15 @@ fn EventView(d: EventDetail) -> impl IntoView {
             <div><dt>"Trace"</dt><dd>{trace}</dd></div>
             <div><dt>"User"</dt><dd>{user}</dd></div>
             <div><dt>"Cost"</dt><dd>{cost}</dd></div>
-            <div><dt>"Input tokens"</dt><dd>{count(e.input_tokens)}</dd></div>
-            <div><dt>"Output tokens"</dt><dd>{count(e.output_tokens)}</dd></div>
+            <div><dt>"Input tokens"</dt><dd>{count(e.input_tokens)}{(d.audio_input_tokens > 0).then(|| format!(" ({} of the input, cache included, was audio)", count(d.audio_input_tokens)))}</dd></div>
+            <div><dt>"Output tokens"</dt><dd>{output_breakdown(&d)}</dd></div>
             <div><dt>"Cache reads"</dt><dd>{count(e.cache_read_tokens)}</dd></div>
             <div><dt>"Cache writes"</dt><dd>{format!("{} ({} with 1-hour TTL)", count(e.cache_creation_tokens), count(d.cache_creation_1h_tokens))}</dd></div>
             <div><dt>"Tools"</dt><dd>{if e.tools.is_empty() { "—".to_string() } else { e.tools.join(", ") }}</dd></div>
         </dl>
+        {d.usage_estimated.then(|| view! {
+            <p class="note estimated">"Token counts are the SDK's estimate: the provider reported no usage for this call (a stream stopped before its end). The cost is priced from the estimate."</p>
+        })}
         {d.error.clone().map(|err| view! { <p class="error" role="alert">{err}</p> })}
         <h2>"Tags"</h2>
         <ul class="tags">{tags}</ul>

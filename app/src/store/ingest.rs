@@ -28,6 +28,10 @@ pub struct EventIn {
     pub cost_override_nano: Option<i64>,
     pub latency_ms: Option<i64>,
     pub is_error: bool,
+    /// The caller stopped the call (status `cancelled`); never also an error.
+    pub cancelled: bool,
+    /// Usage beyond the four buckets (reasoning, audio, estimated), JSON text.
+    pub usage_detail: Option<String>,
     pub error: Option<String>,
     pub tools: Vec<String>,
     /// JSON text, or `None` when absent or dropped by privacy settings.
@@ -544,7 +548,7 @@ impl Store {
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools,
-                   prompt, response, firsts, tool_firsts) ",
+                   prompt, response, firsts, tool_firsts, usage_detail) ",
             );
             q.push_values(chunk, |mut b, i| {
                 let Resolved { event: e, tag_set, route_tag, cost } = &resolved[**i];
@@ -569,13 +573,18 @@ impl Store {
                     .push_bind(cost.nano())
                     .push_bind(cost.source())
                     .push_bind(e.latency_ms)
-                    .push_bind(if e.is_error { "error" } else { "ok" })
+                    .push_bind(match (e.is_error, e.cancelled) {
+                        (true, _) => "error",
+                        (false, true) => "cancelled",
+                        (false, false) => "ok",
+                    })
                     .push_bind(&e.error)
                     .push_bind(tools)
                     .push_bind(e.prompt.as_ref().filter(|_| keep_content))
                     .push_bind(e.response.as_ref().filter(|_| keep_content))
                     .push_bind(i64::from(firsts))
-                    .push_bind((!tool_flags.is_empty()).then_some(tool_flags));
+                    .push_bind((!tool_flags.is_empty()).then_some(tool_flags))
+                    .push_bind(&e.usage_detail);
             });
             q.build().execute(&mut *tx).await?;
         }

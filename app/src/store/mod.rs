@@ -21,6 +21,7 @@ pub mod traces;
 pub mod users;
 pub mod window;
 
+use sqlx::{AssertSqlSafe, Connection};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -42,6 +43,43 @@ pub enum StoreError {
     /// A request the store refuses (a duplicate name, a bad setting); the message says why.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The events table's status check as the first migration wrote it, and as it is now.
+const STATUS_CHECK_V1: &str = "CHECK (status IN ('ok', 'error'))";
+const STATUS_CHECK: &str = "CHECK (status IN ('ok', 'error', 'cancelled'))";
+
+/// Widens the events table's status check to admit `cancelled` (a stream the caller stopped).
+/// SQLite cannot alter a CHECK constraint, and rebuilding a table of millions of calls would
+/// stall the start; loosening a CHECK does not change how rows are stored, so the table's
+/// definition is edited in place, as SQLite documents for exactly this change
+/// (<https://www.sqlite.org/lang_altertable.html#otheralter>): in one transaction, rewrite the
+/// schema text and bump `schema_version` so every connection reloads it. Runs once; a no-op
+/// afterwards.
+async fn allow_cancelled_status(write: &SqlitePool) -> Result<(), StoreError> {
+    let mut conn = write.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let sql: Option<String> =
+        sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'events'")
+            .fetch_optional(&mut *tx)
+            .await?;
+    if !sql.is_some_and(|s| s.contains(STATUS_CHECK_V1)) {
+        return Ok(());
+    }
+    let version: i64 = sqlx::query_scalar("PRAGMA schema_version").fetch_one(&mut *tx).await?;
+    sqlx::query("PRAGMA writable_schema = ON").execute(&mut *tx).await?;
+    sqlx::query("UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'events'")
+        .bind(STATUS_CHECK_V1)
+        .bind(STATUS_CHECK)
+        .execute(&mut *tx)
+        .await?;
+    // A pragma takes no bound parameters; the value is an integer read just above.
+    sqlx::query(AssertSqlSafe(format!("PRAGMA schema_version = {}", version + 1)))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("PRAGMA writable_schema = OFF").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Handles to one SQLite database file: a pool of readers and a single writer connection
@@ -118,6 +156,7 @@ impl Store {
             )
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
+        allow_cancelled_status(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true).pragma("cache_size", "-16384"))

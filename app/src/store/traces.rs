@@ -73,6 +73,7 @@ struct EventDbRow {
     tools: Option<String>,
     prompt: Option<String>,
     response: Option<String>,
+    usage_detail: Option<String>,
     canonical: String,
 }
 
@@ -100,7 +101,7 @@ impl EventDbRow {
 
 const EVENT_COLUMNS: &str = "e.id, e.trace_id, e.ts, e.kind, e.provider, e.model, e.agent, e.route_tag,
     e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_creation_tokens, e.cache_creation_1h_tokens,
-    e.cost_nano, e.cost_source, e.latency_ms, e.status, e.error, e.tools, e.prompt, e.response, ts.canonical";
+    e.cost_nano, e.cost_source, e.latency_ms, e.status, e.error, e.tools, e.prompt, e.response, e.usage_detail, ts.canonical";
 
 fn tags_of(canonical: &str) -> BTreeMap<String, String> {
     serde_json::from_str(canonical).unwrap_or_default()
@@ -332,16 +333,25 @@ impl Store {
         .bind(event_id)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|e| EventDetail {
+        Ok(row.map(|e| {
+            let detail: serde_json::Value =
+                e.usage_detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+            let part = |k: &str| detail.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            EventDetail {
             summary: e.summary(e.ts),
             trace_id: e.trace_id.clone(),
             route_tag: e.route_tag.clone(),
             tags: tags_of(&e.canonical),
             cache_creation_1h_tokens: e.cache_creation_1h_tokens,
+            reasoning_tokens: part("reasoning_tokens"),
+            audio_input_tokens: part("audio_input_tokens"),
+            audio_output_tokens: part("audio_output_tokens"),
+            usage_estimated: detail.get("estimated").and_then(serde_json::Value::as_bool).unwrap_or(false),
             cost_source: e.cost_source.clone(),
             error: e.error.clone(),
             prompt: e.prompt.clone(),
             response: e.response.clone(),
+            }
         }))
     }
 }

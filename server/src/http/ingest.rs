@@ -50,6 +50,18 @@ enum Kind {
 enum Status {
     Ok,
     Error,
+    /// The caller stopped the call (a stream read only in part); not an error.
+    Cancelled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +76,38 @@ struct UsageWire {
     cache_creation_tokens: u64,
     #[serde(default)]
     cache_creation_1h_tokens: u64,
+    /// Part of `output_tokens` spent on reasoning.
+    #[serde(default)]
+    reasoning_tokens: u64,
+    /// Part of the input (`input_tokens` + cache reads + cache writes) that was audio.
+    #[serde(default)]
+    audio_input_tokens: u64,
+    /// Part of `output_tokens` that was audio.
+    #[serde(default)]
+    audio_output_tokens: u64,
+    /// The client estimated the counts (the provider reported none, e.g. a stopped stream).
+    #[serde(default)]
+    estimated: bool,
+}
+
+impl UsageWire {
+    /// The breakdown beyond the four buckets as stored JSON, or `None` when there is none.
+    fn detail(&self) -> Option<String> {
+        let mut d = serde_json::Map::new();
+        for (k, v) in [
+            ("reasoning_tokens", self.reasoning_tokens),
+            ("audio_input_tokens", self.audio_input_tokens),
+            ("audio_output_tokens", self.audio_output_tokens),
+        ] {
+            if v > 0 {
+                d.insert(k.into(), v.into());
+            }
+        }
+        if self.estimated {
+            d.insert("estimated".into(), true.into());
+        }
+        (!d.is_empty()).then(|| Value::Object(d).to_string())
+    }
 }
 
 #[derive(Deserialize)]
@@ -220,6 +264,9 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         ("cache_read_tokens", usage.cache_read_tokens),
         ("cache_creation_tokens", usage.cache_creation_tokens),
         ("cache_creation_1h_tokens", usage.cache_creation_1h_tokens),
+        ("reasoning_tokens", usage.reasoning_tokens),
+        ("audio_input_tokens", usage.audio_input_tokens),
+        ("audio_output_tokens", usage.audio_output_tokens),
     ] {
         if v > MAX_TOKENS {
             return Err(ApiError::bad(f(&format!("usage.{name}")), format!("must be at most {MAX_TOKENS}")));
@@ -229,6 +276,19 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         return Err(ApiError::bad(
             f("usage.cache_creation_1h_tokens"),
             "is the 1-hour part of cache_creation_tokens and cannot exceed it",
+        ));
+    }
+    if usage.reasoning_tokens.saturating_add(usage.audio_output_tokens) > usage.output_tokens {
+        return Err(ApiError::bad(
+            f("usage.reasoning_tokens"),
+            "reasoning_tokens and audio_output_tokens are parts of output_tokens and together cannot exceed it",
+        ));
+    }
+    let all_input = usage.input_tokens + usage.cache_read_tokens + usage.cache_creation_tokens;
+    if usage.audio_input_tokens > all_input {
+        return Err(ApiError::bad(
+            f("usage.audio_input_tokens"),
+            "is part of the input (input, cache read and cache creation tokens) and cannot exceed it",
         ));
     }
     let cost_override_nano = w
@@ -273,6 +333,8 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         cost_override_nano,
         latency_ms,
         is_error: w.status == Some(Status::Error),
+        cancelled: w.status == Some(Status::Cancelled),
+        usage_detail: usage.detail(),
         error: w.error,
         tools,
         prompt: json_text(w.prompt),
@@ -295,7 +357,7 @@ fn trace(i: usize, w: TraceWire, now_ms: i64) -> Result<TraceIn, ApiError> {
         route_tag: w.route_tag,
         started_ms,
         ended_ms,
-        status: w.status.map(|s| if s == Status::Ok { "ok" } else { "error" }.to_string()),
+        status: w.status.map(|s| s.as_str().to_string()),
     })
 }
 
