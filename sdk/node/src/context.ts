@@ -1,32 +1,41 @@
 // The trace scope: which withTrace block (trace id, route tag, tags) the current async code runs in.
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
-import { enqueueTrace } from './transport.js';
+import { scopeStorage, uuid } from './runtime.js';
+import { enqueueTrace, transport } from './transport.js';
 
 /** A flat map of string tags; `userId` is the end user. */
 export type Tags = Record<string, string>;
+
+/** Tag values as callers pass them; they become strings, and null/undefined are left out. */
+export type TagInput = Record<string, string | number | boolean | null | undefined>;
 
 export interface TraceOptions {
   /** The request's route, e.g. `POST /api/chat`. */
   routeTag?: string;
   /** Tags for every event in the block (`userId`, `plan`, `org`, ...). Values become strings. */
-  tags?: Record<string, string | number | boolean | null | undefined>;
+  tags?: TagInput;
 }
 
 export interface TraceScope {
-  traceId: string;
+  /** Absent inside a `withTags` block that is in no trace. */
+  traceId?: string;
   routeTag?: string;
   tags: Tags;
+  /** Whether the calls in this scope are recorded (sampling, `disabled`). */
+  recorded: boolean;
 }
 
-const storage = new AsyncLocalStorage<TraceScope>();
+const storage = scopeStorage<TraceScope>();
 
-/** The innermost active trace, if any. */
+/** The innermost active scope, if any. */
 export function currentTrace(): TraceScope | undefined {
-  return storage.getStore();
+  try {
+    return storage.getStore();
+  } catch {
+    return undefined;
+  }
 }
 
-function cleanTags(tags: TraceOptions['tags']): Tags {
+function cleanTags(tags: TagInput | undefined): Tags {
   const out: Tags = {};
   for (const [k, v] of Object.entries(tags ?? {})) {
     if (v !== undefined && v !== null) out[k] = String(v);
@@ -40,12 +49,19 @@ function cleanTags(tags: TraceOptions['tags']): Tags {
  * `fn`'s value and rethrows its error (the trace is then marked `error`).
  */
 export async function withTrace<T>(fn: () => T | Promise<T>, options: TraceOptions = {}): Promise<T> {
-  const parent = storage.getStore();
-  const scope: TraceScope = {
-    traceId: randomUUID(),
-    routeTag: options.routeTag ?? parent?.routeTag,
-    tags: { ...parent?.tags, ...cleanTags(options.tags) },
-  };
+  let scope: TraceScope | undefined;
+  try {
+    const parent = currentTrace();
+    scope = {
+      traceId: uuid(),
+      routeTag: options.routeTag ?? parent?.routeTag,
+      tags: { ...parent?.tags, ...cleanTags(options.tags) },
+      recorded: transport.sample(),
+    };
+  } catch {
+    scope = undefined;
+  }
+  if (!scope) return await fn();
   const startedAt = new Date();
   let status: 'ok' | 'error' = 'ok';
   try {
@@ -54,13 +70,36 @@ export async function withTrace<T>(fn: () => T | Promise<T>, options: TraceOptio
     status = 'error';
     throw err;
   } finally {
-    enqueueTrace({
-      id: scope.traceId,
-      route_tag: scope.routeTag,
-      tags: scope.tags,
-      started_at: startedAt.toISOString(),
-      ended_at: new Date().toISOString(),
-      status,
-    });
+    if (scope.recorded) {
+      enqueueTrace({
+        id: scope.traceId,
+        route_tag: scope.routeTag,
+        tags: scope.tags,
+        started_at: startedAt.toISOString(),
+        ended_at: new Date().toISOString(),
+        status,
+      });
+    }
   }
+}
+
+/**
+ * Runs `fn` with `tags` merged over the current ones (same trace, no new trace record): for a
+ * call or a step that belongs to a different feature, org or experiment arm than its request.
+ * Returns what `fn` returns.
+ */
+export function withTags<T>(tags: TagInput, fn: () => T): T {
+  let scope: TraceScope | undefined;
+  try {
+    const parent = currentTrace();
+    scope = {
+      traceId: parent?.traceId,
+      routeTag: parent?.routeTag,
+      tags: { ...parent?.tags, ...cleanTags(tags) },
+      recorded: parent ? parent.recorded : transport.sample(),
+    };
+  } catch {
+    scope = undefined;
+  }
+  return scope ? storage.run(scope, fn) : fn();
 }

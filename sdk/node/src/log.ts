@@ -1,7 +1,7 @@
 // log(): a custom event (a non-LLM step, or a call to a provider without a wrapper) in the current trace.
-import { randomUUID } from 'node:crypto';
 import { currentTrace } from './context.js';
-import { enqueueEvent } from './transport.js';
+import { uuid } from './runtime.js';
+import { enqueueEvent, transport } from './transport.js';
 
 export interface LogEntry {
   /** What happened: `rerank`, `vector-search`, `cohere.generate`, ... */
@@ -13,7 +13,7 @@ export interface LogEntry {
   /** Explicit cost, a decimal string in USD (`"0.0042"`), for providers tokentally has no price for. */
   costUsd?: string;
   latencyMs?: number;
-  status?: 'ok' | 'error';
+  status?: 'ok' | 'error' | 'cancelled';
   error?: string;
   tools?: string[];
   /** Extra tags for this event only. */
@@ -26,9 +26,10 @@ export interface LogEntry {
 export function log(entry: LogEntry): void {
   try {
     const trace = currentTrace();
+    if (!(trace ? trace.recorded : transport.sample())) return;
     const tags = { ...trace?.tags, ...entry.tags };
     const event: Record<string, unknown> = {
-      id: randomUUID(),
+      id: uuid(),
       timestamp: new Date().toISOString(),
       kind: 'custom',
       name: entry.name,
@@ -44,7 +45,7 @@ export function log(entry: LogEntry): void {
       prompt: entry.prompt,
       response: entry.response,
     };
-    if (trace) {
+    if (trace?.traceId) {
       event.trace_id = trace.traceId;
       if (trace.routeTag) event.route_tag = trace.routeTag;
     }

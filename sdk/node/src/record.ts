@@ -1,8 +1,8 @@
 // Turning one provider call into a tokentally event, and watching calls and streams without
 // changing what the caller sees.
-import { randomUUID } from 'node:crypto';
 import { currentTrace, type TraceScope } from './context.js';
-import { configure, enqueueEvent, type TransportOptions } from './transport.js';
+import { now, uuid } from './runtime.js';
+import { configure, enqueueEvent, trackCall, transport, type RecordedEvent, type TransportOptions } from './transport.js';
 
 /** Options of wrapOpenAI / wrapAnthropic. */
 export interface WrapOptions extends Pick<TransportOptions, 'endpoint' | 'apiKey'> {
@@ -10,33 +10,75 @@ export interface WrapOptions extends Pick<TransportOptions, 'endpoint' | 'apiKey
   agent?: string;
   /** `minimal` keeps prompts and responses in this process: only tokens, cost and tags are sent. */
   privacy?: 'full' | 'minimal';
+  /**
+   * The provider the calls are priced as (`openai`, `azure`, `openrouter`, `groq`, ...). Default:
+   * detected from the client's `baseURL` (see `providerFromBaseURL`).
+   */
+  provider?: string;
+  /**
+   * OpenAI-compatible streams: ask for the final usage chunk (`stream_options.include_usage`).
+   * Default: only where the provider is known to accept it (not Azure, Bedrock or Vertex).
+   */
+  streamUsage?: boolean;
 }
 
-/** The four disjoint token buckets, plus the 1-hour part of the cache writes. */
+/** The four disjoint token buckets, plus the parts of them the provider broke out. */
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
   cache_read_tokens: number;
   cache_creation_tokens: number;
+  /** Part of `cache_creation_tokens` written with a 1-hour TTL. */
   cache_creation_1h_tokens?: number;
+  /** Part of `output_tokens` spent on reasoning. */
+  reasoning_tokens?: number;
+  /** Part of the input (all three input buckets) that was audio. */
+  audio_input_tokens?: number;
+  /** Part of `output_tokens` that was audio. */
+  audio_output_tokens?: number;
+  /** The counts are the SDK's estimate: the provider reported none. */
+  estimated?: boolean;
 }
 
 export const emptyUsage = (): Usage => ({ input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_creation_tokens: 0 });
 
 const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
 
-/** OpenAI chat/embeddings usage: `prompt_tokens` includes `prompt_tokens_details.cached_tokens`. */
+/** Adds the reasoning/audio parts, each clamped to the bucket it is part of. */
+function withParts(u: Usage, reasoning: number, audioIn: number, audioOut: number): Usage {
+  const r = Math.min(reasoning, u.output_tokens);
+  const ao = Math.min(audioOut, u.output_tokens - r);
+  const ai = Math.min(audioIn, u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens);
+  if (r > 0) u.reasoning_tokens = r;
+  if (ao > 0) u.audio_output_tokens = ao;
+  if (ai > 0) u.audio_input_tokens = ai;
+  return u;
+}
+
+/** OpenAI chat/completions/embeddings usage: `prompt_tokens` includes `prompt_tokens_details.cached_tokens`. */
 export function fromOpenAIChat(u: any): Usage {
   const prompt = n(u?.prompt_tokens);
   const cached = Math.min(n(u?.prompt_tokens_details?.cached_tokens), prompt);
-  return { input_tokens: prompt - cached, output_tokens: n(u?.completion_tokens), cache_read_tokens: cached, cache_creation_tokens: 0 };
+  const usage = { input_tokens: prompt - cached, output_tokens: n(u?.completion_tokens), cache_read_tokens: cached, cache_creation_tokens: 0 };
+  return withParts(
+    usage,
+    n(u?.completion_tokens_details?.reasoning_tokens),
+    n(u?.prompt_tokens_details?.audio_tokens),
+    n(u?.completion_tokens_details?.audio_tokens),
+  );
 }
 
-/** OpenAI Responses usage: `input_tokens` includes `input_tokens_details.cached_tokens`. */
+/** OpenAI Responses (and images, transcriptions) usage: `input_tokens` includes the cached tokens. */
 export function fromOpenAIResponses(u: any): Usage {
   const input = n(u?.input_tokens);
   const cached = Math.min(n(u?.input_tokens_details?.cached_tokens), input);
-  return { input_tokens: input - cached, output_tokens: n(u?.output_tokens), cache_read_tokens: cached, cache_creation_tokens: 0 };
+  const usage = { input_tokens: input - cached, output_tokens: n(u?.output_tokens), cache_read_tokens: cached, cache_creation_tokens: 0 };
+  return withParts(
+    usage,
+    n(u?.output_tokens_details?.reasoning_tokens),
+    n(u?.input_token_details?.audio_tokens ?? u?.input_tokens_details?.audio_tokens),
+    n(u?.output_tokens_details?.audio_tokens),
+  );
 }
 
 /** Anthropic usage: `input_tokens` excludes the cache reads and writes, which come separately. */
@@ -53,79 +95,150 @@ export function fromAnthropic(u: any): Usage {
   return usage;
 }
 
+const hasTokens = (u: Usage) => u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_creation_tokens > 0;
+
+/** Tokens of a text, by the usual rule of thumb (4 characters a token). */
+const estimateTokens = (chars: number) => Math.ceil(chars / 4);
+
+/** A USD amount a provider reported as a JSON number, as the decimal string ingest takes. */
+export function usdString(v: unknown): string | undefined {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 10_000) return undefined;
+  return v.toFixed(12).replace(/0+$/, '').replace(/\.$/, '');
+}
+
 const MAX_CAPTURE = 64 * 1024;
 
-/** Prompts and responses are kept as sent, but never so large that a batch would be refused. */
-function capture(value: unknown): unknown {
+/**
+ * The prompt as it is when the call starts, as JSON text (the caller may change its messages
+ * array afterwards, as agent loops do), capped so that a batch is never refused.
+ */
+function snapshot(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   try {
     const json = JSON.stringify(value);
     if (json === undefined) return undefined;
-    return json.length <= MAX_CAPTURE ? value : { truncated: true, preview: json.slice(0, MAX_CAPTURE) };
+    return json.length <= MAX_CAPTURE ? json : JSON.stringify({ truncated: true, preview: json.slice(0, MAX_CAPTURE) });
   } catch {
     return undefined;
   }
 }
 
+function capture(value: unknown): unknown {
+  const json = snapshot(value);
+  return json === undefined ? undefined : JSON.parse(json);
+}
+
 /** What one call produced. */
 export interface CallOutcome {
   model?: string;
-  usage: Usage;
+  usage?: Usage;
   tools?: string[];
   response?: unknown;
   error?: unknown;
+  /** The caller stopped the call (a stream left early, or aborted). */
+  cancelled?: boolean;
+  /** Estimate the tokens when the provider reported none (a stream without a usage chunk). */
+  estimate?: boolean;
+  /** Text received so far, for an estimate of a stopped stream's output. */
+  partialText?: string;
+  /** Cost the provider reported (OpenRouter's `usage.cost`), in USD. */
+  costUsd?: string;
 }
 
-/** A call in flight: its context is captured when it starts, so it is attributed to that trace. */
+/** Whether an error is the caller's own abort (AbortController, `stream.controller.abort()`). */
+export function isAbort(err: unknown): boolean {
+  const name = (err as any)?.name;
+  return name === 'AbortError' || name === 'APIUserAbortError';
+}
+
+/** A call in flight: its context and prompt are captured when it starts. */
 export class Call {
-  private readonly started = performance.now();
-  private readonly startedAt = new Date();
+  private readonly started = now();
+  private readonly startedAt = Date.now();
   private readonly trace: TraceScope | undefined = currentTrace();
+  private readonly recorded: boolean;
+  private readonly prompt: string | undefined;
   private done = false;
+  private settle: (() => void) | undefined;
 
   constructor(
     private readonly provider: string,
     private readonly requestedModel: string | undefined,
     private readonly options: WrapOptions,
-    private readonly prompt: unknown,
-  ) {}
+    prompt: unknown,
+  ) {
+    this.recorded = this.trace ? this.trace.recorded : transport.sample();
+    this.prompt = this.recorded && options.privacy !== 'minimal' ? snapshot(prompt) : undefined;
+    if (this.recorded) trackCall(new Promise<void>((resolve) => (this.settle = resolve)));
+    // The prompt's size, for an estimate if the call is stopped before usage is reported.
+    this.promptChars = this.prompt?.length ?? (this.recorded ? () => snapshot(prompt)?.length ?? 0 : 0);
+  }
+
+  private readonly promptChars: number | (() => number);
 
   finish(outcome: CallOutcome) {
     if (this.done) return;
     this.done = true;
+    this.settle?.();
+    if (!this.recorded) return;
     try {
-      const full = this.options.privacy !== 'minimal';
       const err = outcome.error as any;
-      const event: Record<string, unknown> = {
-        id: randomUUID(),
-        timestamp: this.startedAt.toISOString(),
+      const cancelled = outcome.cancelled === true;
+      let usage = outcome.usage ?? emptyUsage();
+      if ((cancelled || outcome.estimate) && !hasTokens(usage)) {
+        const chars = typeof this.promptChars === 'number' ? this.promptChars : this.promptChars();
+        usage = { ...emptyUsage(), input_tokens: estimateTokens(chars), output_tokens: estimateTokens(outcome.partialText?.length ?? 0), estimated: true };
+      }
+      const event: RecordedEvent = {
+        id: uuid(),
+        timestamp: new Date(this.startedAt).toISOString(),
         kind: 'llm',
         provider: this.provider,
         model: outcome.model || this.requestedModel || 'unknown',
-        latency_ms: Math.max(0, Math.round(performance.now() - this.started)),
-        usage: outcome.usage,
-        status: err === undefined ? 'ok' : 'error',
+        latency_ms: Math.max(0, Math.round(now() - this.started)),
+        usage,
+        status: cancelled ? 'cancelled' : err === undefined ? 'ok' : 'error',
       };
+      if (outcome.costUsd !== undefined) event.cost_usd = outcome.costUsd;
       if (this.options.agent) event.agent = this.options.agent;
       if (this.trace) {
-        event.trace_id = this.trace.traceId;
+        if (this.trace.traceId) event.trace_id = this.trace.traceId;
         if (this.trace.routeTag) event.route_tag = this.trace.routeTag;
         event.tags = this.trace.tags;
       }
-      if (err !== undefined) {
+      if (err !== undefined && !cancelled) {
         const status = typeof err?.status === 'number' ? `${err.status} ` : '';
         event.error = `${status}${err?.message ?? String(err)}`.slice(0, 4_000);
       }
       if (outcome.tools?.length) event.tools = [...new Set(outcome.tools)];
-      if (full) {
-        event.prompt = capture(this.prompt);
+      if (this.options.privacy !== 'minimal') {
+        if (this.prompt !== undefined) event.prompt = JSON.parse(this.prompt);
         event.response = capture(outcome.response);
+        redact(event);
       }
       enqueueEvent(event);
     } catch {
       // Recording must never break the host's call.
     }
   }
+}
+
+/** Applies `configure({ redact })` to an event's prompt and response, failing closed. */
+function redact(event: RecordedEvent) {
+  const fn = transport.options.redact;
+  if (!fn) return;
+  let out: RecordedEvent | null | undefined;
+  try {
+    out = fn({ ...event });
+  } catch {
+    out = null;
+  }
+  const prompt = out ? capture(out.prompt) : undefined;
+  const response = out ? capture(out.response) : undefined;
+  if (prompt === undefined) delete event.prompt;
+  else event.prompt = prompt;
+  if (response === undefined) delete event.response;
+  else event.response = response;
 }
 
 /** Applies a wrapper's delivery options (endpoint, key) to the process-wide transport. */
@@ -135,77 +248,196 @@ export function applyWrapOptions(options: WrapOptions) {
   }
 }
 
+/** Follows one stream: `chunk` sees each item (returning false hides it from the caller). */
+export interface StreamWatch {
+  chunk(item: any): boolean | void;
+  end(error?: unknown, cancelled?: boolean): void;
+}
+
+/** How one SDK method's calls are recorded. */
+export interface Surface {
+  /** A call is starting: its record, and the params to send (the same object unless changed). */
+  start(params: any): { call: Call; params: any } | undefined;
+  /** The parsed result of a call that did not stream. */
+  value(call: Call, data: any, params: any): void;
+  /** A stream's watcher (when the result is a stream). */
+  stream?(call: Call, params: any): StreamWatch;
+}
+
+const isStream = (v: any) => v != null && typeof v === 'object' && typeof v[Symbol.asyncIterator] === 'function';
+
+/** Hands a parsed result to the surface: a stream is watched in place, anything else recorded. */
+function settleValue(surface: Surface, call: Call, data: any, params: any) {
+  try {
+    if (surface.stream && isStream(data)) watchStream(data, surface.stream(call, params));
+    else surface.value(call, data, params);
+  } catch {
+    call.finish({});
+  }
+}
+
 /**
- * Replaces `target[method]` with a version that records each call. The original's return value
- * (an SDK `APIPromise`, with `withResponse()` and the rest) is returned untouched; a listener
- * attached to it records the outcome, and for streams instruments the stream object in place
- * before the caller receives it.
+ * Records a raw `Response` the caller took with `asResponse()` (the SDK does not parse it): from
+ * a clone, so the caller's body is untouched. JSON is parsed as the SDK would; a stream's
+ * server-sent events are fed to the stream watcher.
  */
-export function instrument(
-  target: any,
-  method: string,
-  handlers: {
-    start: (params: any) => { call: Call; params: any };
-    result: (call: Call, value: any, params: any) => void;
-  },
-) {
+async function recordResponse(surface: Surface, call: Call, response: Response, params: any) {
+  try {
+    if (!response.ok) return call.finish({ error: Object.assign(new Error(response.statusText), { status: response.status }) });
+    const type = response.headers.get('content-type') ?? '';
+    const copy = response.clone();
+    if (type.includes('text/event-stream') && surface.stream) {
+      const watch = surface.stream(call, params);
+      let buffer = '';
+      try {
+        const reader = copy.body!.pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (value) buffer += value;
+          let cut: number;
+          while ((cut = buffer.indexOf('\n')) >= 0) {
+            const line = buffer.slice(0, cut).trimEnd();
+            buffer = buffer.slice(cut + 1);
+            if (line.startsWith('data:')) {
+              const data = line.slice(5).trim();
+              if (data && data !== '[DONE]') {
+                try {
+                  watch.chunk(JSON.parse(data));
+                } catch {
+                  // not JSON: not a chunk we read
+                }
+              }
+            }
+          }
+          if (done) break;
+        }
+        watch.end();
+      } catch (err) {
+        watch.end(err, isAbort(err));
+      }
+    } else if (type.includes('json')) {
+      surface.value(call, await copy.json(), params);
+    } else {
+      surface.value(call, undefined, params);
+    }
+  } catch {
+    call.finish({});
+  }
+}
+
+/**
+ * Records the outcome of `result`, what the SDK method returned, and returns what the caller
+ * gets. An SDK `APIPromise` is chained the SDK's own way (`_thenUnwrap`), so the body is parsed
+ * once and `parse()`, `withResponse()`, `asResponse()` and the rest keep working; a stream is
+ * instrumented in place before the caller receives it.
+ */
+function observe(surface: Surface, call: Call, result: any, params: any): any {
+  const failed = (err: unknown) => call.finish({ error: err, cancelled: isAbort(err) });
+  if (result && typeof result._thenUnwrap === 'function' && typeof result.responsePromise?.then === 'function') {
+    // Errors before a body (HTTP errors, network, abort); observing does not handle them for the caller.
+    result.responsePromise.then(undefined, failed);
+    const out = result._thenUnwrap((data: any) => {
+      settleValue(surface, call, data, params);
+      return data;
+    });
+    const asResponse = out.asResponse;
+    if (typeof asResponse === 'function') {
+      out.asResponse = function (this: any) {
+        return asResponse.call(this).then((response: Response) => {
+          // withResponse() parses as well; only a response nobody parses is read from a clone.
+          if (this.parsedPromise === undefined && response && typeof response.clone === 'function') {
+            void recordResponse(surface, call, response, params);
+          }
+          return response;
+        });
+      };
+    }
+    return out;
+  }
+  if (result && typeof result.then === 'function') {
+    result.then((data: any) => settleValue(surface, call, data, params), failed);
+    return result;
+  }
+  settleValue(surface, call, result, params);
+  return result;
+}
+
+/** Replaces `target[method]` with a version that records each call; the caller sees no difference. */
+export function instrument(target: any, method: string, surface: Surface) {
   const original = target?.[method];
   if (typeof original !== 'function' || original.__tokentally) return;
   const wrapped = function (this: unknown, ...args: any[]) {
+    const params = args[0] ?? {};
     let started: { call: Call; params: any } | undefined;
     try {
-      started = handlers.start(args[0] ?? {});
+      started = surface.start(params);
     } catch {
       started = undefined;
     }
-    const callArgs = started && started.params !== args[0] ? [started.params, ...args.slice(1)] : args;
+    if (!started) return original.apply(this, args);
+    const callArgs = started.params !== args[0] ? [started.params, ...args.slice(1)] : args;
     let result: any;
     try {
       result = original.apply(this, callArgs);
     } catch (err) {
-      started?.call.finish({ usage: emptyUsage(), error: err });
+      started.call.finish({ error: err });
       throw err;
     }
-    if (started && result && typeof result.then === 'function') {
-      const { call } = started;
-      result.then(
-        (value: any) => {
-          try {
-            handlers.result(call, value, args[0] ?? {});
-          } catch {
-            call.finish({ usage: emptyUsage() });
-          }
-        },
-        (err: unknown) => call.finish({ usage: emptyUsage(), error: err }),
-      );
+    try {
+      return observe(surface, started.call, result, params);
+    } catch {
+      return result;
     }
-    return result;
   };
   Object.defineProperty(wrapped, '__tokentally', { value: true });
   target[method] = wrapped;
 }
 
 /**
- * Watches an SDK stream's chunks as the caller reads them. `onChunk` returning false hides that
- * chunk from the caller; `onEnd` runs once, when the stream ends, fails or is abandoned.
+ * Makes the client's `withOptions(...)` copies recorded too: each copy is a new client with
+ * resources of its own, so `wrap` instruments it before the caller gets it.
  */
-export function watchStream(stream: any, onChunk: (chunk: any) => boolean | void, onEnd: (error?: unknown) => void) {
-  const original = stream?.[Symbol.asyncIterator];
+export function followCopies(client: any, wrap: (copy: any) => void) {
+  const withOptions = client?.withOptions;
+  if (typeof withOptions !== 'function' || withOptions.__tokentally) return;
+  const wrapped = function (this: unknown, ...args: any[]) {
+    const copy = withOptions.apply(this, args);
+    try {
+      wrap(copy);
+    } catch {
+      // the copy works, unrecorded
+    }
+    return copy;
+  };
+  Object.defineProperty(wrapped, '__tokentally', { value: true });
+  client.withOptions = wrapped;
+}
+
+/**
+ * Watches an SDK stream's items as they are read. The SDKs' `Stream` makes every reader
+ * (`for await`, `tee()`, `toReadableStream()`) call its `iterator` factory, so that is what is
+ * replaced; other async iterables get their `Symbol.asyncIterator` replaced. A stream left early
+ * (`break`, `return()`, an abort) ends as cancelled.
+ */
+export function watchStream(stream: any, watch: StreamWatch) {
+  const own = typeof stream?.iterator === 'function' && Object.prototype.hasOwnProperty.call(stream, 'iterator');
+  const key: string | symbol = own ? 'iterator' : Symbol.asyncIterator;
+  const original = stream?.[key];
   if (typeof original !== 'function') {
-    onEnd();
+    watch.end();
     return;
   }
   let ended = false;
-  const end = (error?: unknown) => {
+  const end = (error?: unknown, cancelled?: boolean) => {
     if (ended) return;
     ended = true;
     try {
-      onEnd(error);
+      watch.end(error, cancelled);
     } catch {
       // never reaches the caller
     }
   };
-  stream[Symbol.asyncIterator] = function (this: unknown) {
+  stream[key] = function (this: unknown) {
     const it = original.call(this);
     const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
       async next() {
@@ -214,7 +446,7 @@ export function watchStream(stream: any, onChunk: (chunk: any) => boolean | void
           try {
             r = await it.next();
           } catch (err) {
-            end(err);
+            end(err, isAbort(err));
             throw err;
           }
           if (r.done) {
@@ -223,7 +455,7 @@ export function watchStream(stream: any, onChunk: (chunk: any) => boolean | void
           }
           let keep = true;
           try {
-            keep = onChunk(r.value) !== false;
+            keep = watch.chunk(r.value) !== false;
           } catch {
             keep = true;
           }
@@ -231,11 +463,11 @@ export function watchStream(stream: any, onChunk: (chunk: any) => boolean | void
         }
       },
       async return(value?: unknown) {
-        end();
+        end(undefined, true);
         return typeof it.return === 'function' ? it.return(value) : { done: true, value };
       },
       async throw(err?: unknown) {
-        end(err);
+        end(err, isAbort(err));
         if (typeof it.throw === 'function') return it.throw(err);
         throw err;
       },
@@ -245,4 +477,40 @@ export function watchStream(stream: any, onChunk: (chunk: any) => boolean | void
     };
     return iterator;
   };
+}
+
+/** Provider names as tokentally's price table spells them, by the API host a client talks to. */
+const HOSTS: [RegExp, string][] = [
+  [/(^|\.)openrouter\.ai$/, 'openrouter'],
+  [/(^|\.)groq\.com$/, 'groq'],
+  [/(^|\.)together\.(xyz|ai)$/, 'together'],
+  [/\.(openai|cognitiveservices)\.azure\.com$/, 'azure'],
+  [/\.services\.ai\.azure\.com$|\.models\.ai\.azure\.com$|\.inference\.ai\.azure\.com$/, 'azure_ai'],
+  [/^bedrock(-runtime|-mantle)?[.-].*amazonaws\.com$/, 'bedrock'],
+  [/(^|\.)aiplatform\.googleapis\.com$/, 'vertex_ai'],
+  [/^generativelanguage\.googleapis\.com$/, 'gemini'],
+  [/(^|\.)mistral\.ai$/, 'mistral'],
+  [/(^|\.)deepseek\.com$/, 'deepseek'],
+  [/(^|\.)x\.ai$/, 'xai'],
+  [/(^|\.)fireworks\.ai$/, 'fireworks'],
+  [/(^|\.)perplexity\.ai$/, 'perplexity'],
+  [/(^|\.)cerebras\.ai$/, 'cerebras'],
+  [/(^|\.)deepinfra\.com$/, 'deepinfra'],
+  [/(^|\.)anthropic\.com$/, 'anthropic'],
+  [/(^|\.)openai\.com$/, 'openai'],
+];
+
+/**
+ * The provider behind an API base URL (`https://openrouter.ai/api/v1` → `openrouter`), or
+ * `undefined` for a host not in the list (a local server, a proxy).
+ */
+export function providerFromBaseURL(baseURL: unknown): string | undefined {
+  if (typeof baseURL !== 'string') return undefined;
+  let host: string;
+  try {
+    host = new URL(baseURL).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  return HOSTS.find(([re]) => re.test(host))?.[1];
 }

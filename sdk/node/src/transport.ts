@@ -1,11 +1,29 @@
 // Delivery: a bounded in-memory queue sent in batches in the background, retried with backoff on
 // network errors, 429 and 5xx (never on other 4xx). Nothing here ever throws into the host app.
+// Settings are read when they are used, so environment variables set after import (dotenv) count.
+import { env, onBeforeExit } from './runtime.js';
+
+/** An event as it will be sent; `redact` may rewrite its `prompt` and `response`. */
+export type RecordedEvent = Record<string, unknown> & { prompt?: unknown; response?: unknown };
 
 export interface TransportOptions {
   /** tokentally base URL (default: TOKENTALLY_URL, else http://127.0.0.1:3000). */
   endpoint?: string;
   /** Ingest key (default: TOKENTALLY_KEY). Without one, nothing is sent (and drops are counted). */
   apiKey?: string;
+  /** Record nothing at all (default: TOKENTALLY_DISABLED=1 or true). */
+  disabled?: boolean;
+  /**
+   * Share of traces recorded, 0..1 (default 1: every call). The choice is made per trace, so a
+   * recorded trace has all its calls; spend in the dashboard is then that share of the real spend.
+   */
+  sampleRate?: number;
+  /**
+   * Called with each event before it is queued; returns the event with `prompt` and `response`
+   * rewritten or removed (only those two fields are taken from it), or `null` to send neither.
+   * A redact that throws also sends neither.
+   */
+  redact?: (event: RecordedEvent) => RecordedEvent | null | undefined;
   /** Most items (events + traces) kept waiting; the oldest are dropped past it. Default 10,000. */
   maxQueue?: number;
   /** Items per request. Default 100. */
@@ -32,37 +50,56 @@ export interface DeliveryStats {
 
 type Item = { kind: 'event'; body: Record<string, unknown> } | { kind: 'trace'; body: Record<string, unknown> };
 
-const env = (name: string) => (typeof process !== 'undefined' ? process.env[name] : undefined);
+type Settings = Required<Omit<TransportOptions, 'endpoint' | 'apiKey' | 'disabled' | 'onError' | 'redact'>> &
+  Pick<TransportOptions, 'endpoint' | 'apiKey' | 'disabled' | 'onError' | 'redact'>;
+
+const DEFAULTS: Settings = {
+  maxQueue: 10_000,
+  maxBatch: 100,
+  flushIntervalMs: 1_000,
+  maxRetries: 5,
+  retryBaseMs: 250,
+  timeoutMs: 10_000,
+  sampleRate: 1,
+};
 
 class Transport {
   private queue: Item[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
   private sending: Promise<void> | undefined;
+  private exitHook = false;
   private readonly warned = new Set<string>();
   readonly stats: DeliveryStats = { queued: 0, sent: 0, dropped: 0, rejected: 0 };
-  options: Required<Omit<TransportOptions, 'apiKey' | 'onError'>> & Pick<TransportOptions, 'apiKey' | 'onError'>;
-
-  constructor() {
-    this.options = Transport.resolve({});
-  }
-
-  static resolve(o: TransportOptions) {
-    return {
-      endpoint: (o.endpoint ?? env('TOKENTALLY_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, ''),
-      apiKey: o.apiKey ?? env('TOKENTALLY_KEY'),
-      maxQueue: o.maxQueue ?? 10_000,
-      maxBatch: o.maxBatch ?? 100,
-      flushIntervalMs: o.flushIntervalMs ?? 1_000,
-      maxRetries: o.maxRetries ?? 5,
-      retryBaseMs: o.retryBaseMs ?? 250,
-      timeoutMs: o.timeoutMs ?? 10_000,
-      onError: o.onError,
-    };
-  }
+  options: Settings = { ...DEFAULTS };
 
   configure(o: TransportOptions) {
-    const merged = { ...this.options, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
-    this.options = Transport.resolve(merged);
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) (this.options as any)[k] = v;
+  }
+
+  /** The base URL, from configure() or TOKENTALLY_URL at the moment of sending. */
+  endpoint(): string {
+    return (this.options.endpoint ?? env('TOKENTALLY_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  }
+
+  apiKey(): string | undefined {
+    return this.options.apiKey ?? env('TOKENTALLY_KEY');
+  }
+
+  disabled(): boolean {
+    if (this.options.disabled !== undefined) return this.options.disabled;
+    const v = env('TOKENTALLY_DISABLED');
+    return v === '1' || v?.toLowerCase() === 'true';
+  }
+
+  /** Whether a new trace (or a call outside any trace) is recorded. */
+  sample(): boolean {
+    if (this.disabled()) return false;
+    const rate = this.options.sampleRate;
+    return !(rate < 1) || Math.random() < rate;
+  }
+
+  hasWork(): boolean {
+    return this.queue.length > 0 || this.sending !== undefined;
   }
 
   private report(kind: string, error: Error) {
@@ -78,6 +115,13 @@ class Transport {
   }
 
   enqueue(item: Item) {
+    if (!this.exitHook) {
+      // A script that ends without flush() still sends what it recorded.
+      this.exitHook = true;
+      onBeforeExit(() => {
+        if (this.hasWork()) void this.flush();
+      });
+    }
     if (this.queue.length >= this.options.maxQueue) {
       this.queue.shift();
       this.stats.dropped++;
@@ -90,7 +134,7 @@ class Transport {
         this.timer = undefined;
         this.kick();
       }, this.options.flushIntervalMs);
-      this.timer.unref?.();
+      (this.timer as any).unref?.();
     }
   }
 
@@ -112,7 +156,9 @@ class Transport {
   }
 
   private async deliver(batch: Item[]) {
-    const { endpoint, apiKey, maxRetries, retryBaseMs, timeoutMs } = this.options;
+    const { maxRetries, retryBaseMs, timeoutMs } = this.options;
+    const endpoint = this.endpoint();
+    const apiKey = this.apiKey();
     if (!apiKey) {
       this.stats.dropped += batch.length;
       this.report('config', new Error('no ingest key (set TOKENTALLY_KEY or pass apiKey); events are dropped'));
@@ -151,7 +197,7 @@ class Transport {
         return;
       }
       const delay = retryBaseMs * 2 ** attempt * (0.75 + Math.random() * 0.5);
-      await new Promise((resolve) => setTimeout(resolve, delay).unref?.());
+      await new Promise((resolve) => (setTimeout(resolve, delay) as any).unref?.());
     }
   }
 
@@ -165,7 +211,7 @@ class Transport {
   }
 }
 
-const transport = new Transport();
+export const transport = new Transport();
 
 export function enqueueEvent(body: Record<string, unknown>) {
   transport.enqueue({ kind: 'event', body });
@@ -175,23 +221,66 @@ export function enqueueTrace(body: Record<string, unknown>) {
   transport.enqueue({ kind: 'trace', body });
 }
 
-/** Sets delivery options for the whole process (the wrappers' `endpoint`/`apiKey` also land here). */
+/**
+ * Sets options for the whole process (the wrappers' `endpoint`/`apiKey` also land here). Options
+ * not given keep their value; endpoint, key and `disabled` fall back to the environment when used.
+ */
 export function configure(options: TransportOptions) {
-  transport.configure(options);
-}
-
-/** Sends everything queued; resolves when it is acknowledged or given up. Never rejects. */
-export async function flush(): Promise<void> {
   try {
-    await transport.flush();
+    transport.configure(options);
   } catch {
     // never reaches the host app
   }
 }
 
+/** Calls started and not yet recorded (a stream being read, a response not yet parsed). */
+const inFlight = new Set<Promise<void>>();
+const MAX_IN_FLIGHT = 10_000;
+
+/** Tracks a call until `settled` resolves, so flush() can wait for it. */
+export function trackCall(settled: Promise<void>) {
+  if (inFlight.size >= MAX_IN_FLIGHT) {
+    // A caller that never reads its streams must not grow this set without bound.
+    const oldest = inFlight.values().next().value;
+    if (oldest) inFlight.delete(oldest);
+  }
+  inFlight.add(settled);
+  settled.then(() => inFlight.delete(settled));
+}
+
+export interface FlushOptions {
+  /** Longest wait in ms (default 10,000); flush resolves by then whatever is left. */
+  timeoutMs?: number;
+}
+
+/**
+ * Waits for calls in flight (streams still being read) to be recorded, then sends everything
+ * queued; resolves when it is acknowledged or given up, or at the deadline, whichever is first.
+ * Never rejects. Serverless: `waitUntil(flush())`, `after(flush)`, or `await flush()` before
+ * returning.
+ */
+export async function flush(options: FlushOptions = {}): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const ms = options.timeoutMs ?? 10_000;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, ms));
+    });
+    const work = (async () => {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+      await transport.flush();
+    })();
+    await Promise.race([work.catch(() => undefined), deadline]);
+  } catch {
+    // never reaches the host app
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
 /** Flushes, for process exit and serverless handlers. */
-export async function shutdown(): Promise<void> {
-  await flush();
+export async function shutdown(options: FlushOptions = {}): Promise<void> {
+  await flush(options);
 }
 
 /** Counts of queued, sent, dropped (queue full, retries exhausted, no key) and rejected items. */
