@@ -487,7 +487,7 @@ const HOSTS: [RegExp, string][] = [
   [/\.(openai|cognitiveservices)\.azure\.com$/, 'azure'],
   [/\.services\.ai\.azure\.com$|\.models\.ai\.azure\.com$|\.inference\.ai\.azure\.com$/, 'azure_ai'],
   [/^bedrock(-runtime|-mantle)?[.-].*amazonaws\.com$/, 'bedrock'],
-  [/(^|\.)aiplatform\.googleapis\.com$/, 'vertex_ai'],
+  [/(^|[.-])aiplatform\.googleapis\.com$/, 'vertex_ai'],
   [/^generativelanguage\.googleapis\.com$/, 'gemini'],
   [/(^|\.)mistral\.ai$/, 'mistral'],
   [/(^|\.)deepseek\.com$/, 'deepseek'],

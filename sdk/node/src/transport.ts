@@ -23,7 +23,7 @@ export interface TransportOptions {
    * rewritten or removed (only those two fields are taken from it), or `null` to send neither.
    * A redact that throws also sends neither.
    */
-  redact?: (event: RecordedEvent) => RecordedEvent | null | undefined;
+  redact?: ((event: RecordedEvent) => RecordedEvent | null | undefined) | null;
   /** Most items (events + traces) kept waiting; the oldest are dropped past it. Default 10,000. */
   maxQueue?: number;
   /** Items per request. Default 100. */

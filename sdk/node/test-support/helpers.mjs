@@ -53,6 +53,13 @@ export async function startTokentally() {
     /** Every event the SDK sent, in order. */
     events: () => batches.flatMap((b) => b.events ?? []),
     traces: () => batches.flatMap((b) => b.traces ?? []),
+    /** A read-API answer (`/v1/me/ai-apps/...`). */
+    async read(path) {
+      const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${readKey}` } });
+      const json = await res.json();
+      if (res.status !== 200) throw new Error(`${path}: ${JSON.stringify(json)}`);
+      return json;
+    },
     async users(query = '') {
       const res = await fetch(`${base}/v1/me/ai-apps/users?limit=500${query}`, { headers: { authorization: `Bearer ${readKey}` } });
       const json = await res.json();
@@ -73,38 +80,64 @@ export async function startTokentally() {
   };
 }
 
-const sse = (res, events) => {
+/** Server-sent events; with `delayMs`, one event at a time (a slow model), stopping if the client leaves. */
+const sse = async (res, events, delayMs = 0) => {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   for (const [event, data] of events) {
+    if (res.destroyed) return;
     if (event) res.write(`event: ${event}\n`);
     res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
   }
   res.end();
 };
 
+/** Models named `*slow*` stream ten pieces, 40 ms apart. */
+const slowness = (model) => (String(model ?? '').includes('slow') ? 40 : 0);
+const pieces = (model, normal) => (slowness(model) ? Array.from({ length: 10 }, (_, i) => `w${i} `) : normal);
+
+/** Structured output: a JSON answer when the request asked for a JSON schema. */
+const STRUCTURED = { answer: '42', confidence: 'high' };
+
 /** Usage the fake returns, so tests can compute the expected buckets and cost. */
 export const FAKE = {
-  chat: { prompt_tokens: 1200, completion_tokens: 80, cached_tokens: 1000 },
+  chat: { prompt_tokens: 1200, completion_tokens: 80, cached_tokens: 1000, reasoning_tokens: 50, audio_input_tokens: 150, audio_output_tokens: 30 },
   responses: { input_tokens: 500, cached_tokens: 100, output_tokens: 50 },
   embeddings: { prompt_tokens: 8 },
+  image: { input_tokens: 50, output_tokens: 4160 },
+  transcription: { input_tokens: 120, audio_tokens: 100, output_tokens: 5 },
+  openrouterCost: 0.00123,
   anthropic: { input_tokens: 50, output_tokens: 300, cache_read_input_tokens: 2000, cache_creation_input_tokens: 1000, ephemeral_1h_input_tokens: 400 },
 };
 
 /** Returned model ids: dated, as providers answer. */
 export const returnedModel = (model) => (model.startsWith('claude') ? `${model}-20250929` : `${model}-2024-07-18`);
 
-function chat(body, res) {
-  const model = returnedModel(body.model);
-  const tool = body.tools?.[0]?.function?.name;
+/** Chat usage; reasoning models (`o…`) and audio models report their parts, OpenRouter its cost. */
+function chatUsage(body) {
   const usage = {
     prompt_tokens: FAKE.chat.prompt_tokens,
     completion_tokens: FAKE.chat.completion_tokens,
     total_tokens: FAKE.chat.prompt_tokens + FAKE.chat.completion_tokens,
     prompt_tokens_details: { cached_tokens: FAKE.chat.cached_tokens },
   };
+  if (/^o\d/.test(body.model)) usage.completion_tokens_details = { reasoning_tokens: FAKE.chat.reasoning_tokens };
+  if (body.model.includes('audio')) {
+    usage.prompt_tokens_details.audio_tokens = FAKE.chat.audio_input_tokens;
+    usage.completion_tokens_details = { audio_tokens: FAKE.chat.audio_output_tokens };
+  }
+  if (body.model.includes('/')) usage.cost = FAKE.openrouterCost;
+  return usage;
+}
+
+function chat(body, res) {
+  const model = body.model.includes('/') ? body.model : returnedModel(body.model);
+  const tool = body.tools?.[0]?.function?.name;
+  const usage = chatUsage(body);
+  const structured = body.response_format?.type === 'json_schema';
   const message = tool
     ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: tool, arguments: '{"q":"x"}' } }] }
-    : { role: 'assistant', content: 'Hello there!' };
+    : { role: 'assistant', content: structured ? JSON.stringify(STRUCTURED) : 'Hello there!' };
   if (!body.stream) {
     return res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop' }], usage }),
@@ -118,11 +151,27 @@ function chat(body, res) {
   });
   const chunks = tool
     ? [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: tool, arguments: '' } }] }), chunk({}, 'tool_calls')]
-    : [chunk({ role: 'assistant', content: 'Hel' }), chunk({ content: 'lo' }), chunk({ content: ' there!' }), chunk({}, 'stop')];
+    : [chunk({ role: 'assistant', content: '' }), ...pieces(body.model, ['Hel', 'lo', ' there!']).map((p) => chunk({ content: p })), chunk({}, 'stop')];
   const events = chunks.map((c) => [null, c]);
   if (withUsage) events.push([null, { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model, choices: [], usage }]);
   events.push([null, '[DONE]']);
-  sse(res, events);
+  return sse(res, events, slowness(body.model));
+}
+
+/** Legacy completions: text choices, chat's usage. */
+function completions(body, res) {
+  const model = returnedModel(body.model);
+  const usage = chatUsage(body);
+  if (!body.stream) {
+    return res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ id: 'cmpl-1', object: 'text_completion', created: 1, model, choices: [{ index: 0, text: 'Once upon', finish_reason: 'stop', logprobs: null }], usage }),
+    );
+  }
+  const chunk = (text) => ({ id: 'cmpl-1', object: 'text_completion', created: 1, model, choices: [{ index: 0, text, finish_reason: null, logprobs: null }] });
+  const events = [[null, chunk('Once')], [null, chunk(' upon')]];
+  if (body.stream_options?.include_usage) events.push([null, { id: 'cmpl-1', object: 'text_completion', created: 1, model, choices: [], usage }]);
+  events.push([null, '[DONE]']);
+  return sse(res, events);
 }
 
 function responses(body, res) {
@@ -130,17 +179,27 @@ function responses(body, res) {
   const tool = body.tools?.[0]?.name;
   const output = tool
     ? [{ type: 'function_call', id: 'fc_1', call_id: 'call_1', name: tool, arguments: '{}', status: 'completed' }]
-    : [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Hi!', annotations: [] }] }];
+    : [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: body.text?.format?.type === 'json_schema' ? JSON.stringify(STRUCTURED) : 'Hi!', annotations: [] }] }];
   const response = {
     id: 'resp_1', object: 'response', created_at: 1, status: 'completed', model, output,
     usage: { input_tokens: FAKE.responses.input_tokens, input_tokens_details: { cached_tokens: FAKE.responses.cached_tokens }, output_tokens: FAKE.responses.output_tokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 550 },
   };
   if (!body.stream) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response));
-  sse(res, [
-    ['response.created', { type: 'response.created', sequence_number: 0, response: { ...response, status: 'in_progress', output: [], usage: null } }],
-    ['response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi!' }],
-    ['response.completed', { type: 'response.completed', sequence_number: 2, response }],
+  const deltas = pieces(body.model, ['Hi!']).map((delta, i) => [
+    'response.output_text.delta',
+    { type: 'response.output_text.delta', sequence_number: i + 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta },
   ]);
+  return sse(
+    res,
+    [
+      ['response.created', { type: 'response.created', sequence_number: 0, response: { ...response, status: 'in_progress', output: [], usage: null } }],
+      ['response.output_item.added', { type: 'response.output_item.added', sequence_number: 0, output_index: 0, item: { ...output[0], status: 'in_progress', content: [] } }],
+      ['response.content_part.added', { type: 'response.content_part.added', sequence_number: 0, item_id: 'msg_1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } }],
+      ...deltas,
+      ['response.completed', { type: 'response.completed', sequence_number: deltas.length + 1, response }],
+    ],
+    slowness(body.model),
+  );
 }
 
 function messages(body, res) {
@@ -161,13 +220,14 @@ function messages(body, res) {
     events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"q":"x"}' } }]);
   } else {
     events.push(['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }]);
-    events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi from ' } }]);
-    events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Claude' } }]);
+    for (const text of pieces(body.model, ['Hi from ', 'Claude'])) {
+      events.push(['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }]);
+    }
   }
   events.push(['content_block_stop', { type: 'content_block_stop', index: 0 }]);
   events.push(['message_delta', { type: 'message_delta', delta: { stop_reason: message.stop_reason, stop_sequence: null }, usage: { output_tokens: a.output_tokens } }]);
   events.push(['message_stop', { type: 'message_stop' }]);
-  sse(res, events);
+  return sse(res, events, slowness(body.model));
 }
 
 /** A fake provider on 127.0.0.1. Models named `fail-<status>` answer with that error status. */
@@ -175,7 +235,16 @@ export async function startFakeProvider({ jitter = true } = {}) {
   let requests = 0;
   const server = createServer(async (req, res) => {
     requests++;
-    const body = JSON.parse((await readBody(req)) || '{}');
+    const raw = await readBody(req);
+    const type = req.headers['content-type'] ?? '';
+    // Multipart uploads (audio): only the model field is read.
+    const body = type.includes('json') ? JSON.parse(raw || '{}') : { model: /name="model"\r\n\r\n([^\r]*)/.exec(raw)?.[1] };
+    const path = req.url.split('?')[0];
+    bodies.push({ path, body });
+    // Azure (deployments in the path) rejects stream_options, as older API versions do.
+    if (path.includes('/openai/deployments/') && body.stream_options) {
+      return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Unrecognized request argument supplied: stream_options', type: 'invalid_request_error', code: null } }));
+    }
     // A little jitter, so concurrent requests really interleave.
     if (jitter) await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 15)));
     const fail = /^fail-(\d{3})$/.exec(body.model ?? '');
@@ -186,19 +255,44 @@ export async function startFakeProvider({ jitter = true } = {}) {
         : { error: { message: `fake failure ${status}`, type: 'server_error', code: null } };
       return res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(error));
     }
-    if (req.url.startsWith('/v1/chat/completions')) return chat(body, res);
-    if (req.url.startsWith('/v1/responses')) return responses(body, res);
-    if (req.url.startsWith('/v1/embeddings')) {
+    if (path.endsWith('/chat/completions')) return chat(body, res);
+    if (path.endsWith('/completions')) return completions(body, res);
+    if (path.endsWith('/responses')) return responses(body, res);
+    if (path.endsWith('/images/generations')) {
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        created: 1, data: [{ b64_json: 'aGk=' }],
+        ...(body.model === 'gpt-image-1' ? { usage: { input_tokens: FAKE.image.input_tokens, output_tokens: FAKE.image.output_tokens, total_tokens: FAKE.image.input_tokens + FAKE.image.output_tokens, input_tokens_details: { text_tokens: FAKE.image.input_tokens, image_tokens: 0 } } } : {}),
+      }));
+    }
+    if (path.endsWith('/audio/transcriptions')) {
+      const t = FAKE.transcription;
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        text: 'hello world',
+        usage: { type: 'tokens', input_tokens: t.input_tokens, output_tokens: t.output_tokens, total_tokens: t.input_tokens + t.output_tokens, input_token_details: { audio_tokens: t.audio_tokens, text_tokens: t.input_tokens - t.audio_tokens } },
+      }));
+    }
+    if (path.endsWith('/audio/speech')) return res.writeHead(200, { 'content-type': 'audio/mpeg' }).end(Buffer.from([0xff, 0xf3, 0x44, 0xc4]));
+    if (path.endsWith('/embeddings')) {
       return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
         object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
         model: body.model, usage: { prompt_tokens: FAKE.embeddings.prompt_tokens, total_tokens: FAKE.embeddings.prompt_tokens },
       }));
     }
-    if (req.url.startsWith('/v1/messages')) return messages(body, res);
+    if (path.endsWith('/v1/messages')) return messages(body, res);
     res.writeHead(404).end('{}');
   });
+  const bodies = [];
   const url = await listen(server);
-  return { url, requests: () => requests, stop: () => new Promise((r) => server.close(r)) };
+  return {
+    url,
+    requests: () => requests,
+    /** Every request's path and (JSON) body, in order. */
+    bodies: () => bodies,
+    stop: () => new Promise((r) => {
+      server.closeAllConnections?.();
+      server.close(r);
+    }),
+  };
 }
 
 /** Cost in nano-USD of usage at prices in USD per million tokens (independent of the server). */

@@ -117,7 +117,7 @@ test('responses.create, plain and streaming, and embeddings', async () => {
   await withTrace(async () => {
     for await (const ev of await wrapped.responses.create({ model: 'gpt-4o-mini', input: 'hello', stream: true })) events.push(ev.type);
   }, { tags: { userId: 'oa-resp-stream' } });
-  assert.deepEqual(events, ['response.created', 'response.output_text.delta', 'response.completed']);
+  assert.deepEqual(events, ['response.created', 'response.output_item.added', 'response.content_part.added', 'response.output_text.delta', 'response.completed']);
   assert.deepEqual((await lastEventFor('oa-resp-stream')).usage, respUsage);
 
   const emb = await withTrace(() => wrapped.embeddings.create({ model: 'text-embedding-3-small', input: 'vector me' }), { tags: { userId: 'oa-emb' } });
