@@ -123,10 +123,6 @@ function snapshot(value: unknown): string | undefined {
   }
 }
 
-function capture(value: unknown): unknown {
-  const json = snapshot(value);
-  return json === undefined ? undefined : JSON.parse(json);
-}
 
 /** What one call produced. */
 export interface CallOutcome {
@@ -211,34 +207,40 @@ export class Call {
         event.error = `${status}${err?.message ?? String(err)}`.slice(0, 4_000);
       }
       if (outcome.tools?.length) event.tools = [...new Set(outcome.tools)];
+      // Prompt and response travel as the JSON text captured, not parsed again.
+      const raw: Record<string, string> = {};
       if (this.options.privacy !== 'minimal') {
-        if (this.prompt !== undefined) event.prompt = JSON.parse(this.prompt);
-        event.response = capture(outcome.response);
-        redact(event);
+        if (this.prompt !== undefined) raw.prompt = this.prompt;
+        const response = snapshot(outcome.response);
+        if (response !== undefined) raw.response = response;
+        if (transport.options.redact) redact(event, raw);
       }
-      enqueueEvent(event);
+      enqueueEvent(event, raw);
     } catch {
       // Recording must never break the host's call.
     }
   }
 }
 
-/** Applies `configure({ redact })` to an event's prompt and response, failing closed. */
-function redact(event: RecordedEvent) {
+/**
+ * Applies `configure({ redact })` to an event's prompt and response (JSON text in `raw`), failing
+ * closed: a redact that throws or returns nothing sends neither.
+ */
+function redact(event: RecordedEvent, raw: Record<string, string>) {
   const fn = transport.options.redact;
-  if (!fn) return;
   let out: RecordedEvent | null | undefined;
   try {
-    out = fn({ ...event });
+    const view: RecordedEvent = { ...event };
+    for (const [k, v] of Object.entries(raw)) view[k] = JSON.parse(v);
+    out = fn ? fn(view) : view;
   } catch {
     out = null;
   }
-  const prompt = out ? capture(out.prompt) : undefined;
-  const response = out ? capture(out.response) : undefined;
-  if (prompt === undefined) delete event.prompt;
-  else event.prompt = prompt;
-  if (response === undefined) delete event.response;
-  else event.response = response;
+  for (const k of ['prompt', 'response']) {
+    const json = out ? snapshot(out[k]) : undefined;
+    if (json === undefined) delete raw[k];
+    else raw[k] = json;
+  }
 }
 
 /** Applies a wrapper's delivery options (endpoint, key) to the process-wide transport. */

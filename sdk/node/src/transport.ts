@@ -48,7 +48,17 @@ export interface DeliveryStats {
   rejected: number;
 }
 
-type Item = { kind: 'event'; body: Record<string, unknown> } | { kind: 'trace'; body: Record<string, unknown> };
+/** A queued event or trace; `raw` holds fields already serialized (prompt, response JSON text). */
+type Item = { kind: 'event' | 'trace'; body: Record<string, unknown>; raw?: Record<string, string> };
+
+/** One item as JSON: its body, with its pre-serialized fields spliced in as they are. */
+function itemJson(item: Item): string {
+  let json = JSON.stringify(item.body);
+  for (const [k, v] of Object.entries(item.raw ?? {})) {
+    json = `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}${JSON.stringify(k)}:${v}}`;
+  }
+  return json;
+}
 
 type Settings = Required<Omit<TransportOptions, 'endpoint' | 'apiKey' | 'disabled' | 'onError' | 'redact'>> &
   Pick<TransportOptions, 'endpoint' | 'apiKey' | 'disabled' | 'onError' | 'redact'>;
@@ -85,10 +95,16 @@ class Transport {
     return this.options.apiKey ?? env('TOKENTALLY_KEY');
   }
 
+  private envDisabled: boolean | undefined;
+
+  /** configure({ disabled }), else TOKENTALLY_DISABLED as it was at the first recorded call. */
   disabled(): boolean {
     if (this.options.disabled !== undefined) return this.options.disabled;
-    const v = env('TOKENTALLY_DISABLED');
-    return v === '1' || v?.toLowerCase() === 'true';
+    if (this.envDisabled === undefined) {
+      const v = env('TOKENTALLY_DISABLED');
+      this.envDisabled = v === '1' || v?.toLowerCase() === 'true';
+    }
+    return this.envDisabled;
   }
 
   /** Whether a new trace (or a call outside any trace) is recorded. */
@@ -164,10 +180,8 @@ class Transport {
       this.report('config', new Error('no ingest key (set TOKENTALLY_KEY or pass apiKey); events are dropped'));
       return;
     }
-    const body = JSON.stringify({
-      events: batch.filter((i) => i.kind === 'event').map((i) => i.body),
-      traces: batch.filter((i) => i.kind === 'trace').map((i) => i.body),
-    });
+    const list = (kind: Item['kind']) => batch.filter((i) => i.kind === kind).map(itemJson).join(',');
+    const body = `{"events":[${list('event')}],"traces":[${list('trace')}]}`;
     for (let attempt = 0; ; attempt++) {
       let retryable: boolean;
       try {
@@ -213,8 +227,8 @@ class Transport {
 
 export const transport = new Transport();
 
-export function enqueueEvent(body: Record<string, unknown>) {
-  transport.enqueue({ kind: 'event', body });
+export function enqueueEvent(body: Record<string, unknown>, raw?: Record<string, string>) {
+  transport.enqueue({ kind: 'event', body, raw });
 }
 
 export function enqueueTrace(body: Record<string, unknown>) {

@@ -33,10 +33,18 @@ async function sink() {
   return { url: `http://127.0.0.1:${server.address().port}`, requests, close: () => new Promise((r) => server.close(r)) };
 }
 
-/** Runs test-support/child-app.mjs in its own Node process; resolves with its exit code and output. */
-function runChild(env, nodeArgs = []) {
+/**
+ * Runs test-support/child-app.mjs in its own process (Node unless `runtime` is given, e.g. Bun or
+ * Deno from devDependencies); resolves with its exit code and output.
+ */
+function runChild(env, args = [], runtime = [process.execPath]) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...nodeArgs, support('child-app.mjs')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...pre] = runtime;
+    const child = spawn(cmd, [...pre, ...args, support('child-app.mjs')], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -53,8 +61,8 @@ test('settings set after import are used, and a script that ends without flush()
     assert.equal(code, 0, out);
     assert.match(out, /Hello there!/);
     const events = eventsOf(s);
-    assert.equal(events.length, 1, `one event reached the endpoint set after import: ${out}`);
-    assert.equal(events[0].tags.userId, 'child-late');
+    assert.equal(events.length, 2, `both calls reached the endpoint set after import: ${out}`);
+    assert.deepEqual(events.map((e) => e.tags?.userId), ['child-late', 'child-late']);
     assert.equal(s.requests[0].auth, 'Bearer tt_ingest_late');
   } finally {
     await s.close();
@@ -67,14 +75,33 @@ test('the ESM build loads and records on an edge runtime without node:crypto and
     const { code, out } = await runChild({ MODE: 'edge', FAKE: fake.url, SINK: s.url }, ['--import', support('edge-setup.mjs')]);
     assert.equal(code, 0, out);
     assert.match(out, /Hello there!/);
-    const [event] = eventsOf(s);
-    assert.ok(event, `an event was sent: ${out}`);
+    const [event, afterAwait] = eventsOf(s);
+    assert.ok(event && afterAwait, `both calls were recorded: ${out}`);
     assert.match(event.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a v4 UUID without node:crypto');
     assert.equal(event.tags.userId, 'child-edge', 'a call started inside withTrace is attributed without AsyncLocalStorage');
   } finally {
     await s.close();
   }
 });
+
+for (const [name, bin, args] of [
+  ['Bun', 'bun', ['run']],
+  ['Deno', 'deno', ['run', '--allow-env', '--allow-net', '--allow-read']],
+]) {
+  test(`runs on ${name}: attributed across awaits, sent at exit without flush()`, async () => {
+    const s = await sink();
+    try {
+      const runtime = [fileURLToPath(new URL(`../node_modules/.bin/${bin}`, import.meta.url)), ...args];
+      const { code, out } = await runChild({ MODE: 'late', FAKE: fake.url, SINK: s.url, TOKENTALLY_URL: '', TOKENTALLY_KEY: '' }, [], runtime);
+      assert.equal(code, 0, out);
+      assert.match(out, /Hello there!/);
+      assert.deepEqual(eventsOf(s).map((e) => e.tags?.userId), ['child-late', 'child-late'], out);
+      assert.equal(s.requests[0].auth, 'Bearer tt_ingest_late');
+    } finally {
+      await s.close();
+    }
+  });
+}
 
 test('the edge setup really denies the modules (the test above can fail)', async () => {
   const probe = await new Promise((resolve) => {
