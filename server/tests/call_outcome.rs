@@ -39,7 +39,11 @@ async fn cancelled_calls_and_usage_breakdown_are_stored_and_shown() {
     let (_, trace) = s.get("/v1/me/ai-apps/traces/t1").await;
     assert_eq!(trace["trace"]["errors"], 0);
     let (_, overview) = s.get("/v1/me/ai-apps/overview").await;
-    assert_eq!((overview["current"]["calls"].as_i64(), overview["current"]["errors"].as_i64()), (Some(2), Some(0)), "{overview}");
+    assert_eq!(
+        (overview["current"]["calls"].as_i64(), overview["current"]["errors"].as_i64()),
+        (Some(2), Some(0)),
+        "{overview}"
+    );
 
     let html = |path: &'static str| {
         let http = s.http.clone();
@@ -58,8 +62,14 @@ async fn impossible_breakdowns_are_refused_and_store_nothing() {
     let s = TestServer::start();
     for (usage, field) in [
         (json!({ "output_tokens": 10, "reasoning_tokens": 11 }), "events[0].usage.reasoning_tokens"),
-        (json!({ "output_tokens": 10, "reasoning_tokens": 6, "audio_output_tokens": 5 }), "events[0].usage.reasoning_tokens"),
-        (json!({ "input_tokens": 5, "cache_read_tokens": 5, "audio_input_tokens": 11 }), "events[0].usage.audio_input_tokens"),
+        (
+            json!({ "output_tokens": 10, "reasoning_tokens": 6, "audio_output_tokens": 5 }),
+            "events[0].usage.reasoning_tokens",
+        ),
+        (
+            json!({ "input_tokens": 5, "cache_read_tokens": 5, "audio_input_tokens": 11 }),
+            "events[0].usage.audio_input_tokens",
+        ),
         (json!({ "output_tokens": 10, "estimated": "yes" }), "events[0].usage.estimated"),
     ] {
         let body = json!({ "events": [{ "id": "x", "timestamp": minutes_ago(1), "provider": "openai",

@@ -21,10 +21,10 @@ pub mod traces;
 pub mod users;
 pub mod window;
 
-use sqlx::{AssertSqlSafe, Connection};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{AssertSqlSafe, Connection};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,15 +68,15 @@ async fn allow_cancelled_status(write: &SqlitePool) -> Result<(), StoreError> {
     }
     let version: i64 = sqlx::query_scalar("PRAGMA schema_version").fetch_one(&mut *tx).await?;
     sqlx::query("PRAGMA writable_schema = ON").execute(&mut *tx).await?;
-    sqlx::query("UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'events'")
-        .bind(STATUS_CHECK_V1)
-        .bind(STATUS_CHECK)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'events'",
+    )
+    .bind(STATUS_CHECK_V1)
+    .bind(STATUS_CHECK)
+    .execute(&mut *tx)
+    .await?;
     // A pragma takes no bound parameters; the value is an integer read just above.
-    sqlx::query(AssertSqlSafe(format!("PRAGMA schema_version = {}", version + 1)))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!("PRAGMA schema_version = {}", version + 1))).execute(&mut *tx).await?;
     sqlx::query("PRAGMA writable_schema = OFF").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())

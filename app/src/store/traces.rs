@@ -338,19 +338,22 @@ impl Store {
                 e.usage_detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
             let part = |k: &str| detail.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
             EventDetail {
-            summary: e.summary(e.ts),
-            trace_id: e.trace_id.clone(),
-            route_tag: e.route_tag.clone(),
-            tags: tags_of(&e.canonical),
-            cache_creation_1h_tokens: e.cache_creation_1h_tokens,
-            reasoning_tokens: part("reasoning_tokens"),
-            audio_input_tokens: part("audio_input_tokens"),
-            audio_output_tokens: part("audio_output_tokens"),
-            usage_estimated: detail.get("estimated").and_then(serde_json::Value::as_bool).unwrap_or(false),
-            cost_source: e.cost_source.clone(),
-            error: e.error.clone(),
-            prompt: e.prompt.clone(),
-            response: e.response.clone(),
+                summary: e.summary(e.ts),
+                trace_id: e.trace_id.clone(),
+                route_tag: e.route_tag.clone(),
+                tags: tags_of(&e.canonical),
+                cache_creation_1h_tokens: e.cache_creation_1h_tokens,
+                reasoning_tokens: part("reasoning_tokens"),
+                audio_input_tokens: part("audio_input_tokens"),
+                audio_output_tokens: part("audio_output_tokens"),
+                usage_estimated: detail
+                    .get("estimated")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+                cost_source: e.cost_source.clone(),
+                error: e.error.clone(),
+                prompt: e.prompt.clone(),
+                response: e.response.clone(),
             }
         }))
     }

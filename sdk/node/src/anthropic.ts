@@ -1,5 +1,5 @@
 // wrapAnthropic: messages.create (plain and streaming) and beta.messages.create; messages.stream(),
-// parse() and the beta tool runner go through create, and withOptions clients are wrapped too.
+// parse() and beta.messages.stream() go through create, and withOptions clients are wrapped too.
 import { Call, applyWrapOptions, followCopies, fromAnthropic, instrument, providerFromBaseURL, type Surface, type Usage, type WrapOptions } from './record.js';
 
 export { withTrace, withTags } from './context.js';
