@@ -1,5 +1,5 @@
 // The trace scope: which withTrace block (trace id, route tag, tags) the current async code runs in.
-import { scopeStorage, uuid } from './runtime.js';
+import { scopeStorage, shared, uuid, type ScopeStorage } from './runtime.js';
 import { enqueueTrace, transport } from './transport.js';
 
 /** A flat map of string tags; `userId` is the end user. */
@@ -24,7 +24,7 @@ export interface TraceScope {
   recorded: boolean;
 }
 
-const storage = scopeStorage<TraceScope>();
+const storage: ScopeStorage<TraceScope> = shared('scope', () => scopeStorage<TraceScope>());
 
 /** The innermost active scope, if any. */
 export function currentTrace(): TraceScope | undefined {

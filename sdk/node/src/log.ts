@@ -1,5 +1,6 @@
 // log(): a custom event (a non-LLM step, or a call to a provider without a wrapper) in the current trace.
 import { currentTrace } from './context.js';
+import { contentFields, snapshot } from './record.js';
 import { uuid } from './runtime.js';
 import { enqueueEvent, transport } from './transport.js';
 
@@ -42,15 +43,14 @@ export function log(entry: LogEntry): void {
       status: entry.status,
       error: entry.error,
       tools: entry.tools,
-      prompt: entry.prompt,
-      response: entry.response,
     };
     if (trace?.traceId) {
       event.trace_id = trace.traceId;
       if (trace.routeTag) event.route_tag = trace.routeTag;
     }
     if (Object.keys(tags).length) event.tags = tags;
-    enqueueEvent(event);
+    // Capped and redacted as the wrappers' prompts and responses are.
+    enqueueEvent(event, contentFields(event, snapshot(entry.prompt), snapshot(entry.response)));
   } catch {
     // never reaches the host app
   }

@@ -23,7 +23,7 @@ export { log } from './log.js';
 export type { TraceOptions } from './context.js';
 export type { WrapOptions } from './record.js';
 
-/** Providers whose OpenAI-compatible API accepts `stream_options.include_usage`. */
+/** Providers whose OpenAI-compatible API is known to accept `stream_options.include_usage`. */
 const STREAM_USAGE = new Set(['openai', 'openrouter', 'groq', 'together', 'deepseek', 'xai', 'fireworks', 'deepinfra', 'cerebras', 'gemini']);
 
 /** The shape wrapOpenAI accepts: an `openai` client (an Anthropic client is a type error). */
@@ -81,8 +81,10 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
       let usage: Usage | undefined;
       let cost: string | undefined;
       let text = '';
+      let finished = false;
       const tools: string[] = [];
       return {
+        rewrites: injected,
         chunk(chunk) {
           model = chunk?.model ?? model;
           if (chunk?.usage) {
@@ -93,6 +95,7 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
             if (typeof choice?.delta?.content === 'string') text += choice.delta.content;
             if (typeof choice?.text === 'string') text += choice.text;
             for (const t of choice?.delta?.tool_calls ?? []) if (t?.function?.name) tools.push(t.function.name);
+            if (choice?.finish_reason) finished = true;
           }
           if (injected) {
             if (chunk?.usage && Array.isArray(chunk?.choices) && chunk.choices.length === 0) return false;
@@ -106,7 +109,8 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
             usage,
             tools,
             error,
-            cancelled,
+            // Left after the last choice's finish_reason, before the usage chunk: complete.
+            cancelled: cancelled && !finished,
             // A stream that ended without usage (the provider sent none) is estimated, and marked.
             estimate: usage === undefined && !error,
             partialText: text,
@@ -203,12 +207,12 @@ const transcriptText = (v: any) => (typeof v === 'string' ? v : v?.text);
 const textPrompt = (p: any) => (p?.prompt === undefined ? undefined : p.prompt);
 
 function wrapClient(client: any, options: WrapOptions) {
-  const provider =
-    options.provider ??
-    (client?.constructor?.name === 'AzureOpenAI' || typeof client?.apiVersion === 'string' ? 'azure' : undefined) ??
-    providerFromBaseURL(client?.baseURL) ??
-    'openai';
-  const ctx: Ctx = { provider, options, streamUsage: options.streamUsage ?? STREAM_USAGE.has(provider) };
+  const azure = client?.constructor?.name === 'AzureOpenAI' || typeof client?.apiVersion === 'string';
+  const detected = azure ? 'azure' : providerFromBaseURL(client?.baseURL);
+  const provider = options.provider ?? detected ?? 'openai';
+  // Only a provider known to take stream_options gets it: a host not in the list (a gateway, a
+  // proxy, a local server) may refuse it. Those streams are estimated unless streamUsage is set.
+  const ctx: Ctx = { provider, options, streamUsage: options.streamUsage ?? (detected !== undefined && STREAM_USAGE.has(provider)) };
   instrument(client?.chat?.completions, 'create', completionSurface(ctx, 'chat'));
   instrument(client?.completions, 'create', completionSurface(ctx, 'legacy'));
   instrument(client?.responses, 'create', responsesSurface(ctx));

@@ -1,7 +1,7 @@
 // Turning one provider call into a tokentally event, and watching calls and streams without
 // changing what the caller sees.
 import { currentTrace, type TraceScope } from './context.js';
-import { now, uuid } from './runtime.js';
+import { now, utf8Length, uuid } from './runtime.js';
 import { configure, enqueueEvent, trackCall, transport, type RecordedEvent, type TransportOptions } from './transport.js';
 
 /** Options of wrapOpenAI / wrapAnthropic. */
@@ -17,7 +17,9 @@ export interface WrapOptions extends Pick<TransportOptions, 'endpoint' | 'apiKey
   provider?: string;
   /**
    * OpenAI-compatible streams: ask for the final usage chunk (`stream_options.include_usage`).
-   * Default: only where the provider is known to accept it (not Azure, Bedrock or Vertex).
+   * Default: only for a `baseURL` of a provider known to accept it (api.openai.com, OpenRouter,
+   * Groq, ...; not Azure, Bedrock, Vertex, nor a host not in the list). A stream without usage is
+   * recorded with an estimate, marked as such.
    */
   streamUsage?: boolean;
 }
@@ -106,18 +108,25 @@ export function usdString(v: unknown): string | undefined {
   return v.toFixed(12).replace(/0+$/, '').replace(/\.$/, '');
 }
 
+/** Most UTF-8 bytes a captured prompt or response takes in a batch. */
 const MAX_CAPTURE = 64 * 1024;
 
 /**
- * The prompt as it is when the call starts, as JSON text (the caller may change its messages
- * array afterwards, as agent loops do), capped so that a batch is never refused.
+ * A value as JSON text, taken now (the caller may change its messages array afterwards, as agent
+ * loops do), and at most MAX_CAPTURE bytes: past that, a `{ truncated, preview }` of its start
+ * that fits, escaping included.
  */
-function snapshot(value: unknown): string | undefined {
+export function snapshot(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   try {
     const json = JSON.stringify(value);
     if (json === undefined) return undefined;
-    return json.length <= MAX_CAPTURE ? json : JSON.stringify({ truncated: true, preview: json.slice(0, MAX_CAPTURE) });
+    if (json.length <= MAX_CAPTURE / 3 || utf8Length(json) <= MAX_CAPTURE) return json;
+    for (let chars = MAX_CAPTURE; chars > 0; chars = Math.floor(chars / 2)) {
+      const preview = JSON.stringify({ truncated: true, preview: json.slice(0, chars) });
+      if (utf8Length(preview) <= MAX_CAPTURE) return preview;
+    }
+    return undefined;
   } catch {
     return undefined;
   }
@@ -143,8 +152,9 @@ export interface CallOutcome {
 
 /** Whether an error is the caller's own abort (AbortController, `stream.controller.abort()`). */
 export function isAbort(err: unknown): boolean {
-  const name = (err as any)?.name;
-  return name === 'AbortError' || name === 'APIUserAbortError';
+  const e = err as any;
+  const names = [e?.name, e?.constructor?.name];
+  return names.includes('AbortError') || names.includes('APIUserAbortError');
 }
 
 /** A call in flight: its context and prompt are captured when it starts. */
@@ -181,9 +191,13 @@ export class Call {
       const err = outcome.error as any;
       const cancelled = outcome.cancelled === true;
       let usage = outcome.usage ?? emptyUsage();
+      const received = estimateTokens(outcome.partialText?.length ?? 0);
       if ((cancelled || outcome.estimate) && !hasTokens(usage)) {
         const chars = typeof this.promptChars === 'number' ? this.promptChars : this.promptChars();
-        usage = { ...emptyUsage(), input_tokens: estimateTokens(chars), output_tokens: estimateTokens(outcome.partialText?.length ?? 0), estimated: true };
+        usage = { ...emptyUsage(), input_tokens: estimateTokens(chars), output_tokens: received, estimated: true };
+      } else if (cancelled && received > usage.output_tokens) {
+        // Reported at the start (Anthropic's message_start), before the text that came after.
+        usage = { ...usage, output_tokens: received, estimated: true };
       }
       const event: RecordedEvent = {
         id: uuid(),
@@ -203,23 +217,29 @@ export class Call {
         event.tags = this.trace.tags;
       }
       if (err !== undefined && !cancelled) {
-        const status = typeof err?.status === 'number' ? `${err.status} ` : '';
-        event.error = `${status}${err?.message ?? String(err)}`.slice(0, 4_000);
+        const message = String(err?.message ?? err);
+        const status = typeof err?.status === 'number' && !message.startsWith(String(err.status)) ? `${err.status} ` : '';
+        event.error = `${status}${message}`.slice(0, 4_000);
       }
       if (outcome.tools?.length) event.tools = [...new Set(outcome.tools)];
-      // Prompt and response travel as the JSON text captured, not parsed again.
-      const raw: Record<string, string> = {};
-      if (this.options.privacy !== 'minimal') {
-        if (this.prompt !== undefined) raw.prompt = this.prompt;
-        const response = snapshot(outcome.response);
-        if (response !== undefined) raw.response = response;
-        if (transport.options.redact) redact(event, raw);
-      }
+      const raw = this.options.privacy === 'minimal' ? {} : contentFields(event, this.prompt, snapshot(outcome.response));
       enqueueEvent(event, raw);
     } catch {
       // Recording must never break the host's call.
     }
   }
+}
+
+/**
+ * An event's prompt and response as the JSON text to send (they travel as captured, not parsed
+ * again), after `configure({ redact })`.
+ */
+export function contentFields(event: RecordedEvent, prompt: string | undefined, response: string | undefined): Record<string, string> {
+  const raw: Record<string, string> = {};
+  if (prompt !== undefined) raw.prompt = prompt;
+  if (response !== undefined) raw.response = response;
+  if (transport.options.redact) redact(event, raw);
+  return raw;
 }
 
 /**
@@ -252,6 +272,8 @@ export function applyWrapOptions(options: WrapOptions) {
 
 /** Follows one stream: `chunk` sees each item (returning false hides it from the caller). */
 export interface StreamWatch {
+  /** `chunk` hides or changes items (the usage chunk the wrapper asked for). */
+  rewrites?: boolean;
   chunk(item: any): boolean | void;
   end(error?: unknown, cancelled?: boolean): void;
 }
@@ -278,53 +300,125 @@ function settleValue(surface: Surface, call: Call, data: any, params: any) {
   }
 }
 
-/**
- * Records a raw `Response` the caller took with `asResponse()` (the SDK does not parse it): from
- * a clone, so the caller's body is untouched. JSON is parsed as the SDK would; a stream's
- * server-sent events are fed to the stream watcher.
- */
-async function recordResponse(surface: Surface, call: Call, response: Response, params: any) {
+/** Feeds one server-sent-events line to a watcher; returns the line to pass on ('' drops it). */
+function sseLine(line: string, watch: StreamWatch): string {
+  if (!line.startsWith('data:')) return line;
+  const data = line.slice(5).trim();
+  if (!data || data === '[DONE]') return line;
+  let item: any;
   try {
-    if (!response.ok) return call.finish({ error: Object.assign(new Error(response.statusText), { status: response.status }) });
-    const type = response.headers.get('content-type') ?? '';
-    const copy = response.clone();
-    if (type.includes('text/event-stream') && surface.stream) {
-      const watch = surface.stream(call, params);
-      let buffer = '';
+    item = JSON.parse(data);
+  } catch {
+    return line;
+  }
+  let keep = true;
+  try {
+    keep = watch.chunk(item) !== false;
+  } catch {
+    keep = true;
+  }
+  if (!watch.rewrites) return line;
+  return keep ? `data: ${JSON.stringify(item)}${line.endsWith('\r\n') ? '\r\n' : '\n'}` : '';
+}
+
+/**
+ * A raw streamed `Response` (`asResponse()`), with its body read through the watcher as the
+ * caller reads it: nothing is read that the caller does not read, a caller that cancels the body
+ * cancels the download (and the call is recorded as cancelled), and the chunks the wrapper asked
+ * for are taken out as on the parsed path. The bytes pass unchanged unless the watcher rewrites.
+ */
+function watchedResponse(response: Response, watch: StreamWatch): Response {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let pending = '';
+  let dropped = false;
+  let ended = false;
+  const end = (error?: unknown, cancelled?: boolean) => {
+    if (ended) return;
+    ended = true;
+    try {
+      watch.end(error, cancelled);
+    } catch {
+      // never reaches the caller
+    }
+  };
+  const lines = (text: string, last: boolean): string => {
+    pending += text;
+    let out = '';
+    let cut: number;
+    while ((cut = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, cut + 1);
+      pending = pending.slice(cut + 1);
+      // A dropped event takes its blank separator line with it.
+      const kept = dropped && line.trim() === '' ? '' : sseLine(line, watch);
+      dropped = kept === '' && line.trim() !== '';
+      out += kept;
+    }
+    if (last && pending) {
+      out += sseLine(pending, watch);
+      pending = '';
+    }
+    return out;
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let r: ReadableStreamReadResult<Uint8Array>;
       try {
-        const reader = copy.body!.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (value) buffer += value;
-          let cut: number;
-          while ((cut = buffer.indexOf('\n')) >= 0) {
-            const line = buffer.slice(0, cut).trimEnd();
-            buffer = buffer.slice(cut + 1);
-            if (line.startsWith('data:')) {
-              const data = line.slice(5).trim();
-              if (data && data !== '[DONE]') {
-                try {
-                  watch.chunk(JSON.parse(data));
-                } catch {
-                  // not JSON: not a chunk we read
-                }
-              }
-            }
-          }
-          if (done) break;
-        }
-        watch.end();
+        r = await reader.read();
       } catch (err) {
-        watch.end(err, isAbort(err));
+        end(err, isAbort(err));
+        controller.error(err);
+        return;
       }
-    } else if (type.includes('json')) {
-      surface.value(call, await copy.json(), params);
+      if (r.done) {
+        const rest = lines(decoder.decode(), true);
+        if (watch.rewrites && rest) controller.enqueue(encoder.encode(rest));
+        end();
+        controller.close();
+        return;
+      }
+      const out = lines(decoder.decode(r.value, { stream: true }), false);
+      if (!watch.rewrites) controller.enqueue(r.value);
+      else if (out) controller.enqueue(encoder.encode(out));
+    },
+    cancel(reason) {
+      end(undefined, true);
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/**
+ * What the caller gets from `asResponse()` (the SDK does not parse it), recorded: a stream's body
+ * is watched as it is read; JSON is parsed from a clone, as the SDK would.
+ */
+function recordResponse(surface: Surface, call: Call, response: Response, params: any): Response {
+  try {
+    if (!response.ok) {
+      call.finish({ error: Object.assign(new Error(`${response.status} ${response.statusText}`), { status: response.status }) });
+      return response;
+    }
+    const type = response.headers.get('content-type') ?? '';
+    if (type.includes('text/event-stream') && surface.stream && response.body) {
+      return watchedResponse(response, surface.stream(call, params));
+    }
+    if (type.includes('json')) {
+      response
+        .clone()
+        .json()
+        .then(
+          (data) => surface.value(call, data, params),
+          () => call.finish({}),
+        );
     } else {
       surface.value(call, undefined, params);
     }
   } catch {
     call.finish({});
   }
+  return response;
 }
 
 /**
@@ -346,9 +440,9 @@ function observe(surface: Surface, call: Call, result: any, params: any): any {
     if (typeof asResponse === 'function') {
       out.asResponse = function (this: any) {
         return asResponse.call(this).then((response: Response) => {
-          // withResponse() parses as well; only a response nobody parses is read from a clone.
+          // withResponse() parses as well: only a response nobody parses is recorded from here.
           if (this.parsedPromise === undefined && response && typeof response.clone === 'function') {
-            void recordResponse(surface, call, response, params);
+            return recordResponse(surface, call, response, params);
           }
           return response;
         });
@@ -452,7 +546,9 @@ export function watchStream(stream: any, watch: StreamWatch) {
             throw err;
           }
           if (r.done) {
-            end();
+            // The SDKs end a stream quietly when it is aborted (controller.abort(), a helper's
+            // abort(), the caller's signal): that is a stop, not a completion.
+            end(undefined, stream?.controller?.signal?.aborted === true);
             return r;
           }
           let keep = true;
@@ -486,7 +582,7 @@ const HOSTS: [RegExp, string][] = [
   [/(^|\.)openrouter\.ai$/, 'openrouter'],
   [/(^|\.)groq\.com$/, 'groq'],
   [/(^|\.)together\.(xyz|ai)$/, 'together'],
-  [/\.(openai|cognitiveservices)\.azure\.com$/, 'azure'],
+  [/\.(openai|cognitiveservices)\.azure\.(com|us|cn)$/, 'azure'],
   [/\.services\.ai\.azure\.com$|\.models\.ai\.azure\.com$|\.inference\.ai\.azure\.com$/, 'azure_ai'],
   [/^bedrock(-runtime|-mantle)?[.-].*amazonaws\.com$/, 'bedrock'],
   [/(^|[.-])aiplatform\.googleapis\.com$/, 'vertex_ai'],

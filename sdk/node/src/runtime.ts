@@ -33,6 +33,28 @@ export function builtin(name: string): any {
   return undefined;
 }
 
+/**
+ * A process-wide singleton, kept on `globalThis` under a registered symbol: an app that loads
+ * both the ES-module and the CommonJS build (two copies of this code) still has one queue and one
+ * trace scope.
+ */
+export function shared<T>(name: string, make: () => T): T {
+  const key = Symbol.for('tokentally');
+  const store: Record<string, unknown> = g[key] ?? (g[key] = {});
+  if (!(name in store)) store[name] = make();
+  return store[name] as T;
+}
+
+/** UTF-8 length of a string, without allocating (no TextEncoder or Buffer needed). */
+export function utf8Length(s: string): number {
+  let bytes = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) bytes += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+  }
+  return bytes;
+}
+
 /** An environment variable, or `undefined` (also where there is no `process`). */
 export function env(name: string): string | undefined {
   try {
@@ -125,16 +147,15 @@ export function scopeStorage<T>(): ScopeStorage<T> {
   const ALS = findAsyncLocalStorage();
   if (ALS) return new ALS();
   impl = new SyncStorage<T>();
-  try {
-    // A Function body keeps bundlers from trying to resolve the module for edge builds.
-    const load = new Function('m', 'return import(m)') as (m: string) => Promise<any>;
-    load('node:async_hooks')
-      .then((m) => {
+  if (typeof g.process?.versions?.node === 'string') {
+    // Node before 20.16 as an ES module: no getBuiltinModule, no require. The specifier is built
+    // at run time so that bundlers for edge runtimes neither resolve nor reject it.
+    const specifier = ['node', 'async_hooks'].join(':');
+    import(/* webpackIgnore: true */ specifier)
+      .then((m: any) => {
         if (typeof m?.AsyncLocalStorage === 'function') impl = new m.AsyncLocalStorage();
       })
       .catch(() => undefined);
-  } catch {
-    // no dynamic import here (eval disallowed on edge): keep the stand-in
   }
   return {
     getStore: () => impl.getStore(),

@@ -1,7 +1,7 @@
 // Delivery: a bounded in-memory queue sent in batches in the background, retried with backoff on
 // network errors, 429 and 5xx (never on other 4xx). Nothing here ever throws into the host app.
 // Settings are read when they are used, so environment variables set after import (dotenv) count.
-import { env, onBeforeExit } from './runtime.js';
+import { env, onBeforeExit, shared, utf8Length } from './runtime.js';
 
 /** An event as it will be sent; `redact` may rewrite its `prompt` and `response`. */
 export type RecordedEvent = Record<string, unknown> & { prompt?: unknown; response?: unknown };
@@ -47,6 +47,9 @@ export interface DeliveryStats {
   dropped: number;
   rejected: number;
 }
+
+/** Largest request body sent (the server takes up to 10 MiB). */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 /** A queued event or trace; `raw` holds fields already serialized (prompt, response JSON text). */
 type Item = { kind: 'event' | 'trace'; body: Record<string, unknown>; raw?: Record<string, string> };
@@ -167,11 +170,23 @@ class Transport {
   private async drain() {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
-      await this.deliver(batch);
+      // Requests stay well under the server's body limit (10 MiB) whatever the prompts weigh.
+      const sized = batch.map((item) => {
+        const json = itemJson(item);
+        return { item, json, bytes: utf8Length(json) };
+      });
+      let start = 0;
+      while (start < sized.length) {
+        let end = start;
+        let bytes = 0;
+        while (end < sized.length && (end === start || bytes + sized[end].bytes <= MAX_REQUEST_BYTES)) bytes += sized[end++].bytes;
+        await this.deliver(sized.slice(start, end));
+        start = end;
+      }
     }
   }
 
-  private async deliver(batch: Item[]) {
+  private async deliver(batch: { item: Item; json: string }[]): Promise<void> {
     const { maxRetries, retryBaseMs, timeoutMs } = this.options;
     const endpoint = this.endpoint();
     const apiKey = this.apiKey();
@@ -180,7 +195,7 @@ class Transport {
       this.report('config', new Error('no ingest key (set TOKENTALLY_KEY or pass apiKey); events are dropped'));
       return;
     }
-    const list = (kind: Item['kind']) => batch.filter((i) => i.kind === kind).map(itemJson).join(',');
+    const list = (kind: Item['kind']) => batch.filter((b) => b.item.kind === kind).map((b) => b.json).join(',');
     const body = `{"events":[${list('event')}],"traces":[${list('trace')}]}`;
     for (let attempt = 0; ; attempt++) {
       let retryable: boolean;
@@ -194,6 +209,13 @@ class Transport {
         const text = await res.text();
         if (res.ok) {
           this.stats.sent += batch.length;
+          return;
+        }
+        if (res.status === 413 && batch.length > 1) {
+          // Too big for this server's limit: each half on its own.
+          const half = Math.ceil(batch.length / 2);
+          await this.deliver(batch.slice(0, half));
+          await this.deliver(batch.slice(half));
           return;
         }
         retryable = res.status === 429 || res.status >= 500;
@@ -225,7 +247,8 @@ class Transport {
   }
 }
 
-export const transport = new Transport();
+/** One transport per process, even when both the ES-module and the CommonJS build are loaded. */
+export const transport: Transport = shared('transport', () => new Transport());
 
 export function enqueueEvent(body: Record<string, unknown>, raw?: Record<string, string>) {
   transport.enqueue({ kind: 'event', body, raw });
@@ -248,7 +271,7 @@ export function configure(options: TransportOptions) {
 }
 
 /** Calls started and not yet recorded (a stream being read, a response not yet parsed). */
-const inFlight = new Set<Promise<void>>();
+const inFlight: Set<Promise<void>> = shared('inFlight', () => new Set<Promise<void>>());
 const MAX_IN_FLIGHT = 10_000;
 
 /** Tracks a call until `settled` resolves, so flush() can wait for it. */
@@ -274,21 +297,20 @@ export interface FlushOptions {
  * returning.
  */
 export async function flush(options: FlushOptions = {}): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const sleep = (ms: number) => new Promise<void>((resolve) => timers.push(setTimeout(resolve, Math.max(0, ms))));
   try {
     const ms = options.timeoutMs ?? 10_000;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, ms));
-    });
-    const work = (async () => {
-      while (inFlight.size > 0) await Promise.all([...inFlight]);
-      await transport.flush();
-    })();
-    await Promise.race([work.catch(() => undefined), deadline]);
+    const deadline = Date.now() + ms;
+    // The calls in flight now (not those started while waiting), for all but the last part of
+    // the time, which is kept for sending what they recorded and what was queued.
+    const calls = [...inFlight];
+    if (calls.length > 0) await Promise.race([Promise.all(calls), sleep(ms - Math.min(ms / 4, 1_000))]);
+    await Promise.race([transport.flush().catch(() => undefined), sleep(deadline - Date.now())]);
   } catch {
     // never reaches the host app
   } finally {
-    if (timer) clearTimeout(timer);
+    for (const t of timers) clearTimeout(t);
   }
 }
 

@@ -17,7 +17,8 @@ before(async () => {
   configure({ flushIntervalMs: 50 });
   const opts = { apiKey: 'sk-test', baseURL: `${fake.url}/v1`, maxRetries: 0 };
   plain = new OpenAI(opts);
-  wrapped = wrapOpenAI(new OpenAI(opts), { agent: 'support-bot', endpoint: tt.url, apiKey: tt.ingestKey });
+  // The fake stands for api.openai.com, which takes stream_options (a loopback host is not assumed to).
+  wrapped = wrapOpenAI(new OpenAI(opts), { agent: 'support-bot', endpoint: tt.url, apiKey: tt.ingestKey, streamUsage: true });
 });
 
 after(async () => {

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { AzureOpenAI, toFile } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { wrapOpenAI, wrapAnthropic, withTrace, withTags, flush, configure, providerFromBaseURL } from 'tokentally';
+import { wrapOpenAI, wrapAnthropic, withTrace, withTags, flush, configure, deliveryStats, log, providerFromBaseURL } from 'tokentally';
 import { startTokentally, startFakeProvider, FAKE, returnedModel } from '../test-support/helpers.mjs';
 
 let tt;
@@ -26,7 +26,8 @@ before(async () => {
   openaiOpts = { apiKey: 'sk-test', baseURL: `${fake.url}/v1`, maxRetries: 0 };
   anthropicOpts = { apiKey: 'sk-test', baseURL: fake.url, maxRetries: 0 };
   plain = new OpenAI(openaiOpts);
-  wrapped = wrapOpenAI(new OpenAI(openaiOpts));
+  // The fake stands for api.openai.com, which takes stream_options (a loopback host is not assumed to).
+  wrapped = wrapOpenAI(new OpenAI(openaiOpts), { streamUsage: true });
   plainClaude = new Anthropic(anthropicOpts);
   claude = wrapAnthropic(new Anthropic(anthropicOpts));
 });
@@ -101,12 +102,46 @@ test('asResponse() and withResponse() keep working and are recorded', async () =
   assert.equal(response.status, 200);
   assert.deepEqual((await oneEventFor('with-response')).usage, chatUsage);
 
-  // A raw stream: the caller reads the bytes; usage comes from a copy.
+  // A raw stream: the caller reads exactly the bytes it reads unwrapped (the usage chunk the
+  // wrapper asked for is taken out), and the usage is recorded from what passed.
+  const plainText = await (await plain.chat.completions.create({ ...params, stream: true }).asResponse()).text();
   const rawStream = await as('as-response-stream', () => wrapped.chat.completions.create({ ...params, stream: true }).asResponse());
   const text = await rawStream.text();
-  assert.ok(text.includes('Hel'));
+  assert.equal(text, plainText);
   const e = await oneEventFor('as-response-stream');
   assert.deepEqual(e.usage, chatUsage);
+
+  // A raw stream the caller cancels after its first bytes: cancelled, and not read further.
+  const before = fake.bodies().length;
+  const partial = await as('as-response-cancel', () =>
+    wrapped.chat.completions.create({ model: 'gpt-4o-slow', messages: hi, stream: true }).asResponse(),
+  );
+  const reader = partial.body.getReader();
+  await reader.read();
+  await reader.cancel();
+  assert.equal(fake.bodies().length, before + 1);
+  const c = await oneEventFor('as-response-cancel');
+  assert.equal(c.status, 'cancelled');
+});
+
+test('a stream aborted through its controller, or a helper aborted, is cancelled', async () => {
+  await as('aborted', async () => {
+    const stream = await wrapped.chat.completions.create({ model: 'gpt-4o-slow', messages: hi, stream: true });
+    let n = 0;
+    for await (const _ of stream) if (++n === 2) stream.controller.abort();
+  });
+  const e = await oneEventFor('aborted');
+  assert.equal(e.status, 'cancelled');
+  assert.equal(e.usage.estimated, true);
+
+  await as('aborted-helper', async () => {
+    const runner = claude.messages.stream({ model: 'claude-slow', max_tokens: 100, messages: hi });
+    runner.on('text', () => runner.abort());
+    await runner.done().catch(() => undefined);
+  });
+  const a = await oneEventFor('aborted-helper');
+  assert.equal(a.status, 'cancelled');
+  assert.equal(a.usage.input_tokens, FAKE.anthropic.input_tokens);
 });
 
 test('clients made with withOptions are recorded, OpenAI and Anthropic', async () => {
@@ -310,6 +345,38 @@ test('redact rewrites or drops prompt and response; disabled and sampleRate 0 re
   assert.equal((await eventsFor('sampled-again')).length, 1);
 });
 
+test('prompts of any size and script fit the server: a batch is never refused for its size', async () => {
+  const before = deliveryStats();
+  const big = [{ role: 'user', content: 'Привет, "мир"! '.repeat(5_000) }];
+  await as('big-prompts', () => Promise.all(Array.from({ length: 100 }, () => wrapped.chat.completions.create({ model: 'gpt-4o-mini', messages: big }))));
+  const events = await eventsFor('big-prompts');
+  assert.equal(events.length, 100);
+  assert.equal(events[0].prompt.truncated, true, 'capped, with a preview');
+  assert.ok(Buffer.byteLength(JSON.stringify(events[0].prompt)) <= 64 * 1024);
+  assert.equal(deliveryStats().rejected - before.rejected, 0);
+});
+
+test('log() prompts and responses go through redact and the cap too', async () => {
+  try {
+    configure({ redact: (e) => ({ ...e, prompt: '[redacted]' }) });
+    await as('log-redact', () => log({ name: 'rerank', prompt: 'secret', response: 'x'.repeat(100_000) }));
+  } finally {
+    configure({ redact: null });
+  }
+  const e = await oneEventFor('log-redact');
+  assert.equal(e.prompt, '[redacted]');
+  assert.equal(e.response.truncated, true);
+});
+
+test('flush() does not wait past its deadline for a call nobody finishes, and still sends the rest', async () => {
+  await as('never-read', () => wrapped.chat.completions.create({ model: 'gpt-4o-slow', messages: hi, stream: true }));
+  await as('sent-anyway', () => wrapped.chat.completions.create({ model: 'gpt-4o-mini', messages: hi }));
+  const started = Date.now();
+  await flush({ timeoutMs: 1_500 });
+  assert.ok(Date.now() - started < 5_000);
+  assert.equal(tt.events().filter((e) => e.tags?.userId === 'sent-anyway').length, 1);
+});
+
 test('provider from baseURL; Azure gets no stream_options; OpenRouter reports its cost', async () => {
   const cases = {
     'https://openrouter.ai/api/v1': 'openrouter',
@@ -338,6 +405,17 @@ test('provider from baseURL; Azure gets no stream_options; OpenRouter reports it
   const az = await oneEventFor('azure');
   assert.equal(az.provider, 'azure');
   assert.equal(az.usage.estimated, true, 'no usage reported: estimated and marked');
+
+  // A host not in the list (a gateway, a local server) is not sent stream_options unless asked.
+  const gateway = wrapOpenAI(new OpenAI(openaiOpts));
+  const sent = fake.bodies().length;
+  await as('gateway', async () => {
+    for await (const _ of await gateway.chat.completions.create({ model: 'gpt-4o-mini', messages: hi, stream: true }));
+  });
+  assert.equal(fake.bodies()[sent].body.stream_options, undefined);
+  const gw = await oneEventFor('gateway');
+  assert.equal(gw.provider, 'openai');
+  assert.equal(gw.usage.estimated, true);
 
   const router = wrapOpenAI(new OpenAI(openaiOpts), { provider: 'openrouter' });
   await as('openrouter', () => router.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: hi }));
