@@ -2,7 +2,7 @@
 // changing what the caller sees.
 import { currentTrace, type TraceScope } from './context.js';
 import { now, utf8Length, uuid } from './runtime.js';
-import { configure, enqueueEvent, trackCall, transport, type RecordedEvent, type TransportOptions } from './transport.js';
+import { configure, enqueueEvent, settleCall, trackCall, transport, type InFlight, type RecordedEvent, type TransportOptions } from './transport.js';
 
 /** Options of wrapOpenAI / wrapAnthropic. */
 export interface WrapOptions extends Pick<TransportOptions, 'endpoint' | 'apiKey'> {
@@ -165,7 +165,7 @@ export class Call {
   private readonly recorded: boolean;
   private readonly prompt: string | undefined;
   private done = false;
-  private settle: (() => void) | undefined;
+  private tracked: InFlight | undefined;
 
   constructor(
     private readonly provider: string,
@@ -175,7 +175,7 @@ export class Call {
   ) {
     this.recorded = this.trace ? this.trace.recorded : transport.sample();
     this.prompt = this.recorded && options.privacy !== 'minimal' ? snapshot(prompt) : undefined;
-    if (this.recorded) trackCall(new Promise<void>((resolve) => (this.settle = resolve)));
+    if (this.recorded) this.tracked = trackCall();
     // The prompt's size, for an estimate if the call is stopped before usage is reported.
     this.promptChars = this.prompt?.length ?? (this.recorded ? () => snapshot(prompt)?.length ?? 0 : 0);
   }
@@ -185,7 +185,7 @@ export class Call {
   finish(outcome: CallOutcome) {
     if (this.done) return;
     this.done = true;
-    this.settle?.();
+    if (this.tracked) settleCall(this.tracked);
     if (!this.recorded) return;
     try {
       const err = outcome.error as any;

@@ -271,18 +271,46 @@ export function configure(options: TransportOptions) {
 }
 
 /** Calls started and not yet recorded (a stream being read, a response not yet parsed). */
-const inFlight: Set<Promise<void>> = shared('inFlight', () => new Set<Promise<void>>());
+/** A call flush() may wait for; no promise per call (the calls' own path stays lean). */
+export interface InFlight {
+  waiters?: (() => void)[];
+}
+
+const inFlight: Set<InFlight> = shared('inFlight', () => new Set<InFlight>());
 const MAX_IN_FLIGHT = 10_000;
 
-/** Tracks a call until `settled` resolves, so flush() can wait for it. */
-export function trackCall(settled: Promise<void>) {
+/** Tracks a call from its start; `settleCall` when it is recorded. */
+export function trackCall(): InFlight {
   if (inFlight.size >= MAX_IN_FLIGHT) {
     // A caller that never reads its streams must not grow this set without bound.
     const oldest = inFlight.values().next().value;
-    if (oldest) inFlight.delete(oldest);
+    if (oldest) settleCall(oldest);
   }
-  inFlight.add(settled);
-  settled.then(() => inFlight.delete(settled));
+  const call: InFlight = {};
+  inFlight.add(call);
+  return call;
+}
+
+export function settleCall(call: InFlight) {
+  inFlight.delete(call);
+  const waiters = call.waiters;
+  call.waiters = undefined;
+  waiters?.forEach((w) => w());
+}
+
+/** Resolves when every call of `calls` has settled. */
+function settled(calls: InFlight[]): Promise<void> {
+  return new Promise((resolve) => {
+    let left = calls.length;
+    const one = () => {
+      if (--left === 0) resolve();
+    };
+    for (const c of calls) {
+      if (inFlight.has(c)) (c.waiters ??= []).push(one);
+      else one();
+    }
+    if (calls.length === 0) resolve();
+  });
 }
 
 export interface FlushOptions {
@@ -305,7 +333,7 @@ export async function flush(options: FlushOptions = {}): Promise<void> {
     // The calls in flight now (not those started while waiting), for all but the last part of
     // the time, which is kept for sending what they recorded and what was queued.
     const calls = [...inFlight];
-    if (calls.length > 0) await Promise.race([Promise.all(calls), sleep(ms - Math.min(ms / 4, 1_000))]);
+    if (calls.length > 0) await Promise.race([settled(calls), sleep(ms - Math.min(ms / 4, 1_000))]);
     await Promise.race([transport.flush().catch(() => undefined), sleep(deadline - Date.now())]);
   } catch {
     // never reaches the host app
