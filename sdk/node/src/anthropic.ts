@@ -42,6 +42,7 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
       const blocks: any[] = [];
       let failure: unknown;
       let text = '';
+      let finished = false;
       return {
         chunk(event) {
           switch (event?.type) {
@@ -50,7 +51,9 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
               raw = mergeUsage(raw, event.message?.usage);
               break;
             case 'message_delta':
+              // Carries the final usage and stop reason: the message is complete.
               raw = mergeUsage(raw, event.usage);
+              finished = true;
               break;
             case 'content_block_start':
               blocks[event.index ?? blocks.length] = { ...event.content_block };
@@ -77,7 +80,7 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
             tools: toolNames(blocks),
             response: blocks.filter(Boolean),
             error: error ?? failure,
-            cancelled,
+            cancelled: cancelled && !finished,
             partialText: text,
           });
         },

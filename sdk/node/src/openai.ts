@@ -23,6 +23,8 @@ export { log } from './log.js';
 export type { TraceOptions } from './context.js';
 export type { WrapOptions } from './record.js';
 
+const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
+
 /** Providers whose OpenAI-compatible API is known to accept `stream_options.include_usage`. */
 const STREAM_USAGE = new Set(['openai', 'openrouter', 'groq', 'together', 'deepseek', 'xai', 'fireworks', 'deepinfra', 'cerebras', 'gemini']);
 
@@ -81,7 +83,7 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
       let usage: Usage | undefined;
       let cost: string | undefined;
       let text = '';
-      let finished = false;
+      const finished = new Set<number>();
       const tools: string[] = [];
       return {
         rewrites: injected,
@@ -95,7 +97,7 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
             if (typeof choice?.delta?.content === 'string') text += choice.delta.content;
             if (typeof choice?.text === 'string') text += choice.text;
             for (const t of choice?.delta?.tool_calls ?? []) if (t?.function?.name) tools.push(t.function.name);
-            if (choice?.finish_reason) finished = true;
+            if (choice?.finish_reason) finished.add(choice.index ?? 0);
           }
           if (injected) {
             if (chunk?.usage && Array.isArray(chunk?.choices) && chunk.choices.length === 0) return false;
@@ -110,7 +112,7 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
             tools,
             error,
             // Left after the last choice's finish_reason, before the usage chunk: complete.
-            cancelled: cancelled && !finished,
+            cancelled: cancelled && finished.size < Math.max(1, n(params?.n)),
             // A stream that ended without usage (the provider sent none) is estimated, and marked.
             estimate: usage === undefined && !error,
             partialText: text,
@@ -161,7 +163,8 @@ function responsesSurface(ctx: Ctx): Surface {
             tools: responseToolNames(final?.output),
             response: final?.output ?? (text ? [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }] : undefined),
             error: error ?? failure,
-            cancelled,
+            // Left after the final response event: complete.
+            cancelled: cancelled && final === undefined,
             partialText: text,
             costUsd: reportedCost(ctx, final?.usage),
           });

@@ -182,10 +182,21 @@ export class Call {
 
   private readonly promptChars: number | (() => number);
 
+  /** A stream handed to the caller and not being read: flush() does not wait for it. */
+  idle() {
+    if (this.tracked) settleCall(this.tracked);
+    this.tracked = undefined;
+  }
+
+  /** The caller reads the stream: flush() waits for its end. */
+  busy() {
+    if (!this.done && this.recorded && !this.tracked) this.tracked = trackCall();
+  }
+
   finish(outcome: CallOutcome) {
     if (this.done) return;
     this.done = true;
-    if (this.tracked) settleCall(this.tracked);
+    this.idle();
     if (!this.recorded) return;
     try {
       const err = outcome.error as any;
@@ -293,46 +304,60 @@ const isStream = (v: any) => v != null && typeof v === 'object' && typeof v[Symb
 /** Hands a parsed result to the surface: a stream is watched in place, anything else recorded. */
 function settleValue(surface: Surface, call: Call, data: any, params: any) {
   try {
-    if (surface.stream && isStream(data)) watchStream(data, surface.stream(call, params));
+    if (surface.stream && isStream(data)) watchStream(data, surface.stream(call, params), call);
     else surface.value(call, data, params);
   } catch {
     call.finish({});
   }
 }
 
-/** Feeds one server-sent-events line to a watcher; returns the line to pass on ('' drops it). */
-function sseLine(line: string, watch: StreamWatch): string {
-  if (!line.startsWith('data:')) return line;
-  const data = line.slice(5).trim();
-  if (!data || data === '[DONE]') return line;
+/** `"usage":null` as a top-level member of a chunk's JSON text (what include_usage adds). */
+const NULL_USAGE = [/,\s*"usage"\s*:\s*null(?=\s*[,}])/, /"usage"\s*:\s*null\s*,/];
+
+/**
+ * Feeds one server-sent event (its lines and the blank line ending it) to a watcher, and returns
+ * the text to pass on: the same text, '' to drop the whole event (a chunk the wrapper asked for),
+ * or the text without the `"usage":null` member the wrapper's request added.
+ */
+function sseEvent(text: string, watch: StreamWatch): string {
+  const data = text
+    .split(/\r?\n|\r/)
+    .filter((line) => line.startsWith('data:'))
+    .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
+    .join('\n');
+  if (!data || data === '[DONE]') return text;
   let item: any;
   try {
     item = JSON.parse(data);
   } catch {
-    return line;
+    return text;
   }
+  const nullUsage = item !== null && typeof item === 'object' && item.usage === null;
   let keep = true;
   try {
     keep = watch.chunk(item) !== false;
   } catch {
     keep = true;
   }
-  if (!watch.rewrites) return line;
-  return keep ? `data: ${JSON.stringify(item)}${line.endsWith('\r\n') ? '\r\n' : '\n'}` : '';
+  if (!watch.rewrites) return text;
+  if (!keep) return '';
+  if (nullUsage && !('usage' in item)) {
+    for (const re of NULL_USAGE) if (re.test(text)) return text.replace(re, '');
+  }
+  return text;
 }
 
 /**
  * A raw streamed `Response` (`asResponse()`), with its body read through the watcher as the
- * caller reads it: nothing is read that the caller does not read, a caller that cancels the body
- * cancels the download (and the call is recorded as cancelled), and the chunks the wrapper asked
- * for are taken out as on the parsed path. The bytes pass unchanged unless the watcher rewrites.
+ * caller reads it: nothing is read ahead of the caller, a caller that cancels the body cancels
+ * the download (and the call is recorded as cancelled), and the events the wrapper asked for are
+ * taken out as on the parsed path. Every other byte passes as the provider sent it.
  */
-function watchedResponse(response: Response, watch: StreamWatch): Response {
+function watchedResponse(response: Response, watch: StreamWatch, call: Call): Response {
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
   let pending = '';
-  let dropped = false;
   let ended = false;
   const end = (error?: unknown, cancelled?: boolean) => {
     if (ended) return;
@@ -343,51 +368,71 @@ function watchedResponse(response: Response, watch: StreamWatch): Response {
       // never reaches the caller
     }
   };
-  const lines = (text: string, last: boolean): string => {
-    pending += text;
+  /** The complete events in `pending` (all of it when `last`), as the text to pass on. */
+  const events = (last: boolean): string => {
     let out = '';
-    let cut: number;
-    while ((cut = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, cut + 1);
-      pending = pending.slice(cut + 1);
-      // A dropped event takes its blank separator line with it.
-      const kept = dropped && line.trim() === '' ? '' : sseLine(line, watch);
-      dropped = kept === '' && line.trim() !== '';
-      out += kept;
+    let m: RegExpExecArray | null;
+    while ((m = /\r?\n\r?\n|\r\r/.exec(pending))) {
+      const cut = m.index + m[0].length;
+      out += sseEvent(pending.slice(0, cut), watch);
+      pending = pending.slice(cut);
     }
     if (last && pending) {
-      out += sseLine(pending, watch);
+      out += sseEvent(pending, watch);
       pending = '';
     }
     return out;
   };
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch (err) {
-        end(err, isAbort(err));
-        controller.error(err);
-        return;
-      }
-      if (r.done) {
-        const rest = lines(decoder.decode(), true);
-        if (watch.rewrites && rest) controller.enqueue(encoder.encode(rest));
-        end();
-        controller.close();
-        return;
-      }
-      const out = lines(decoder.decode(r.value, { stream: true }), false);
-      if (!watch.rewrites) controller.enqueue(r.value);
-      else if (out) controller.enqueue(encoder.encode(out));
+  call.idle();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        call.busy();
+        // Until something is passed on: a pull that enqueues nothing would stall the reader.
+        for (;;) {
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            r = await reader.read();
+          } catch (err) {
+            end(err, isAbort(err));
+            controller.error(err);
+            return;
+          }
+          if (r.done) {
+            pending += decoder.decode();
+            const rest = events(true);
+            if (watch.rewrites && rest) controller.enqueue(encoder.encode(rest));
+            end();
+            controller.close();
+            return;
+          }
+          pending += decoder.decode(r.value, { stream: true });
+          const out = events(false);
+          if (!watch.rewrites) {
+            controller.enqueue(r.value);
+            return;
+          }
+          if (out) {
+            controller.enqueue(encoder.encode(out));
+            return;
+          }
+        }
+      },
+      cancel(reason) {
+        end(undefined, true);
+        return reader.cancel(reason);
+      },
     },
-    cancel(reason) {
-      end(undefined, true);
-      return reader.cancel(reason);
-    },
-  });
-  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    { highWaterMark: 0 },
+  );
+  const headers = new Headers(response.headers);
+  if (watch.rewrites) headers.delete('content-length');
+  const out = new Response(body, { status: response.status, statusText: response.statusText, headers });
+  // What a Response built here cannot be given: where it came from.
+  for (const k of ['url', 'redirected', 'type'] as const) {
+    Object.defineProperty(out, k, { value: response[k], enumerable: false, configurable: true });
+  }
+  return out;
 }
 
 /**
@@ -402,7 +447,7 @@ function recordResponse(surface: Surface, call: Call, response: Response, params
     }
     const type = response.headers.get('content-type') ?? '';
     if (type.includes('text/event-stream') && surface.stream && response.body) {
-      return watchedResponse(response, surface.stream(call, params));
+      return watchedResponse(response, surface.stream(call, params), call);
     }
     if (type.includes('json')) {
       response
@@ -515,7 +560,7 @@ export function followCopies(client: any, wrap: (copy: any) => void) {
  * replaced; other async iterables get their `Symbol.asyncIterator` replaced. A stream left early
  * (`break`, `return()`, an abort) ends as cancelled.
  */
-export function watchStream(stream: any, watch: StreamWatch) {
+export function watchStream(stream: any, watch: StreamWatch, call?: Call) {
   const own = typeof stream?.iterator === 'function' && Object.prototype.hasOwnProperty.call(stream, 'iterator');
   const key: string | symbol = own ? 'iterator' : Symbol.asyncIterator;
   const original = stream?.[key];
@@ -533,7 +578,9 @@ export function watchStream(stream: any, watch: StreamWatch) {
       // never reaches the caller
     }
   };
+  call?.idle();
   stream[key] = function (this: unknown) {
+    call?.busy();
     const it = original.call(this);
     const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
       async next() {

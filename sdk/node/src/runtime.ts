@@ -39,7 +39,8 @@ export function builtin(name: string): any {
  * trace scope.
  */
 export function shared<T>(name: string, make: () => T): T {
-  const key = Symbol.for('tokentally');
+  // Versioned: another version of the package, with other internals, keeps its own.
+  const key = Symbol.for('tokentally.shared.v2');
   const store: Record<string, unknown> = g[key] ?? (g[key] = {});
   if (!(name in store)) store[name] = make();
   return store[name] as T;
@@ -147,7 +148,7 @@ export function scopeStorage<T>(): ScopeStorage<T> {
   const ALS = findAsyncLocalStorage();
   if (ALS) return new ALS();
   impl = new SyncStorage<T>();
-  if (typeof g.process?.versions?.node === 'string') {
+  if (typeof g.process?.versions?.node === 'string' && typeof require !== 'function') {
     // Node before 20.16 as an ES module: no getBuiltinModule, no require. The specifier is built
     // at run time so that bundlers for edge runtimes neither resolve nor reject it.
     const specifier = ['node', 'async_hooks'].join(':');

@@ -298,19 +298,27 @@ export function settleCall(call: InFlight) {
   waiters?.forEach((w) => w());
 }
 
-/** Resolves when every call of `calls` has settled. */
-function settled(calls: InFlight[]): Promise<void> {
-  return new Promise((resolve) => {
+/** Resolves when every call of `calls` has settled; `stop` detaches it from those still open. */
+function settled(calls: InFlight[]): { done: Promise<void>; stop: () => void } {
+  const waiting: InFlight[] = [];
+  let one: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
     let left = calls.length;
-    const one = () => {
+    one = () => {
       if (--left === 0) resolve();
     };
     for (const c of calls) {
-      if (inFlight.has(c)) (c.waiters ??= []).push(one);
-      else one();
+      if (inFlight.has(c)) {
+        (c.waiters ??= []).push(one);
+        waiting.push(c);
+      } else one();
     }
     if (calls.length === 0) resolve();
   });
+  const stop = () => {
+    for (const c of waiting) if (c.waiters) c.waiters = c.waiters.filter((w) => w !== one);
+  };
+  return { done, stop };
 }
 
 export interface FlushOptions {
@@ -333,7 +341,11 @@ export async function flush(options: FlushOptions = {}): Promise<void> {
     // The calls in flight now (not those started while waiting), for all but the last part of
     // the time, which is kept for sending what they recorded and what was queued.
     const calls = [...inFlight];
-    if (calls.length > 0) await Promise.race([settled(calls), sleep(ms - Math.min(ms / 4, 1_000))]);
+    if (calls.length > 0) {
+      const wait = settled(calls);
+      await Promise.race([wait.done, sleep(ms - Math.min(ms / 4, 1_000))]);
+      wait.stop();
+    }
     await Promise.race([transport.flush().catch(() => undefined), sleep(deadline - Date.now())]);
   } catch {
     // never reaches the host app

@@ -104,8 +104,13 @@ test('asResponse() and withResponse() keep working and are recorded', async () =
 
   // A raw stream: the caller reads exactly the bytes it reads unwrapped (the usage chunk the
   // wrapper asked for is taken out), and the usage is recorded from what passed.
-  const plainText = await (await plain.chat.completions.create({ ...params, stream: true }).asResponse()).text();
-  const rawStream = await as('as-response-stream', () => wrapped.chat.completions.create({ ...params, stream: true }).asResponse());
+  // A slow model sends each event in its own write, so the usage event arrives alone.
+  const slow = { ...params, model: 'gpt-4o-slow', stream: true };
+  const plainRaw = await plain.chat.completions.create(slow).asResponse();
+  const plainText = await plainRaw.text();
+  const rawStream = await as('as-response-stream', () => wrapped.chat.completions.create(slow).asResponse());
+  assert.equal(rawStream.url, plainRaw.url);
+  assert.equal(rawStream.headers.get('content-type'), plainRaw.headers.get('content-type'));
   const text = await rawStream.text();
   assert.equal(text, plainText);
   const e = await oneEventFor('as-response-stream');
@@ -122,6 +127,20 @@ test('asResponse() and withResponse() keep working and are recorded', async () =
   assert.equal(fake.bodies().length, before + 1);
   const c = await oneEventFor('as-response-cancel');
   assert.equal(c.status, 'cancelled');
+});
+
+test('a stream left after its last event is complete, not cancelled', async () => {
+  await as('left-at-end', async () => {
+    for await (const ev of await claude.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 100, messages: hi, stream: true })) {
+      if (ev.type === 'message_stop') break;
+    }
+    for await (const ev of await wrapped.responses.create({ model: 'gpt-4o-mini', input: 'hi', stream: true })) {
+      if (ev.type === 'response.completed') break;
+    }
+  });
+  const [a, r] = await eventsFor('left-at-end');
+  assert.deepEqual([a.status, a.usage.output_tokens, a.usage.estimated], ['ok', FAKE.anthropic.output_tokens, undefined]);
+  assert.deepEqual([r.status, r.usage], ['ok', responsesUsage]);
 });
 
 test('a stream aborted through its controller, or a helper aborted, is cancelled', async () => {
