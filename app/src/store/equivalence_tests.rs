@@ -413,6 +413,14 @@ async fn check(store: &Store, project: i64, f: &UsersFilter, ctx: &str) {
                 "{ctx} by {by} = {value:?}: (calls, spend, tokens, users, errors)"
             );
         }
+        // A limited view (by userId: ranked on columns, only the kept users summed) is the
+        // full view's first rows, traces and order included.
+        for keep in [1, 3, 1000] {
+            let page = store.segments(project, f, Some(by), Some(keep)).await.expect("segments page");
+            let first: Vec<_> = view.segments.iter().take(keep).cloned().collect();
+            assert_eq!(page.segments, first, "{ctx} by {by}: the first {keep}");
+            assert_eq!(page.total_segments, view.total_segments, "{ctx} by {by}: total with limit {keep}");
+        }
     }
 }
 

@@ -42,6 +42,18 @@ impl Store {
                     }
                 };
                 let s = c.scope(&f, from_hour, to_hour);
+                if let (true, Some(keep)) = (by == USER_TAG, limit) {
+                    // A page of the biggest users: ranked on three columns, only they summed whole.
+                    let (kept, total_cost, total) = c.top_user_segments(&s, keep);
+                    let segments = kept
+                        .into_iter()
+                        .map(|(u, sums, traces)| {
+                            let name = (u != NONE).then(|| c.users.name(u).to_string());
+                            (name, sums, traces, i64::from(u != NONE))
+                        })
+                        .collect();
+                    return (Some(by), keys, segments, total_cost, total);
+                }
                 let (values, sums, traces, users) = if by == USER_TAG {
                     // By user, a group is a user (numbered as the users are: the rows are in user
                     // order, so the sums are written in order), with one user when it had calls.

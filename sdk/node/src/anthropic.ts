@@ -43,7 +43,9 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
       let failure: unknown;
       let text = '';
       let finished = false;
+      let stopped = false;
       return {
+        complete: () => stopped,
         chunk(event) {
           switch (event?.type) {
             case 'message_start':
@@ -66,6 +68,9 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
               }
               break;
             }
+            case 'message_stop':
+              stopped = true;
+              break;
             case 'error':
               failure = new Error(event.error?.message ?? 'stream error');
               break;
@@ -79,7 +84,8 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
             usage,
             tools: toolNames(blocks),
             response: blocks.filter(Boolean),
-            error: error ?? failure,
+            // A stop is not an error; left after the final usage it is not even a stop.
+            error: cancelled ? failure : error ?? failure,
             cancelled: cancelled && !finished,
             partialText: text,
           });

@@ -85,8 +85,13 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
       let text = '';
       const finished = new Set<number>();
       const tools: string[] = [];
+      // Legacy completions answer each prompt of an array n times.
+      const prompts = kind === 'legacy' && Array.isArray(params?.prompt) && typeof params.prompt[0] !== 'number' ? params.prompt.length : 1;
+      const choices = Math.max(1, n(params?.n)) * Math.max(1, prompts);
+      const usageComing = ctx.streamUsage || params?.stream_options?.include_usage === true;
       return {
         rewrites: injected,
+        complete: () => (usageComing ? usage !== undefined : finished.size >= choices),
         chunk(chunk) {
           model = chunk?.model ?? model;
           if (chunk?.usage) {
@@ -106,15 +111,16 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
           return true;
         },
         end(error, cancelled) {
+          // A stop is not an error; left after every choice's finish_reason it is not even a stop.
+          const err = cancelled ? undefined : error;
           call.finish({
             model,
             usage,
             tools,
-            error,
-            // Left after the last choice's finish_reason, before the usage chunk: complete.
-            cancelled: cancelled && finished.size < Math.max(1, n(params?.n)),
+            error: err,
+            cancelled: cancelled && finished.size < choices,
             // A stream that ended without usage (the provider sent none) is estimated, and marked.
-            estimate: usage === undefined && !error,
+            estimate: usage === undefined && !err,
             partialText: text,
             costUsd: cost,
             response: kind === 'chat' ? { role: 'assistant', content: text, tool_calls: tools.length ? tools : undefined } : text,
@@ -146,6 +152,7 @@ function responsesSurface(ctx: Ctx): Surface {
       let text = '';
       let failure: unknown;
       return {
+        complete: () => final !== undefined,
         chunk(event) {
           model = event?.response?.model ?? model;
           if (typeof event?.delta === 'string' && event?.type === 'response.output_text.delta') text += event.delta;
@@ -162,7 +169,7 @@ function responsesSurface(ctx: Ctx): Surface {
             usage: final?.usage ? fromOpenAIResponses(final.usage) : undefined,
             tools: responseToolNames(final?.output),
             response: final?.output ?? (text ? [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }] : undefined),
-            error: error ?? failure,
+            error: cancelled ? failure : error ?? failure,
             // Left after the final response event: complete.
             cancelled: cancelled && final === undefined,
             partialText: text,

@@ -286,6 +286,8 @@ export interface StreamWatch {
   /** `chunk` hides or changes items (the usage chunk the wrapper asked for). */
   rewrites?: boolean;
   chunk(item: any): boolean | void;
+  /** After the item just seen, nothing more is to come (the final event): record now. */
+  complete?(): boolean;
   end(error?: unknown, cancelled?: boolean): void;
 }
 
@@ -311,21 +313,52 @@ function settleValue(surface: Surface, call: Call, data: any, params: any) {
   }
 }
 
-/** `"usage":null` as a top-level member of a chunk's JSON text (what include_usage adds). */
-const NULL_USAGE = [/,\s*"usage"\s*:\s*null(?=\s*[,}])/, /"usage"\s*:\s*null\s*,/];
+/**
+ * `json` without its top-level `"usage":null` member (what include_usage adds to every chunk),
+ * or `undefined` when it has none at the top level. Nested members are left alone.
+ */
+export function withoutNullUsage(json: string): string | undefined {
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      const start = i;
+      for (i++; i < json.length && json[i] !== '"'; i++) if (json[i] === '\\') i++;
+      if (depth === 1 && json.slice(start, i + 1) === '"usage"') {
+        const m = /^\s*:\s*null\s*/.exec(json.slice(i + 1));
+        if (!m) continue;
+        let from = start;
+        let to = i + 1 + m[0].length;
+        if (json[to] === ',') to++;
+        else {
+          // The last member: take the comma before it instead.
+          const before = /,\s*$/.exec(json.slice(0, from));
+          if (before) from = before.index;
+        }
+        return json.slice(0, from) + json.slice(to);
+      }
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return undefined;
+}
 
 /**
  * Feeds one server-sent event (its lines and the blank line ending it) to a watcher, and returns
  * the text to pass on: the same text, '' to drop the whole event (a chunk the wrapper asked for),
  * or the text without the `"usage":null` member the wrapper's request added.
  */
-function sseEvent(text: string, watch: StreamWatch): string {
+function sseEvent(text: string, watch: StreamWatch, done: () => void): string {
   const data = text
     .split(/\r?\n|\r/)
     .filter((line) => line.startsWith('data:'))
     .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
     .join('\n');
-  if (!data || data === '[DONE]') return text;
+  if (!data) return text;
+  if (data === '[DONE]') {
+    done();
+    return text;
+  }
   let item: any;
   try {
     item = JSON.parse(data);
@@ -336,13 +369,22 @@ function sseEvent(text: string, watch: StreamWatch): string {
   let keep = true;
   try {
     keep = watch.chunk(item) !== false;
+    if (watch.complete?.()) done();
   } catch {
     keep = true;
   }
   if (!watch.rewrites) return text;
   if (!keep) return '';
   if (nullUsage && !('usage' in item)) {
-    for (const re of NULL_USAGE) if (re.test(text)) return text.replace(re, '');
+    // One data line (as providers send chunks): rewrite that line only.
+    const lines = text.split(/(\r?\n|\r)/);
+    const at = lines.findIndex((l) => l.startsWith('data:'));
+    const json = at >= 0 ? lines[at].slice(lines[at].startsWith('data: ') ? 6 : 5) : '';
+    const cleaned = lines.filter((l) => l.startsWith('data:')).length === 1 ? withoutNullUsage(json) : undefined;
+    if (cleaned !== undefined) {
+      lines[at] = lines[at].slice(0, lines[at].length - json.length) + cleaned;
+      return lines.join('');
+    }
   }
   return text;
 }
@@ -355,7 +397,8 @@ function sseEvent(text: string, watch: StreamWatch): string {
  */
 function watchedResponse(response: Response, watch: StreamWatch, call: Call): Response {
   const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
+  // The bytes as sent: a byte-order mark is kept.
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   const encoder = new TextEncoder();
   let pending = '';
   let ended = false;
@@ -374,11 +417,11 @@ function watchedResponse(response: Response, watch: StreamWatch, call: Call): Re
     let m: RegExpExecArray | null;
     while ((m = /\r?\n\r?\n|\r\r/.exec(pending))) {
       const cut = m.index + m[0].length;
-      out += sseEvent(pending.slice(0, cut), watch);
+      out += sseEvent(pending.slice(0, cut), watch, () => end());
       pending = pending.slice(cut);
     }
     if (last && pending) {
-      out += sseEvent(pending, watch);
+      out += sseEvent(pending, watch, () => end());
       pending = '';
     }
     return out;
@@ -428,10 +471,20 @@ function watchedResponse(response: Response, watch: StreamWatch, call: Call): Re
   const headers = new Headers(response.headers);
   if (watch.rewrites) headers.delete('content-length');
   const out = new Response(body, { status: response.status, statusText: response.statusText, headers });
-  // What a Response built here cannot be given: where it came from.
+  return withOrigin(out, response);
+}
+
+/** What a Response built here cannot be given, where it came from, copied (clones too). */
+function withOrigin(out: Response, from: Response): Response {
   for (const k of ['url', 'redirected', 'type'] as const) {
-    Object.defineProperty(out, k, { value: response[k], enumerable: false, configurable: true });
+    Object.defineProperty(out, k, { value: from[k], enumerable: false, configurable: true });
   }
+  const clone = out.clone;
+  Object.defineProperty(out, 'clone', {
+    value: () => withOrigin(clone.call(out), from),
+    enumerable: false,
+    configurable: true,
+  });
   return out;
 }
 
@@ -580,10 +633,11 @@ export function watchStream(stream: any, watch: StreamWatch, call?: Call) {
   };
   call?.idle();
   stream[key] = function (this: unknown) {
-    call?.busy();
     const it = original.call(this);
     const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
       async next() {
+        // Read, not just handed over (tee() and toReadableStream() take the iterator at once).
+        call?.busy();
         for (;;) {
           let r: IteratorResult<unknown>;
           try {
@@ -601,6 +655,7 @@ export function watchStream(stream: any, watch: StreamWatch, call?: Call) {
           let keep = true;
           try {
             keep = watch.chunk(r.value) !== false;
+            if (watch.complete?.()) end();
           } catch {
             keep = true;
           }

@@ -9,6 +9,7 @@ import OpenAI, { AzureOpenAI, toFile } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { wrapOpenAI, wrapAnthropic, withTrace, withTags, flush, configure, deliveryStats, log, providerFromBaseURL } from 'tokentally';
 import { startTokentally, startFakeProvider, FAKE, returnedModel } from '../test-support/helpers.mjs';
+import { withoutNullUsage } from '../dist/esm/record.js';
 
 let tt;
 let fake;
@@ -127,6 +128,29 @@ test('asResponse() and withResponse() keep working and are recorded', async () =
   assert.equal(fake.bodies().length, before + 1);
   const c = await oneEventFor('as-response-cancel');
   assert.equal(c.status, 'cancelled');
+});
+
+test('a raw stream read to its last event and then let go is recorded, as complete', async () => {
+  const raw = await as('raw-let-go', () => wrapped.chat.completions.create({ model: 'gpt-4o-slow', messages: hi, stream: true }).asResponse());
+  const reader = raw.body.getReader();
+  let text = '';
+  const decoder = new TextDecoder();
+  while (!text.includes('[DONE]')) text += decoder.decode((await reader.read()).value);
+  reader.releaseLock();
+  const e = await oneEventFor('raw-let-go');
+  assert.deepEqual([e.status, e.usage], ['ok', chatUsage]);
+});
+
+test('the usage:null member the wrapper added is removed at the top level only', () => {
+  assert.equal(withoutNullUsage('{"a":1,"usage":null,"b":2}'), '{"a":1,"b":2}');
+  assert.equal(withoutNullUsage('{"a":1,"usage":null}'), '{"a":1}');
+  assert.equal(withoutNullUsage('{"usage":null}'), '{}');
+  assert.equal(
+    withoutNullUsage('{"choices":[{"delta":{"usage":null}}],"x":"\\"usage\\":null","usage":null}'),
+    '{"choices":[{"delta":{"usage":null}}],"x":"\\"usage\\":null"}',
+  );
+  assert.equal(withoutNullUsage('{"choices":[{"usage":null}]}'), undefined);
+  assert.equal(withoutNullUsage('{"usage":{"prompt_tokens":1}}'), undefined);
 });
 
 test('a stream left after its last event is complete, not cancelled', async () => {

@@ -805,6 +805,85 @@ impl ProjectCube {
         (sums, traces)
     }
 
+    /// Segments by user, the biggest `keep` only: ranked by spend, then calls, then name (rows
+    /// without a user last among equals), as `(user or NONE, sums, traces)`, with the spend of
+    /// all and the number of groups with calls. Ranking reads three columns (user, calls, spend)
+    /// of every row; only the kept users' rows are read whole, found through each hour's fence.
+    pub fn top_user_segments(&self, s: &Scope, keep: usize) -> (Vec<(u32, Sums, i64)>, i64, i64) {
+        let n = self.users.len();
+        let slot = |u: u32| if u == NONE { n } else { u as usize };
+        let keys = self.fold(
+            s,
+            || vec![(0i64, 0i64); n + 1],
+            |k, _, rows, i| {
+                let e = &mut k[slot(rows.user[i])];
+                e.0 += rows.cost[i];
+                e.1 += i64::from(rows.calls[i]);
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.0 += y.0;
+                    x.1 += y.1;
+                }
+            },
+        );
+        let total_cost: i64 = keys.iter().map(|k| k.0).sum();
+        let mut groups: Vec<usize> = (0..=n).filter(|g| keys[*g].1 > 0).collect();
+        let total = groups.len() as i64;
+        let name = |g: usize| (g < n).then(|| self.users.name(g as u32));
+        let order = |a: &usize, b: &usize| {
+            keys[*b]
+                .0
+                .cmp(&keys[*a].0)
+                .then(keys[*b].1.cmp(&keys[*a].1))
+                .then_with(|| name(*a).is_none().cmp(&name(*b).is_none()))
+                .then_with(|| name(*a).cmp(&name(*b)))
+        };
+        if keep < groups.len() {
+            groups.select_nth_unstable_by(keep, order);
+            groups.truncate(keep);
+        }
+        groups.sort_unstable_by(order);
+        let mut place = vec![NONE; n + 1];
+        for (i, g) in groups.iter().enumerate() {
+            place[*g] = i as u32;
+        }
+        let mut in_order: Vec<u32> = groups.iter().map(|g| if *g == n { NONE } else { *g as u32 }).collect();
+        in_order.sort_unstable();
+        let mut acc = self.fold_runs(
+            s,
+            |h| Self::runs_of_users(s, h, &in_order),
+            || vec![(Sums::default(), 0i64); groups.len()],
+            |acc, _, rows, row| {
+                let p = place[slot(rows.user[row])];
+                if p != NONE {
+                    let r = &rows.get(row);
+                    let a = &mut acc[p as usize];
+                    a.0.add(r);
+                    a.1 += Self::row_traces(s, &r.firsts);
+                }
+            },
+            |a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.0.merge(&y.0);
+                    x.1 += y.1;
+                }
+            },
+        );
+        self.each_start(s, |ts, k| {
+            let p = place[slot(self.user_of[ts as usize])];
+            if p != NONE {
+                acc[p as usize].1 += k;
+            }
+        });
+        let kept = groups
+            .iter()
+            .zip(acc)
+            .map(|(g, (sums, traces))| (if *g == n { NONE } else { *g as u32 }, sums, traces))
+            .collect();
+        (kept, total_cost, total)
+    }
+
     /// Sums and traces per group (`group` of a row; `groups` is the last, for rows in none) and,
     /// with `seen`, which tag sets had calls.
     fn group_sums(
