@@ -86,7 +86,7 @@ function messagesSurface(provider: string, options: WrapOptions): Surface {
             response: blocks.filter(Boolean),
             // A stop is not an error; left after the final usage it is not even a stop.
             error: cancelled ? failure : error ?? failure,
-            cancelled: cancelled && !finished,
+            cancelled: cancelled && !finished && failure === undefined,
             partialText: text,
           });
         },

@@ -84,6 +84,7 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
       let cost: string | undefined;
       let text = '';
       const finished = new Set<number>();
+      let usageOnly = false;
       const tools: string[] = [];
       // Legacy completions answer each prompt of an array n times.
       const prompts = kind === 'legacy' && Array.isArray(params?.prompt) && typeof params.prompt[0] !== 'number' ? params.prompt.length : 1;
@@ -91,9 +92,12 @@ function completionSurface(ctx: Ctx, kind: 'chat' | 'legacy'): Surface {
       const usageComing = ctx.streamUsage || params?.stream_options?.include_usage === true;
       return {
         rewrites: injected,
-        complete: () => (usageComing ? usage !== undefined : finished.size >= choices),
+        // Only the usage-only chunk ends it early (some servers send running usage on every
+        // chunk, some a usage chunk without being asked): otherwise [DONE] or the stream's end.
+        complete: () => usageComing && usageOnly,
         chunk(chunk) {
           model = chunk?.model ?? model;
+          usageOnly = Boolean(chunk?.usage) && Array.isArray(chunk?.choices) && chunk.choices.length === 0;
           if (chunk?.usage) {
             usage = fromOpenAIChat(chunk.usage);
             cost = reportedCost(ctx, chunk.usage) ?? cost;
@@ -170,8 +174,8 @@ function responsesSurface(ctx: Ctx): Surface {
             tools: responseToolNames(final?.output),
             response: final?.output ?? (text ? [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }] : undefined),
             error: cancelled ? failure : error ?? failure,
-            // Left after the final response event: complete.
-            cancelled: cancelled && final === undefined,
+            // Left after the final response event: complete; after a failure: that failure.
+            cancelled: cancelled && final === undefined && failure === undefined,
             partialText: text,
             costUsd: reportedCost(ctx, final?.usage),
           });

@@ -144,10 +144,13 @@ function chat(body, res) {
     );
   }
   const withUsage = body.stream_options?.include_usage === true;
+  // Models named `*running*` send running usage on every chunk (as vLLM can), growing to the total.
+  const running = body.model.includes('running');
+  let sent = 0;
   const chunk = (delta, finish = null) => ({
     id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model,
     choices: [{ index: 0, delta, finish_reason: finish }],
-    ...(withUsage ? { usage: null } : {}),
+    ...(running ? { usage: { ...usage, completion_tokens: ++sent } } : withUsage ? { usage: null } : {}),
   });
   const chunks = tool
     ? [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: tool, arguments: '' } }] }), chunk({}, 'tool_calls')]

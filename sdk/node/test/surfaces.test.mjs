@@ -141,6 +141,15 @@ test('a raw stream read to its last event and then let go is recorded, as comple
   assert.deepEqual([e.status, e.usage], ['ok', chatUsage]);
 });
 
+test('a server that sends running usage on every chunk is recorded with the final figures', async () => {
+  await as('running-usage', async () => {
+    for await (const _ of await wrapped.chat.completions.create({ model: 'gpt-4o-running', messages: hi, stream: true }));
+  });
+  const e = await oneEventFor('running-usage');
+  assert.deepEqual(e.usage, chatUsage);
+  assert.equal(e.response.content, 'Hello there!');
+});
+
 test('the usage:null member the wrapper added is removed at the top level only', () => {
   assert.equal(withoutNullUsage('{"a":1,"usage":null,"b":2}'), '{"a":1,"b":2}');
   assert.equal(withoutNullUsage('{"a":1,"usage":null}'), '{"a":1}');
