@@ -9,6 +9,7 @@ import {
   fromOpenAIResponses,
   followCopies,
   instrument,
+  n,
   providerFromBaseURL,
   usdString,
   type StreamWatch,
@@ -22,8 +23,6 @@ export { flush, shutdown, configure, deliveryStats } from './transport.js';
 export { log } from './log.js';
 export type { TraceOptions } from './context.js';
 export type { WrapOptions } from './record.js';
-
-const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
 
 /** Providers whose OpenAI-compatible API is known to accept `stream_options.include_usage`. */
 const STREAM_USAGE = new Set(['openai', 'openrouter', 'groq', 'together', 'deepseek', 'xai', 'fireworks', 'deepinfra', 'cerebras', 'gemini']);

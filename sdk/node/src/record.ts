@@ -44,7 +44,8 @@ export interface Usage {
 
 export const emptyUsage = (): Usage => ({ input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_creation_tokens: 0 });
 
-const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
+/** A count a provider reported: a non-negative integer, anything else 0. */
+export const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
 
 /** Adds the reasoning/audio parts, each clamped to the bucket it is part of. */
 function withParts(u: Usage, reasoning: number, audioIn: number, audioOut: number): Usage {
@@ -313,6 +314,34 @@ function settleValue(surface: Surface, call: Call, data: any, params: any) {
   }
 }
 
+/** `watch.end`, run at most once, never throwing into the caller. */
+function endOnce(watch: StreamWatch): (error?: unknown, cancelled?: boolean) => void {
+  let ended = false;
+  return (error, cancelled) => {
+    if (ended) return;
+    ended = true;
+    try {
+      watch.end(error, cancelled);
+    } catch {
+      // never reaches the caller
+    }
+  };
+}
+
+/**
+ * Shows one item to the watcher, and calls `done` when it was the final one. Returns whether the
+ * caller gets the item (a watcher that throws hides nothing).
+ */
+function feed(watch: StreamWatch, item: unknown, done: () => void): boolean {
+  try {
+    const keep = watch.chunk(item) !== false;
+    if (watch.complete?.()) done();
+    return keep;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * `json` without its top-level `"usage":null` member (what include_usage adds to every chunk),
  * or `undefined` when it has none at the top level. Nested members are left alone.
@@ -366,13 +395,7 @@ function sseEvent(text: string, watch: StreamWatch, done: () => void): string {
     return text;
   }
   const nullUsage = item !== null && typeof item === 'object' && item.usage === null;
-  let keep = true;
-  try {
-    keep = watch.chunk(item) !== false;
-    if (watch.complete?.()) done();
-  } catch {
-    keep = true;
-  }
+  const keep = feed(watch, item, done);
   if (!watch.rewrites) return text;
   if (!keep) return '';
   if (nullUsage && !('usage' in item)) {
@@ -401,16 +424,7 @@ function watchedResponse(response: Response, watch: StreamWatch, call: Call): Re
   const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   const encoder = new TextEncoder();
   let pending = '';
-  let ended = false;
-  const end = (error?: unknown, cancelled?: boolean) => {
-    if (ended) return;
-    ended = true;
-    try {
-      watch.end(error, cancelled);
-    } catch {
-      // never reaches the caller
-    }
-  };
+  const end = endOnce(watch);
   /** The complete events in `pending` (all of it when `last`), as the text to pass on. */
   const events = (last: boolean): string => {
     let out = '';
@@ -621,16 +635,7 @@ export function watchStream(stream: any, watch: StreamWatch, call?: Call) {
     watch.end();
     return;
   }
-  let ended = false;
-  const end = (error?: unknown, cancelled?: boolean) => {
-    if (ended) return;
-    ended = true;
-    try {
-      watch.end(error, cancelled);
-    } catch {
-      // never reaches the caller
-    }
-  };
+  const end = endOnce(watch);
   call?.idle();
   stream[key] = function (this: unknown) {
     const it = original.call(this);
@@ -652,14 +657,7 @@ export function watchStream(stream: any, watch: StreamWatch, call?: Call) {
             end(undefined, stream?.controller?.signal?.aborted === true);
             return r;
           }
-          let keep = true;
-          try {
-            keep = watch.chunk(r.value) !== false;
-            if (watch.complete?.()) end();
-          } catch {
-            keep = true;
-          }
-          if (keep) return r;
+          if (feed(watch, r.value, end)) return r;
         }
       },
       async return(value?: unknown) {

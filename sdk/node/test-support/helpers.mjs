@@ -53,6 +53,8 @@ export async function startTokentally() {
     /** Every event the SDK sent, in order. */
     events: () => batches.flatMap((b) => b.events ?? []),
     traces: () => batches.flatMap((b) => b.traces ?? []),
+    /** The events sent for one end user (tags.userId), in order. */
+    eventsOf: (userId) => batches.flatMap((b) => b.events ?? []).filter((e) => e.tags?.userId === userId),
     /** A read-API answer (`/v1/me/ai-apps/...`). */
     async read(path) {
       const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${readKey}` } });

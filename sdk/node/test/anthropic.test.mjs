@@ -37,7 +37,7 @@ after(async () => {
 
 const eventsFor = async (userId) => {
   await flush();
-  return tt.events().filter((e) => e.tags?.userId === userId);
+  return tt.eventsOf(userId);
 };
 const params = { model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
 

@@ -29,7 +29,7 @@ after(async () => {
 
 const lastEventFor = async (userId) => {
   await flush();
-  const events = tt.events().filter((e) => e.tags?.userId === userId);
+  const events = tt.eventsOf(userId);
   assert.ok(events.length > 0, `no event for ${userId}`);
   return events.at(-1);
 };

@@ -42,7 +42,7 @@ after(async () => {
 /** The events recorded for `userId`, after a flush. */
 const eventsFor = async (userId) => {
   await flush();
-  return tt.events().filter((e) => e.tags?.userId === userId);
+  return tt.eventsOf(userId);
 };
 const oneEventFor = async (userId) => {
   const events = await eventsFor(userId);
@@ -331,7 +331,7 @@ test('flush() waits for a stream still being read', async () => {
     })();
   });
   await flush({ timeoutMs: 5_000 });
-  const events = tt.events().filter((e) => e.tags?.userId === 'flush-waits');
+  const events = tt.eventsOf('flush-waits');
   assert.equal(events.length, 1, 'the stream ended and its event was sent before flush resolved');
   assert.equal(events[0].status, 'ok');
   await reading;
@@ -426,7 +426,7 @@ test('flush() does not wait past its deadline for a call nobody finishes, and st
   const started = Date.now();
   await flush({ timeoutMs: 1_500 });
   assert.ok(Date.now() - started < 5_000);
-  assert.equal(tt.events().filter((e) => e.tags?.userId === 'sent-anyway').length, 1);
+  assert.equal(tt.eventsOf('sent-anyway').length, 1);
 });
 
 test('provider from baseURL; Azure gets no stream_options; OpenRouter reports its cost', async () => {

@@ -67,7 +67,7 @@ test('a nested withTrace is its own trace with merged tags', async () => {
   assert.notEqual(inner.traceId, outer.traceId);
   assert.deepEqual(inner.tags, { userId: 'nested-user', plan: 'free', feature: 'summary' });
   await flush();
-  const events = tt.events().filter((e) => e.tags?.userId === 'nested-user');
+  const events = tt.eventsOf('nested-user');
   assert.equal(events.length, 2);
   assert.equal(events[0].trace_id, inner.traceId);
   assert.equal(events[0].route_tag, 'job:summarize');
