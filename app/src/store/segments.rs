@@ -1,7 +1,7 @@
 //! Segments: the aggregate's sums per tag set in the window, grouped by the value each tag set
 //! has for the chosen key, so any key works without a structure of its own.
 
-use super::cube::query::Sums;
+use super::cube::query::{Sums, segment_order};
 use super::cube::{NONE, USER_TAG};
 use super::window::{hours, rfc3339};
 use super::{Store, StoreError};
@@ -102,12 +102,10 @@ impl Store {
                 let total_segments = groups.len() as i64;
                 let name = |g: usize| values.get(g).map(|v| c.values.name(*v));
                 let order = |a: &usize, b: &usize| {
-                    sums[*b]
-                        .cost
-                        .cmp(&sums[*a].cost)
-                        .then(sums[*b].calls.cmp(&sums[*a].calls))
-                        .then_with(|| name(*a).is_none().cmp(&name(*b).is_none()))
-                        .then_with(|| name(*a).cmp(&name(*b)))
+                    segment_order(
+                        (sums[*a].cost, sums[*a].calls, || name(*a)),
+                        (sums[*b].cost, sums[*b].calls, || name(*b)),
+                    )
                 };
                 // Only the kept ones need to be in order: select them, then sort them.
                 let keep = limit.unwrap_or(usize::MAX);

@@ -105,6 +105,18 @@ pub struct UserTotals {
     pub top_model: String,
 }
 
+/// How segments rank: most spend, then most calls, then by value with no value last. Each side
+/// is (spend, calls, its value's name); names are looked up only on ties.
+pub fn segment_order<'a>(
+    a: (i64, i64, impl Fn() -> Option<&'a str>),
+    b: (i64, i64, impl Fn() -> Option<&'a str>),
+) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| {
+        let (x, y) = (a.2(), b.2());
+        x.is_none().cmp(&y.is_none()).then(x.cmp(&y))
+    })
+}
+
 /// The largest tools × users bitmap the Tools scan keeps per thread (8 MB). Tests run both
 /// ways: the aggregate tests' 2 tools take the bitmap, the equivalence corpus' 3 the pairs.
 const MAX_TOOL_USER_BITS: usize = if cfg!(test) { 128 } else { 64_000_000 };
@@ -832,12 +844,7 @@ impl ProjectCube {
         let total = groups.len() as i64;
         let name = |g: usize| (g < n).then(|| self.users.name(g as u32));
         let order = |a: &usize, b: &usize| {
-            keys[*b]
-                .0
-                .cmp(&keys[*a].0)
-                .then(keys[*b].1.cmp(&keys[*a].1))
-                .then_with(|| name(*a).is_none().cmp(&name(*b).is_none()))
-                .then_with(|| name(*a).cmp(&name(*b)))
+            segment_order((keys[*a].0, keys[*a].1, || name(*a)), (keys[*b].0, keys[*b].1, || name(*b)))
         };
         if keep < groups.len() {
             groups.select_nth_unstable_by(keep, order);
