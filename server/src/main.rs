@@ -251,6 +251,7 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     };
     spawn_retention(store.clone());
     store.spawn_checkpointer(&db);
+    store.spawn_aggregate_saver(&Store::aggregate_path(&db));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(db = %db.display(), login = !no_login, "database ready");

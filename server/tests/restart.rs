@@ -1,6 +1,7 @@
-//! A clean stop saves the aggregate and the next start reads it back (same answers, file used
-//! once); a database changed while the server was down (here by `tokentally demo`) makes the next
-//! start rebuild from the calls instead, so nothing written meanwhile is missed.
+//! A clean stop saves the aggregate and the next start reads it back (same answers); after a
+//! crash the next start reads the file and then what was stored after it; a database changed
+//! while the server was down (here by `tokentally demo`) makes the next start rebuild from the
+//! calls instead, so nothing written meanwhile is missed.
 
 mod common;
 
@@ -49,8 +50,35 @@ async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
     let saved = app::store::Store::aggregate_path(&server.db);
     assert!(saved.exists(), "a clean stop saves the aggregate");
     server.start_again(&["--no-login"]);
-    assert!(!saved.exists(), "the saved aggregate is used once, then removed");
+    assert!(saved.exists(), "the saved aggregate is used and kept for a start after a crash");
     assert_eq!(answers(&server).await, before, "the same answers from the saved aggregate");
+
+    // More calls (new users, more calls in old traces, a trace record moving an old trace's
+    // start), then a crash: SIGKILL, no save. The next start reads the file and then what was
+    // stored after it.
+    let more: Vec<Value> = (300..420)
+        .map(|i| {
+            json!({
+                "id": format!("r{i}"), "trace_id": format!("t{}", i % 150), "timestamp": minutes_ago(i % 500),
+                "provider": "openai", "model": "gpt-4o", "agent": if i % 4 == 0 { "writer" } else { "" },
+                "tools": if i % 5 == 0 { json!(["calc"]) } else { json!([]) },
+                "tags": { "userId": format!("u{}", i % 17), "plan": "team" },
+                "usage": { "input_tokens": 50 + i, "output_tokens": 9, "cache_read_tokens": 0, "cache_creation_tokens": i % 5 },
+                "latency_ms": 300 + i,
+            })
+        })
+        .collect();
+    let record = json!({ "id": "t7", "started_at": minutes_ago(2000), "route_tag": "POST /moved", "tags": { "userId": "u7" } });
+    let (status, body) = server.post(&json!({ "events": more, "traces": [record] })).await;
+    assert_eq!(status, 200, "{body}");
+    let after = answers(&server).await;
+    assert_ne!(after, before);
+    let (status, traces) = server.get("/v1/me/ai-apps/traces?window=7d&limit=500").await;
+    assert_eq!(status, 200);
+    server.start_again(&["--no-login"]);
+    assert!(saved.exists(), "after a crash the saved aggregate is used (and kept)");
+    assert_eq!(answers(&server).await, after, "the same answers after a crash");
+    assert_eq!(server.get("/v1/me/ai-apps/traces?window=7d&limit=500").await, (200, traces));
 
     // Calls written while the server is down: the saved aggregate no longer matches.
     server.stop_gracefully();
@@ -61,7 +89,7 @@ async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
     server.start_again(&["--no-login"]);
     let (status, overview) = server.get(VIEWS[1]).await;
     assert_eq!(status, 200);
-    assert_eq!(overview["current"]["calls"], json!(340), "the demo's calls are counted after the restart");
+    assert_eq!(overview["current"]["calls"], json!(460), "the demo's calls are counted after the restart");
 }
 
 /// Another process writing the same file while the server runs (here `tokentally demo`) takes

@@ -64,6 +64,10 @@ impl Store {
         user_id: &str,
         actor: &str,
     ) -> Result<Removed, StoreError> {
+        // The aggregate saved for a start after a crash holds this user: dropped first, and no
+        // new one is saved until the deletion is done.
+        let _maintenance = self.maintenance.lock().await;
+        self.drop_aggregate_token().await?;
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> =

@@ -18,6 +18,26 @@ const BACKFILL_PAGE: i64 = 5_000;
 
 static EMPTY: LazyLock<ProjectCube> = LazyLock::new(ProjectCube::default);
 
+/// While `serve` runs, the aggregate is saved again once this many calls were committed since
+/// the last save, or once any were and this long has passed, so a start after a crash reads
+/// the file and then only what came after it.
+const SAVE_AFTER_CALLS: u64 = 500_000;
+const SAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+const SAVE_CHECK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Entries of a saved aggregate's mark that the database must still equal (the token, the
+/// count of `store_meta` rows, the migrations run); the rest say how far the file reaches (the
+/// last call's rowid, the last tag set's id, the last trace record's number) and may have grown.
+const MARK_EQUAL: usize = 3;
+
+/// The aggregate saved beside the database: whether the file on disk can still be used (false
+/// after a rebuild, a user deletion or retention), and the calls committed since it was written.
+#[derive(Default)]
+pub(crate) struct Saved {
+    valid: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicU64,
+}
+
 #[derive(FromRow)]
 struct CallRow {
     rowid: i64,
@@ -52,6 +72,21 @@ struct TraceRow {
     tokens: i64,
     cost_nano: i64,
     route_tag: Option<String>,
+}
+
+impl TraceRow {
+    fn fact(&self) -> TraceFact {
+        TraceFact {
+            seq: self.seq as u32,
+            tag_set: self.tag_set_id,
+            start_ms: self.started_at,
+            route: self.route_tag.clone(),
+            calls: self.calls,
+            tokens: self.tokens,
+            cost: self.cost_nano,
+            ..TraceFact::default()
+        }
+    }
 }
 
 fn tools_of(json: Option<&str>) -> Vec<String> {
@@ -89,6 +124,8 @@ impl Store {
         }
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
         cube.project(project_id).apply(delta);
+        let calls = delta.calls.iter().filter(|c| !c.flags_only).count() as u64;
+        self.saved.calls.fetch_add(calls, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes deleted tag sets out of the aggregate.
@@ -161,75 +198,13 @@ impl Store {
                 *starts
                     .entry((t.project_id, t.started_at.div_euclid(3_600_000), t.tag_set_id))
                     .or_default() += 1;
-                cube.project(t.project_id).load_trace(&TraceFact {
-                    seq: t.seq as u32,
-                    tag_set: t.tag_set_id,
-                    start_ms: t.started_at,
-                    route: t.route_tag,
-                    calls: t.calls,
-                    tokens: t.tokens,
-                    cost: t.cost_nano,
-                    ..TraceFact::default()
-                });
+                cube.project(t.project_id).load_trace(&t.fact());
             }
         }
-        // The calls, in rowid order, by two readers over halves of the rowid range (decoding
-        // on two cores) into one channel; this task folds them into the aggregate.
+        // The calls, in rowid order.
         let (max,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(&self.read).await?;
-        let max = max.unwrap_or(0);
-        type Facts = Vec<(i64, Option<i64>, CallFact)>;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Facts, StoreError>>(4);
-        for part in 0..REBUILD_READERS {
-            let (pool, tx) = (self.read.clone(), tx.clone());
-            let (mut after, last) = (max * part / REBUILD_READERS, max * (part + 1) / REBUILD_READERS);
-            tokio::spawn(async move {
-                while after < last {
-                    let rows: Result<Vec<CallRow>, sqlx::Error> = sqlx::query_as(
-                        "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
-                           output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
-                           status, tools, firsts, tool_firsts,
-                           CASE WHEN firsts & 3 != 0 THEN (SELECT seq FROM traces t
-                             WHERE t.project_id = events.project_id AND t.id = events.trace_id) END AS trace_seq
-                         FROM events WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
-                    )
-                    .bind(after)
-                    .bind(last)
-                    .bind(REBUILD_PAGE)
-                    .fetch_all(&pool)
-                    .await;
-                    let rows = match rows {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.into())).await;
-                            return;
-                        }
-                    };
-                    let Some(end) = rows.last().map(|r| r.rowid) else { break };
-                    after = end;
-                    let facts = rows.into_iter().map(|r| (r.project_id, r.trace_seq, r.fact())).collect();
-                    if tx.send(Ok(facts)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        while let Some(facts) = rx.recv().await {
-            let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-            for (project, trace_seq, fact) in facts? {
-                if let Some(seq) = trace_seq {
-                    let provider =
-                        (fact.firsts & super::cube::FIRST_PROVIDER != 0).then_some(fact.provider.as_str());
-                    let agent = (fact.firsts & super::cube::FIRST_AGENT != 0).then_some(fact.agent.as_str());
-                    cube.project(project).load_trace_call(seq as u32, provider, agent);
-                }
-                per.entry(project).or_default().calls.push(fact);
-            }
-            for (project, d) in &per {
-                cube.project(*project).apply(d);
-            }
-        }
+        self.fold_calls(&mut cube, 0, max.unwrap_or(0)).await?;
         let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
         for ((project, hour, tag_set), n) in starts {
             per.entry(project).or_default().starts.push((hour, tag_set, n));
@@ -243,6 +218,138 @@ impl Store {
         *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
         self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Adds the stored calls with a rowid in `(after, last]` to `cube`, read by two readers over
+    /// halves of the range (decoding on two cores) into one channel that this task folds; a
+    /// call that is its trace's first with its provider or agent adds them to its trace's mask
+    /// (the trace must be held already). Returns the calls read.
+    async fn fold_calls(&self, cube: &mut Cube, after: i64, last: i64) -> Result<u64, StoreError> {
+        type Facts = Vec<(i64, Option<i64>, CallFact)>;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Facts, StoreError>>(4);
+        let span = last.saturating_sub(after).max(0);
+        for part in 0..REBUILD_READERS {
+            let (pool, tx) = (self.read.clone(), tx.clone());
+            let mut from = after + span * part / REBUILD_READERS;
+            let to = after + span * (part + 1) / REBUILD_READERS;
+            tokio::spawn(async move {
+                while from < to {
+                    let rows: Result<Vec<CallRow>, sqlx::Error> = sqlx::query_as(
+                        "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
+                           output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
+                           status, tools, firsts, tool_firsts,
+                           CASE WHEN firsts & 3 != 0 THEN (SELECT seq FROM traces t
+                             WHERE t.project_id = events.project_id AND t.id = events.trace_id) END AS trace_seq
+                         FROM events WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .bind(REBUILD_PAGE)
+                    .fetch_all(&pool)
+                    .await;
+                    let rows = match rows {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    };
+                    let Some(end) = rows.last().map(|r| r.rowid) else { break };
+                    from = end;
+                    let facts = rows.into_iter().map(|r| (r.project_id, r.trace_seq, r.fact())).collect();
+                    if tx.send(Ok(facts)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut read = 0;
+        while let Some(facts) = rx.recv().await {
+            let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+            for (project, trace_seq, fact) in facts? {
+                read += 1;
+                if let Some(seq) = trace_seq {
+                    let provider =
+                        (fact.firsts & super::cube::FIRST_PROVIDER != 0).then_some(fact.provider.as_str());
+                    let agent = (fact.firsts & super::cube::FIRST_AGENT != 0).then_some(fact.agent.as_str());
+                    cube.project(project).load_trace_call(seq as u32, provider, agent);
+                }
+                per.entry(project).or_default().calls.push(fact);
+            }
+            for (project, d) in &per {
+                cube.project(*project).apply(d);
+            }
+        }
+        Ok(read)
+    }
+
+    /// Brings an aggregate saved when the database stood at `from` (the last call's rowid, tag
+    /// set's id and trace record's number it holds) up to the database as it is now: the tag
+    /// sets stored since, the traces that calls or records stored since name (each set to its
+    /// stored row; a start it moved is moved in the starts per hour), then the calls. Reads what
+    /// a rebuild reads, for the tail only. Returns the calls read.
+    async fn replay_tail(&self, cube: &mut Cube, from: &[i64]) -> Result<u64, StoreError> {
+        let &[after_call, after_tag_set, after_record] = from else {
+            return Err(StoreError::Invalid("saved aggregate: bad mark".into()));
+        };
+        let tag_sets: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT project_id, id, canonical FROM tag_sets WHERE id > ?1 ORDER BY id")
+                .bind(after_tag_set)
+                .fetch_all(&self.read)
+                .await?;
+        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+        for (project, id, canonical) in tag_sets {
+            let tags: BTreeMap<String, String> = serde_json::from_str(&canonical).unwrap_or_default();
+            per.entry(project).or_default().tag_sets.push((id, tags));
+        }
+        for (project, d) in &per {
+            cube.project(*project).apply(d);
+        }
+        let named: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT project_id, trace_id FROM events WHERE rowid > ?1 AND trace_id IS NOT NULL
+             UNION SELECT project_id, trace_id FROM trace_touches WHERE seq > ?2",
+        )
+        .bind(after_call)
+        .bind(after_record)
+        .fetch_all(&self.read)
+        .await?;
+        let mut by_project: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (project, id) in named {
+            by_project.entry(project).or_default().push(id);
+        }
+        let mut conn = self.read.acquire().await?;
+        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
+        for (project, ids) in &by_project {
+            let rows: Vec<TraceRow> = super::ingest::rows_for_ids(
+                &mut conn,
+                "SELECT project_id, id, seq, started_at, tag_set_id, calls, tokens, cost_nano, route_tag
+                 FROM traces WHERE project_id = ",
+                "id",
+                *project,
+                ids.iter().map(String::as_str),
+            )
+            .await?;
+            let p = cube.project(*project);
+            let starts = &mut per.entry(*project).or_default().starts;
+            for t in rows {
+                let now = (t.started_at.div_euclid(3_600_000), t.tag_set_id);
+                let before = p.reload_trace(&t.fact());
+                if before != Some(now) {
+                    if let Some((hour, tag_set)) = before {
+                        starts.push((hour, tag_set, -1));
+                    }
+                    starts.push((now.0, now.1, 1));
+                }
+            }
+        }
+        drop(conn);
+        for (project, d) in &per {
+            cube.project(*project).apply(d);
+        }
+        let (last,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(&self.read).await?;
+        self.fold_calls(cube, after_call, last.unwrap_or(0)).await
     }
 
     /// Fills in `firsts` and `tool_firsts` of calls stored before they existed (migration
@@ -375,94 +482,195 @@ impl Store {
         Ok(())
     }
 
-    /// What a saved aggregate must match to be used: the token written with it (dropped by
-    /// every later opening of the database, see `Store::open`), the calls' and tag sets' last
-    /// ids, the store's pending upgrade steps and the migrations run. Index lookups only: no
-    /// count of millions of rows at start.
+    /// A saved aggregate's mark: what the database must still equal for the file to be used
+    /// (the token written with it, dropped by every later opening of the database by another
+    /// command and before every user deletion and retention step; the count of `store_meta`
+    /// rows, which holds pending upgrade steps; the migrations run), then how far the file
+    /// reaches (the last call's rowid, tag set's id and trace record's number). Index lookups
+    /// only: no count of millions of rows at start.
     async fn mark(&self) -> Result<Vec<i64>, StoreError> {
-        let (token, a, b, c, d): (Option<String>, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
+        let (token, meta, migrations, call, tag_set, record): (Option<String>, i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
+                    (SELECT COUNT(*) FROM store_meta), (SELECT COUNT(*) FROM _sqlx_migrations),
                     (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
-                    (SELECT COUNT(*) FROM store_meta), (SELECT COUNT(*) FROM _sqlx_migrations)",
-        )
-        .fetch_one(&self.read)
-        .await?;
+                    (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'trace_touches')",
+            )
+            .fetch_one(&self.read)
+            .await?;
         let token = token.and_then(|t| t.parse().ok()).unwrap_or(0);
-        Ok(vec![token, a, b, c, d])
+        Ok(vec![token, meta, migrations, call, tag_set, record])
     }
 
-    /// Drops the saved aggregate's token: whatever this process writes from now on is not in
-    /// that file.
+    /// Drops the saved aggregate's token: what this process changes from now on other than by
+    /// appending is not in that file.
     pub(crate) async fn drop_aggregate_token(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM store_meta WHERE key = 'aggregate_token'").execute(&self.write).await?;
+        let mut conn = self.write.acquire().await?;
+        self.drop_aggregate_token_on(&mut conn).await
+    }
+
+    /// [`Store::drop_aggregate_token`] on the writer connection the caller holds.
+    pub(crate) async fn drop_aggregate_token_on(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<(), StoreError> {
+        self.saved.valid.store(false, std::sync::atomic::Ordering::Release);
+        sqlx::query("DELETE FROM store_meta WHERE key = 'aggregate_token'").execute(&mut *conn).await?;
         Ok(())
     }
 
     /// Saves the aggregate to `path` (through a temporary file, renamed into place), for the
-    /// next start. Called at a clean shutdown, when no more writes come.
+    /// next start: at a clean shutdown, and from time to time while serving (see
+    /// [`Store::spawn_aggregate_saver`]). Holds the writer meanwhile.
     pub async fn save_aggregate(&self, path: &std::path::Path) -> Result<(), StoreError> {
         if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
         }
         // Hold the writer: no commit, deletion or retention step between the mark and the file.
+        let _maintenance = self.maintenance.lock().await;
         let _gate = self.writer_gate.lock().await;
         let mut conn = self.write.acquire().await?;
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| StoreError::Invalid(format!("no randomness: {e}")))?;
         let token = (i64::from_le_bytes(raw) & i64::MAX).max(1);
+        // The token changes before the file does: a crash in between leaves a file that is not
+        // used (a rebuild), never one used against the wrong database.
         sqlx::query("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('aggregate_token', ?1)")
             .bind(token.to_string())
             .execute(&mut *conn)
             .await?;
         let mark = self.mark().await?;
-        let (cube, path) = (self.cube.clone(), path.to_path_buf());
+        let last_record = mark[MARK_EQUAL + 2];
+        let (cube, file) = (self.cube.clone(), path.to_path_buf());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let tmp = path.with_extension("aggregate-tmp");
-            let file = std::fs::File::create(&tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            let tmp = file.with_extension("aggregate-tmp");
+            let out = std::fs::File::create(&tmp)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
             {
                 let c = cube.read().unwrap_or_else(|e| e.into_inner());
                 super::cube::snapshot::write(&c, &mark, &mut w)?;
             }
             std::io::Write::flush(&mut w)?;
             w.get_ref().sync_all()?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &file)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("saving the aggregate failed: {e}")))?
-        .map_err(|e| StoreError::Invalid(format!("saving the aggregate failed: {e}")))
+        .map_err(|e| StoreError::Invalid(format!("saving the aggregate failed: {e}")))?;
+        // The trace records the file holds are not needed to replay it.
+        sqlx::query("DELETE FROM trace_touches WHERE seq <= ?1")
+            .bind(last_record)
+            .execute(&mut *conn)
+            .await?;
+        self.saved.calls.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
-    /// Loads the aggregate saved at `path` if it matches the database, and removes the file
-    /// either way (a crash later must not leave a stale one). Returns whether it was used.
+    /// Saves the aggregate beside the database at `path` while `serve` runs: once, soon, when
+    /// the file on disk can't be used (after a rebuild, a user deletion, retention), and again
+    /// after `SAVE_AFTER_CALLS` calls or `SAVE_AFTER` with any. A start after a crash then reads
+    /// the file and replays the calls stored after it.
+    pub fn spawn_aggregate_saver(&self, path: &std::path::Path) {
+        let (store, path) = (self.clone(), path.to_path_buf());
+        tokio::spawn(async move {
+            let mut last = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(SAVE_CHECK).await;
+                let calls = store.saved.calls.load(std::sync::atomic::Ordering::Relaxed);
+                let valid = store.saved.valid.load(std::sync::atomic::Ordering::Acquire);
+                let due = !valid || calls >= SAVE_AFTER_CALLS || (calls > 0 && last.elapsed() >= SAVE_AFTER);
+                if !due || !store.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                match store.save_aggregate(&path).await {
+                    Ok(()) => {
+                        last = std::time::Instant::now();
+                        let ms = started.elapsed().as_millis() as u64;
+                        tracing::info!(calls, ms, "aggregate saved for a start after a crash");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the aggregate was not saved");
+                        // Not again at once: the next check is one period away.
+                        store.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+                        last = std::time::Instant::now();
+                    }
+                }
+            }
+        });
+    }
+
+    /// Loads the aggregate saved at `path` if it matches the database, and brings it up to date
+    /// with what was stored after it was saved (a stop without a save: a crash, a kill). A file
+    /// that doesn't match, can't be read or can't be brought up to date is removed. Returns
+    /// whether it was used.
     pub(crate) async fn load_aggregate(&self, path: &std::path::Path) -> Result<bool, StoreError> {
         if !path.exists() {
             return Ok(false);
         }
-        // Taken out of place before it is parsed: a file that can't be read is never tried twice.
+        // Taken out of place while it is read: a file that makes this process fail is never
+        // tried twice.
         let file = path.with_extension("aggregate-loading");
         std::fs::rename(path, &file).map_err(|e| StoreError::Invalid(format!("saved aggregate: {e}")))?;
+        let reading = file.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&file)?;
-            let r = super::cube::snapshot::read(&mut std::io::BufReader::with_capacity(1 << 20, f));
-            let _ = std::fs::remove_file(&file);
-            r
+            let f = std::fs::File::open(&reading)?;
+            super::cube::snapshot::read(&mut std::io::BufReader::with_capacity(1 << 20, f))
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("reading the aggregate failed: {e}")))?;
-        let (cube, mark) = match read {
-            Ok(r) => r,
+        let used = match read {
+            Ok((cube, mark)) => self.bring_up_to_date(cube, &mark).await,
             Err(e) => {
                 tracing::warn!(error = %e, "the saved aggregate is unreadable; rebuilding");
-                return Ok(false);
+                false
             }
         };
-        if mark.first().is_none_or(|t| *t == 0) || mark != self.mark().await? {
-            tracing::info!("the saved aggregate is older than the database; rebuilding");
-            return Ok(false);
+        if used {
+            std::fs::rename(&file, path).map_err(|e| StoreError::Invalid(format!("saved aggregate: {e}")))?;
+        } else {
+            let _ = std::fs::remove_file(&file);
         }
-        *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
-        self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
-        Ok(true)
+        Ok(used)
+    }
+
+    /// Installs a saved aggregate taken at `mark` after replaying what was stored since, when
+    /// the database still matches the mark.
+    async fn bring_up_to_date(&self, mut cube: Cube, mark: &[i64]) -> bool {
+        let now = match self.mark().await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "the database's mark is unreadable; rebuilding");
+                return false;
+            }
+        };
+        let matches = mark.len() == now.len()
+            && mark[0] != 0
+            && mark[..MARK_EQUAL] == now[..MARK_EQUAL]
+            && mark[MARK_EQUAL..].iter().zip(&now[MARK_EQUAL..]).all(|(saved, db)| saved <= db);
+        if !matches {
+            tracing::info!("the saved aggregate is older than the database; rebuilding");
+            return false;
+        }
+        match self.replay_tail(&mut cube, &mark[MARK_EQUAL..]).await {
+            Ok(calls) => {
+                if calls > 0 {
+                    tracing::info!(calls, "calls stored after the aggregate was saved are added");
+                }
+                for p in cube.projects.values_mut() {
+                    p.compact_all();
+                }
+                *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
+                self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
+                self.saved.calls.store(calls, std::sync::atomic::Ordering::Relaxed);
+                self.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the saved aggregate could not be brought up to date; rebuilding");
+                false
+            }
+        }
     }
 }

@@ -505,19 +505,42 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         let project = store.ensure_project("p").await.expect("project");
         let (traces, calls) = corpus(seed, 700);
         // Trace records first (as an SDK flushes them with the calls), calls in batches of 97;
-        // one batch sent twice changes nothing.
+        // one batch sent twice changes nothing. Halfway the aggregate is saved, as `serve` does
+        // from time to time; some traces' records come again later with an earlier start and a
+        // new route (a record of its own, without calls).
+        let saved = Store::aggregate_path(&path);
         store.ingest(project, &traces, &[]).await.expect("traces");
-        for (i, chunk) in calls.chunks(97).enumerate() {
+        let chunks: Vec<&[EventIn]> = calls.chunks(97).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i == chunks.len() / 2 {
+                store.save_aggregate(&saved).await.expect("save while serving");
+            }
             store.ingest(project, &[], chunk).await.expect("ingest");
             if i == 3 {
                 let again = store.ingest(project, &[], chunk).await.expect("re-send");
                 assert_eq!(again.accepted, 0, "a re-sent batch is all duplicates");
             }
         }
+        let moved: Vec<TraceIn> = traces
+            .iter()
+            .step_by(5)
+            .map(|t| TraceIn {
+                started_ms: t.started_ms - 3 * HOUR,
+                route_tag: Some("POST /moved".into()),
+                ..t.clone()
+            })
+            .collect();
+        store.ingest(project, &moved, &[]).await.expect("moved records");
         check_all(&store, project, seed, "after ingest").await;
 
+        // A crash (no save at the stop): the next start reads the file saved halfway and then
+        // the calls, traces and tag sets stored after it.
+        store.close().await;
+        let store = Store::open_file(&path).await.expect("reopen");
+        assert!(store.load_aggregate(&saved).await.expect("load"), "the file saved halfway is used");
+        check_all(&store, project, seed, "after a crash (saved halfway, then the rest replayed)").await;
+
         // A clean stop saves the aggregate; the next start reads it back.
-        let saved = Store::aggregate_path(&path);
         store.save_aggregate(&saved).await.expect("save");
         store.close().await;
         let store = Store::open_file(&path).await.expect("reopen");
@@ -538,15 +561,29 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         let store = Store::open_with_aggregate(&path).await.expect("reopen");
         check_all(&store, project, seed, "after a restart").await;
 
-        // Deleting users takes exactly their share out.
+        // Deleting users takes exactly their share out; a file saved before is not used after.
+        store.save_aggregate(&saved).await.expect("save");
         for u in ["u3", "u7"] {
             store.delete_user(project, u, "test").await.expect("delete");
         }
         check_all(&store, project, seed, "after deletions").await;
+        let other = Store::open_file(&path).await.expect("open beside");
+        assert!(
+            !other.load_aggregate(&saved).await.expect("load"),
+            "a file saved before a deletion is not used"
+        );
+        other.close().await;
 
-        // Retention drops whole old days.
+        // Retention drops whole old days; a file saved before is not used after.
+        store.save_aggregate(&saved).await.expect("save");
         store.apply_retention(project, 20, NOW).await.expect("retention");
         check_all(&store, project, seed, "after retention").await;
+        let other = Store::open_file(&path).await.expect("open beside");
+        assert!(
+            !other.load_aggregate(&saved).await.expect("load"),
+            "a file saved before retention is not used"
+        );
+        other.close().await;
         store.close().await;
         let store = Store::open_with_aggregate(&path).await.expect("reopen");
         check_all(&store, project, seed, "after retention and a restart").await;

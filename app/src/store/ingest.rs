@@ -487,6 +487,12 @@ impl Store {
                   started_at = MIN(traces.started_at, excluded.started_at)",
             );
             q.build().execute(&mut *tx).await?;
+            // Named for a start after a crash (see `derived::replay_tail`).
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO trace_touches (project_id, trace_id) ");
+            q.push_values(chunk, |mut b, (t, _, _)| {
+                b.push_bind(project_id).push_bind(&t.id);
+            });
+            q.build().execute(&mut *tx).await?;
         }
 
         // Tags of events that carry none come from their trace (in this batch, or stored).

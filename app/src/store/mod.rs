@@ -98,6 +98,11 @@ pub struct Store {
     writer_gate: Arc<tokio::sync::Mutex<()>>,
     /// Whether the aggregate was built (only then do commits update it).
     aggregate_loaded: Arc<std::sync::atomic::AtomicBool>,
+    /// The state of the aggregate saved beside the file (see `derived`).
+    saved: Arc<derived::Saved>,
+    /// Held by user deletion and retention from start to end, and by a save of the aggregate:
+    /// no file is saved halfway through a deletion.
+    maintenance: Arc<tokio::sync::Mutex<()>>,
     /// Bumped after every committed batch that stored something: open dashboards poll it and
     /// refetch only when it moved.
     version: Arc<AtomicU64>,
@@ -169,6 +174,8 @@ impl Store {
             pending: Arc::default(),
             writer_gate: Arc::default(),
             aggregate_loaded: Arc::default(),
+            saved: Arc::default(),
+            maintenance: Arc::default(),
             version: Arc::default(),
             user_menus: Arc::default(),
         })
@@ -176,14 +183,14 @@ impl Store {
 
     /// Opens the database and builds the in-memory aggregate the views read (what `serve`
     /// needs; the CLI's other commands use [`Store::open`] and never pay for it): from the file
-    /// saved at the last clean shutdown ([`Store::aggregate_path`]) when it still matches the
-    /// database, else from the stored calls.
+    /// last saved ([`Store::aggregate_path`]) and the calls stored after it when it still
+    /// matches the database, else from all the stored calls.
     pub async fn open_with_aggregate(path: &Path) -> Result<Store, StoreError> {
         let store = Store::open_file(path).await?;
         let started = std::time::Instant::now();
         let saved = store.load_aggregate(&Store::aggregate_path(path)).await?;
-        store.drop_aggregate_token().await?;
         if !saved {
+            store.drop_aggregate_token().await?;
             store.rebuild_cube().await?;
         }
         tracing::info!(

@@ -23,6 +23,13 @@ impl Store {
         .bind(cutoff_ms)
         .fetch_all(&self.read)
         .await?;
+        // The aggregate saved for a start after a crash will no longer match once anything is
+        // deleted: it is dropped first (a crash in between means a rebuild, never a file that
+        // holds deleted calls), and no new one is saved until this pass is done.
+        let _maintenance = self.maintenance.lock().await;
+        if self.has_older(&self.read, project_id, cutoff_ms).await? {
+            self.drop_aggregate_token().await?;
+        }
         // Events and traces: a batch of old ones at a time (by their time index).
         for (table, column) in [("events", "ts"), ("traces", "started_at")] {
             loop {
@@ -49,6 +56,9 @@ impl Store {
         // old call committed meanwhile, so SQLite and the aggregate agree.
         {
             let mut conn = self.write.acquire().await?;
+            if self.has_older(&mut *conn, project_id, cutoff_ms).await? {
+                self.drop_aggregate_token_on(&mut conn).await?;
+            }
             for (table, column) in [("events", "ts"), ("traces", "started_at")] {
                 let n = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE project_id = ?1 AND {column} < ?2"
@@ -71,5 +81,21 @@ impl Store {
             self.checkpoint().await?;
         }
         Ok(events)
+    }
+
+    /// Whether a project holds events or traces from before `cutoff_ms` (time indexes).
+    async fn has_older<'e, E>(&self, db: E, project_id: i64, cutoff_ms: i64) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    {
+        let (old,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE project_id = ?1 AND ts < ?2)
+                 OR EXISTS (SELECT 1 FROM traces WHERE project_id = ?1 AND started_at < ?2)",
+        )
+        .bind(project_id)
+        .bind(cutoff_ms)
+        .fetch_one(db)
+        .await?;
+        Ok(old)
     }
 }

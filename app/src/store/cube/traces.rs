@@ -260,6 +260,21 @@ impl ProjectCube {
         self.apply_traces(std::slice::from_ref(f), &[]);
     }
 
+    /// Sets a held trace to its stored row as read at a start after a crash (its totals, start,
+    /// tag set and route replaced; the providers and agents of the calls already held kept), or
+    /// adds it. Returns the hour and tag set (db id) it started in before, if it was held.
+    pub fn reload_trace(&mut self, f: &TraceFact) -> Option<(i64, i64)> {
+        let before = self.traces.get(f.seq).map(|e| {
+            let db_id = self.tag_sets.get(e.tag_set as usize).map_or(-1, |t| t.db_id);
+            (e.start_ms.div_euclid(3_600_000), db_id, e.mask)
+        });
+        self.apply_traces(&[TraceFact { new: true, ..f.clone() }], &[]);
+        let (hour, tag_set, mask) = before?;
+        let (c, i) = self.traces.slot(f.seq);
+        c.entries[i].mask |= mask;
+        Some((hour, tag_set))
+    }
+
     /// Adds a stored call's provider and agent to its trace's mask (a rebuild).
     pub fn load_trace_call(&mut self, seq: u32, provider: Option<&str>, agent: Option<&str>) {
         let mask = self.mask_of(provider, agent);
