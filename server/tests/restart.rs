@@ -1,7 +1,7 @@
 //! A clean stop saves the aggregate and the next start reads it back (same answers); after a
-//! crash the next start reads the file and then what was stored after it; a database changed
-//! while the server was down (here by `tokentally demo`) makes the next start rebuild from the
-//! calls instead, so nothing written meanwhile is missed.
+//! crash the next start reads the file and then what was stored after it, as it does for calls
+//! another process (here `tokentally demo`) appended while the server was down, so nothing
+//! written meanwhile is missed.
 
 mod common;
 
@@ -80,13 +80,14 @@ async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
     assert_eq!(answers(&server).await, after, "the same answers after a crash");
     assert_eq!(server.get("/v1/me/ai-apps/traces?window=7d&limit=500").await, (200, traces));
 
-    // Calls written while the server is down: the saved aggregate no longer matches.
+    // Calls another process appends while the server is down are replayed after the file.
     server.stop_gracefully();
     assert!(saved.exists());
     let (ok, _, err) =
         cli(&server.db, &["demo", "--events", "40", "--users", "3", "--days", "1", "--seed", "5"]);
     assert!(ok, "{err}");
     server.start_again(&["--no-login"]);
+    assert!(saved.exists(), "the saved aggregate is used, with the demo's calls replayed");
     let (status, overview) = server.get(VIEWS[1]).await;
     assert_eq!(status, 200);
     assert_eq!(overview["current"]["calls"], json!(460), "the demo's calls are counted after the restart");

@@ -483,8 +483,8 @@ impl Store {
     }
 
     /// A saved aggregate's mark: what the database must still equal for the file to be used
-    /// (the token written with it, dropped by every later opening of the database by another
-    /// command and before every user deletion and retention step; the count of `store_meta`
+    /// (the token written with it, dropped before every user deletion and retention step, and
+    /// by every opening of the database by a release before this one; the count of `store_meta`
     /// rows, which holds pending upgrade steps; the migrations run), then how far the file
     /// reaches (the last call's rowid, tag set's id and trace record's number). Index lookups
     /// only: no count of millions of rows at start.

@@ -547,17 +547,29 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         assert!(store.load_aggregate(&saved).await.expect("load"), "the saved aggregate is used");
         store.drop_aggregate_token().await.expect("token");
         check_all(&store, project, seed, "after a restart from the saved aggregate").await;
-        // Any other opening of the file in between (the CLI) makes the next start rebuild.
+        // Calls another process (the CLI's `demo`) appends while the server is down are
+        // replayed at the next start like calls after a crash.
         store.save_aggregate(&saved).await.expect("save");
         store.close().await;
-        Store::open(&path).await.expect("open as the CLI does").close().await;
-        let other = Store::open_file(&path).await.expect("reopen");
-        assert!(!other.load_aggregate(&saved).await.expect("load"), "a stale aggregate is not used");
-        other.close().await;
-        let store = Store::open_with_aggregate(&path).await.expect("reopen");
+        let cli = Store::open(&path).await.expect("open as the CLI does");
+        let extra: Vec<EventIn> = calls
+            .iter()
+            .step_by(7)
+            .map(|e| EventIn {
+                id: format!("x{}", e.id),
+                trace_id: e.trace_id.as_ref().map(|t| format!("x{t}")),
+                ..e.clone()
+            })
+            .collect();
+        cli.ingest(project, &[], &extra).await.expect("another process's calls");
+        cli.close().await;
+        let store = Store::open_file(&path).await.expect("reopen");
+        assert!(store.load_aggregate(&saved).await.expect("load"), "the saved aggregate is used");
+        check_all(&store, project, seed, "after calls from another process while stopped").await;
 
-        // A restart rebuilds the aggregate from the file.
+        // Without the file, a start rebuilds the aggregate from the database.
         store.close().await;
+        std::fs::remove_file(&saved).expect("remove the saved aggregate");
         let store = Store::open_with_aggregate(&path).await.expect("reopen");
         check_all(&store, project, seed, "after a restart").await;
 

@@ -127,12 +127,11 @@ pub fn hour_of(ts_ms: i64) -> i64 {
 
 impl Store {
     /// Opens (creating if missing) the database file, in WAL mode with full fsync on commit
-    /// (an acknowledged batch survives a power cut), and runs pending migrations. An aggregate
-    /// saved beside the file is no longer used after this (this process may write).
+    /// (an acknowledged batch survives a power cut), and runs pending migrations. Calls this
+    /// process appends are replayed by the next start that reads a saved aggregate; a user
+    /// deletion or retention makes that start rebuild instead (see `derived`).
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let store = Store::open_file(path).await?;
-        store.drop_aggregate_token().await?;
-        Ok(store)
+        Store::open_file(path).await
     }
 
     async fn open_file(path: &Path) -> Result<Store, StoreError> {

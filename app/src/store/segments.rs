@@ -7,7 +7,6 @@ use super::window::{hours, rfc3339};
 use super::{Store, StoreError};
 use crate::model::money::usd_decimal;
 use crate::model::{SegmentRow, SegmentsView, UsersFilter};
-use std::collections::HashMap;
 
 impl Store {
     /// Spend, users, traces, calls and tokens per value of tag `by` in the filter's window.
@@ -68,31 +67,22 @@ impl Store {
                     // Each tag set's group: the position of its value for the key among the
                     // values.
                     let key = c.keys.get(&by);
-                    let mut index: HashMap<u32, u32> = HashMap::new();
+                    let mut index = vec![NONE; c.values.len()];
                     let mut values: Vec<u32> = Vec::new();
                     let group_of: Vec<u32> = (0..c.tag_sets.len() as u32)
                         .map(|ts| match key.and_then(|k| c.value_of(ts, k)) {
                             None => NONE,
-                            Some(v) => *index.entry(v).or_insert_with(|| {
-                                values.push(v);
-                                values.len() as u32 - 1
-                            }),
+                            Some(v) => {
+                                if index[v as usize] == NONE {
+                                    index[v as usize] = values.len() as u32;
+                                    values.push(v);
+                                }
+                                index[v as usize]
+                            }
                         })
                         .collect();
                     let (sums, traces, seen) = c.per_group(&s, &group_of, values.len());
-                    // Distinct users per group, from the tag sets that had calls.
-                    let mut pairs: Vec<(u32, u32)> = seen
-                        .iter()
-                        .enumerate()
-                        .filter(|(ts, had)| **had && c.user_of[*ts] != NONE)
-                        .map(|(ts, _)| (group_of[ts], c.user_of[ts]))
-                        .collect();
-                    pairs.sort_unstable();
-                    pairs.dedup();
-                    let mut users = vec![0i64; values.len() + 1];
-                    for (g, _) in pairs {
-                        users[if g == NONE { values.len() } else { g as usize }] += 1;
-                    }
+                    let users = c.users_per_group(&seen, &group_of, values.len());
                     (values, sums, traces, users)
                 };
                 // Ranked by spend, then calls, then value (no value last); only the kept ones

@@ -363,6 +363,75 @@ impl ProjectCube {
         }
     }
 
+    /// Trace starts in the scope per slot (`slot` of a start's tag set, below `slots`), on two
+    /// threads when the scope has many rows (kind `Starts` only, else all zero).
+    pub fn starts_per(&self, s: &Scope, slots: usize, slot: impl Fn(u32) -> usize + Sync) -> Vec<i64> {
+        if s.kind != TraceKind::Starts {
+            return vec![0; slots];
+        }
+        let parts = self.par_hours(s, |hours| {
+            let mut out = vec![0i64; slots];
+            for (_, h) in hours {
+                for (ts, n) in &h.starts {
+                    if Self::tag_ok(s, *ts) {
+                        out[slot(*ts)] += n;
+                    }
+                }
+            }
+            out
+        });
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().unwrap_or_else(|| vec![0; slots]);
+        for p in parts {
+            for (x, y) in out.iter_mut().zip(p) {
+                *x += y;
+            }
+        }
+        out
+    }
+
+    /// Distinct users per group (`group_of` each tag set's group, `NONE` for the last group)
+    /// among the tag sets `seen` says had calls: the tag sets counted out by group, then each
+    /// group's users marked in one bitmap that is cleared again after the group.
+    pub fn users_per_group(&self, seen: &[bool], group_of: &[u32], groups: usize) -> Vec<i64> {
+        let slot = |ts: usize| match group_of[ts] {
+            NONE => groups,
+            g => g as usize,
+        };
+        let with_user = || (0..seen.len()).filter(|ts| seen[*ts] && self.user_of[*ts] != NONE);
+        let mut start = vec![0usize; groups + 2];
+        for ts in with_user() {
+            start[slot(ts) + 1] += 1;
+        }
+        for g in 1..start.len() {
+            start[g] += start[g - 1];
+        }
+        let mut at = start.clone();
+        let mut order = vec![0u32; start[groups + 1]];
+        for ts in with_user() {
+            let g = slot(ts);
+            order[at[g]] = ts as u32;
+            at[g] += 1;
+        }
+        let mut bits = vec![0u64; self.users.len().div_ceil(64)];
+        let mut users = vec![0i64; groups + 1];
+        for g in 0..=groups {
+            let members = &order[start[g]..start[g + 1]];
+            for ts in members {
+                let u = self.user_of[*ts as usize] as usize;
+                let (word, bit) = (u / 64, 1u64 << (u % 64));
+                if bits[word] & bit == 0 {
+                    bits[word] |= bit;
+                    users[g] += 1;
+                }
+            }
+            for ts in members {
+                bits[self.user_of[*ts as usize] as usize / 64] = 0;
+            }
+        }
+        users
+    }
+
     /// One pass for the Overview and Models views: totals, traces, distinct users, sums per
     /// (hour, provider/model pair), and (`per_pair_users`) distinct users per pair.
     pub fn scan_hours(&self, s: &Scope, per_pair_users: bool) -> HourScan {
@@ -804,7 +873,9 @@ impl ProjectCube {
             v => v as usize,
         };
         let (sums, mut traces, seen) = self.group_sums(s, groups, |rows, i| g(rows.tag_set[i]), true);
-        self.each_start(s, |ts, k| traces[g(ts)] += k);
+        for (t, k) in traces.iter_mut().zip(self.starts_per(s, groups + 1, g)) {
+            *t += k;
+        }
         (sums, traces, seen)
     }
 
@@ -813,7 +884,10 @@ impl ProjectCube {
         let n = self.users.len();
         let group = |u: u32| if u == NONE { n } else { u as usize };
         let (sums, mut traces, _) = self.group_sums(s, n, |rows, i| group(rows.user[i]), false);
-        self.each_start(s, |ts, k| traces[group(self.user_of[ts as usize])] += k);
+        for (t, k) in traces.iter_mut().zip(self.starts_per(s, n + 1, |ts| group(self.user_of[ts as usize])))
+        {
+            *t += k;
+        }
         (sums, traces)
     }
 
