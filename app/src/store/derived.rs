@@ -158,6 +158,19 @@ impl Store {
         .map_err(|e| StoreError::Invalid(format!("aggregate read failed: {e}")))
     }
 
+    /// Megabytes (10^6) the aggregate's largest parts hold (all projects): rows, latency rows,
+    /// tool rows, trace starts, the trace index, tag sets and names.
+    pub fn aggregate_megabytes(&self) -> [usize; 6] {
+        let c = self.cube.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = [0usize; 6];
+        for p in c.projects.values() {
+            for (o, b) in out.iter_mut().zip(p.heap_bytes()) {
+                *o += b;
+            }
+        }
+        out.map(|b| b / 1_000_000)
+    }
+
     /// Rows held by the aggregate (all projects).
     pub fn aggregate_rows(&self) -> usize {
         let c = self.cube.read().unwrap_or_else(|e| e.into_inner());

@@ -161,9 +161,11 @@ impl Store {
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
         allow_cancelled_status(&write).await?;
+        // Readers keep a small page cache (4 MiB each): the aggregate answers the scans, and
+        // what readers read (a page of traces, a call) is a few pages.
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts.read_only(true).pragma("cache_size", "-16384"))
+            .connect_with(opts.read_only(true).pragma("cache_size", "-4096"))
             .await?;
         Ok(Store {
             read,
@@ -192,6 +194,8 @@ impl Store {
             store.drop_aggregate_token().await?;
             store.rebuild_cube().await?;
         }
+        let [rows, lat, tools, starts, traces, tags] = store.aggregate_megabytes();
+        tracing::info!(rows, lat, tools, starts, traces, tags, "aggregate memory (MB)");
         tracing::info!(
             rows = store.aggregate_rows(),
             ms = started.elapsed().as_millis() as u64,

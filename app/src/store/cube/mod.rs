@@ -128,13 +128,46 @@ impl Row {
     }
 }
 
-/// Calls with a latency in one histogram bucket.
+/// Calls with a latency in one histogram bucket: 12 bytes, the bucket (fewer than 256) and the
+/// count (below 2^24) in one word. Counts past that take more rows with the same key; every
+/// reader sums them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatRow {
     pub tag_set: u32,
     pub combo: u32,
-    pub bucket: u32,
-    pub n: u32,
+    packed: u32,
+}
+
+impl LatRow {
+    const MAX_N: u32 = (1 << 24) - 1;
+
+    pub fn bucket(&self) -> u32 {
+        self.packed >> 24
+    }
+
+    pub fn n(&self) -> u32 {
+        self.packed & Self::MAX_N
+    }
+
+    /// Appends rows holding `n` calls in `bucket` (one row unless `n` passes 2^24 - 1).
+    pub fn push(out: &mut Vec<LatRow>, tag_set: u32, combo: u32, bucket: u32, mut n: u64) {
+        let bucket = bucket.min(255) << 24;
+        while n > 0 {
+            let part = n.min(u64::from(Self::MAX_N)) as u32;
+            out.push(LatRow { tag_set, combo, packed: bucket | part });
+            n -= u64::from(part);
+        }
+    }
+}
+
+/// Appends trace starts of a tag set as entries whose counts fit an `i32` (one entry unless
+/// more than 2^31 traces start in one hour with one tag set).
+pub fn push_starts(out: &mut Vec<(u32, i32)>, tag_set: u32, mut n: i64) {
+    while n != 0 {
+        let part = n.clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        out.push((tag_set, part as i32));
+        n -= part;
+    }
 }
 
 /// Calls that used one tool.
@@ -157,7 +190,7 @@ pub struct Hour {
     pub lat: Vec<LatRow>,
     pub tools: Vec<ToolRow>,
     /// Traces that started in this hour, per tag set (negative entries move a start elsewhere).
-    pub starts: Vec<(u32, i64)>,
+    pub starts: Vec<(u32, i32)>,
     /// The combinations with calls in this hour, sorted (what the filter menus offer).
     pub combos: Vec<u32>,
     /// How many of the first rows are in order (`Row::order`; see `compact`).
@@ -283,7 +316,7 @@ impl ProjectCube {
         }
         // Group the batch's calls by key first, so a batch adds one row per key.
         let mut rows: HashMap<(i64, u32, u32), Row> = HashMap::new();
-        let mut lat: HashMap<(i64, u32, u32, u32), u32> = HashMap::new();
+        let mut lat: HashMap<(i64, u32, u32, u32), u64> = HashMap::new();
         let mut tools: HashMap<(i64, u32, u32, u32), ToolRow> = HashMap::new();
         for c in &delta.calls {
             let hour = c.ts_ms.div_euclid(HOUR_MS);
@@ -343,14 +376,14 @@ impl ProjectCube {
             touched.push(hour);
         }
         for ((hour, tag_set, combo, bucket), n) in lat {
-            self.hours.entry(hour).or_default().lat.push(LatRow { tag_set, combo, bucket, n });
+            LatRow::push(&mut self.hours.entry(hour).or_default().lat, tag_set, combo, bucket, n);
         }
         for ((hour, ..), t) in tools {
             self.hours.entry(hour).or_default().tools.push(t);
         }
         for (hour, tag_set, n) in &delta.starts {
             let ts = self.tag_set(*tag_set, None);
-            self.hours.entry(*hour).or_default().starts.push((ts, *n));
+            push_starts(&mut self.hours.entry(*hour).or_default().starts, ts, *n);
             touched.push(*hour);
         }
         self.apply_traces(&delta.traces, &delta.trace_masks);
@@ -406,6 +439,35 @@ impl ProjectCube {
     pub fn row_count(&self) -> usize {
         self.hours.values().map(|h| h.rows.len() + h.lat.len() + h.tools.len() + h.starts.len()).sum()
     }
+
+    /// Bytes the largest parts hold (vector capacities; strings and maps estimated), for logs
+    /// and benchmarks: (rows, latency rows, tool rows, starts, trace index, tag sets and names).
+    pub fn heap_bytes(&self) -> [usize; 6] {
+        fn cap<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let mut out = [0usize; 6];
+        for h in self.hours.values() {
+            let r = &h.rows;
+            out[0] += cap(&r.tag_set) + cap(&r.user) + cap(&r.combo) + cap(&r.calls) + cap(&r.last_ms);
+            out[0] += cap(&r.cost) + cap(&r.rest) + cap(&h.fence) + cap(&h.combos);
+            out[1] += cap(&h.lat);
+            out[2] += cap(&h.tools);
+            out[3] += cap(&h.starts);
+        }
+        out[4] = self.traces.chunks.iter().map(|c| cap(&c.entries)).sum();
+        let names =
+            [&self.providers, &self.models, &self.agents, &self.tools, &self.users, &self.keys, &self.values]
+                .iter()
+                .map(|i| i.names.iter().map(|n| 2 * n.len() + 48).sum::<usize>())
+                .sum::<usize>();
+        out[5] = cap(&self.tag_sets)
+            + self.tag_sets.iter().map(|t| t.kv.capacity() * 8).sum::<usize>()
+            + cap(&self.user_of)
+            + self.tag_index.capacity() * 17
+            + names;
+        out
+    }
 }
 
 impl Hour {
@@ -448,14 +510,13 @@ impl Hour {
         let mut merged: Vec<Row> = rows.into_values().collect();
         merged.sort_unstable_by_key(Row::order);
         self.rows = merged.into_iter().collect();
-        let mut lat: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        let mut lat: HashMap<(u32, u32, u32), u64> = HashMap::new();
         for r in self.lat.drain(..) {
-            *lat.entry((r.tag_set, r.combo, r.bucket)).or_default() += r.n;
+            *lat.entry((r.tag_set, r.combo, r.bucket())).or_default() += u64::from(r.n());
         }
-        self.lat = lat
-            .into_iter()
-            .map(|((tag_set, combo, bucket), n)| LatRow { tag_set, combo, bucket, n })
-            .collect();
+        for ((tag_set, combo, bucket), n) in lat {
+            LatRow::push(&mut self.lat, tag_set, combo, bucket, n);
+        }
         self.lat.shrink_to_fit();
         let mut tools: HashMap<(u32, u32, u32), ToolRow> = HashMap::new();
         for t in self.tools.drain(..) {
@@ -474,9 +535,11 @@ impl Hour {
         self.tools.shrink_to_fit();
         let mut starts: HashMap<u32, i64> = HashMap::new();
         for (ts, n) in self.starts.drain(..) {
-            *starts.entry(ts).or_default() += n;
+            *starts.entry(ts).or_default() += i64::from(n);
         }
-        self.starts = starts.into_iter().filter(|(_, n)| *n != 0).collect();
+        for (ts, n) in starts {
+            push_starts(&mut self.starts, ts, n);
+        }
         self.starts.shrink_to_fit();
         self.compacted = self.rows.len() + self.starts.len();
         // Merging rows keeps the set of combinations with calls (`apply` keeps `combos`).
@@ -594,4 +657,40 @@ pub fn tool_facts(tools: &[String], flags: &[u8]) -> Vec<(String, u8)> {
         out.push((t.clone(), flags.get(i).copied().unwrap_or(0)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_past_a_packed_field_take_more_rows_and_sum_exactly() {
+        let mut lat = Vec::new();
+        let n = 3 * u64::from(LatRow::MAX_N) + 5;
+        LatRow::push(&mut lat, 7, 2, 140, n);
+        LatRow::push(&mut lat, 7, 2, 3, 0);
+        assert_eq!(lat.len(), 4);
+        assert!(lat.iter().all(|l| l.tag_set == 7 && l.combo == 2 && l.bucket() == 140));
+        assert_eq!(lat.iter().map(|l| u64::from(l.n())).sum::<u64>(), n);
+
+        let mut starts = Vec::new();
+        push_starts(&mut starts, 4, 5_000_000_000);
+        push_starts(&mut starts, 5, -3);
+        push_starts(&mut starts, 6, 0);
+        assert_eq!(
+            starts.iter().filter(|(t, _)| *t == 4).map(|(_, n)| i64::from(*n)).sum::<i64>(),
+            5_000_000_000
+        );
+        assert_eq!(starts.iter().filter(|(t, _)| *t != 4).copied().collect::<Vec<_>>(), vec![(5, -3)]);
+    }
+
+    #[test]
+    fn compaction_sums_latency_counts_without_wrapping() {
+        let mut h = Hour::default();
+        for _ in 0..3 {
+            LatRow::push(&mut h.lat, 1, 0, 9, u64::from(LatRow::MAX_N));
+        }
+        h.compact();
+        assert_eq!(h.lat.iter().map(|l| u64::from(l.n())).sum::<u64>(), 3 * u64::from(LatRow::MAX_N));
+    }
 }

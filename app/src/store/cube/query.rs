@@ -357,7 +357,7 @@ impl ProjectCube {
         for (_, h) in self.hours_of(s) {
             for (ts, n) in &h.starts {
                 if Self::tag_ok(s, *ts) {
-                    f(*ts, *n);
+                    f(*ts, i64::from(*n));
                 }
             }
         }
@@ -374,7 +374,7 @@ impl ProjectCube {
             for (_, h) in hours {
                 for (ts, n) in &h.starts {
                     if Self::tag_ok(s, *ts) {
-                        out[slot(*ts)] += n;
+                        out[slot(*ts)] += i64::from(*n);
                     }
                 }
             }
@@ -774,8 +774,8 @@ impl ProjectCube {
             for (_, h) in hours {
                 for l in &h.lat {
                     if self.row_ok(s, l.tag_set, l.combo) {
-                        let b = (l.bucket as usize).min(nb - 1);
-                        dense[pair_of[l.combo as usize] as usize * nb + b] += i64::from(l.n);
+                        let b = (l.bucket() as usize).min(nb - 1);
+                        dense[pair_of[l.combo as usize] as usize * nb + b] += i64::from(l.n());
                     }
                 }
             }

@@ -136,7 +136,7 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
             }
             w.len(h.lat.len())?;
             for l in &h.lat {
-                for v in [l.tag_set, l.combo, l.bucket, l.n] {
+                for v in [l.tag_set, l.combo, l.bucket(), l.n()] {
                     w.u32(v)?;
                 }
             }
@@ -151,7 +151,7 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
             w.len(h.starts.len())?;
             for (ts, n) in &h.starts {
                 w.u32(*ts)?;
-                w.i64(*n)?;
+                w.i64(i64::from(*n))?;
             }
         }
         w.interner(&p.traces.routes)?;
@@ -235,7 +235,8 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
             let n = r.len()?;
             h.lat = sized(n);
             for _ in 0..n {
-                h.lat.push(LatRow { tag_set: r.u32()?, combo: r.u32()?, bucket: r.u32()?, n: r.u32()? });
+                let (tag_set, combo, bucket, calls) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+                LatRow::push(&mut h.lat, tag_set, combo, bucket, u64::from(calls));
             }
             let n = r.len()?;
             h.tools = sized(n);
@@ -254,7 +255,8 @@ pub fn read(input: &mut impl Read) -> io::Result<(Cube, Vec<i64>)> {
                 h.tools.push(t);
             }
             for _ in 0..r.len()? {
-                h.starts.push((r.u32()?, r.i64()?));
+                let (tag_set, n) = (r.u32()?, r.i64()?);
+                super::push_starts(&mut h.starts, tag_set, n);
             }
             h.compacted = h.rows.len() + h.starts.len();
             h.note_combos();
