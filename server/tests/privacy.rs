@@ -88,7 +88,7 @@ async fn others(s: &TestServer, victim: &str) -> Value {
 
 #[tokio::test]
 async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
-    let s = TestServer::start();
+    let mut s = TestServer::start();
     let admin = create_key(&s.db, "admin", "default");
     let victim = "victim-4e7f9b";
     let secret = "SECRET-of-the-victim";
@@ -109,6 +109,14 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     for chunk in events.chunks(500) {
         post_as(&s, &s.ingest_key, chunk.to_vec()).await;
     }
+    // A restart saves the aggregate beside the file (with the victim in it) and reads it back.
+    s.stop_gracefully();
+    s.start_again(&["--no-login"]);
+    let saved = app::store::Store::aggregate_path(&s.db);
+    let holds = |needle: &str| {
+        std::fs::read(&saved).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(holds(victim), "the saved aggregate names the victim before the deletion");
     let before = others(&s, victim).await;
     let (_, o_before) = s.get("/v1/me/ai-apps/overview").await;
     let (_, v) = s.get(&format!("/v1/me/ai-apps/users/{victim}")).await;
@@ -174,8 +182,13 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     let (status, _) = s.get("/v1/me/ai-apps/events/e0").await;
     assert_eq!(status, 404);
 
-    // Nothing of theirs is left in the file or the WAL.
+    // Nothing of theirs is left in the file, the WAL or the saved aggregate, nor in the one
+    // saved after the deletion.
     assert!(!file_contains(&s.db, victim), "the user id is still in the database file");
+    s.stop_gracefully();
+    assert!(saved.exists(), "a clean stop saves the aggregate");
+    assert!(!holds(victim), "the aggregate saved after the deletion names the victim");
+    s.start_again(&["--no-login"]);
     assert!(!file_contains(&s.db, secret), "their prompt is still in the database file");
     // The log has who, when and a hash, not the id.
     let page =

@@ -36,6 +36,8 @@ const MARK_EQUAL: usize = 3;
 pub(crate) struct Saved {
     valid: std::sync::atomic::AtomicBool,
     calls: std::sync::atomic::AtomicU64,
+    /// Where it was last saved or read from.
+    path: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 #[derive(FromRow)]
@@ -522,14 +524,29 @@ impl Store {
         self.drop_aggregate_token_on(&mut conn).await
     }
 
-    /// [`Store::drop_aggregate_token`] on the writer connection the caller holds.
+    /// [`Store::drop_aggregate_token`] on the writer connection the caller holds, and removes
+    /// the saved file: a user deletion or retention must not leave their data in it (the next
+    /// save writes a new one).
     pub(crate) async fn drop_aggregate_token_on(
         &self,
         conn: &mut sqlx::SqliteConnection,
     ) -> Result<(), StoreError> {
         self.saved.valid.store(false, std::sync::atomic::Ordering::Release);
         sqlx::query("DELETE FROM store_meta WHERE key = 'aggregate_token'").execute(&mut *conn).await?;
+        let path = self.saved.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(path) = path {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Invalid(format!("removing the saved aggregate: {e}")));
+                }
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    fn note_saved_path(&self, path: &std::path::Path) {
+        *self.saved.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.to_path_buf());
     }
 
     /// Saves the aggregate to `path` (through a temporary file, renamed into place), for the
@@ -577,6 +594,7 @@ impl Store {
             .await?;
         self.saved.calls.store(0, std::sync::atomic::Ordering::Relaxed);
         self.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+        self.note_saved_path(path);
         Ok(())
     }
 
@@ -642,6 +660,7 @@ impl Store {
         };
         if used {
             std::fs::rename(&file, path).map_err(|e| StoreError::Invalid(format!("saved aggregate: {e}")))?;
+            self.note_saved_path(path);
         } else {
             let _ = std::fs::remove_file(&file);
         }

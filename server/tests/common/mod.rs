@@ -39,11 +39,14 @@ pub fn binary() -> &'static str {
     bin()
 }
 
-/// Whether `needle` occurs anywhere in the database file or its WAL.
+/// Whether `needle` occurs anywhere in the database file, its WAL or the aggregate saved beside it.
 pub fn file_contains(db: &std::path::Path, needle: &str) -> bool {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    [db.to_path_buf(), PathBuf::from(wal)].iter().any(|p| {
+    let beside = |suffix: &str| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    [db.to_path_buf(), beside("-wal"), beside(".aggregate"), beside(".aggregate-tmp")].iter().any(|p| {
         std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
     })
 }

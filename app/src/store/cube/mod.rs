@@ -64,6 +64,12 @@ impl Interner {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+
+    /// Takes the next id for a name that is gone (a deleted user's, in a saved aggregate): it
+    /// reads as empty and no lookup finds it.
+    pub fn push_gone(&mut self) {
+        self.names.push(String::new());
+    }
 }
 
 /// One distinct tags map.

@@ -8,7 +8,9 @@ use super::traces::TraceEntry;
 use super::{Cube, Hour, Interner, LatRow, ProjectCube, Row, TagSet, ToolRow};
 use std::io::{self, Read, Write};
 
-const MAGIC: &[u8; 8] = b"TTAGG\x00\x00\x02";
+const MAGIC: &[u8; 8] = b"TTAGG\x00\x00\x03";
+/// A name's length when the name is left out (no live tag set uses it: a deleted user's).
+const GONE: u64 = u64::MAX;
 
 struct W<'a, T: Write>(&'a mut T);
 
@@ -32,6 +34,18 @@ impl<T: Write> W<'_, T> {
     fn interner(&mut self, i: &Interner) -> io::Result<()> {
         self.len(i.names.len())?;
         i.names.iter().try_for_each(|n| self.str(n))
+    }
+    /// An interner whose names `used` doesn't mark are left out (their ids stay taken).
+    fn interner_used(&mut self, i: &Interner, used: &[bool]) -> io::Result<()> {
+        self.len(i.names.len())?;
+        for (id, n) in i.names.iter().enumerate() {
+            if used.get(id).copied().unwrap_or(false) {
+                self.str(n)?;
+            } else {
+                self.u64(GONE)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -64,22 +78,25 @@ impl<T: Read> R<'_, T> {
         }
         Ok(n as usize)
     }
-    fn str(&mut self) -> io::Result<String> {
-        let n = self.len()?;
-        // Names (models, tag values, tools) are at most a few kilobytes.
-        if n > 1 << 20 {
-            return Err(bad("string length"));
-        }
-        let mut b = vec![0u8; n];
-        self.0.read_exact(&mut b)?;
-        String::from_utf8(b).map_err(|_| bad("string"))
-    }
     fn interner(&mut self) -> io::Result<Interner> {
         let n = self.len()?;
         let mut i = Interner::default();
-        for _ in 0..n {
-            let s = self.str()?;
-            i.id(&s);
+        for id in 0..n {
+            let len = self.u64()?;
+            if len == GONE {
+                i.push_gone();
+                continue;
+            }
+            if len > 1 << 20 {
+                return Err(bad("string length"));
+            }
+            let mut b = vec![0u8; len as usize];
+            self.0.read_exact(&mut b)?;
+            let s = String::from_utf8(b).map_err(|_| bad("string"))?;
+            // Ids are positions: a name given twice would shift every later one.
+            if i.id(&s) as usize != id {
+                return Err(bad("names"));
+            }
         }
         Ok(i)
     }
@@ -100,9 +117,24 @@ pub fn write(cube: &Cube, mark: &[i64], out: &mut impl Write) -> io::Result<()> 
     w.len(cube.projects.len())?;
     for (id, p) in &cube.projects {
         w.i64(*id)?;
-        for i in [&p.providers, &p.models, &p.agents, &p.tools, &p.users, &p.keys, &p.values] {
+        // Users and tag values no live tag set uses (a deleted user's) are left out of the file.
+        let (mut users, mut values) = (vec![false; p.users.len()], vec![false; p.values.len()]);
+        for t in p.tag_sets.iter().filter(|t| t.live) {
+            if let Some(u) = users.get_mut(t.user as usize) {
+                *u = true;
+            }
+            for (_, v) in &t.kv {
+                if let Some(v) = values.get_mut(*v as usize) {
+                    *v = true;
+                }
+            }
+        }
+        for i in [&p.providers, &p.models, &p.agents, &p.tools] {
             w.interner(i)?;
         }
+        w.interner_used(&p.users, &users)?;
+        w.interner(&p.keys)?;
+        w.interner_used(&p.values, &values)?;
         w.len(p.combos.len())?;
         for (a, b, c) in &p.combos {
             w.u32(*a)?;
@@ -381,6 +413,20 @@ mod tests {
         assert_eq!(a.traces.iter().collect::<Vec<_>>(), b.traces.iter().collect::<Vec<_>>());
         assert_eq!(b.traces.len(), 3);
         assert_eq!(b.traces.routes.name(b.traces.get(10_000).map_or(0, |e| e.route)), "/r2");
+        // A deleted user's name is left out of the file; its id stays taken.
+        let gone = cube.project(3);
+        gone.apply(&Delta {
+            tag_sets: vec![(8, BTreeMap::from([("userId".into(), "gone-user-4711".into())]))],
+            calls: vec![CallFact { tag_set: 8, ts_ms: 1_800_000_000_000, ..CallFact::default() }],
+            ..Delta::default()
+        });
+        gone.remove_tag_sets(&[8]);
+        let mut after = Vec::new();
+        write(&cube, &[1], &mut after).expect("write");
+        assert!(!after.windows(14).any(|w| w == b"gone-user-4711"), "a deleted user's name is in the file");
+        let (back2, _) = read(&mut after.as_slice()).expect("read");
+        let p2 = &back2.projects[&3];
+        assert_eq!((p2.users.len(), p2.users.name(1), p2.users.get("u1")), (2, "", Some(0)));
         // A truncated or damaged file is an error, never a panic.
         assert!(read(&mut &bytes[..bytes.len() - 3]).is_err());
         let mut damaged = bytes.clone();
