@@ -691,7 +691,7 @@ impl Store {
                     tracing::info!(calls, "calls stored after the aggregate was saved are added");
                 }
                 for p in cube.projects.values_mut() {
-                    p.compact_all();
+                    p.compact_changed();
                 }
                 *self.cube.write().unwrap_or_else(|e| e.into_inner()) = cube;
                 self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);

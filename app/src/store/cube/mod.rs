@@ -441,6 +441,16 @@ impl ProjectCube {
         }
     }
 
+    /// Merges the equal keys of the hours that got rows or starts since their last merge (after
+    /// a saved aggregate is brought up to date: the other hours were merged when it was saved).
+    pub fn compact_changed(&mut self) {
+        for h in self.hours.values_mut() {
+            if h.sorted < h.rows.len() || h.compacted != h.rows.len() + h.starts.len() {
+                h.compact();
+            }
+        }
+    }
+
     /// Rows held, for logs and benchmarks.
     pub fn row_count(&self) -> usize {
         self.hours.values().map(|h| h.rows.len() + h.lat.len() + h.tools.len() + h.starts.len()).sum()
