@@ -352,6 +352,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Demo { db, users, days, events, seed, project } => {
             let store = Store::open(&db.db).await?;
+            // A server running on this file doesn't see these calls: its saved aggregate must
+            // not be used or saved again (it notices the dropped token).
+            store.drop_aggregate_token().await?;
             store.spawn_checkpointer(&db.db);
             let project_id = store.ensure_project(&project).await?;
             let opts = demo::DemoOptions { users: users.max(1), days: days.max(1), events, seed };

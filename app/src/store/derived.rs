@@ -38,6 +38,11 @@ pub(crate) struct Saved {
     calls: std::sync::atomic::AtomicU64,
     /// Where it was last saved or read from.
     path: std::sync::Mutex<Option<std::path::PathBuf>>,
+    /// The token of the file this process last saved or read (0: none).
+    token: std::sync::atomic::AtomicI64,
+    /// Another process wrote calls while this one served (it dropped the token): the aggregate
+    /// lacks them, so it is not saved again and the next start rebuilds.
+    foreign: std::sync::atomic::AtomicBool,
 }
 
 #[derive(FromRow)]
@@ -519,7 +524,7 @@ impl Store {
 
     /// Drops the saved aggregate's token: what this process changes from now on other than by
     /// appending is not in that file.
-    pub(crate) async fn drop_aggregate_token(&self) -> Result<(), StoreError> {
+    pub async fn drop_aggregate_token(&self) -> Result<(), StoreError> {
         let mut conn = self.write.acquire().await?;
         self.drop_aggregate_token_on(&mut conn).await
     }
@@ -532,16 +537,45 @@ impl Store {
         conn: &mut sqlx::SqliteConnection,
     ) -> Result<(), StoreError> {
         self.saved.valid.store(false, std::sync::atomic::Ordering::Release);
+        self.saved.token.store(0, std::sync::atomic::Ordering::Release);
         sqlx::query("DELETE FROM store_meta WHERE key = 'aggregate_token'").execute(&mut *conn).await?;
+        // Trace records named for a replay of that file are of no use without it (and may name a
+        // deleted user's traces).
+        sqlx::query("DELETE FROM trace_touches").execute(&mut *conn).await?;
         let path = self.saved.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(path) = path {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::Invalid(format!("removing the saved aggregate: {e}")));
+            for p in
+                [path.clone(), path.with_extension("aggregate-loading"), path.with_extension("aggregate-tmp")]
+            {
+                match std::fs::remove_file(&p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Invalid(format!("removing the saved aggregate: {e}")));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Writes a new random token into `store_meta` and returns it.
+    async fn write_token(conn: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Invalid(format!("no randomness: {e}")))?;
+        let token = (i64::from_le_bytes(raw) & i64::MAX).max(1);
+        sqlx::query("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('aggregate_token', ?1)")
+            .bind(token.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(token)
+    }
+
+    /// After a rebuild: a token of this process's own, so a save notices when another process
+    /// writes calls meanwhile (it drops the token). No file matches it yet.
+    pub(crate) async fn claim_token(&self) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await?;
+        let token = Self::write_token(&mut conn).await?;
+        self.saved.token.store(token, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -560,15 +594,24 @@ impl Store {
         let _maintenance = self.maintenance.lock().await;
         let _gate = self.writer_gate.lock().await;
         let mut conn = self.write.acquire().await?;
-        let mut raw = [0u8; 8];
-        getrandom::fill(&mut raw).map_err(|e| StoreError::Invalid(format!("no randomness: {e}")))?;
-        let token = (i64::from_le_bytes(raw) & i64::MAX).max(1);
+        // The token this process saved or read is gone though nothing here dropped it: another
+        // process (`tokentally demo`) wrote calls this aggregate lacks. Not saved from now on.
+        let ours = self.saved.token.load(std::sync::atomic::Ordering::Acquire);
+        let (now,): (Option<String>,) =
+            sqlx::query_as("SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token')")
+                .fetch_one(&mut *conn)
+                .await?;
+        let now = now.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+        if self.saved.foreign.load(std::sync::atomic::Ordering::Acquire) || (ours != 0 && now != ours) {
+            self.saved.foreign.store(true, std::sync::atomic::Ordering::Release);
+            self.drop_aggregate_token_on(&mut conn).await?;
+            return Err(StoreError::Invalid(
+                "another process wrote calls to the database while the server ran; the aggregate is not saved and the next start rebuilds it".into(),
+            ));
+        }
         // The token changes before the file does: a crash in between leaves a file that is not
         // used (a rebuild), never one used against the wrong database.
-        sqlx::query("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('aggregate_token', ?1)")
-            .bind(token.to_string())
-            .execute(&mut *conn)
-            .await?;
+        let token = Self::write_token(&mut conn).await?;
         let mark = self.mark().await?;
         let last_record = mark[MARK_EQUAL + 2];
         let (cube, file) = (self.cube.clone(), path.to_path_buf());
@@ -594,6 +637,7 @@ impl Store {
             .await?;
         self.saved.calls.store(0, std::sync::atomic::Ordering::Relaxed);
         self.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+        self.saved.token.store(token, std::sync::atomic::Ordering::Release);
         self.note_saved_path(path);
         Ok(())
     }
@@ -611,7 +655,8 @@ impl Store {
                 let calls = store.saved.calls.load(std::sync::atomic::Ordering::Relaxed);
                 let valid = store.saved.valid.load(std::sync::atomic::Ordering::Acquire);
                 let due = !valid || calls >= SAVE_AFTER_CALLS || (calls > 0 && last.elapsed() >= SAVE_AFTER);
-                if !due || !store.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+                let foreign = store.saved.foreign.load(std::sync::atomic::Ordering::Acquire);
+                if !due || foreign || !store.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
                     continue;
                 }
                 let started = std::time::Instant::now();
@@ -643,6 +688,8 @@ impl Store {
         // Taken out of place while it is read: a file that makes this process fail is never
         // tried twice.
         let file = path.with_extension("aggregate-loading");
+        // One left by a start that failed while reading it is not tried again.
+        let _ = std::fs::remove_file(&file);
         std::fs::rename(path, &file).map_err(|e| StoreError::Invalid(format!("saved aggregate: {e}")))?;
         let reading = file.clone();
         let read = tokio::task::spawn_blocking(move || {
@@ -697,6 +744,7 @@ impl Store {
                 self.aggregate_loaded.store(true, std::sync::atomic::Ordering::Release);
                 self.saved.calls.store(calls, std::sync::atomic::Ordering::Relaxed);
                 self.saved.valid.store(true, std::sync::atomic::Ordering::Release);
+                self.saved.token.store(mark[0], std::sync::atomic::Ordering::Release);
                 true
             }
             Err(e) => {

@@ -193,6 +193,7 @@ impl Store {
         if !saved {
             store.drop_aggregate_token().await?;
             store.rebuild_cube().await?;
+            store.claim_token().await?;
         }
         let [rows, lat, tools, starts, traces, tags] = store.aggregate_megabytes();
         tracing::info!(rows, lat, tools, starts, traces, tags, "aggregate memory (MB)");
