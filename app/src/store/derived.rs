@@ -188,16 +188,7 @@ impl Store {
     pub(crate) async fn rebuild_cube(&self) -> Result<(), StoreError> {
         self.backfill_firsts().await?;
         let mut cube = Cube::default();
-        let tag_sets: Vec<(i64, i64, String)> =
-            sqlx::query_as("SELECT project_id, id, canonical FROM tag_sets").fetch_all(&self.read).await?;
-        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-        for (project, id, canonical) in tag_sets {
-            let tags: BTreeMap<String, String> = serde_json::from_str(&canonical).unwrap_or_default();
-            per.entry(project).or_default().tag_sets.push((id, tags));
-        }
-        for (project, d) in &per {
-            cube.project(*project).apply(d);
-        }
+        self.fold_tag_sets(&mut cube, 0).await?;
         // The traces (their list facts and the starts per hour and tag set), a page at a time in
         // key order.
         let mut starts: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
@@ -304,18 +295,11 @@ impl Store {
         Ok(read)
     }
 
-    /// Brings an aggregate saved when the database stood at `from` (the last call's rowid, tag
-    /// set's id and trace record's number it holds) up to the database as it is now: the tag
-    /// sets stored since, the traces that calls or records stored since name (each set to its
-    /// stored row; a start it moved is moved in the starts per hour), then the calls. Reads what
-    /// a rebuild reads, for the tail only. Returns the calls read.
-    async fn replay_tail(&self, cube: &mut Cube, from: &[i64]) -> Result<u64, StoreError> {
-        let &[after_call, after_tag_set, after_record] = from else {
-            return Err(StoreError::Invalid("saved aggregate: bad mark".into()));
-        };
+    /// Adds the stored tag sets with an id above `after` to `cube`, in id order.
+    async fn fold_tag_sets(&self, cube: &mut Cube, after: i64) -> Result<(), StoreError> {
         let tag_sets: Vec<(i64, i64, String)> =
             sqlx::query_as("SELECT project_id, id, canonical FROM tag_sets WHERE id > ?1 ORDER BY id")
-                .bind(after_tag_set)
+                .bind(after)
                 .fetch_all(&self.read)
                 .await?;
         let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
@@ -326,6 +310,19 @@ impl Store {
         for (project, d) in &per {
             cube.project(*project).apply(d);
         }
+        Ok(())
+    }
+
+    /// Brings an aggregate saved when the database stood at `from` (the last call's rowid, tag
+    /// set's id and trace record's number it holds) up to the database as it is now: the tag
+    /// sets stored since, the traces that calls or records stored since name (each set to its
+    /// stored row; a start it moved is moved in the starts per hour), then the calls. Reads what
+    /// a rebuild reads, for the tail only. Returns the calls read.
+    async fn replay_tail(&self, cube: &mut Cube, from: &[i64]) -> Result<u64, StoreError> {
+        let &[after_call, after_tag_set, after_record] = from else {
+            return Err(StoreError::Invalid("saved aggregate: bad mark".into()));
+        };
+        self.fold_tag_sets(cube, after_tag_set).await?;
         let named: Vec<(i64, String)> = sqlx::query_as(
             "SELECT project_id, trace_id FROM events WHERE rowid > ?1 AND trace_id IS NOT NULL
              UNION SELECT project_id, trace_id FROM trace_touches WHERE seq > ?2",
@@ -597,11 +594,7 @@ impl Store {
         // The token this process saved or read is gone though nothing here dropped it: another
         // process (`tokentally demo`) wrote calls this aggregate lacks. Not saved from now on.
         let ours = self.saved.token.load(std::sync::atomic::Ordering::Acquire);
-        let (now,): (Option<String>,) =
-            sqlx::query_as("SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token')")
-                .fetch_one(&mut *conn)
-                .await?;
-        let now = now.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+        let now = self.mark().await?[0];
         if self.saved.foreign.load(std::sync::atomic::Ordering::Acquire) || (ours != 0 && now != ours) {
             self.saved.foreign.store(true, std::sync::atomic::Ordering::Release);
             self.drop_aggregate_token_on(&mut conn).await?;
