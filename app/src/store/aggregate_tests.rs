@@ -46,6 +46,8 @@ fn events(now: i64) -> Vec<EventIn> {
                 1 => vec!["search".to_string(), "calc".to_string()],
                 _ => Vec::new(),
             };
+            // Some calls so big that an hour's row sums pass 32 bits (stored as more rows).
+            let huge = t % 50 == 0;
             out.push(EventIn {
                 id: format!("e{t}-{e}"),
                 trace_id: Some(format!("t{t}")),
@@ -56,14 +58,14 @@ fn events(now: i64) -> Vec<EventIn> {
                 agent: ["", "planner", "writer"][r.next(3) as usize].into(),
                 tags,
                 usage: Usage {
-                    input: r.next(5000),
+                    input: r.next(5000) + if huge { 3_000_000_000 } else { 0 },
                     output: r.next(900),
                     cache_read: r.next(700),
                     cache_creation: r.next(300),
                     ..Usage::default()
                 },
                 cost_override_nano: (!unpriced).then(|| r.next(3_000_000) as i64 + 1),
-                latency_ms: Some(100 + r.next(4000) as i64),
+                latency_ms: Some(100 + r.next(4000) as i64 + if huge { 2_500_000_000 } else { 0 }),
                 is_error: r.next(40) == 0,
                 tools,
                 ..EventIn::default()

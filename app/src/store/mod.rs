@@ -144,10 +144,10 @@ impl Store {
             .busy_timeout(Duration::from_secs(120))
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
-            // A bigger page cache for the writer: ingest touches many index pages. No
+            // A bigger page cache for the writer (16 MiB): ingest touches many index pages. No
             // memory-mapped reads: the aggregate answers the scans, and a mapped file would count
             // in the server's resident memory as it is read.
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "MEMORY");
         // The writer never checkpoints on commit (that would copy the WAL's pages into the
         // file inside an acknowledged request); `spawn_checkpointer` does it beside the writer.

@@ -117,7 +117,7 @@ impl Row {
     }
 
     /// Adds another row of the same key.
-    fn merge(&mut self, r: &Row) {
+    pub(super) fn merge(&mut self, r: &Row) {
         self.calls += r.calls;
         self.errors += r.errors;
         self.unpriced += r.unpriced;

@@ -578,8 +578,7 @@ impl ProjectCube {
                     UserSort::Spend => e.0 += rows.cost[i],
                     UserSort::Events => e.0 += i64::from(rows.calls[i]),
                     UserSort::Tokens => {
-                        let r = &rows.rest[i];
-                        e.0 += (r.input + r.output + r.cache_read + r.cache_creation) as i64;
+                        e.0 += rows.rest[i].tokens() as i64;
                     }
                     UserSort::Traces => e.0 += Self::row_traces(s, &rows.rest[i].firsts),
                     UserSort::LastSeen => e.0 = e.0.max(hour * 3_600_000 + i64::from(rows.last_ms[i])),
@@ -769,13 +768,17 @@ impl ProjectCube {
     pub fn latency(&self, s: &Scope) -> HashMap<(u32, u32), Vec<(i64, i64)>> {
         let (pair_of, pairs) = self.pairs();
         let nb = latency_bucket_count();
+        // Each combination's first cell in `dense`, or `usize::MAX` when the filter leaves it out.
+        let cell: Vec<usize> = (0..self.combos.len())
+            .map(|c| if Self::combo_ok(s, c as u32) { pair_of[c] as usize * nb } else { usize::MAX })
+            .collect();
         let parts = self.par_hours(s, |hours| {
             let mut dense = vec![0i64; pairs.len() * nb];
             for (_, h) in hours {
                 for l in &h.lat {
-                    if self.row_ok(s, l.tag_set, l.combo) {
-                        let b = (l.bucket() as usize).min(nb - 1);
-                        dense[pair_of[l.combo as usize] as usize * nb + b] += i64::from(l.n());
+                    let at = cell.get(l.combo as usize).copied().unwrap_or(usize::MAX);
+                    if at != usize::MAX && Self::tag_ok(s, l.tag_set) {
+                        dense[at + (l.bucket() as usize).min(nb - 1)] += i64::from(l.n());
                     }
                 }
             }

@@ -1,21 +1,36 @@
 //! An hour's rows stored column by column. A scan reads only the columns its view needs: the
-//! Users ranking by spend reads 16 bytes a row (user, calls, spend) instead of the whole 88, and
+//! Users ranking by spend reads 16 bytes a row (user, calls, spend) instead of the whole 68, and
 //! finding a page's users reads the 4-byte user column alone. `Row` stays the unit rows are
-//! built, merged and saved in; `get` puts one together again.
+//! built, merged and saved in (64-bit sums); `get` puts one together again.
+//!
+//! Token and latency sums are stored in 32 bits: a row whose sums pass 2^32 - 1 is stored as
+//! several rows with the same key, the first with its calls and spend, the others with calls 0
+//! and the rest of the sums. Every reader sums rows of one key, so the totals stay exact.
 
 use super::Row;
 
-/// The columns scans seldom need, together (one cache line a row).
+/// The columns scans seldom need, together (40 bytes a row).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rest {
     pub errors: u32,
     pub unpriced: u32,
     pub firsts: [i32; 3],
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_creation: u64,
-    pub latency: u64,
+    pub input: u32,
+    pub output: u32,
+    pub cache_read: u32,
+    pub cache_creation: u32,
+    pub latency: u32,
+}
+
+impl Rest {
+    /// The four token buckets together.
+    #[inline]
+    pub fn tokens(&self) -> u64 {
+        u64::from(self.input)
+            + u64::from(self.output)
+            + u64::from(self.cache_read)
+            + u64::from(self.cache_creation)
+    }
 }
 
 /// Rows, column by column (every column has one entry per row).
@@ -51,23 +66,37 @@ impl Rows {
         self.tag_set.is_empty()
     }
 
-    pub fn push(&mut self, r: Row) {
-        self.tag_set.push(r.tag_set);
-        self.user.push(r.user);
-        self.combo.push(r.combo);
-        self.calls.push(r.calls);
-        self.last_ms.push(r.last_ms);
-        self.cost.push(r.cost);
-        self.rest.push(Rest {
-            errors: r.errors,
-            unpriced: r.unpriced,
-            firsts: r.firsts,
-            input: r.input,
-            output: r.output,
-            cache_read: r.cache_read,
-            cache_creation: r.cache_creation,
-            latency: r.latency,
-        });
+    /// Appends a row: several when a sum doesn't fit in 32 bits (see the module's note).
+    pub fn push(&mut self, mut r: Row) {
+        loop {
+            let take = |left: &mut u64| {
+                let part = (*left).min(u64::from(u32::MAX));
+                *left -= part;
+                part as u32
+            };
+            let rest = Rest {
+                errors: r.errors,
+                unpriced: r.unpriced,
+                firsts: r.firsts,
+                input: take(&mut r.input),
+                output: take(&mut r.output),
+                cache_read: take(&mut r.cache_read),
+                cache_creation: take(&mut r.cache_creation),
+                latency: take(&mut r.latency),
+            };
+            self.tag_set.push(r.tag_set);
+            self.user.push(r.user);
+            self.combo.push(r.combo);
+            self.calls.push(r.calls);
+            self.last_ms.push(r.last_ms);
+            self.cost.push(r.cost);
+            self.rest.push(rest);
+            if r.input == 0 && r.output == 0 && r.cache_read == 0 && r.cache_creation == 0 && r.latency == 0 {
+                return;
+            }
+            // What is left goes into a row of the same key that adds no calls, flags or spend.
+            r = Row { calls: 0, errors: 0, unpriced: 0, firsts: [0; 3], cost: 0, ..r };
+        }
     }
 
     /// Row `i`, whole. (Inlined into a scan, the columns the scan leaves unused are not read.)
@@ -83,12 +112,12 @@ impl Rows {
             unpriced: x.unpriced,
             last_ms: self.last_ms[i],
             firsts: x.firsts,
-            input: x.input,
-            output: x.output,
-            cache_read: x.cache_read,
-            cache_creation: x.cache_creation,
+            input: x.input.into(),
+            output: x.output.into(),
+            cache_read: x.cache_read.into(),
+            cache_creation: x.cache_creation.into(),
             cost: self.cost[i],
-            latency: x.latency,
+            latency: x.latency.into(),
         }
     }
 
@@ -186,5 +215,39 @@ mod tests {
         let kept: Vec<Row> = all.iter().copied().filter(|r| r.tag_set != 1).collect();
         assert_eq!(rows.iter().collect::<Vec<_>>(), kept);
         assert_eq!(rows.rest.len(), kept.len());
+    }
+
+    #[test]
+    fn sums_past_32_bits_take_more_rows_and_add_up_exactly() {
+        let big = Row {
+            tag_set: 4,
+            user: 9,
+            combo: 2,
+            calls: 3,
+            errors: 1,
+            unpriced: 1,
+            last_ms: 500,
+            firsts: [1, 0, 1],
+            input: 3 * u64::from(u32::MAX) + 7,
+            output: 12,
+            cache_read: u64::from(u32::MAX),
+            cache_creation: u64::from(u32::MAX) + 1,
+            cost: 1_000_000_000_000,
+            latency: 10,
+        };
+        let mut rows = Rows::default();
+        rows.push(big);
+        assert_eq!(rows.len(), 4, "input needs four 32-bit parts");
+        let mut sum = Row { tag_set: 4, user: 9, combo: 2, last_ms: 0, ..Row::default() };
+        for r in rows.iter() {
+            assert_eq!(r.order(), big.order());
+            sum.merge(&r);
+        }
+        assert_eq!(sum, big);
+        assert_eq!(rows.calls.iter().filter(|c| **c > 0).count(), 1, "calls are counted once");
+        assert_eq!(
+            rows.rest.iter().map(Rest::tokens).sum::<u64>(),
+            big.input + 12 + big.cache_read + big.cache_creation
+        );
     }
 }
