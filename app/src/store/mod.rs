@@ -113,7 +113,7 @@ pub struct Store {
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
 /// makes the writer start the WAL over.
 const CHECKPOINT_EVERY_MS: u64 = 1_000;
-const WAL_RESTART_BYTES: u64 = 256 << 20;
+const WAL_RESTART_BYTES: u64 = 1 << 30;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
