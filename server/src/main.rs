@@ -56,6 +56,25 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy the database to a new file while it is in use (a consistent snapshot, even while
+    /// `serve` ingests). Restore it with `tokentally restore`.
+    Backup {
+        /// The file to write; must not exist.
+        to: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Replace the database with a backup. Refused while `serve` runs on it; the next start
+    /// rebuilds the in-memory aggregate from the restored calls.
+    Restore {
+        /// The backup file (from `tokentally backup`).
+        from: PathBuf,
+        /// Replace an existing database (everything in it is lost).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Fill the database with realistic demo traffic.
     Demo {
         #[command(flatten)]
@@ -234,6 +253,8 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     if no_login && !addr.ip().is_loopback() {
         return Err(format!("--no-login serves the dashboard to anyone who can connect, so it only listens on a loopback address (127.0.0.1 or ::1), not {addr}").into());
     }
+    // Held while serving: `restore` refuses this database, and so does a second `serve`.
+    let _lock = app::store::backup::lock(&db)?;
     let store = Store::open_with_aggregate(&db).await?;
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
     if !no_login && !store.admin_exists().await? {
@@ -241,7 +262,7 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
             format!("no dashboard admin yet ({e}). Set TOKENTALLY_ADMIN_PASSWORD, run `tokentally admin set-password`, or use --no-login on a loopback address")
         })?;
         set_password(&store, "admin", &password).await?;
-        eprintln!("created the dashboard admin \"admin\"");
+        tracing::info!(username = "admin", "created the dashboard admin");
     }
     let state = AppState {
         leptos_options: leptos_options(addr),
@@ -252,14 +273,19 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     spawn_retention(store.clone());
     store.spawn_checkpointer(&db);
     store.spawn_aggregate_saver(&Store::aggregate_path(&db));
+    http::metrics::install(&db)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(db = %db.display(), login = !no_login, "database ready");
+    let stop = shutdown_signal()?;
     println!("tokentally listening on http://{local}/ai-apps/users (database {})", db.display());
     if no_login {
-        eprintln!("login is off (--no-login): anyone who can reach {local} can use the dashboard");
+        tracing::warn!(%local, "login is off (--no-login): anyone who can reach this address can use the dashboard");
     }
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The peer address is what `/metrics` checks (loopback only).
+    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop)
+        .await?;
     // The next start reads the aggregate back instead of re-reading every call.
     let saved = Store::aggregate_path(&db);
     match store.save_aggregate(&saved).await {
@@ -271,19 +297,19 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
 }
 
 /// Ctrl-C or SIGTERM (a service manager's stop).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves at SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
+/// when the future is first polled: a service manager's SIGTERM right after the listening line
+/// still stops the server cleanly (saving the aggregate) instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }
 
 fn day(ms: i64) -> String {
@@ -342,6 +368,29 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Projects { command } => projects(command).await,
+        Command::Backup { to, db } => {
+            let started = std::time::Instant::now();
+            let c = app::store::backup::backup(&db.db, &to).await?;
+            println!(
+                "backed up {} calls ({} bytes) to {} in {:.1} s",
+                c.calls,
+                c.bytes,
+                to.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Restore { from, force, db } => {
+            let c = app::store::backup::restore(&from, &db.db, force).await?;
+            println!(
+                "restored {} calls ({} bytes) from {} into {}; the next start rebuilds the aggregate",
+                c.calls,
+                c.bytes,
+                from.display(),
+                db.db.display()
+            );
+            Ok(())
+        }
         Command::Admin { command: AdminCommand::SetPassword { username, db } } => {
             let password = read_password(true)?;
             let store = Store::open(&db.db).await?;
@@ -415,13 +464,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOKENTALLY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTALLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // TOKENTALLY_LOG_FORMAT=json: one JSON object per line (time, level, target, message and
+    // fields), for a log collector.
+    if std::env::var("TOKENTALLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     if let Err(e) = run(Cli::parse()).await {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -4,6 +4,7 @@
 #[cfg(test)]
 mod aggregate_tests;
 pub mod auth;
+pub mod backup;
 pub mod cube;
 pub mod deletion;
 mod derived;
@@ -253,6 +254,11 @@ impl Store {
                 }
             }
         });
+    }
+
+    /// Write jobs (ingest batches) waiting for the writer.
+    pub fn writer_queue_depth(&self) -> usize {
+        self.pending.lock().map(|q| q.len()).unwrap_or(0)
     }
 
     /// Changes whenever this process commits new data.

@@ -50,7 +50,11 @@ pub(super) fn set_cookie(
 /// Paths that need no dashboard context at all (no session, project or CSRF token): static
 /// assets, health, and the key-based API. The login page is the other path open to anyone.
 fn outside_dashboard(path: &str) -> bool {
-    path == "/healthz" || path == "/favicon.svg" || path.starts_with("/pkg/") || path.starts_with("/v1/")
+    path == "/healthz"
+        || path == "/metrics"
+        || path == "/favicon.svg"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/v1/")
 }
 
 /// Runs before every request: signs the request in (or turns it away), picks its project and

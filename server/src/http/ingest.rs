@@ -403,10 +403,17 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
-    let bytes = read_body(&headers, body).await?;
-    let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
-    let out = state.store.ingest(project, &traces, &events).await?;
+    let stored = async {
+        let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
+        let bytes = read_body(&headers, body).await?;
+        let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
+        Ok::<_, ApiError>(state.store.ingest(project, &traces, &events).await?)
+    }
+    .await;
+    super::metrics::ingest_outcome(
+        stored.as_ref().map(|out| (out.accepted as i64, out.duplicates as i64)).map_err(|e| e.status),
+    );
+    let out = stored?;
     Ok(Json(json!({ "accepted": out.accepted, "duplicates": out.duplicates })))
 }
 

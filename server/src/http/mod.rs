@@ -8,6 +8,7 @@ pub mod extract;
 pub mod forms;
 pub mod ingest;
 pub mod login;
+pub mod metrics;
 pub mod read_api;
 
 use app::app::{App, shell};
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/export/traces.csv", get(export::traces))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::metrics))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.
         .route("/", get(|| async { Redirect::to("/ai-apps") }))
         .route("/pkg/{*file}", get(crate::assets::serve))
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(move |uri: Uri, req: Request<Body>| {
             let render_missing = render_missing.clone();
             async move {
