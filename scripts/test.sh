@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
-# Sets up everything and runs every test: unit and integration tests (the real server on
+# Sets up everything and runs every test: formatting and lint gates (rustfmt, clippy for both
+# targets, warnings are errors), unit and integration tests (the real server on
 # 127.0.0.1 with a real SQLite file), browser tests (Debian's Chromium via playwright-core) and the
 # TypeScript SDK's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
 scripts/build.sh debug
+
+echo "== formatting, lints and the OpenAPI file (cargo fmt --check; clippy for the server, the ssr app and the wasm app)"
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+cargo fmt --all --check
+cargo clippy -p server --all-targets -- -D warnings
+cargo clippy -p app --lib --features ssr --tests -- -D warnings
+cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+generated=$(mktemp)
+python3 scripts/dev/gen_openapi.py "$generated"
+cmp -s "$generated" server/src/openapi.json || {
+  echo "server/src/openapi.json differs from what scripts/dev/gen_openapi.py writes: run it and commit the result" >&2
+  rm -f "$generated"; exit 1
+}
+rm -f "$generated"
 
 echo "== cargo test (unit + integration)"
 cargo test --workspace

@@ -469,13 +469,18 @@ async fn main() {
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // TOKENTALLY_LOG_FORMAT=json: one JSON object per line (time, level, target, message and
     // fields), for a log collector.
-    if std::env::var("TOKENTALLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    let json = std::env::var("TOKENTALLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
         logs.json().flatten_event(true).with_current_span(false).init();
     } else {
         logs.init();
     }
     if let Err(e) = run(Cli::parse()).await {
-        eprintln!("error: {e}");
+        if json {
+            tracing::error!(error = %e, "tokentally stopped");
+        } else {
+            eprintln!("error: {e}");
+        }
         std::process::exit(1);
     }
 }

@@ -90,7 +90,6 @@ async fn a_backup_taken_during_ingest_holds_every_acknowledged_call_and_restores
     assert!(out.contains("backed up"), "{out}");
     stop.store(true, Ordering::Release);
     let sent_during = during.await.expect("ingest during the backup");
-    assert!(sent_during > 0, "some batches were ingested while the backup ran");
 
     let mut conn = open(&copy).await;
     let check: Vec<String> =
@@ -103,6 +102,11 @@ async fn a_backup_taken_during_ingest_holds_every_acknowledged_call_and_restores
         "calls acknowledged before the backup are missing: {:?}",
         &missing[..missing.len().min(5)]
     );
+    // A batch ingested while the backup ran is in the copy whole or not at all.
+    for b in 0..sent_during {
+        let n = (0..50).filter(|i| in_copy.contains(&format!("during{b}-{i}"))).count();
+        assert!(n == 0 || n == 50, "batch during{b} is in the copy in part ({n} of 50 calls)");
+    }
     let token: Option<String> =
         sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'aggregate_token'")
             .fetch_optional(&mut conn)
@@ -130,8 +134,15 @@ async fn a_backup_taken_during_ingest_holds_every_acknowledged_call_and_restores
     assert!(!ok && err.contains("--force"), "restore asks before replacing a database: {err}");
     let garbage = server.dir.join("not-a-backup.db");
     std::fs::write(&garbage, b"this is not a database, just some bytes that are long enough").expect("write");
+    let before_refusals = event_ids(&mut open(&server.db).await).await;
     let (ok, _, err) = cli(&server.db, &["restore", garbage.to_str().expect("utf-8"), "--force"]);
     assert!(!ok, "a file that is not a database is refused: {err}");
+    assert_eq!(
+        event_ids(&mut open(&server.db).await).await,
+        before_refusals,
+        "a refused restore changes nothing"
+    );
+    assert!(before_refusals.len() as i64 > backed_up);
     let (ok, out, err) = cli(&server.db, &["restore", copy.to_str().expect("utf-8"), "--force"]);
     assert!(ok, "restore failed: {out} {err}");
     assert!(
@@ -143,4 +154,20 @@ async fn a_backup_taken_during_ingest_holds_every_acknowledged_call_and_restores
     assert_eq!(total_calls(&server).await, backed_up, "the restored calls, not the aggregate saved before");
     let mut conn = open(&server.db).await;
     assert_eq!(event_ids(&mut conn).await, in_copy);
+    drop(conn);
+
+    // Restoring over a database a crash left with a WAL: the old WAL's calls never reach the
+    // restored file.
+    let (status, answer) = server.post(&batch("crashed", 100)).await;
+    assert_eq!(status, 200, "{answer}");
+    server.crash();
+    let (ok, out, err) = cli(&server.db, &["restore", copy.to_str().expect("utf-8"), "--force"]);
+    assert!(ok, "restore after a crash failed: {out} {err}");
+    server.start_again(&["--no-login"]);
+    assert_eq!(total_calls(&server).await, backed_up);
+    let mut conn = open(&server.db).await;
+    assert_eq!(event_ids(&mut conn).await, in_copy);
+    let check: Vec<String> =
+        sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&mut conn).await.expect("check");
+    assert_eq!(check, ["ok"]);
 }

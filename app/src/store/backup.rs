@@ -36,12 +36,15 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
 /// database; held until the returned file is dropped.
 pub fn lock(db: &Path) -> Result<File, StoreError> {
     let path = beside(db, ".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::Invalid(format!("cannot open the lock file {}: {e}", path.display())))?;
+    // An existing lock file is opened for reading only (a lock needs no more), so one that
+    // another user created (root running `restore`) doesn't keep the service from starting.
+    let file = match File::open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)
+        }
+        other => other,
+    }
+    .map_err(|e| StoreError::Invalid(format!("cannot open the lock file {}: {e}", path.display())))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid(format!(
@@ -66,9 +69,11 @@ fn remove_if_there(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Writes a consistent copy of `from` (read through SQLite, its WAL included) to `to`, which
-/// must not exist: through `<to>.tmp`, without the aggregate token, synced, then renamed.
+/// must not exist: through `<to>.tmp-<pid>`, without the aggregate token, readable by its owner
+/// only (it holds prompts), synced, then linked into place (which fails, rather than replace,
+/// if `to` appeared meanwhile).
 async fn copy_database(from: &Path, to: &Path) -> Result<Copied, StoreError> {
-    let tmp = beside(to, ".tmp");
+    let tmp = beside(to, &format!(".tmp-{}", std::process::id()));
     remove_if_there(&tmp)?;
     let mut src = SqliteConnectOptions::new().filename(from).read_only(true).connect().await?;
     let target =
@@ -86,10 +91,28 @@ async fn copy_database(from: &Path, to: &Path) -> Result<Copied, StoreError> {
             return Err(e);
         }
     };
-    let file = File::open(&tmp).map_err(|e| io("cannot open", &tmp, e))?;
-    file.sync_all().map_err(|e| io("cannot sync", &tmp, e))?;
-    let bytes = file.metadata().map_err(|e| io("cannot read", &tmp, e))?.len();
-    std::fs::rename(&tmp, to).map_err(|e| io("cannot rename the copy to", to, e))?;
+    let placed = (|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io("cannot set the permissions of", &tmp, e))?;
+        let file = File::open(&tmp).map_err(|e| io("cannot open", &tmp, e))?;
+        file.sync_all().map_err(|e| io("cannot sync", &tmp, e))?;
+        let bytes = file.metadata().map_err(|e| io("cannot read", &tmp, e))?.len();
+        match std::fs::hard_link(&tmp, to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(io("cannot put the copy at", to, e));
+            }
+            // A file system without hard links: a rename, after checking nothing is there.
+            Err(_) if !to.exists() => {
+                std::fs::rename(&tmp, to).map_err(|e| io("cannot put the copy at", to, e))?
+            }
+            Err(e) => return Err(io("cannot put the copy at", to, e)),
+        }
+        Ok(bytes)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let bytes = placed?;
     sync_dir(to);
     Ok(Copied { calls, bytes })
 }
@@ -160,17 +183,65 @@ pub async fn restore(from: &Path, db: &Path, force: bool) -> Result<Copied, Stor
     }
     let _lock = lock(db)?;
     check_backup(from).await?;
+    if db.exists() {
+        settle(db).await?;
+    }
     let staged = beside(db, ".restoring");
     remove_if_there(&staged)?;
     let copied = copy_database(from, &staged).await?;
-    // The old database's WAL and saved aggregate must not meet the restored file: SQLite would
-    // apply that WAL to it, and a start would trust that aggregate.
-    for suffix in ["-wal", "-shm", "-journal", ".aggregate", ".aggregate-loading", ".aggregate-tmp"] {
+    if let Ok(old) = std::fs::metadata(db) {
+        keep_owner_and_mode(&old, &staged);
+    }
+    // The old database's WAL must not meet the restored file (SQLite would apply it), nor its
+    // saved aggregate (a start would trust it). The WAL, empty after `settle`, is moved aside
+    // first, then the copy replaces the database in one rename.
+    let aside = beside(db, ".pre-restore-wal");
+    match std::fs::rename(beside(db, "-wal"), &aside) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(io("cannot move aside the WAL of", db, e));
+        }
+        _ => {}
+    }
+    for suffix in ["-shm", "-journal", ".aggregate", ".aggregate-loading", ".aggregate-tmp"] {
         remove_if_there(&beside(db, suffix))?;
     }
     std::fs::rename(&staged, db).map_err(|e| io("cannot move the restored copy to", db, e))?;
     sync_dir(db);
+    remove_if_there(&aside)?;
     Ok(copied)
+}
+
+/// Copies everything of the database being replaced from its WAL into its file and empties the
+/// WAL; refuses when another process holds it (an open transaction, or a connection that keeps
+/// the checkpoint from completing).
+async fn settle(db: &Path) -> Result<(), StoreError> {
+    let in_use = || {
+        StoreError::Invalid(format!(
+            "the database {} is in use by another process (a tokentally command or an sqlite3 shell); stop it first",
+            db.display()
+        ))
+    };
+    let mut conn = SqliteConnectOptions::new()
+        .filename(db)
+        .busy_timeout(std::time::Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|_| in_use())?;
+    let (busy, _, _): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut conn).await.map_err(|_| in_use())?;
+    if busy != 0 {
+        return Err(in_use());
+    }
+    Ok(())
+}
+
+/// Gives the restored file the owner and permissions of the database it replaces (best effort:
+/// changing the owner needs the rights to).
+fn keep_owner_and_mode(old: &std::fs::Metadata, new: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::os::unix::fs::chown(new, Some(old.uid()), Some(old.gid()));
+    let _ = std::fs::set_permissions(new, old.permissions());
 }
 
 /// Whether `from` opens, passes SQLite's `quick_check` and needs no migration newer than this
@@ -190,17 +261,27 @@ async fn check_backup(from: &Path) -> Result<(), StoreError> {
             check.join("; ")
         )));
     }
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|_| StoreError::Invalid(format!("{} is not a tokentally database", from.display())))?;
-    let known = sqlx::migrate!("../migrations").iter().map(|m| m.version).max().unwrap_or(0);
-    if newest.unwrap_or(0) > known {
-        return Err(StoreError::Invalid(format!(
-            "{} was written by a newer tokentally (migration {} > {known}); restore it with that version",
-            from.display(),
-            newest.unwrap_or(0)
-        )));
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|_| StoreError::Invalid(format!("{} is not a tokentally database", from.display())))?;
+    // What `serve` would refuse to start on: a migration this binary doesn't have (a newer
+    // tokentally wrote it), one that differs from this binary's, one that failed.
+    let migrator = sqlx::migrate!("../migrations");
+    for (version, success, checksum) in applied {
+        let Some(known) = migrator.iter().find(|m| m.version == version) else {
+            return Err(StoreError::Invalid(format!(
+                "{} was written by a newer tokentally (migration {version} is unknown to this one); restore it with that version",
+                from.display()
+            )));
+        };
+        if !success || known.checksum.as_ref() != checksum.as_slice() {
+            return Err(StoreError::Invalid(format!(
+                "{}: migration {version} was not applied as this tokentally applies it; restore it with the version that wrote it",
+                from.display()
+            )));
+        }
     }
     Ok(())
 }

@@ -175,14 +175,24 @@ impl Store {
     }
 
     /// Moves the WAL's pages into the database file and truncates the WAL, retrying while
-    /// readers hold old snapshots, so deleted content is left in neither file.
+    /// readers hold old snapshots, so deleted content is left in neither file. The TRUNCATE,
+    /// which holds new writers while it waits for readers, runs only once a PASSIVE checkpoint
+    /// found no reader of an older snapshot (a backup is one for minutes), and waits at most
+    /// 2 s: ingest is not held up behind a long reader.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         for attempt in 0..50 {
-            let (busy, _, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.write).await?;
-            if busy == 0 {
-                return Ok(());
+            // The writer connection, taken per attempt: ingest goes on between attempts.
+            let mut conn = self.write.acquire().await?;
+            if super::passive_checkpoint(&mut *conn).await? {
+                sqlx::query("PRAGMA busy_timeout = 2000").execute(&mut *conn).await?;
+                let truncated: Result<(i64, i64, i64), sqlx::Error> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
+                sqlx::query("PRAGMA busy_timeout = 120000").execute(&mut *conn).await?;
+                if truncated?.0 == 0 {
+                    return Ok(());
+                }
             }
+            drop(conn);
             tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
         }
         tracing::warn!("WAL checkpoint stayed busy; it completes at the next idle checkpoint");

@@ -225,7 +225,7 @@ impl Store {
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(5));
         let version = self.version.clone();
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
@@ -246,11 +246,22 @@ impl Store {
                     continue;
                 }
                 seen = now;
+                let copied_all = match passive_checkpoint(&pool).await {
+                    Ok(all) => all,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                        continue;
+                    }
+                };
+                // A RESTART holds new writers while it waits for readers of older snapshots;
+                // only once nothing is left to copy (no such reader: a backup's long read keeps
+                // frames back) does it wait for no one, and the WAL starts over.
                 let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
-                let sql = sqlx::AssertSqlSafe(format!("PRAGMA wal_checkpoint({mode})"));
-                if let Err(e) = sqlx::query(sql).execute(&pool).await {
-                    tracing::warn!(error = %e, mode, "WAL checkpoint failed; retrying");
+                if copied_all
+                    && size > WAL_RESTART_BYTES
+                    && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await
+                {
+                    tracing::warn!(error = %e, "WAL restart failed; retrying");
                 }
             }
         });
@@ -282,4 +293,15 @@ impl Store {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// A PASSIVE checkpoint (never waits for the writer or readers); whether it copied every frame
+/// of the WAL into the database file, i.e. no reader holds an older snapshot.
+pub(crate) async fn passive_checkpoint<'c, E>(conn: E) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let (busy, log, copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(conn).await?;
+    Ok(busy == 0 && copied == log)
 }

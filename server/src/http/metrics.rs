@@ -4,10 +4,12 @@
 //! flight), ingest batches accepted or rejected by reason, calls accepted or duplicate. Read at
 //! each scrape: database and WAL size, the writer's queue depth.
 //!
-//! Only for the machine itself: a request must come from a loopback address and carry no
-//! `Forwarded` / `X-Forwarded-For` header (a reverse proxy on the same machine adds one, so the
-//! world doesn't reach this through the proxy). Anything else gets 404, as for a route that
-//! doesn't exist.
+//! Only for the machine itself: a request must come from a loopback address, name a loopback
+//! host in `Host` (`localhost`, `127.0.0.1`, `[::1]`: a page that rebinds its own name to
+//! 127.0.0.1 still sends its name), and carry none of the headers a reverse proxy adds
+//! (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`): a proxy on the same machine passes the
+//! public `Host` or those headers, so the world doesn't reach this through it. Anything else gets
+//! a 404.
 
 use app::state::AppState;
 use axum::body::Body;
@@ -38,6 +40,15 @@ pub fn install(db: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("metrics buckets: {e}"))?
         .install_recorder()
         .map_err(|e| format!("metrics recorder: {e}"))?;
+    // Histogram samples wait in buffers until upkeep (or a scrape) folds them into buckets;
+    // without it a server nobody scrapes would keep every sample.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     metrics::describe_counter!(
         "tokentally_http_requests_total",
         "HTTP requests answered, by route, method and status"
@@ -77,18 +88,65 @@ pub fn install(db: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Counts and times every request by its route pattern (not its path: no unbounded label
-/// values), and how many are in flight.
+/// The route pattern a request matched, copied into its response by [`note_route`].
+#[derive(Clone)]
+struct Route(String);
+
+/// Inside the router (a route layer, where the match is known): labels the response with the
+/// route pattern that answered it.
+pub async fn note_route(req: Request<Body>, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(Route(route));
+    }
+    resp
+}
+
+/// Counts the in-flight gauge down when a request ends, however it ends (a client that goes
+/// away drops the request's future before it answers).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        metrics::gauge!("tokentally_http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("tokentally_http_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// A method as a label: the standard ones by name, any other as "other" (a client may send any
+/// token as a method; labels must stay few).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Outermost layer: counts and times every request (the login redirects and refusals of the
+/// auth layer too) by the route pattern that answered it ("unmatched" for none: no path, which
+/// anyone can vary, becomes a label), and how many are in flight.
 pub async fn track(req: Request<Body>, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("other", |p| p.as_str()).to_string();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
-    let in_flight = metrics::gauge!("tokentally_http_requests_in_flight");
-    in_flight.increment(1.0);
+    let _in_flight = InFlight::start();
     let resp = next.run(req).await;
-    in_flight.decrement(1.0);
+    let route = resp.extensions().get::<Route>().map_or_else(|| "unmatched".to_string(), |r| r.0.clone());
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("tokentally_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!("tokentally_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("tokentally_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
@@ -112,7 +170,6 @@ pub fn ingest_outcome(result: Result<(i64, i64), StatusCode>) {
                 401 | 403 => "unauthorized",
                 413 => "too_large",
                 415 => "unsupported_media_type",
-                429 | 503 => "overloaded",
                 _ => "error",
             };
             metrics::counter!("tokentally_ingest_batches_total", "outcome" => "rejected", "reason" => reason)
@@ -127,12 +184,33 @@ fn file_len(path: &std::path::Path, suffix: &str) -> u64 {
     std::fs::metadata(PathBuf::from(p)).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Whether the request comes straight from this machine (not through a proxy).
+/// Whether `host` (a `Host` header) names this machine's loopback interface.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        // "[::1]:3000", "127.0.0.1:3000", "localhost:3000"; a bare "[::1]" has no port.
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Whether the request comes straight from this machine (not through a proxy, not from a page
+/// that rebinds its name to 127.0.0.1).
 fn local_only(peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
-    peer.is_some_and(|p| p.ip().is_loopback())
-        && !headers.contains_key("x-forwarded-for")
-        && !headers.contains_key(header::FORWARDED)
-        && !headers.contains_key("x-real-ip")
+    const PROXY_HEADERS: [&str; 7] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-real-ip",
+        "via",
+    ];
+    peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
+        && headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(loopback_host)
+        && PROXY_HEADERS.iter().all(|h| !headers.contains_key(*h))
 }
 
 pub async fn metrics(State(state): State<AppState>, req: Request<Body>) -> Response {
@@ -155,18 +233,45 @@ pub async fn metrics(State(state): State<AppState>, req: Request<Body>) -> Respo
 mod tests {
     use super::*;
 
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("header"));
+        }
+        h
+    }
+
     #[test]
-    fn only_a_direct_loopback_peer_may_read_metrics() {
+    fn only_a_direct_loopback_request_may_read_metrics() {
         let local: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
         let v6: SocketAddr = "[::1]:5000".parse().expect("addr");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().expect("addr");
         let remote: SocketAddr = "203.0.113.9:5000".parse().expect("addr");
-        let none = HeaderMap::new();
-        let mut proxied = HeaderMap::new();
-        proxied.insert("x-forwarded-for", "203.0.113.9".parse().expect("header"));
-        assert!(local_only(Some(local), &none));
-        assert!(local_only(Some(v6), &none));
-        assert!(!local_only(Some(remote), &none));
-        assert!(!local_only(Some(local), &proxied), "through a proxy on this machine");
-        assert!(!local_only(None, &none));
+        let host = headers(&[("host", "127.0.0.1:3000")]);
+        assert!(local_only(Some(local), &host));
+        assert!(local_only(Some(v6), &headers(&[("host", "[::1]:3000")])));
+        assert!(local_only(Some(mapped), &headers(&[("host", "localhost:3000")])));
+        assert!(local_only(Some(local), &headers(&[("host", "[::1]")])));
+        assert!(!local_only(Some(remote), &host));
+        assert!(!local_only(None, &host));
+        assert!(!local_only(Some(local), &HeaderMap::new()), "no Host");
+        assert!(!local_only(Some(local), &headers(&[("host", "rebind.example:3000")])), "DNS rebinding");
+        assert!(
+            !local_only(Some(local), &headers(&[("host", "tokentally.example.com")])),
+            "a proxy passing Host"
+        );
+        for proxy in
+            ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "via", "x-real-ip"]
+        {
+            let h = headers(&[("host", "127.0.0.1:3000"), (proxy, "x")]);
+            assert!(!local_only(Some(local), &h), "{proxy}: through a proxy on this machine");
+        }
+    }
+
+    #[test]
+    fn methods_outside_the_standard_ones_share_a_label() {
+        let odd = axum::http::Method::from_bytes(b"ZZZ123").expect("method");
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
     }
 }

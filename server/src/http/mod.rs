@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
-        .route_layer(axum::middleware::from_fn(metrics::track))
+        .route_layer(axum::middleware::from_fn(metrics::note_route))
         .fallback(move |uri: Uri, req: Request<Body>| {
             let render_missing = render_missing.clone();
             async move {
@@ -80,5 +80,7 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        // Outermost: counts what the auth layer answers too.
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

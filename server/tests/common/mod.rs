@@ -103,6 +103,12 @@ impl TestServer {
         assert!(exit.success(), "the server exits cleanly on SIGTERM: {exit:?}");
     }
 
+    /// Kills the server (SIGKILL: no clean stop, the WAL left as it is) and waits for it.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts the server again on the same database (after `stop_gracefully`, or not).
     pub fn start_again(&mut self, args: &[&str]) {
         let _ = self.child.kill();
