@@ -296,7 +296,6 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM (a service manager's stop).
 /// Resolves at SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
 /// when the future is first polled: a service manager's SIGTERM right after the listening line
 /// still stops the server cleanly (saving the aggregate) instead of killing it.

@@ -12,24 +12,17 @@
 //! `serve` holds an exclusive lock on `<db>.lock` while it runs; `restore` takes the same lock,
 //! so it refuses a database in use and no server starts on a half-restored file.
 
-use super::StoreError;
+use super::{StoreError, beside};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a backup or a restore copied.
 #[derive(Debug, Clone)]
 pub struct Copied {
     pub calls: i64,
     pub bytes: u64,
-}
-
-/// `<db><suffix>`: the files SQLite and tokentally keep beside a database.
-fn beside(db: &Path, suffix: &str) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
 }
 
 /// Takes the exclusive lock on `<db>.lock` that says a process is serving (or restoring) this
@@ -203,8 +196,11 @@ pub async fn restore(from: &Path, db: &Path, force: bool) -> Result<Copied, Stor
         }
         _ => {}
     }
-    for suffix in ["-shm", "-journal", ".aggregate", ".aggregate-loading", ".aggregate-tmp"] {
-        remove_if_there(&beside(db, suffix))?;
+    for file in [beside(db, "-shm"), beside(db, "-journal")]
+        .into_iter()
+        .chain(super::Store::aggregate_files(&super::Store::aggregate_path(db)))
+    {
+        remove_if_there(&file)?;
     }
     std::fs::rename(&staged, db).map_err(|e| io("cannot move the restored copy to", db, e))?;
     sync_dir(db);

@@ -541,9 +541,7 @@ impl Store {
         sqlx::query("DELETE FROM trace_touches").execute(&mut *conn).await?;
         let path = self.saved.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(path) = path {
-            for p in
-                [path.clone(), path.with_extension("aggregate-loading"), path.with_extension("aggregate-tmp")]
-            {
+            for p in Self::aggregate_files(&path) {
                 match std::fs::remove_file(&p) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         return Err(StoreError::Invalid(format!("removing the saved aggregate: {e}")));
@@ -553,6 +551,11 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The saved aggregate at `path` and the files it passes through while it is written or read.
+    pub(crate) fn aggregate_files(path: &std::path::Path) -> [std::path::PathBuf; 3] {
+        [path.to_path_buf(), path.with_extension("aggregate-loading"), path.with_extension("aggregate-tmp")]
     }
 
     /// Writes a new random token into `store_meta` and returns it.

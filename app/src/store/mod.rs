@@ -209,9 +209,7 @@ impl Store {
 
     /// Where the aggregate of the database at `db` is saved between runs (`<db>.aggregate`).
     pub fn aggregate_path(db: &Path) -> std::path::PathBuf {
-        let mut p = db.as_os_str().to_owned();
-        p.push(".aggregate");
-        std::path::PathBuf::from(p)
+        beside(db, ".aggregate")
     }
 
     /// Copies the WAL into the database file in the background, on a connection of its own, so
@@ -227,9 +225,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let version = self.version.clone();
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = std::path::PathBuf::from(wal);
+        let wal = beside(path, "-wal");
         tokio::spawn(async move {
             let pool = match SqlitePoolOptions::new().max_connections(1).connect_with(opts).await {
                 Ok(p) => p,
@@ -293,6 +289,14 @@ impl Store {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// `<db><suffix>`: the files SQLite and tokentally keep beside a database (`-wal`, `.aggregate`,
+/// `.lock`, ...).
+pub fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    std::path::PathBuf::from(p)
 }
 
 /// A PASSIVE checkpoint (never waits for the writer or readers); whether it copied every frame

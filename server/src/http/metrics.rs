@@ -179,9 +179,7 @@ pub fn ingest_outcome(result: Result<(i64, i64), StatusCode>) {
 }
 
 fn file_len(path: &std::path::Path, suffix: &str) -> u64 {
-    let mut p = path.as_os_str().to_owned();
-    p.push(suffix);
-    std::fs::metadata(PathBuf::from(p)).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(app::store::beside(path, suffix)).map(|m| m.len()).unwrap_or(0)
 }
 
 /// Whether `host` (a `Host` header) names this machine's loopback interface.
