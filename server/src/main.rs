@@ -3,6 +3,7 @@
 mod assets;
 mod demo;
 mod http;
+mod otel;
 
 use app::state::AppState;
 use app::store::Store;
@@ -40,6 +41,10 @@ enum Command {
         /// address is loopback: for local use and browser tests.
         #[arg(long)]
         no_login: bool,
+        /// Seconds an OpenTelemetry call waits for its trace's root span (which carries the
+        /// route and often the user) before it is stored with what has arrived.
+        #[arg(long, env = "TOKENTALLY_OTEL_WAIT_SECS", default_value_t = 60)]
+        otel_wait_secs: u64,
     },
     /// Manage API keys.
     Keys {
@@ -248,7 +253,12 @@ fn spawn_retention(store: Store) {
     });
 }
 
-async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    db: PathBuf,
+    addr: SocketAddr,
+    no_login: bool,
+    otel_wait: std::time::Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
     let no_login = no_login || std::env::var("TOKENTALLY_NO_LOGIN").is_ok_and(|v| v == "1" || v == "true");
     if no_login && !addr.ip().is_loopback() {
         return Err(format!("--no-login serves the dashboard to anyone who can connect, so it only listens on a loopback address (127.0.0.1 or ::1), not {addr}").into());
@@ -272,6 +282,7 @@ async fn serve(db: PathBuf, addr: SocketAddr, no_login: bool) -> Result<(), Box<
     };
     spawn_retention(store.clone());
     store.spawn_checkpointer(&db);
+    otel::spawn_sweeper(store.clone(), otel_wait);
     store.spawn_aggregate_saver(&Store::aggregate_path(&db));
     http::metrics::install(&db)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -317,7 +328,9 @@ fn day(ms: i64) -> String {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Serve { db, addr, no_login } => serve(db.db, addr, no_login).await,
+        Command::Serve { db, addr, no_login, otel_wait_secs } => {
+            serve(db.db, addr, no_login, std::time::Duration::from_secs(otel_wait_secs)).await
+        }
         Command::Keys { command: KeysCommand::Create { scope, project, db } } => {
             let store = Store::open(&db.db).await?;
             let project_id = store.ensure_project(&project).await?;

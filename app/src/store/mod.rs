@@ -13,6 +13,7 @@ mod equivalence_tests;
 pub mod ingest;
 pub mod keys;
 pub mod models;
+pub mod otel;
 pub mod overview;
 pub mod projects;
 pub mod retention;

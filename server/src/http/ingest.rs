@@ -145,36 +145,36 @@ struct TraceWire {
 
 /// Reads the body up to the limit. An oversized body is still drained (up to 4× the limit) so
 /// that the client reads a clean 413 instead of a reset connection.
-async fn read_raw(mut body: Body) -> Result<Vec<u8>, ApiError> {
+async fn read_raw(mut body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut raw = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad("body", format!("could not read the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
-            if seen <= MAX_BODY_BYTES {
+            if seen <= limit {
                 raw.extend_from_slice(&data);
-            } else if seen > 4 * MAX_BODY_BYTES {
+            } else if seen > 4 * limit {
                 break;
             }
         }
     }
-    if seen > MAX_BODY_BYTES {
-        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    if seen > limit {
+        return Err(ApiError::too_large(limit));
     }
     Ok(raw)
 }
 
-/// Reads the body up to the limit, inflating gzip (also bounded: a zip bomb gets 413).
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+/// Reads the body up to `limit` bytes, inflating gzip (also bounded: a zip bomb gets 413).
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > 4 * MAX_BODY_BYTES) {
-        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    if declared.is_some_and(|n| n > 4 * limit) {
+        return Err(ApiError::too_large(limit));
     }
-    let raw = read_raw(body).await?;
+    let raw = read_raw(body, limit).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -184,11 +184,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&raw[..])
-                .take(MAX_BODY_BYTES as u64 + 1)
+                .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| ApiError::bad("body", format!("invalid gzip data: {e}")))?;
-            if out.len() > MAX_BODY_BYTES {
-                return Err(ApiError::too_large(MAX_BODY_BYTES));
+            if out.len() > limit {
+                return Err(ApiError::too_large(limit));
             }
             Ok(out)
         }
@@ -405,7 +405,7 @@ pub async fn post_events(
 ) -> Result<Json<Value>, ApiError> {
     let stored = async {
         let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
-        let bytes = read_body(&headers, body).await?;
+        let bytes = read_body(&headers, body, MAX_BODY_BYTES).await?;
         let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
         Ok::<_, ApiError>(state.store.ingest(project, &traces, &events).await?)
     }

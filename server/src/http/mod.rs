@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     );
     Router::new()
         .route("/v1/events", post(ingest::post_events).layer(DefaultBodyLimit::disable()))
+        .route("/v1/traces", post(crate::otel::post_traces).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
         .route("/v1/me/ai-apps/users/{user_id}", get(read_api::user).delete(read_api::delete_user))
         .route("/v1/me/ai-apps/segments", get(read_api::segments))
