@@ -2,7 +2,7 @@
 # Sets up everything and runs every test: formatting and lint gates (rustfmt, clippy for both
 # targets, warnings are errors), unit and integration tests (the real server on
 # 127.0.0.1 with a real SQLite file), browser tests (Debian's Chromium via playwright-core) and the
-# TypeScript SDK's tests.
+# TypeScript SDK's tests, and real OpenTelemetry exporters (Python, Node) against /v1/traces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
@@ -26,6 +26,9 @@ rm -f "$generated"
 
 echo "== cargo test (unit + integration)"
 cargo test --workspace
+
+echo "== OpenTelemetry exporters (Python and Node, real packages, POST /v1/traces)"
+scripts/otel-exporter-tests.sh
 
 echo "== browser tests (end2end)"
 (cd end2end && npm ci --no-audit --no-fund && npm test)

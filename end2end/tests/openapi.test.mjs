@@ -69,6 +69,9 @@ test('every operation answers as the OpenAPI document says', async () => {
   await check('/v1/events', 'post', '/v1/events', { key: server.ingestKey, body: { events: [event('ev-4', 'cy')] } });
   await check('/v1/events', 'post', '/v1/events', { key: server.ingestKey, status: 400, body: { events: [{ id: 'x' }] } });
   await check('/v1/events', 'post', '/v1/events', { key: server.readKey, status: 401, body: { events: [] } });
+  await check('/v1/traces', 'post', '/v1/traces', { key: server.ingestKey, body: { resourceSpans: [] } });
+  await check('/v1/traces', 'post', '/v1/traces', { key: server.ingestKey, status: 400, body: { resourceSpans: 'x' } });
+  await check('/v1/traces', 'post', '/v1/traces', { key: server.readKey, status: 401, body: { resourceSpans: [] } });
   const { json: overview, validate: overviewSchema } = await check(`${api}/overview`, 'get', `${api}/overview`);
   await check(`${api}/overview`, 'get', `${api}/overview?window=1d&stack=provider&tag.plan=pro`);
   await check(`${api}/overview`, 'get', `${api}/overview?window=2d`, { status: 400 });

@@ -84,9 +84,7 @@ fn chat(
     parent: u8,
     start: u64,
     model: &str,
-    input: i64,
-    output: i64,
-    cache_read: i64,
+    (input, output, cache_read): (i64, i64, i64),
 ) -> Span {
     span(
         trace,
@@ -170,8 +168,8 @@ async fn otlp_protobuf_calls_equal_the_same_calls_through_v1_events() {
     let req = export(
         "opentelemetry.instrumentation.openai_v2",
         vec![
-            chat(7, 2, 1, t0 + 1_000_000, "gpt-4o", 1_200, 300, 1_000),
-            chat(7, 3, 1, t0 + 2_000_000_000, "gpt-4o-mini", 5_000, 40, 0),
+            chat(7, 2, 1, t0 + 1_000_000, "gpt-4o", (1_200, 300, 1_000)),
+            chat(7, 3, 1, t0 + 2_000_000_000, "gpt-4o-mini", (5_000, 40, 0)),
             root(7, "alice", t0),
         ],
     );
@@ -216,7 +214,7 @@ async fn children_before_parents_wait_for_the_root_and_give_the_same_result() {
     let s = TestServer::start();
     let t0 = now_ns() - 30_000_000_000;
     // Trace 1: the call, then (another request) an agent span, then the root.
-    let call = chat(1, 3, 2, t0 + 5_000_000, "gpt-4o", 100, 10, 0);
+    let call = chat(1, 3, 2, t0 + 5_000_000, "gpt-4o", (100, 10, 0));
     let mut agent = span(
         1,
         2,
@@ -273,7 +271,7 @@ async fn a_call_whose_root_never_comes_is_stored_after_the_wait() {
     parent.attributes.push(sa("gen_ai.conversation.id", "conv-1"));
     let (st, _) = post_proto(
         &s,
-        export("x", vec![chat(9, 3, 2, t0 + 1, "gpt-4o", 10, 1, 0), parent]).encode_to_vec(),
+        export("x", vec![chat(9, 3, 2, t0 + 1, "gpt-4o", (10, 1, 0)), parent]).encode_to_vec(),
         false,
     )
     .await;
@@ -378,7 +376,7 @@ async fn minimal_privacy_keeps_otlp_prompts_off_the_disk_even_while_waiting() {
     let (ok, out, err) = common::cli(&s.db, &["projects", "set", "default", "--privacy", "minimal"]);
     assert!(ok, "{out}{err}");
     let t0 = now_ns() - 5_000_000_000;
-    let mut call = chat(3, 2, 1, t0, "gpt-4o", 10, 1, 0);
+    let mut call = chat(3, 2, 1, t0, "gpt-4o", (10, 1, 0));
     call.attributes
         .push(sa("gen_ai.input.messages", r#"[{"role":"user","content":"secret-otel-prompt-7731"}]"#));
     // No root yet: the call waits in the file, without its prompt.

@@ -118,6 +118,10 @@ pub struct EventDetail {
     pub usage_estimated: bool,
     /// `table`, `override` or `unpriced`.
     pub cost_source: String,
+    /// A cost the OpenTelemetry instrumentation reported (e.g. OpenLIT's `gen_ai.usage.cost`), in
+    /// USD as sent: shown beside ours, never used for spend.
+    #[serde(default)]
+    pub reported_cost_usd: Option<String>,
     pub error: Option<String>,
     /// The stored JSON text, when privacy allowed it.
     pub prompt: Option<String>,

@@ -141,6 +141,9 @@ fn EventView(d: EventDetail) -> impl IntoView {
             <div><dt>"Trace"</dt><dd>{trace}</dd></div>
             <div><dt>"User"</dt><dd>{user}</dd></div>
             <div><dt>"Cost"</dt><dd>{cost}</dd></div>
+            {d.reported_cost_usd.clone().map(|c| view! {
+                <div><dt>"Reported by the instrumentation"</dt><dd>{format!("${c} (not used: spend is priced from the table)")}</dd></div>
+            })}
             <div><dt>"Input tokens"</dt><dd>{count(e.input_tokens)}{(d.audio_input_tokens > 0).then(|| format!(" ({} of the input, cache included, was audio)", count(d.audio_input_tokens)))}</dd></div>
             <div><dt>"Output tokens"</dt><dd>{output_breakdown(&d)}</dd></div>
             <div><dt>"Cache reads"</dt><dd>{count(e.cache_read_tokens)}</dd></div>

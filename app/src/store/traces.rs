@@ -351,6 +351,10 @@ impl Store {
                     .and_then(serde_json::Value::as_bool)
                     .unwrap_or(false),
                 cost_source: e.cost_source.clone(),
+                reported_cost_usd: detail
+                    .get("reported_cost_usd")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
                 error: e.error.clone(),
                 prompt: e.prompt.clone(),
                 response: e.response.clone(),

@@ -45,6 +45,9 @@ pub struct SpanContext {
     pub tool: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub error: bool,
+    /// The instrumentation scope that made the span.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 /// A GenAI call as mapped from its span, waiting for its trace's attribution.
@@ -72,6 +75,9 @@ pub struct Call {
     /// The input count was smaller than the cached tokens it should include: set to 0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clamped: bool,
+    /// The provider's id of the answer (`gen_ai.response.id`): two spans of one call share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
 }
 
 /// One span of an export, mapped.
@@ -245,6 +251,7 @@ fn map_span(
             .flatten()
             .map(|t| t.chars().take(MAX_NAME).collect()),
         error: status_error || error_type.is_some(),
+        scope: scope.chars().take(MAX_NAME).collect(),
     };
     let call = is_call(&attrs, operation.as_deref()).then(|| {
         call_of(span, &attrs, resource, scope, version, now_ms).map(|mut c| {
@@ -464,6 +471,7 @@ fn call_of(
     ])?;
     let cache_creation = attrs.count(&[
         "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "ai.usage.inputTokenDetails.cacheWriteTokens",
     ])?;
@@ -494,6 +502,9 @@ fn call_of(
         response: content(span, attrs, "output"),
         reported_cost_usd: attrs.str("gen_ai.usage.cost").filter(|c| c.len() <= 64),
         clamped,
+        response_id: attrs
+            .first_str(&["gen_ai.response.id", "ai.response.id"])
+            .filter(|r| r.len() <= MAX_NAME),
     })
 }
 

@@ -234,11 +234,14 @@ async fn store_ready(
             continue;
         }
         let r = resolve::resolve(trace_id, spans, force);
+        metrics::counter!("tokentally_otel_spans_total", "outcome" => "duplicate_call")
+            .increment(r.duplicates as u64);
         records.extend(r.trace);
         events.extend(r.events);
         done.extend(r.spans);
     }
     if events.is_empty() {
+        store.otel_done(project, &done).await?;
         return Ok(0);
     }
     // Idempotent on the event ids (trace id + span id): a retry after a crash counts once.

@@ -12,8 +12,67 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub struct Resolution {
     pub trace: Option<TraceIn>,
     pub events: Vec<EventIn>,
-    /// The (trace, span) ids of the calls in `events`.
+    /// The (trace, span) ids of the calls in `events`, and of those left out as duplicates.
     pub spans: Vec<(String, String)>,
+    /// Call spans left out because another span of the trace reports the same call.
+    pub duplicates: usize,
+}
+
+/// How much a call span reports: of two spans of one call, the one that says more is kept.
+fn detail_score(c: &Call) -> u8 {
+    u8::from(c.cache_read > 0)
+        + u8::from(c.cache_creation > 0)
+        + u8::from(c.prompt.is_some())
+        + u8::from(c.response.is_some())
+}
+
+/// Call spans that report a call another span of the trace reports too: a call span with a
+/// call span under it (a framework's span around the provider's), and of two sibling spans from
+/// two instrumentation scopes, of the same provider, output count and answer id, whose times
+/// overlap (a provider SDK's own spans beside an instrumentation's), the one that says less.
+fn duplicates<'a>(calls: &[(&'a str, Call)], nodes: &HashMap<&'a str, Node>) -> HashSet<&'a str> {
+    let mut skip = HashSet::new();
+    let is_call: HashSet<&str> = calls.iter().map(|(id, _)| *id).collect();
+    for (id, _) in calls {
+        let mut seen = HashSet::from([*id]);
+        let mut next = nodes.get(id).and_then(|n| n.ctx.parent.as_deref());
+        while let Some(p) = next {
+            if !seen.insert(p) {
+                break;
+            }
+            if let Some((&key, _)) = nodes.get_key_value(p).filter(|(k, _)| is_call.contains(*k)) {
+                skip.insert(key);
+            }
+            next = nodes.get(p).and_then(|n| n.ctx.parent.as_deref());
+        }
+    }
+    for (i, (a, ca)) in calls.iter().enumerate() {
+        for (b, cb) in &calls[i + 1..] {
+            if skip.contains(a) || skip.contains(b) {
+                continue;
+            }
+            let (Some(na), Some(nb)) = (nodes.get(a), nodes.get(b)) else { continue };
+            // One instrumentation makes one span per call: only spans of two scopes can be
+            // the same call. The provider's answer id decides when both have one.
+            let same = na.ctx.scope != nb.ctx.scope
+                && na.ctx.parent == nb.ctx.parent
+                && ca.provider == cb.provider
+                && ca.output == cb.output
+                && na.ctx.start_ms <= nb.ctx.end_ms
+                && nb.ctx.start_ms <= na.ctx.end_ms
+                && match (&ca.response_id, &cb.response_id) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => true,
+                };
+            if same {
+                let len = |n: &Node| n.ctx.end_ms - n.ctx.start_ms;
+                // Keep the one that says more; on a tie, the inner (shorter) one.
+                let drop_a = (detail_score(ca), -len(na)) < (detail_score(cb), -len(nb));
+                skip.insert(if drop_a { *a } else { *b });
+            }
+        }
+    }
+    skip
 }
 
 struct Node {
@@ -76,7 +135,13 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
     }
 
     let mut out = Resolution::default();
+    let skip = duplicates(&calls, &nodes);
     for (span_id, call) in calls {
+        if skip.contains(span_id) {
+            out.duplicates += 1;
+            out.spans.push((trace_id.to_string(), span_id.to_string()));
+            continue;
+        }
         let Some(node) = nodes.get(span_id) else { continue };
         // The span and its ancestors, nearest first.
         let mut chain = vec![&node.ctx];
@@ -250,6 +315,48 @@ mod tests {
         assert_eq!(forced.events[0].tags.get("plan").map(String::as_str), Some("pro"));
         assert_eq!(forced.events[0].tags.get("userId"), None);
         assert_eq!(forced.events[0].route_tag, None);
+    }
+
+    #[test]
+    fn two_spans_of_one_call_count_once() {
+        let root = span("root", None, 0, 100, |_| {});
+        // A provider SDK's own span and an instrumentation's around it, siblings.
+        let sdk = span("sdk", Some("root"), 10, 20, |c| c.scope = "com.anthropic.sdk.python".into());
+        let inst =
+            span("inst", Some("root"), 9, 21, |c| c.scope = "opentelemetry.instrumentation.anthropic".into());
+        // Two calls alike in every way from one instrumentation, at once: both count.
+        let twin1 = span("twin1", Some("root"), 85, 90, |_| {});
+        let twin2 = span("twin2", Some("root"), 85, 90, |_| {});
+        // Two scopes but two answers: both count.
+        let id = |r: &str| Call { response_id: Some(r.into()), ..chat() };
+        let a1 = span("a1", Some("root"), 91, 95, |c| c.scope = "a".into());
+        let b1 = span("b1", Some("root"), 91, 95, |c| c.scope = "b".into());
+        let rich = Call { cache_read: 5, ..chat() };
+        // A framework's chat span with the provider's chat span under it.
+        let outer = span("outer", Some("root"), 30, 60, |_| {});
+        let inner = span("inner", Some("outer"), 31, 59, |_| {});
+        // Same provider and output but later: another call.
+        let later = span("later", Some("root"), 70, 80, |_| {});
+        let r = resolve(
+            "t",
+            &[
+                kept("root", &root, None),
+                kept("sdk", &sdk, Some(&chat())),
+                kept("inst", &inst, Some(&rich)),
+                kept("outer", &outer, Some(&chat())),
+                kept("inner", &inner, Some(&chat())),
+                kept("later", &later, Some(&chat())),
+                kept("twin1", &twin1, Some(&chat())),
+                kept("twin2", &twin2, Some(&chat())),
+                kept("a1", &a1, Some(&id("r1"))),
+                kept("b1", &b1, Some(&id("r2"))),
+            ],
+            false,
+        );
+        let ids: Vec<&str> = r.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec!["t-inst", "t-inner", "t-later", "t-twin1", "t-twin2", "t-a1", "t-b1"]);
+        assert_eq!(r.duplicates, 2);
+        assert_eq!(r.spans.len(), 9, "the left-out spans wait no more either");
     }
 
     #[test]
