@@ -387,3 +387,59 @@ async fn minimal_privacy_keeps_otlp_prompts_off_the_disk_even_while_waiting() {
     assert!(row(&users_of(&s, &s.read_key).await, "erin").is_some());
     assert!(!file_contains(&s.db, "secret-otel-prompt-7731"));
 }
+
+#[tokio::test]
+async fn deleting_a_user_drops_their_waiting_otlp_calls() {
+    let s = TestServer::start();
+    let admin = create_key(&s.db, "admin", "default");
+    let t0 = now_ns() - 5_000_000_000;
+    let mut call = chat(4, 3, 2, t0 + 1, "gpt-4o", (10, 1, 0));
+    call.attributes
+        .push(sa("gen_ai.input.messages", r#"[{"role":"user","content":"frank-secret-prompt-5521"}]"#));
+    let handler = span(4, 2, Some(1), "handler", t0, vec![sa("user.id", "frank")]);
+    // The root has not come: the call waits, naming frank through its parent.
+    let (st, _) = post_proto(&s, export("x", vec![call, handler]).encode_to_vec(), false).await;
+    assert_eq!(st, 200);
+    assert!(file_contains(&s.db, "frank-secret-prompt-5521"), "kept while waiting (full privacy)");
+    let resp = s
+        .http
+        .delete(format!("{}/v1/me/ai-apps/users/frank", s.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status().as_u16(), 200);
+    let (st, _) = post_proto(&s, export("x", vec![root(4, "frank", t0)]).encode_to_vec(), false).await;
+    assert_eq!(st, 200);
+    // The root alone names frank again, but no call of theirs is left to store.
+    assert!(row(&users_of(&s, &s.read_key).await, "frank").is_none());
+    assert!(!file_contains(&s.db, "frank-secret-prompt-5521"), "scrubbed from the file");
+}
+
+#[tokio::test]
+async fn the_instrumentations_own_cost_is_shown_not_used() {
+    let s = TestServer::start();
+    let t0 = now_ns() - 5_000_000_000;
+    let mut call = chat(8, 1, 0, t0, "gpt-4o", (1_000, 100, 0));
+    call.parent_span_id.clear();
+    call.attributes.push(sa("gen_ai.usage.cost", "0.0042"));
+    let (st, _) = post_proto(&s, export("openlit.otel.tracing", vec![call]).encode_to_vec(), false).await;
+    assert_eq!(st, 200);
+    let id = format!("{}-{}", "08".repeat(16), "01".repeat(8));
+    let (st, e) = s.get(&format!("/v1/me/ai-apps/events/{id}")).await;
+    assert_eq!(st, 200, "{e}");
+    assert_eq!(e["reported_cost_usd"], "0.0042");
+    assert_eq!(e["cost_source"], "table");
+    // gpt-4o: 1,000 input at $2.50/M and 100 output at $10/M.
+    assert_eq!(e["summary"]["cost_nano"], 3_500_000);
+    let page = s
+        .http
+        .get(format!("{}/ai-apps/events/{id}", s.base))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Reported by the instrumentation") && page.contains("$0.0042"), "{page}");
+}

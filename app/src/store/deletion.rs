@@ -87,6 +87,16 @@ impl Store {
             removed.events += r.events;
             removed.traces += r.traces;
         }
+        // OpenTelemetry spans still kept for attribution: every trace in which a span names
+        // this user goes whole (its waiting calls would otherwise be stored for them later).
+        sqlx::query(
+            "DELETE FROM otel_spans WHERE project_id = ?1 AND trace_id IN (
+                 SELECT trace_id FROM otel_spans WHERE project_id = ?1 AND json_extract(context, '$.tags.userId') = ?2)",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         let hash: String = Sha256::digest(user_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         sqlx::query(
             "INSERT INTO deletion_log (project_id, at, actor, user_id_sha256, events, traces)
