@@ -84,7 +84,7 @@ const now = () => new Date().toISOString();
 
 test('JSON exporter configured by the three environment variables', async () => {
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = server.base;
-  process.env.OTEL_EXPORTER_OTLP_HEADERS = `Authorization=Bearer ${server.keys.ingest}`;
+  process.env.OTEL_EXPORTER_OTLP_HEADERS = `Authorization=Bearer%20${server.keys.ingest}`;
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
   try {
     await exportWith(new JsonExporter(), 'my-app', '1.0.0', (tracer) => {
