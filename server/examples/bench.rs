@@ -3,6 +3,9 @@
 //! cargo run --release -p server --example bench -- ingest BASE_URL INGEST_KEY [EVENTS] [CONCURRENCY] [READ_KEY]
 //!     POST /v1/events in batches of 100 with random UUID ids, CONCURRENCY clients: events/s; with
 //!     READ_KEY, also how soon an acknowledged call shows in the Users view meanwhile.
+//! cargo run --release -p server --example bench -- otlp BASE_URL INGEST_KEY [CALLS] [CONCURRENCY]
+//!     The same calls as OTLP/HTTP protobuf exports of 512 spans to POST /v1/traces (a request
+//!     span and three chat spans per trace): spans/s and calls/s.
 //! cargo run --release -p server --example bench -- floor DB_FILE [EVENTS] [CONCURRENCY]
 //!     The same rows into a bare SQLite `events` table (primary key on the id, an index by trace
 //!     and one by tag set and time; WAL, synchronous=FULL, 100 rows per transaction): the physical
@@ -141,39 +144,46 @@ async fn freshness(
     lags
 }
 
-async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: Option<&str>) {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probe = read_key
-        .map(|rk| tokio::spawn(freshness(base.to_string(), key.to_string(), rk.to_string(), stop.clone())));
+/// Posts every body to `path` with `concurrency` clients; the seconds it took.
+async fn post_all(
+    base: &str,
+    key: &str,
+    path: &str,
+    content_type: &str,
+    bodies: Vec<Vec<u8>>,
+    concurrency: u64,
+) -> f64 {
     let client = reqwest::Client::new();
-    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
-    let all = std::sync::Arc::new(calls(seed, events));
-    let batches = events.div_ceil(100);
+    let bodies = std::sync::Arc::new(bodies);
     let next = std::sync::Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, base, key, all, next) =
-            (client.clone(), base.to_string(), key.to_string(), all.clone(), next.clone());
+        let (client, url, key, ct, bodies, next) = (
+            client.clone(),
+            format!("{base}{path}"),
+            key.to_string(),
+            content_type.to_string(),
+            bodies.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches {
-                    break;
-                }
-                let chunk = &all[(b * 100) as usize..((b + 1) * 100).min(all.len() as u64) as usize];
+                let b = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(b) else { break };
                 let resp = client
-                    .post(format!("{base}/v1/events"))
+                    .post(&url)
                     .bearer_auth(&key)
-                    .json(&batch(chunk))
+                    .header("content-type", &ct)
+                    .body(body.clone())
                     .send()
                     .await;
                 match resp {
                     Ok(r) if r.status() == 200 => {
                         let _ = r.bytes().await;
                     }
-                    Ok(r) => panic!("ingest answered {}", r.status()),
-                    Err(e) => panic!("ingest failed: {e}"),
+                    Ok(r) => panic!("{url} answered {}", r.status()),
+                    Err(e) => panic!("{url} failed: {e}"),
                 }
             }
         }));
@@ -181,7 +191,18 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: 
     for t in tasks {
         t.await.expect("worker");
     }
-    let secs = started.elapsed().as_secs_f64();
+    started.elapsed().as_secs_f64()
+}
+
+async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: Option<&str>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = read_key
+        .map(|rk| tokio::spawn(freshness(base.to_string(), key.to_string(), rk.to_string(), stop.clone())));
+    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+    let all = calls(seed, events);
+    let bodies: Vec<Vec<u8>> = all.chunks(100).map(|c| batch(c).to_string().into_bytes()).collect();
+    let batches = bodies.len();
+    let secs = post_all(base, key, "/v1/events", "application/json", bodies, concurrency).await;
     println!(
         "ingest: {events} events in {batches} batches of 100, {concurrency} clients: {secs:.2} s = {:.0} events/s",
         events as f64 / secs
@@ -198,6 +219,105 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: 
             );
         }
     }
+}
+
+/// The same calls as OTLP protobuf exports of 512 spans: per trace, a request span (route,
+/// user, plan) and its three chat spans, each trace whole in one export.
+fn otlp_exports(calls: &[Call]) -> Vec<Vec<u8>> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, InstrumentationScope, KeyValue, any_value::Value as V,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let id = |s: &str, n: usize| -> Vec<u8> {
+        let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..n).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
+    };
+    let mut spans = Vec::new();
+    for group in calls.chunks(3) {
+        let trace_id = id(&group[0].trace, 16);
+        let root_id = id(&group[0].id, 8);
+        let start = group.iter().map(|c| c.ts_ms).min().unwrap_or(0) as u64 * 1_000_000;
+        spans.push(Span {
+            trace_id: trace_id.clone(),
+            span_id: root_id.clone(),
+            name: "POST /api/chat".into(),
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 6_000_000_000,
+            attributes: vec![
+                kv("http.route", V::StringValue("POST /api/chat".into())),
+                kv("tokentally.tag.userId", V::StringValue(format!("user_{}", group[0].user))),
+                kv("tokentally.tag.plan", V::StringValue(group[0].plan.into())),
+            ],
+            ..Default::default()
+        });
+        for c in group {
+            let x = c.x;
+            let (provider, model) =
+                if x % 2 == 0 { ("openai", "gpt-4o-mini") } else { ("anthropic", "claude-sonnet-4-5") };
+            let cache = (x % 2000) as i64;
+            spans.push(Span {
+                trace_id: trace_id.clone(),
+                span_id: id(&c.id[9..], 8),
+                parent_span_id: root_id.clone(),
+                name: format!("chat {model}"),
+                start_time_unix_nano: c.ts_ms as u64 * 1_000_000,
+                end_time_unix_nano: (c.ts_ms as u64 + x % 5000) * 1_000_000,
+                attributes: vec![
+                    kv("gen_ai.operation.name", V::StringValue("chat".into())),
+                    kv("gen_ai.provider.name", V::StringValue(provider.into())),
+                    kv("gen_ai.request.model", V::StringValue(model.into())),
+                    kv("gen_ai.agent.name", V::StringValue("bench".into())),
+                    kv("gen_ai.usage.input_tokens", V::IntValue((x % 4000) as i64 + cache)),
+                    kv("gen_ai.usage.output_tokens", V::IntValue((x % 700) as i64)),
+                    kv("gen_ai.usage.cache_read.input_tokens", V::IntValue(cache)),
+                ],
+                ..Default::default()
+            });
+        }
+    }
+    let scope = Some(InstrumentationScope { name: "bench".into(), ..Default::default() });
+    let mut out = Vec::new();
+    let mut rest = &spans[..];
+    while !rest.is_empty() {
+        // 512 spans, cut at a trace boundary (4 spans per trace).
+        let n = rest.len().min(512);
+        let (now, later) = rest.split_at(n);
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    scope: scope.clone(),
+                    spans: now.to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        out.push(req.encode_to_vec());
+        rest = later;
+    }
+    out
+}
+
+async fn otlp(base: &str, key: &str, events: u64, concurrency: u64) {
+    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+    let all = calls(seed, events - events % 3);
+    let spans = all.len() + all.len() / 3;
+    let bodies = otlp_exports(&all);
+    let exports = bodies.len();
+    let secs = post_all(base, key, "/v1/traces", "application/x-protobuf", bodies, concurrency).await;
+    println!(
+        "otlp: {} calls ({spans} spans) in {exports} protobuf exports of 512 spans, {concurrency} clients: {secs:.2} s = {:.0} spans/s, {:.0} calls/s",
+        all.len(),
+        spans as f64 / secs,
+        all.len() as f64 / secs
+    );
 }
 
 async fn floor(db: &str, events: u64) {
@@ -370,7 +490,7 @@ async fn reads(base: &str, key: &str, n: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | floor DB [N] | reads BASE_URL KEY [N]";
+    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | otlp BASE_URL KEY [N] [CONCURRENCY] | floor DB [N] | reads BASE_URL KEY [N]";
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(1), arg(2)) {
         (Some("ingest"), Some(base)) => {
@@ -378,6 +498,12 @@ async fn main() {
             let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
             let c = arg(5).and_then(|v| v.parse().ok()).unwrap_or(4);
             ingest(base, key, n, c, arg(6)).await;
+        }
+        (Some("otlp"), Some(base)) => {
+            let key = arg(3).unwrap_or_default();
+            let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            let c = arg(5).and_then(|v| v.parse().ok()).unwrap_or(4);
+            otlp(base, key, n, c).await;
         }
         (Some("floor"), Some(db)) => {
             let n = arg(3).and_then(|v| v.parse().ok()).unwrap_or(100_000);
