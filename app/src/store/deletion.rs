@@ -67,6 +67,7 @@ impl Store {
         // The aggregate saved for a start after a crash holds this user: dropped first, and no
         // new one is saved until the deletion is done.
         let _maintenance = self.maintenance.lock().await;
+        let otel = self.otel_gate_exclusive().await;
         self.drop_aggregate_token().await?;
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -87,11 +88,17 @@ impl Store {
             removed.events += r.events;
             removed.traces += r.traces;
         }
-        // OpenTelemetry spans still kept for attribution: every trace in which a span names
-        // this user goes whole (its waiting calls would otherwise be stored for them later).
+        // OpenTelemetry spans still kept for attribution: each span that names this user and
+        // every span under it go (waiting calls included: they would be stored for the user
+        // later). Other spans of those traces stay, with other users' waiting calls.
         sqlx::query(
-            "DELETE FROM otel_spans WHERE project_id = ?1 AND trace_id IN (
-                 SELECT trace_id FROM otel_spans WHERE project_id = ?1 AND json_extract(context, '$.tags.userId') = ?2)",
+            "WITH RECURSIVE doomed(trace_id, span_id) AS (
+                 SELECT trace_id, span_id FROM otel_spans
+                 WHERE project_id = ?1 AND json_extract(context, '$.tags.userId') = ?2
+                 UNION
+                 SELECT o.trace_id, o.span_id FROM otel_spans o JOIN doomed d
+                   ON o.project_id = ?1 AND o.trace_id = d.trace_id AND json_extract(o.context, '$.parent') = d.span_id)
+             DELETE FROM otel_spans WHERE project_id = ?1 AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM doomed)",
         )
         .bind(project_id)
         .bind(user_id)
@@ -113,6 +120,7 @@ impl Store {
         // Cached ids of the deleted tag sets must not be reused; ingest waits for this writer.
         self.forget_tag_sets();
         tx.commit().await?;
+        drop(otel);
         self.forget_in_cube(project_id, &ids);
         drop(conn);
         // Other users' traces that held some of these calls (calls with tags of their own):

@@ -110,6 +110,10 @@ pub struct Store {
     version: Arc<AtomicU64>,
     /// The filter bar's top-spender menus (see `overview`).
     user_menus: Arc<Mutex<overview::UserMenus>>,
+    /// Shared while OpenTelemetry calls move from the waiting area into `events`, exclusive for
+    /// a user deletion: a call read from the waiting area is never stored after its user was
+    /// deleted.
+    otel_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -181,6 +185,7 @@ impl Store {
             maintenance: Arc::default(),
             version: Arc::default(),
             user_menus: Arc::default(),
+            otel_gate: Arc::default(),
         })
     }
 

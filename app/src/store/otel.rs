@@ -18,10 +18,20 @@ pub struct WaitingSpan {
     pub call: Option<String>,
 }
 
-/// How long spans that are not waiting calls are kept for late children.
-pub const CONTEXT_KEEP_MS: i64 = 3_600_000;
+/// How long spans that are not waiting calls are kept at least, for late children.
+pub const CONTEXT_KEEP_MS: i64 = 15 * 60_000;
 
 impl Store {
+    /// Held while waiting calls are read, stored and marked done (see the field).
+    pub async fn otel_gate(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.otel_gate.clone().read_owned().await
+    }
+
+    /// Held by a user deletion: no waiting call is being stored meanwhile.
+    pub(crate) async fn otel_gate_exclusive(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.otel_gate.clone().write_owned().await
+    }
+
     /// Stores the spans of one export durably (a span already kept is left as it is: a re-sent
     /// export changes nothing). Returns once committed.
     pub async fn otel_keep(&self, project_id: i64, spans: &[WaitingSpan]) -> Result<(), StoreError> {
@@ -91,11 +101,12 @@ impl Store {
         Ok(())
     }
 
-    /// Projects and traces with a call received before `before` that still waits.
+    /// Projects and traces with a call received before `before` that still waits, oldest first.
     pub async fn otel_overdue(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT DISTINCT project_id, trace_id FROM otel_spans
-             WHERE call IS NOT NULL AND received_at < ?1 LIMIT ?2",
+            "SELECT project_id, trace_id FROM otel_spans
+             WHERE call IS NOT NULL AND received_at < ?1
+             GROUP BY project_id, trace_id ORDER BY MIN(received_at) LIMIT ?2",
         )
         .bind(before)
         .bind(limit)
@@ -103,13 +114,25 @@ impl Store {
         .await?)
     }
 
-    /// Forgets spans received before `before` whose call (if any) was stored.
+    /// Forgets spans received before `before` whose call (if any) was stored, a few thousand
+    /// per statement (the writer is shared with ingest).
     pub async fn otel_forget(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM otel_spans WHERE received_at < ?1 AND call IS NULL")
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM otel_spans WHERE (project_id, trace_id, span_id) IN (
+                     SELECT project_id, trace_id, span_id FROM otel_spans
+                     WHERE received_at < ?1 AND call IS NULL LIMIT 5000)",
+            )
             .bind(before)
             .execute(&self.write)
             .await?
-            .rows_affected())
+            .rows_affected();
+            total += n;
+            if n < 5000 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Spans waiting or kept, for `/metrics`.

@@ -48,6 +48,40 @@ pub struct SpanContext {
     /// The instrumentation scope that made the span.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// When the span is a call: what tells it apart, kept after the call is stored so a later
+    /// span of the same call (another instrumentation's) is known for a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallKey>,
+}
+
+/// What identifies a call across the spans two instrumentations make of it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallKey {
+    pub provider: String,
+    pub model: String,
+    pub output: u64,
+    /// Input, cache reads and cache writes together (however the span split them).
+    pub input_total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// How much the span reports (cache counts, prompt, response): the richer span is kept.
+    pub detail: u8,
+}
+
+impl Call {
+    pub fn key(&self) -> CallKey {
+        CallKey {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            output: self.output,
+            input_total: self.input + self.cache_read + self.cache_creation,
+            response_id: self.response_id.clone(),
+            detail: u8::from(self.cache_read > 0)
+                + u8::from(self.cache_creation > 0)
+                + u8::from(self.prompt.is_some())
+                + u8::from(self.response.is_some()),
+        }
+    }
 }
 
 /// A GenAI call as mapped from its span, waiting for its trace's attribution.
@@ -97,15 +131,33 @@ pub fn map_request(req: &ExportTraceServiceRequest, now_ms: i64) -> Vec<Mapped> 
     for rs in &req.resource_spans {
         let resource: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes[..]);
         let resource_tags = tags_of(resource);
+        let resource_provider = Attrs::new(resource).first_str(&PROVIDER_ATTRS);
         for ss in &rs.scope_spans {
             let (scope, version) =
                 ss.scope.as_ref().map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
             for span in &ss.spans {
-                out.push(map_span(span, resource, &resource_tags, scope, version, now_ms));
+                let from = Source {
+                    resource_tags: &resource_tags,
+                    resource_provider: resource_provider.as_deref(),
+                    scope,
+                    version,
+                };
+                out.extend(map_span(span, &from, now_ms));
             }
         }
     }
     out
+}
+
+/// Where a span's provider may be named, in order.
+const PROVIDER_ATTRS: [&str; 3] = ["gen_ai.provider.name", "gen_ai.system", "ai.model.provider"];
+
+/// What a span takes from the resource and scope it came in.
+struct Source<'a> {
+    resource_tags: &'a BTreeMap<String, String>,
+    resource_provider: Option<&'a str>,
+    scope: &'a str,
+    version: &'a str,
 }
 
 /// Attributes by key (the last one wins, as in the SDKs).
@@ -197,11 +249,21 @@ pub fn tags_of(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     tags.retain(|k, v| {
         (1..=MAX_TAG_KEY).contains(&k.chars().count()) && v.chars().count() <= MAX_TAG_VALUE && !v.is_empty()
     });
-    while tags.len() > MAX_TAGS {
-        let last = tags.keys().next_back().cloned();
-        last.map(|k| tags.remove(&k));
-    }
+    cap_tags(&mut tags);
     tags
+}
+
+/// At most [`MAX_TAGS`] tags: the last keys go, never the user.
+pub fn cap_tags(tags: &mut BTreeMap<String, String>) {
+    while tags.len() > MAX_TAGS {
+        let Some(last) = tags.keys().rev().find(|k| k.as_str() != USER_TAG).cloned() else { break };
+        tags.remove(&last);
+    }
+}
+
+/// A trace or span id: the right length and not all zeros (the specification's invalid id).
+fn valid_id(id: &[u8], len: usize) -> bool {
+    id.len() == len && id.iter().any(|b| *b != 0)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -216,20 +278,15 @@ fn ms(nanos: u64) -> i64 {
 const PARENT_KNOWN_MASK: u32 = 0x100;
 const PARENT_REMOTE_MASK: u32 = 0x200;
 
-fn map_span(
-    span: &Span,
-    resource: &[KeyValue],
-    resource_tags: &BTreeMap<String, String>,
-    scope: &str,
-    version: &str,
-    now_ms: i64,
-) -> Mapped {
+/// One span, or `None` when its ids are invalid and it is no call (it cannot be placed in a
+/// trace); a GenAI span with invalid ids comes back refused.
+fn map_span(span: &Span, from: &Source, now_ms: i64) -> Option<Mapped> {
     let attrs = Attrs::new(&span.attributes);
     let parent = (!span.parent_span_id.is_empty() && span.parent_span_id.iter().any(|b| *b != 0))
         .then(|| hex(&span.parent_span_id));
     let remote_parent =
         span.flags & PARENT_KNOWN_MASK != 0 && span.flags & PARENT_REMOTE_MASK != 0 && parent.is_some();
-    let mut tags = resource_tags.clone();
+    let mut tags = from.resource_tags.clone();
     tags.extend(tags_of(&span.attributes));
     let status_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32);
     let error_type = attrs.str("error.type");
@@ -251,10 +308,11 @@ fn map_span(
             .flatten()
             .map(|t| t.chars().take(MAX_NAME).collect()),
         error: status_error || error_type.is_some(),
-        scope: scope.chars().take(MAX_NAME).collect(),
+        scope: from.scope.chars().take(MAX_NAME).collect(),
+        call: None,
     };
     let call = is_call(&attrs, operation.as_deref()).then(|| {
-        call_of(span, &attrs, resource, scope, version, now_ms).map(|mut c| {
+        call_of(span, &attrs, from, now_ms).map(|mut c| {
             c.is_error = context.error;
             if c.is_error {
                 c.error = span
@@ -269,16 +327,26 @@ fn map_span(
         })
     });
     let mut context = context;
-    if call.is_some() {
+    if let Some(Ok(c)) = &call {
         context.agent = attrs.str("gen_ai.agent.name").map(|a| a.chars().take(MAX_NAME).collect());
+        context.call = Some(c.key());
     }
-    Mapped {
+    if !(valid_id(&span.trace_id, 16) && valid_id(&span.span_id, 8)) {
+        return call.map(|_| Mapped {
+            trace_id: String::new(),
+            span_id: String::new(),
+            is_root: false,
+            context: SpanContext::default(),
+            call: Some(Err("a GenAI span without a valid trace or span id".into())),
+        });
+    }
+    Some(Mapped {
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
         is_root: parent.is_none() || remote_parent,
         context,
         call,
-    }
+    })
 }
 
 fn usage_keys() -> [&'static str; 9] {
@@ -351,13 +419,14 @@ pub fn provider_name(raw: &str) -> String {
 
 /// Whether this instrumentation's `input_tokens` for this provider already leaves the cached
 /// tokens out (Anthropic's raw count) instead of including them as the conventions say.
-pub fn input_excludes_cache(scope: &str, version: &str, provider: &str) -> bool {
+pub fn input_excludes_cache(scope: &str, version: &str, provider: &str, v6_details: bool) -> bool {
     let major = version.split('.').next().and_then(|m| m.parse::<u32>().ok());
     match scope {
         // OpenLIT reports each provider's own numbers.
         s if s.starts_with("openlit") => provider == "anthropic",
-        // AI SDK 5 passed Anthropic's raw count; 6 and later follow the conventions.
-        "ai" => provider == "anthropic" && major.is_some_and(|m| m < 6),
+        // AI SDK 5 passed Anthropic's raw count; 6 and later follow the conventions. Its tracer
+        // carries no version, so the 6-only usage breakdown tells them apart.
+        "ai" => provider == "anthropic" && !v6_details && major.is_none_or(|m| m < 6),
         _ => false,
     }
 }
@@ -413,20 +482,10 @@ fn content(span: &Span, attrs: &Attrs, side: &str) -> Option<String> {
     })
 }
 
-fn call_of(
-    span: &Span,
-    attrs: &Attrs,
-    resource: &[KeyValue],
-    scope: &str,
-    version: &str,
-    now_ms: i64,
-) -> Result<Call, String> {
-    if span.trace_id.len() != 16 || span.span_id.len() != 8 {
-        return Err("a GenAI span without a valid trace or span id".into());
-    }
+fn call_of(span: &Span, attrs: &Attrs, from: &Source, now_ms: i64) -> Result<Call, String> {
     let raw_provider = attrs
-        .first_str(&["gen_ai.provider.name", "gen_ai.system", "ai.model.provider"])
-        .or_else(|| Attrs::new(resource).first_str(&["gen_ai.provider.name", "gen_ai.system"]))
+        .first_str(&PROVIDER_ATTRS)
+        .or_else(|| from.resource_provider.map(str::to_string))
         .ok_or("a GenAI span without gen_ai.provider.name or gen_ai.system")?;
     let provider = provider_name(&raw_provider);
     let model = attrs
@@ -480,7 +539,8 @@ fn call_of(
     let (cache_read, cache_creation) = (cache_read.unwrap_or(0), cache_creation.unwrap_or(0));
     let raw_input = input.unwrap_or(0);
     let cached = cache_read + cache_creation;
-    let (input, clamped) = if input_excludes_cache(scope, version, &provider) {
+    let v6_details = attrs.0.keys().any(|k| k.starts_with("ai.usage.inputTokenDetails."));
+    let (input, clamped) = if input_excludes_cache(from.scope, from.version, &provider, v6_details) {
         (raw_input, false)
     } else {
         (raw_input.saturating_sub(cached), raw_input < cached)
@@ -547,6 +607,11 @@ mod tests {
                 schema_url: String::new(),
             }],
         }
+    }
+
+    /// A chat call's attributes without usage.
+    fn chat_attrs() -> Vec<KeyValue> {
+        vec![s("gen_ai.operation.name", "chat"), s("gen_ai.system", "openai"), s("gen_ai.request.model", "m")]
     }
 
     fn call(scope: &str, version: &str, attrs: Vec<KeyValue>) -> Result<Call, String> {
@@ -645,6 +710,51 @@ mod tests {
     }
 
     #[test]
+    fn ai_sdk_anthropic_input_is_read_as_its_version_sends_it() {
+        let attrs = |extra: Vec<KeyValue>| {
+            let mut a = vec![
+                s("ai.operationId", "ai.generateText.doGenerate"),
+                s("ai.model.provider", "anthropic.messages"),
+                s("ai.model.id", "claude-sonnet-4-5"),
+                i("ai.usage.inputTokens", 100),
+                i("ai.usage.cachedInputTokens", 1_000),
+            ];
+            a.extend(extra);
+            a
+        };
+        // The SDK's tracer has no version: 5 (raw Anthropic input, without the cache) ...
+        let v5 = call("ai", "", attrs(vec![])).expect("a call");
+        assert_eq!((v5.input, v5.cache_read, v5.clamped), (100, 1_000, false));
+        // ... unless the span has 6's breakdown (input includes the cache).
+        let v6 = call(
+            "ai",
+            "",
+            vec![
+                s("ai.operationId", "ai.generateText.doGenerate"),
+                s("ai.model.provider", "anthropic.messages"),
+                s("ai.model.id", "claude-sonnet-4-5"),
+                i("ai.usage.inputTokens", 1_100),
+                i("ai.usage.inputTokenDetails.cacheReadTokens", 1_000),
+            ],
+        )
+        .expect("a call");
+        assert_eq!((v6.input, v6.cache_read), (100, 1_000));
+    }
+
+    #[test]
+    fn all_zero_ids_are_refused_and_the_user_survives_the_tag_cap() {
+        let mut req = request("x", "", chat_attrs());
+        req.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![0; 16];
+        let m = map_request(&req, 1_800_000_000_000);
+        assert!(matches!(m.as_slice(), [Mapped { call: Some(Err(_)), .. }]));
+        let mut many: Vec<KeyValue> = (0..100).map(|n| s(&format!("tokentally.tag.k{n:03}"), "v")).collect();
+        many.push(s("tokentally.tag.userId", "u"));
+        let tags = tags_of(&many);
+        assert_eq!(tags.len(), MAX_TAGS);
+        assert_eq!(tags.get("userId").map(String::as_str), Some("u"));
+    }
+
+    #[test]
     fn providers_map_to_the_price_table_names() {
         for (raw, ours) in [
             ("az.ai.openai", "azure"),
@@ -662,16 +772,9 @@ mod tests {
 
     #[test]
     fn bad_counts_and_missing_models_are_refused_with_a_reason() {
-        let bad = call(
-            "x",
-            "",
-            vec![
-                s("gen_ai.operation.name", "chat"),
-                s("gen_ai.system", "openai"),
-                s("gen_ai.request.model", "m"),
-                i("gen_ai.usage.input_tokens", -3),
-            ],
-        );
+        let mut attrs = chat_attrs();
+        attrs.push(i("gen_ai.usage.input_tokens", -3));
+        let bad = call("x", "", attrs);
         assert!(bad.expect_err("refused").contains("gen_ai.usage.input_tokens"));
         let no_model = call("x", "", vec![s("gen_ai.operation.name", "chat"), s("gen_ai.system", "openai")]);
         assert!(no_model.expect_err("refused").contains("model"));

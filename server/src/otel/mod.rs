@@ -26,8 +26,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Largest export accepted, after gzip decompression (an exporter's batch of 512 spans with
-/// prompts fits many times over).
-pub const MAX_EXPORT_BYTES: usize = 32 * 1024 * 1024;
+/// prompts fits many times over). With at most [`MAX_DECODING`] exports decoded at once, this
+/// bounds the memory a flood of tiny messages can take.
+pub const MAX_EXPORT_BYTES: usize = 16 * 1024 * 1024;
+/// Most spans in one export (a collector's default batch is 8,192).
+pub const MAX_SPANS: usize = 20_000;
+/// Exports decoded and mapped at once (on blocking threads); the others wait, then get 503.
+const MAX_DECODING: usize = 2;
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DECODING);
 /// Batches waiting for the writer past which an export is answered 503 (the exporter retries).
 const MAX_WRITER_QUEUE: usize = 256;
 
@@ -152,20 +158,44 @@ async fn take(
         });
     }
     let bytes = read_body(headers, body, MAX_EXPORT_BYTES).await?;
-    let request = decode(format, &bytes)?;
+    let busy = || ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "the server is busy decoding other exports; retry later".into(),
+        field: None,
+    };
+    let permit = tokio::time::timeout(Duration::from_secs(10), DECODING.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let now = app::store::now_ms();
+    let mapped = tokio::task::spawn_blocking(move || {
+        let request = decode(format, &bytes)?;
+        let spans: usize =
+            request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        if spans > MAX_SPANS {
+            return Err(ApiError::bad(
+                "resourceSpans",
+                format!("at most {MAX_SPANS} spans per export, not {spans}"),
+            ));
+        }
+        Ok(map::map_request(&request, now))
+    })
+    .await
+    .map_err(|e| ApiError::bad("body", format!("could not decode the export: {e}")))??;
+    drop(permit);
     let keep_content = state.store.project_by_id(project).await?.privacy != Privacy::Minimal;
     let mut rejected = 0i64;
     let mut reasons: BTreeSet<String> = BTreeSet::new();
     let mut kept = Vec::new();
     let mut traces = BTreeSet::new();
     let mut calls = 0u64;
-    for m in map::map_request(&request, now) {
+    for m in mapped {
         let call = match m.call {
+            // Refused as a call, still a span of its trace (its children's ancestor).
             Some(Err(reason)) => {
                 rejected += 1;
                 reasons.insert(reason);
-                continue;
+                None
             }
             Some(Ok(mut call)) => {
                 calls += 1;
@@ -181,8 +211,8 @@ async fn take(
             }
             None => None,
         };
-        // A span without valid ids cannot be placed in a trace; it carries no call (above).
-        if m.trace_id.len() != 32 || m.span_id.len() != 16 {
+        // A span without valid ids cannot be placed in a trace (a call among them was refused).
+        if m.trace_id.is_empty() {
             continue;
         }
         traces.insert(m.trace_id.clone());
@@ -223,6 +253,8 @@ async fn store_ready(
     if traces.is_empty() {
         return Ok(0);
     }
+    // No user deletion between reading the waiting calls and storing them.
+    let _gate = store.otel_gate().await;
     let kept = store.otel_traces(project, traces).await?;
     let mut by_trace: BTreeMap<&str, Vec<WaitingSpan>> = BTreeMap::new();
     for s in &kept {
@@ -266,16 +298,23 @@ pub fn spawn_sweeper(store: Store, wait: Duration) {
                         by_project.entry(p).or_default().push(t);
                     }
                     for (p, traces) in by_project {
-                        if let Err(e) = store_ready(&store, p, &traces, true).await {
-                            tracing::warn!(error = %e, "storing OTLP calls after their wait failed; retrying");
+                        if store_ready(&store, p, &traces, true).await.is_ok() {
+                            continue;
+                        }
+                        // One trace at a time, so one that fails holds up no other.
+                        for t in traces {
+                            if let Err(e) = store_ready(&store, p, std::slice::from_ref(&t), true).await {
+                                tracing::warn!(error = %e, trace_id = %t, "storing OTLP calls after their wait failed; retrying");
+                            }
                         }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "reading waiting OTLP calls failed"),
             }
-            if now - last_forget > 60_000 {
+            if now - last_forget > 10_000 {
                 last_forget = now;
-                if let Err(e) = store.otel_forget(now - CONTEXT_KEEP_MS).await {
+                let keep = CONTEXT_KEEP_MS.max(wait_ms.saturating_mul(2));
+                if let Err(e) = store.otel_forget(now.saturating_sub(keep)).await {
                     tracing::warn!(error = %e, "forgetting old OTLP spans failed");
                 }
             }

@@ -1,11 +1,17 @@
 //! A trace's kept spans → the calls to store: each call's tags from its ancestors, its agent,
-//! the tools run after it, the route of the trace's root. Pure: no I/O.
+//! the tools run after it, the route of its root; one call reported by two spans counted once.
+//! Pure: no I/O. Linear in the trace's spans (ancestor walks are memoized and capped).
 
-use super::map::{Call, MAX_TAGS, SpanContext};
+use super::map::{Call, CallKey, SpanContext, cap_tags};
 use app::pricing::Usage;
 use app::store::ingest::{EventIn, TraceIn};
 use app::store::otel::WaitingSpan;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Deepest ancestor chain followed (a deeper one counts as broken there).
+const MAX_DEPTH: usize = 256;
+/// Most `execute_tool` spans of one trace given to calls.
+const MAX_TOOL_SPANS: usize = 1_000;
 
 /// What a trace's resolution stores.
 #[derive(Debug, Default)]
@@ -18,70 +24,182 @@ pub struct Resolution {
     pub duplicates: usize,
 }
 
-/// How much a call span reports: of two spans of one call, the one that says more is kept.
-fn detail_score(c: &Call) -> u8 {
-    u8::from(c.cache_read > 0)
-        + u8::from(c.cache_creation > 0)
-        + u8::from(c.prompt.is_some())
-        + u8::from(c.response.is_some())
+struct Node {
+    ctx: SpanContext,
+    is_root: bool,
 }
 
-/// Call spans that report a call another span of the trace reports too: a call span with a
-/// call span under it (a framework's span around the provider's), and of two sibling spans from
-/// two instrumentation scopes, of the same provider, output count and answer id, whose times
-/// overlap (a provider SDK's own spans beside an instrumentation's), the one that says less.
-fn duplicates<'a>(calls: &[(&'a str, Call)], nodes: &HashMap<&'a str, Node>) -> HashSet<&'a str> {
-    let mut skip = HashSet::new();
-    let is_call: HashSet<&str> = calls.iter().map(|(id, _)| *id).collect();
-    for (id, _) in calls {
-        let mut seen = HashSet::from([*id]);
-        let mut next = nodes.get(id).and_then(|n| n.ctx.parent.as_deref());
-        while let Some(p) = next {
-            if !seen.insert(p) {
+/// What a span has from itself and the spans above it.
+#[derive(Clone)]
+struct Up<'a> {
+    tags: BTreeMap<String, String>,
+    agent: Option<String>,
+    /// The topmost span reached, and whether it is a root (no link missing on the way).
+    top: &'a str,
+    complete: bool,
+}
+
+/// Each span's [`Up`], every ancestor chain walked once.
+fn ups<'a>(nodes: &'a HashMap<&'a str, Node>) -> HashMap<&'a str, Up<'a>> {
+    let mut memo: HashMap<&'a str, Up<'a>> = HashMap::with_capacity(nodes.len());
+    for &start in nodes.keys() {
+        if memo.contains_key(start) {
+            continue;
+        }
+        // Up from `start` to a span already known, a root, a missing parent or a cycle.
+        let mut path: Vec<&'a str> = Vec::new();
+        let mut on_path: HashSet<&'a str> = HashSet::new();
+        let mut cur = start;
+        let mut base: Option<Up<'a>> = None;
+        while let Some(n) = nodes.get(cur) {
+            path.push(cur);
+            on_path.insert(cur);
+            if n.is_root || path.len() >= MAX_DEPTH {
                 break;
             }
-            if let Some((&key, _)) = nodes.get_key_value(p).filter(|(k, _)| is_call.contains(*k)) {
-                skip.insert(key);
+            let Some((&p, _)) = n.ctx.parent.as_deref().and_then(|p| nodes.get_key_value(p)) else { break };
+            if let Some(known) = memo.get(p) {
+                base = Some(known.clone());
+                break;
             }
-            next = nodes.get(p).and_then(|n| n.ctx.parent.as_deref());
+            if on_path.contains(p) {
+                break;
+            }
+            cur = p;
+        }
+        for &id in path.iter().rev() {
+            let n = &nodes[id];
+            let up = match base.take() {
+                Some(above) => {
+                    let mut tags = above.tags;
+                    tags.extend(n.ctx.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Up {
+                        tags,
+                        agent: n.ctx.agent.clone().or(above.agent),
+                        top: above.top,
+                        complete: above.complete,
+                    }
+                }
+                None => {
+                    Up { tags: n.ctx.tags.clone(), agent: n.ctx.agent.clone(), top: id, complete: n.is_root }
+                }
+            };
+            base = Some(up.clone());
+            memo.insert(id, up);
         }
     }
-    for (i, (a, ca)) in calls.iter().enumerate() {
-        for (b, cb) in &calls[i + 1..] {
-            if skip.contains(a) || skip.contains(b) {
-                continue;
+    memo
+}
+
+/// Whether two models name the same one (a dated id and its alias).
+fn same_model(a: &str, b: &str) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Call spans that report a call another span of the trace (stored or waiting) reports too:
+/// a call span with a call span under it (a framework's span around the provider's); and of two
+/// sibling spans from two instrumentation scopes with the same provider, model, input and output
+/// counts and answer id whose times overlap (a provider SDK's own span beside an
+/// instrumentation's), the one already stored, else the one that reports more.
+fn duplicates<'a>(nodes: &HashMap<&'a str, Node>, waiting: &HashSet<&'a str>) -> HashSet<&'a str> {
+    let mut skip = HashSet::new();
+    let key = |id: &str| nodes.get(id).and_then(|n| n.ctx.call.as_ref());
+    for (&id, n) in nodes.iter().filter(|(_, n)| n.ctx.call.is_some()) {
+        let mut next = n.ctx.parent.as_deref();
+        let mut depth = 0;
+        while let Some(p) = next {
+            depth += 1;
+            let Some((&pid, pn)) = nodes.get_key_value(p) else { break };
+            if depth > MAX_DEPTH || pid == id {
+                break;
             }
-            let (Some(na), Some(nb)) = (nodes.get(a), nodes.get(b)) else { continue };
-            // One instrumentation makes one span per call: only spans of two scopes can be
-            // the same call. The provider's answer id decides when both have one.
-            let same = na.ctx.scope != nb.ctx.scope
-                && na.ctx.parent == nb.ctx.parent
-                && ca.provider == cb.provider
-                && ca.output == cb.output
-                && na.ctx.start_ms <= nb.ctx.end_ms
-                && nb.ctx.start_ms <= na.ctx.end_ms
-                && match (&ca.response_id, &cb.response_id) {
-                    (Some(x), Some(y)) => x == y,
-                    _ => true,
-                };
-            if same {
-                let len = |n: &Node| n.ctx.end_ms - n.ctx.start_ms;
-                // Keep the one that says more; on a tie, the inner (shorter) one.
-                let drop_a = (detail_score(ca), -len(na)) < (detail_score(cb), -len(nb));
-                skip.insert(if drop_a { *a } else { *b });
+            if pn.ctx.call.is_some() {
+                // Its own walk marks the calls above it.
+                skip.insert(pid);
+                break;
+            }
+            next = pn.ctx.parent.as_deref();
+        }
+    }
+    let mut groups: HashMap<(Option<&str>, &str, u64, u64), Vec<&'a str>> = HashMap::new();
+    for (&id, n) in nodes {
+        if let (Some(k), false) = (&n.ctx.call, skip.contains(id)) {
+            groups
+                .entry((n.ctx.parent.as_deref(), k.provider.as_str(), k.output, k.input_total))
+                .or_default()
+                .push(id);
+        }
+    }
+    for mut group in groups.into_values().filter(|g| g.len() > 1) {
+        group.sort_by_key(|id| (nodes[id].ctx.start_ms, *id));
+        for (i, &a) in group.iter().enumerate() {
+            for &b in &group[i + 1..] {
+                if skip.contains(a) || skip.contains(b) {
+                    continue;
+                }
+                let (na, nb) = (&nodes[a].ctx, &nodes[b].ctx);
+                let (Some(ka), Some(kb)) = (key(a), key(b)) else { continue };
+                // One instrumentation makes one span per call: only two scopes can be one call.
+                let same = na.scope != nb.scope
+                    && same_model(&ka.model, &kb.model)
+                    && na.start_ms <= nb.end_ms
+                    && nb.start_ms <= na.end_ms
+                    && match (&ka.response_id, &kb.response_id) {
+                        (Some(x), Some(y)) => x == y,
+                        _ => true,
+                    };
+                if same {
+                    skip.insert(if keep_first((a, na, ka), (b, nb, kb), waiting) { b } else { a });
+                }
             }
         }
     }
     skip
 }
 
-struct Node {
-    ctx: SpanContext,
-    is_root: bool,
+/// Of two spans of one call: a stored one stays; else the one that reports more, else the inner.
+fn keep_first(
+    a: (&str, &SpanContext, &CallKey),
+    b: (&str, &SpanContext, &CallKey),
+    waiting: &HashSet<&str>,
+) -> bool {
+    match (waiting.contains(a.0), waiting.contains(b.0)) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => (a.2.detail, b.1.end_ms - b.1.start_ms) >= (b.2.detail, a.1.end_ms - a.1.start_ms),
+    }
 }
 
-/// Resolves the waiting calls of one trace from all its kept spans, if it is complete (its root
-/// has arrived) or `force` (the wait is over).
+/// Gives each `execute_tool` span to the waiting call it followed: among the calls under the
+/// same parent (else the whole trace), the last to end before the tool started, else the nearest.
+fn tools_of<'a>(nodes: &HashMap<&'a str, Node>, calls: &[&'a str]) -> HashMap<&'a str, Vec<String>> {
+    let mut tools: HashMap<&'a str, Vec<String>> = HashMap::new();
+    let mut by_parent: HashMap<Option<&str>, Vec<&'a str>> = HashMap::new();
+    for &c in calls {
+        by_parent.entry(nodes[c].ctx.parent.as_deref()).or_default().push(c);
+    }
+    let mut tool_spans: Vec<&Node> = nodes.values().filter(|n| n.ctx.tool.is_some()).collect();
+    tool_spans.sort_by_key(|n| n.ctx.start_ms);
+    for t in tool_spans.into_iter().take(MAX_TOOL_SPANS) {
+        let pool = by_parent.get(&t.ctx.parent.as_deref()).map_or(calls, Vec::as_slice);
+        let ctx = |id: &&str| &nodes[*id].ctx;
+        let chosen = pool
+            .iter()
+            .filter(|id| ctx(id).end_ms <= t.ctx.start_ms)
+            .max_by_key(|id| ctx(id).end_ms)
+            .or_else(|| pool.iter().min_by_key(|id| (ctx(id).start_ms - t.ctx.start_ms).abs()));
+        if let (Some(&id), Some(name)) = (chosen, t.ctx.tool.clone()) {
+            let list = tools.entry(id).or_default();
+            if !list.contains(&name) && list.len() < 256 {
+                list.push(name);
+            }
+        }
+    }
+    tools
+}
+
+/// Resolves the waiting calls of one trace from all its kept spans: each call whose ancestors
+/// are all here up to a root, or every waiting call when `force` (the wait is over).
 pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution {
     let mut nodes: HashMap<&str, Node> = HashMap::new();
     let mut calls: Vec<(&str, Call)> = Vec::new();
@@ -92,78 +210,32 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
         }
         nodes.insert(s.span_id.as_str(), Node { ctx, is_root: s.is_root });
     }
-    let root = nodes.values().filter(|n| n.is_root).min_by_key(|n| n.ctx.start_ms);
-    if calls.is_empty() || (root.is_none() && !force) {
+    if calls.is_empty() {
         return Resolution::default();
     }
+    let ups = ups(&nodes);
+    calls.retain(|(id, _)| force || ups.get(id).is_some_and(|u| u.complete));
     calls.sort_by_key(|(id, _)| (nodes.get(id).map_or(0, |n| n.ctx.start_ms), *id));
-    let route =
-        root.map(|r| r.ctx.route.clone().unwrap_or_else(|| r.ctx.name.clone())).filter(|r| !r.is_empty());
-
-    // Each execute_tool span goes to the call it followed: among the calls under the same
-    // parent (else the whole trace), the last to end before the tool started, else the nearest.
-    let mut tools: HashMap<&str, Vec<String>> = HashMap::new();
-    let mut tool_spans: Vec<&Node> = nodes.values().filter(|n| n.ctx.tool.is_some()).collect();
-    tool_spans.sort_by_key(|n| n.ctx.start_ms);
-    for t in tool_spans {
-        let ctx_of = |id: &str| nodes.get(id).map(|n| &n.ctx);
-        let siblings: Vec<&str> = calls
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| ctx_of(id).is_some_and(|c| c.parent == t.ctx.parent))
-            .collect();
-        let pool: Vec<&str> =
-            if siblings.is_empty() { calls.iter().map(|(id, _)| *id).collect() } else { siblings };
-        let before = pool
-            .iter()
-            .filter_map(|id| ctx_of(id).map(|c| (*id, c)))
-            .filter(|(_, c)| c.end_ms <= t.ctx.start_ms)
-            .max_by_key(|(_, c)| c.end_ms)
-            .map(|(id, _)| id);
-        let nearest = before.or_else(|| {
-            pool.iter()
-                .filter_map(|id| ctx_of(id).map(|c| (*id, c)))
-                .min_by_key(|(_, c)| (c.start_ms - t.ctx.start_ms).abs())
-                .map(|(id, _)| id)
-        });
-        if let (Some(id), Some(name)) = (nearest, t.ctx.tool.clone()) {
-            let list = tools.entry(id).or_default();
-            if !list.contains(&name) && list.len() < 256 {
-                list.push(name);
-            }
-        }
-    }
+    let waiting: HashSet<&str> = calls.iter().map(|(id, _)| *id).collect();
+    let skip = duplicates(&nodes, &waiting);
+    let counted: Vec<&str> = calls.iter().map(|(id, _)| *id).filter(|id| !skip.contains(id)).collect();
+    let mut tools = tools_of(&nodes, &counted);
+    let route_of = |up: &Up| {
+        let top = &nodes[up.top];
+        top.ctx.route.clone().or_else(|| up.complete.then(|| top.ctx.name.clone())).filter(|r| !r.is_empty())
+    };
 
     let mut out = Resolution::default();
-    let skip = duplicates(&calls, &nodes);
     for (span_id, call) in calls {
+        let (Some(node), Some(up)) = (nodes.get(span_id), ups.get(span_id)) else { continue };
+        out.spans.push((trace_id.to_string(), span_id.to_string()));
         if skip.contains(span_id) {
             out.duplicates += 1;
-            out.spans.push((trace_id.to_string(), span_id.to_string()));
             continue;
         }
-        let Some(node) = nodes.get(span_id) else { continue };
-        // The span and its ancestors, nearest first.
-        let mut chain = vec![&node.ctx];
-        let mut seen: HashSet<&str> = HashSet::from([span_id]);
-        let mut next = node.ctx.parent.as_deref();
-        while let Some(p) = next {
-            if !seen.insert(p) {
-                break;
-            }
-            let Some(n) = nodes.get(p) else { break };
-            chain.push(&n.ctx);
-            next = n.ctx.parent.as_deref();
-        }
-        let mut tags: BTreeMap<String, String> = BTreeMap::new();
-        for c in chain.iter().rev() {
-            tags.extend(c.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        while tags.len() > MAX_TAGS {
-            let last = tags.keys().next_back().cloned();
-            last.map(|k| tags.remove(&k));
-        }
-        let agent = chain.iter().find_map(|c| c.agent.clone()).unwrap_or_default();
+        let mut tags = up.tags.clone();
+        cap_tags(&mut tags);
+        let route = route_of(up);
         let mut detail = serde_json::Map::new();
         if call.reasoning > 0 {
             detail.insert("reasoning_tokens".into(), call.reasoning.into());
@@ -175,13 +247,15 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
             detail.insert("input_clamped".into(), true.into());
         }
         if out.trace.is_none() {
+            // The trace's own tags are its root's: a call's other ancestors speak for it alone.
+            let root = up.complete.then(|| &nodes[up.top].ctx);
             out.trace = Some(TraceIn {
                 id: trace_id.to_string(),
                 route_tag: route.clone(),
-                tags: tags.clone(),
-                started_ms: root.map_or(node.ctx.start_ms, |r| r.ctx.start_ms.min(node.ctx.start_ms)),
-                ended_ms: root.map(|r| r.ctx.end_ms.max(r.ctx.start_ms)),
-                status: root.map(|r| if r.ctx.error { "error" } else { "ok" }.to_string()),
+                tags: root.map(|r| r.tags.clone()).unwrap_or_default(),
+                started_ms: root.map_or(node.ctx.start_ms, |r| r.start_ms.min(node.ctx.start_ms)),
+                ended_ms: root.map(|r| r.end_ms.max(r.start_ms)),
+                status: root.map(|r| if r.error { "error" } else { "ok" }.to_string()),
             });
         }
         out.events.push(EventIn {
@@ -191,8 +265,8 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
             kind: "llm".into(),
             provider: call.provider,
             model: call.model,
-            agent,
-            route_tag: route.clone(),
+            agent: up.agent.clone().unwrap_or_default(),
+            route_tag: route,
             tags,
             usage: Usage {
                 input: call.input,
@@ -211,7 +285,6 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
             prompt: call.prompt,
             response: call.response,
         });
-        out.spans.push((trace_id.to_string(), span_id.to_string()));
     }
     out
 }
@@ -238,13 +311,16 @@ mod tests {
         c
     }
 
+    /// As the handler keeps a span (a call's key in its context).
     fn kept(id: &str, ctx: &SpanContext, call: Option<&Call>) -> WaitingSpan {
+        let mut ctx = ctx.clone();
+        ctx.call = call.map(Call::key);
         WaitingSpan {
             trace_id: "t".into(),
             span_id: id.into(),
             received_at: 0,
             is_root: ctx.parent.is_none(),
-            context: serde_json::to_string(ctx).expect("json"),
+            context: serde_json::to_string(&ctx).expect("json"),
             call: call.map(|c| serde_json::to_string(c).expect("json")),
         }
     }
@@ -331,7 +407,8 @@ mod tests {
         let id = |r: &str| Call { response_id: Some(r.into()), ..chat() };
         let a1 = span("a1", Some("root"), 91, 95, |c| c.scope = "a".into());
         let b1 = span("b1", Some("root"), 91, 95, |c| c.scope = "b".into());
-        let rich = Call { cache_read: 5, ..chat() };
+        // The same totals, split better.
+        let rich = Call { input: 5, cache_read: 5, ..chat() };
         // A framework's chat span with the provider's chat span under it.
         let outer = span("outer", Some("root"), 30, 60, |_| {});
         let inner = span("inner", Some("outer"), 31, 59, |_| {});
@@ -360,12 +437,69 @@ mod tests {
     }
 
     #[test]
+    fn a_call_waits_for_its_own_root_not_any_root() {
+        // A gateway's root is here; the service's own server span (remote parent) is not yet.
+        let gateway = span("gw", None, 0, 100, |c| {
+            c.tags.insert("userId".into(), "u1".into());
+        });
+        let handler = span("handler", Some("svc-root"), 10, 20, |_| {});
+        let call = span("c", Some("handler"), 11, 19, |_| {});
+        let mut spans = vec![
+            kept("gw", &gateway, None),
+            kept("handler", &handler, None),
+            kept("c", &call, Some(&chat())),
+        ];
+        assert!(resolve("t", &spans, false).events.is_empty(), "its chain is broken above `handler`");
+        let svc_root = span("svc-root", Some("gw"), 5, 30, |c| c.route = Some("/svc".into()));
+        let mut root = kept("svc-root", &svc_root, None);
+        root.is_root = true;
+        spans.push(root);
+        let r = resolve("t", &spans, false);
+        assert_eq!(r.events.len(), 1);
+        assert_eq!(r.events[0].route_tag.as_deref(), Some("/svc"));
+        let t = r.trace.expect("trace");
+        assert!(t.tags.is_empty(), "the trace's tags are its root's");
+    }
+
+    #[test]
+    fn a_call_already_stored_keeps_its_place_against_a_later_twin() {
+        let root = span("root", None, 0, 100, |_| {});
+        let a = span("a", Some("root"), 10, 20, |c| c.scope = "one".into());
+        let b = span("b", Some("root"), 10, 20, |c| c.scope = "two".into());
+        let richer = Call { input: 5, cache_read: 5, ..chat() };
+        // `a` was stored earlier: its span is kept without the waiting call.
+        let mut stored = kept("a", &a, Some(&chat()));
+        stored.call = None;
+        let r = resolve("t", &[kept("root", &root, None), stored, kept("b", &b, Some(&richer))], false);
+        assert!(r.events.is_empty());
+        assert_eq!(r.duplicates, 1);
+    }
+
+    #[test]
     fn a_parent_cycle_ends() {
         let a = span("a", Some("b"), 0, 1, |_| {});
         let b = span("b", Some("a"), 0, 1, |c| {
             c.tags.insert("plan".into(), "x".into());
         });
-        let r = resolve("t", &[kept("a", &a, Some(&chat())), kept("b", &b, None)], true);
-        assert_eq!(r.events[0].tags.get("plan").map(String::as_str), Some("x"));
+        // A malformed trace: resolution ends, never complete, and the call is stored when forced.
+        let spans = [kept("a", &a, Some(&chat())), kept("b", &b, None)];
+        assert!(resolve("t", &spans, false).events.is_empty());
+        assert_eq!(resolve("t", &spans, true).events.len(), 1);
+    }
+
+    #[test]
+    fn a_long_chain_of_calls_resolves_in_linear_time() {
+        // 20,000 spans deep, a call on every one: each is walked once (and at most 256 up).
+        let n = 20_000;
+        let spans: Vec<WaitingSpan> = (0..n)
+            .map(|i| {
+                let parent = (i > 0).then(|| format!("s{}", i - 1));
+                let ctx = span(&format!("s{i}"), parent.as_deref(), i, i + 1, |_| {});
+                kept(&format!("s{i}"), &ctx, Some(&chat()))
+            })
+            .collect();
+        let r = resolve("t", &spans, true);
+        // Every call but the innermost has a call under it: only the innermost counts.
+        assert_eq!((r.events.len(), r.duplicates), (1, n as usize - 1));
     }
 }
