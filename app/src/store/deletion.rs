@@ -88,22 +88,8 @@ impl Store {
             removed.events += r.events;
             removed.traces += r.traces;
         }
-        // OpenTelemetry spans still kept for attribution: each span that names this user and
-        // every span under it go (waiting calls included: they would be stored for the user
-        // later). Other spans of those traces stay, with other users' waiting calls.
-        sqlx::query(
-            "WITH RECURSIVE doomed(trace_id, span_id) AS (
-                 SELECT trace_id, span_id FROM otel_spans
-                 WHERE project_id = ?1 AND json_extract(context, '$.tags.userId') = ?2
-                 UNION
-                 SELECT o.trace_id, o.span_id FROM otel_spans o JOIN doomed d
-                   ON o.project_id = ?1 AND o.trace_id = d.trace_id AND json_extract(o.context, '$.parent') = d.span_id)
-             DELETE FROM otel_spans WHERE project_id = ?1 AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM doomed)",
-        )
-        .bind(project_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        // OpenTelemetry spans still kept for attribution (see `otel_forget_user`).
+        Store::otel_forget_user(&mut tx, project_id, user_id).await?;
         let hash: String = Sha256::digest(user_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         sqlx::query(
             "INSERT INTO deletion_log (project_id, at, actor, user_id_sha256, events, traces)

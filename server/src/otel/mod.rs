@@ -1,8 +1,9 @@
 //! `POST /v1/traces`: OpenTelemetry GenAI spans over OTLP/HTTP (protobuf or JSON) become priced,
 //! attributed calls. Spans are kept (durably, before the answer) in the store's waiting area;
-//! a trace's calls are stored once its root has arrived, or when the wait is over
+//! a call is stored once every span above it up to a root has arrived, or when its wait is over
 //! (`spawn_sweeper`). Depends on the store and `http` (auth, body reading, errors).
 
+mod count;
 pub mod map;
 pub mod resolve;
 
@@ -169,20 +170,28 @@ async fn take(
         .map_err(|_| busy())?;
     let now = app::store::now_ms();
     let mapped = tokio::task::spawn_blocking(move || {
-        let request = decode(format, &bytes)?;
-        let spans: usize =
-            request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        // The permit goes with the work: a client that leaves does not free it early.
+        let _permit = permit;
+        // Counted before decoding: what a flood of tiny messages would decode to is bounded.
+        let spans = count::spans(format == Format::Protobuf, &bytes)?;
         if spans > MAX_SPANS {
             return Err(ApiError::bad(
                 "resourceSpans",
                 format!("at most {MAX_SPANS} spans per export, not {spans}"),
             ));
         }
+        let request = decode(format, &bytes)?;
         Ok(map::map_request(&request, now))
     })
     .await
-    .map_err(|e| ApiError::bad("body", format!("could not decode the export: {e}")))??;
-    drop(permit);
+    .map_err(|e| {
+        tracing::error!(error = %e, "decoding an OTLP export failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error; see the server log".into(),
+            field: None,
+        }
+    })??;
     let keep_content = state.store.project_by_id(project).await?.privacy != Privacy::Minimal;
     let mut rejected = 0i64;
     let mut reasons: BTreeSet<String> = BTreeSet::new();
@@ -236,19 +245,20 @@ async fn take(
     // The traces this export completed are stored now; a failure here loses nothing (the
     // sweeper stores them after the wait).
     let traces: Vec<String> = traces.into_iter().collect();
-    if let Err(e) = store_ready(&state.store, project, &traces, false).await {
+    if let Err(e) = store_ready(&state.store, project, &traces, None).await {
         tracing::warn!(error = %e, "OTLP calls kept but not stored yet; the sweeper will retry");
     }
     let message = reasons.into_iter().take(5).collect::<Vec<_>>().join("; ");
     Ok((rejected, message))
 }
 
-/// Stores the waiting calls of `traces` that can be resolved (all of them when `force`).
+/// Stores the waiting calls of `traces` whose chain up to a root is here, and those received
+/// before `waited_before`.
 async fn store_ready(
     store: &Store,
     project: i64,
     traces: &[String],
-    force: bool,
+    waited_before: Option<i64>,
 ) -> Result<usize, app::store::StoreError> {
     if traces.is_empty() {
         return Ok(0);
@@ -256,22 +266,29 @@ async fn store_ready(
     // No user deletion between reading the waiting calls and storing them.
     let _gate = store.otel_gate().await;
     let kept = store.otel_traces(project, traces).await?;
-    let mut by_trace: BTreeMap<&str, Vec<WaitingSpan>> = BTreeMap::new();
-    for s in &kept {
-        by_trace.entry(s.trace_id.as_str()).or_default().push(s.clone());
-    }
-    let (mut records, mut events, mut done) = (Vec::new(), Vec::new(), Vec::new());
-    for (trace_id, spans) in &by_trace {
-        if !spans.iter().any(|s| s.call.is_some()) {
-            continue;
+    // Resolution is CPU work over every kept span of these traces: off the async workers.
+    let (records, events, done, duplicates) = tokio::task::spawn_blocking(move || {
+        let mut by_trace: BTreeMap<String, Vec<WaitingSpan>> = BTreeMap::new();
+        for s in kept {
+            by_trace.entry(s.trace_id.clone()).or_default().push(s);
         }
-        let r = resolve::resolve(trace_id, spans, force);
-        metrics::counter!("tokentally_otel_spans_total", "outcome" => "duplicate_call")
-            .increment(r.duplicates as u64);
-        records.extend(r.trace);
-        events.extend(r.events);
-        done.extend(r.spans);
-    }
+        let (mut records, mut events, mut done, mut duplicates) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for (trace_id, spans) in &by_trace {
+            if !spans.iter().any(|s| s.call.is_some()) {
+                continue;
+            }
+            let r = resolve::resolve(trace_id, spans, waited_before);
+            duplicates += r.duplicates;
+            records.extend(r.trace);
+            events.extend(r.events);
+            done.extend(r.spans);
+        }
+        (records, events, done, duplicates)
+    })
+    .await
+    .map_err(|e| app::store::StoreError::Invalid(format!("resolving OTLP calls failed: {e}")))?;
+    metrics::counter!("tokentally_otel_spans_total", "outcome" => "duplicate_call")
+        .increment(duplicates as u64);
     if events.is_empty() {
         store.otel_done(project, &done).await?;
         return Ok(0);
@@ -298,12 +315,13 @@ pub fn spawn_sweeper(store: Store, wait: Duration) {
                         by_project.entry(p).or_default().push(t);
                     }
                     for (p, traces) in by_project {
-                        if store_ready(&store, p, &traces, true).await.is_ok() {
+                        let cutoff = Some(now.saturating_sub(wait_ms));
+                        if store_ready(&store, p, &traces, cutoff).await.is_ok() {
                             continue;
                         }
                         // One trace at a time, so one that fails holds up no other.
                         for t in traces {
-                            if let Err(e) = store_ready(&store, p, std::slice::from_ref(&t), true).await {
+                            if let Err(e) = store_ready(&store, p, std::slice::from_ref(&t), cutoff).await {
                                 tracing::warn!(error = %e, trace_id = %t, "storing OTLP calls after their wait failed; retrying");
                             }
                         }

@@ -1,6 +1,7 @@
 //! A trace's kept spans → the calls to store: each call's tags from its ancestors, its agent,
 //! the tools run after it, the route of its root; one call reported by two spans counted once.
-//! Pure: no I/O. Linear in the trace's spans (ancestor walks are memoized and capped).
+//! Pure: no I/O. Near-linear in the trace's spans (each ancestor chain is walked once; tag maps
+//! stay capped; duplicates are compared only among overlapping spans of one group).
 
 use super::map::{Call, CallKey, SpanContext, cap_tags};
 use app::pricing::Usage;
@@ -34,9 +35,11 @@ struct Node {
 struct Up<'a> {
     tags: BTreeMap<String, String>,
     agent: Option<String>,
-    /// The topmost span reached, and whether it is a root (no link missing on the way).
+    /// The topmost span reached, and whether it is a root (no link missing on the way, and
+    /// at most [`MAX_DEPTH`] spans up).
     top: &'a str,
     complete: bool,
+    depth: usize,
 }
 
 /// Each span's [`Up`], every ancestor chain walked once.
@@ -54,7 +57,7 @@ fn ups<'a>(nodes: &'a HashMap<&'a str, Node>) -> HashMap<&'a str, Up<'a>> {
         while let Some(n) = nodes.get(cur) {
             path.push(cur);
             on_path.insert(cur);
-            if n.is_root || path.len() >= MAX_DEPTH {
+            if n.is_root {
                 break;
             }
             let Some((&p, _)) = n.ctx.parent.as_deref().and_then(|p| nodes.get_key_value(p)) else { break };
@@ -73,16 +76,23 @@ fn ups<'a>(nodes: &'a HashMap<&'a str, Node>) -> HashMap<&'a str, Up<'a>> {
                 Some(above) => {
                     let mut tags = above.tags;
                     tags.extend(n.ctx.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    // The same tags as capping at the end: the cap keeps the first keys.
+                    cap_tags(&mut tags);
                     Up {
                         tags,
                         agent: n.ctx.agent.clone().or(above.agent),
                         top: above.top,
-                        complete: above.complete,
+                        complete: above.complete && above.depth < MAX_DEPTH,
+                        depth: above.depth + 1,
                     }
                 }
-                None => {
-                    Up { tags: n.ctx.tags.clone(), agent: n.ctx.agent.clone(), top: id, complete: n.is_root }
-                }
+                None => Up {
+                    tags: n.ctx.tags.clone(),
+                    agent: n.ctx.agent.clone(),
+                    top: id,
+                    complete: n.is_root,
+                    depth: 0,
+                },
             };
             base = Some(up.clone());
             memo.insert(id, up);
@@ -134,10 +144,14 @@ fn duplicates<'a>(nodes: &HashMap<&'a str, Node>, waiting: &HashSet<&'a str>) ->
         group.sort_by_key(|id| (nodes[id].ctx.start_ms, *id));
         for (i, &a) in group.iter().enumerate() {
             for &b in &group[i + 1..] {
+                let (na, nb) = (&nodes[a].ctx, &nodes[b].ctx);
+                // Sorted by start: no later span overlaps `a` either.
+                if nb.start_ms > na.end_ms {
+                    break;
+                }
                 if skip.contains(a) || skip.contains(b) {
                     continue;
                 }
-                let (na, nb) = (&nodes[a].ctx, &nodes[b].ctx);
                 let (Some(ka), Some(kb)) = (key(a), key(b)) else { continue };
                 // One instrumentation makes one span per call: only two scopes can be one call.
                 let same = na.scope != nb.scope
@@ -170,25 +184,30 @@ fn keep_first(
     }
 }
 
-/// Gives each `execute_tool` span to the waiting call it followed: among the calls under the
-/// same parent (else the whole trace), the last to end before the tool started, else the nearest.
-fn tools_of<'a>(nodes: &HashMap<&'a str, Node>, calls: &[&'a str]) -> HashMap<&'a str, Vec<String>> {
+/// Gives each `execute_tool` span to the call it followed, if that call is counted now: among
+/// the call spans (stored or waiting) under the same parent, else the whole trace, the last to
+/// end before the tool started, else the nearest.
+fn tools_of<'a>(nodes: &HashMap<&'a str, Node>, counted: &HashSet<&'a str>) -> HashMap<&'a str, Vec<String>> {
     let mut tools: HashMap<&'a str, Vec<String>> = HashMap::new();
+    if counted.is_empty() {
+        return tools;
+    }
+    let all: Vec<&'a str> = nodes.iter().filter(|(_, n)| n.ctx.call.is_some()).map(|(id, _)| *id).collect();
     let mut by_parent: HashMap<Option<&str>, Vec<&'a str>> = HashMap::new();
-    for &c in calls {
+    for &c in &all {
         by_parent.entry(nodes[c].ctx.parent.as_deref()).or_default().push(c);
     }
     let mut tool_spans: Vec<&Node> = nodes.values().filter(|n| n.ctx.tool.is_some()).collect();
     tool_spans.sort_by_key(|n| n.ctx.start_ms);
     for t in tool_spans.into_iter().take(MAX_TOOL_SPANS) {
-        let pool = by_parent.get(&t.ctx.parent.as_deref()).map_or(calls, Vec::as_slice);
+        let pool = by_parent.get(&t.ctx.parent.as_deref()).map_or(all.as_slice(), Vec::as_slice);
         let ctx = |id: &&str| &nodes[*id].ctx;
         let chosen = pool
             .iter()
             .filter(|id| ctx(id).end_ms <= t.ctx.start_ms)
-            .max_by_key(|id| ctx(id).end_ms)
-            .or_else(|| pool.iter().min_by_key(|id| (ctx(id).start_ms - t.ctx.start_ms).abs()));
-        if let (Some(&id), Some(name)) = (chosen, t.ctx.tool.clone()) {
+            .max_by_key(|id| (ctx(id).end_ms, **id))
+            .or_else(|| pool.iter().min_by_key(|id| ((ctx(id).start_ms - t.ctx.start_ms).abs(), **id)));
+        if let (Some(&id), Some(name)) = (chosen.filter(|id| counted.contains(**id)), t.ctx.tool.clone()) {
             let list = tools.entry(id).or_default();
             if !list.contains(&name) && list.len() < 256 {
                 list.push(name);
@@ -199,14 +218,18 @@ fn tools_of<'a>(nodes: &HashMap<&'a str, Node>, calls: &[&'a str]) -> HashMap<&'
 }
 
 /// Resolves the waiting calls of one trace from all its kept spans: each call whose ancestors
-/// are all here up to a root, or every waiting call when `force` (the wait is over).
-pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution {
+/// are all here up to a root, and each received before `waited_before` (its wait is over).
+pub fn resolve(trace_id: &str, kept: &[WaitingSpan], waited_before: Option<i64>) -> Resolution {
     let mut nodes: HashMap<&str, Node> = HashMap::new();
     let mut calls: Vec<(&str, Call)> = Vec::new();
+    let mut overdue: HashSet<&str> = HashSet::new();
     for s in kept.iter().filter(|s| s.trace_id == trace_id) {
         let Ok(ctx) = serde_json::from_str::<SpanContext>(&s.context) else { continue };
         if let Some(call) = s.call.as_deref().and_then(|c| serde_json::from_str::<Call>(c).ok()) {
             calls.push((s.span_id.as_str(), call));
+            if waited_before.is_some_and(|w| s.received_at < w) {
+                overdue.insert(s.span_id.as_str());
+            }
         }
         nodes.insert(s.span_id.as_str(), Node { ctx, is_root: s.is_root });
     }
@@ -214,12 +237,24 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
         return Resolution::default();
     }
     let ups = ups(&nodes);
-    calls.retain(|(id, _)| force || ups.get(id).is_some_and(|u| u.complete));
+    calls.retain(|(id, _)| overdue.contains(id) || ups.get(id).is_some_and(|u| u.complete));
     calls.sort_by_key(|(id, _)| (nodes.get(id).map_or(0, |n| n.ctx.start_ms), *id));
     let waiting: HashSet<&str> = calls.iter().map(|(id, _)| *id).collect();
     let skip = duplicates(&nodes, &waiting);
-    let counted: Vec<&str> = calls.iter().map(|(id, _)| *id).filter(|id| !skip.contains(id)).collect();
+    let counted: HashSet<&str> = calls.iter().map(|(id, _)| *id).filter(|id| !skip.contains(id)).collect();
     let mut tools = tools_of(&nodes, &counted);
+    // The trace record: from a call whose root has no parent at all (the trace's own root), else
+    // one under a root here (a service's own), else the first call (tags left out).
+    let record_from = calls
+        .iter()
+        .filter(|(id, _)| counted.contains(id))
+        .filter_map(|(id, _)| ups.get(id).map(|u| (*id, u)))
+        .min_by_key(|(_, u)| match (u.complete, nodes[u.top].ctx.parent.is_none()) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        })
+        .map(|(id, _)| id);
     let route_of = |up: &Up| {
         let top = &nodes[up.top];
         top.ctx.route.clone().or_else(|| up.complete.then(|| top.ctx.name.clone())).filter(|r| !r.is_empty())
@@ -246,7 +281,7 @@ pub fn resolve(trace_id: &str, kept: &[WaitingSpan], force: bool) -> Resolution 
         if call.clamped {
             detail.insert("input_clamped".into(), true.into());
         }
-        if out.trace.is_none() {
+        if Some(span_id) == record_from {
             // The trace's own tags are its root's: a call's other ancestors speak for it alone.
             let root = up.complete.then(|| &nodes[up.top].ctx);
             out.trace = Some(TraceIn {
@@ -355,7 +390,7 @@ mod tests {
 
     #[test]
     fn calls_take_their_ancestors_tags_agent_route_and_tools() {
-        let r = resolve("t", &trace(), false);
+        let r = resolve("t", &trace(), None);
         assert_eq!(r.events.len(), 2);
         let (c1, c2) = (&r.events[0], &r.events[1]);
         assert_eq!(c1.id, "t-c1");
@@ -373,9 +408,9 @@ mod tests {
     #[test]
     fn the_order_spans_arrive_in_does_not_matter() {
         let mut spans = trace();
-        let a = resolve("t", &spans, false);
+        let a = resolve("t", &spans, None);
         spans.reverse();
-        let b = resolve("t", &spans, false);
+        let b = resolve("t", &spans, None);
         let key = |r: &Resolution| {
             r.events.iter().map(|e| (e.id.clone(), e.tags.clone(), e.tools.clone())).collect::<Vec<_>>()
         };
@@ -385,8 +420,8 @@ mod tests {
     #[test]
     fn without_its_root_a_trace_waits_unless_forced() {
         let spans: Vec<WaitingSpan> = trace().into_iter().filter(|s| s.span_id != "root").collect();
-        assert!(resolve("t", &spans, false).events.is_empty());
-        let forced = resolve("t", &spans, true);
+        assert!(resolve("t", &spans, None).events.is_empty());
+        let forced = resolve("t", &spans, Some(i64::MAX));
         assert_eq!(forced.events.len(), 2);
         assert_eq!(forced.events[0].tags.get("plan").map(String::as_str), Some("pro"));
         assert_eq!(forced.events[0].tags.get("userId"), None);
@@ -428,7 +463,7 @@ mod tests {
                 kept("a1", &a1, Some(&id("r1"))),
                 kept("b1", &b1, Some(&id("r2"))),
             ],
-            false,
+            None,
         );
         let ids: Vec<&str> = r.events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, vec!["t-inst", "t-inner", "t-later", "t-twin1", "t-twin2", "t-a1", "t-b1"]);
@@ -449,12 +484,12 @@ mod tests {
             kept("handler", &handler, None),
             kept("c", &call, Some(&chat())),
         ];
-        assert!(resolve("t", &spans, false).events.is_empty(), "its chain is broken above `handler`");
+        assert!(resolve("t", &spans, None).events.is_empty(), "its chain is broken above `handler`");
         let svc_root = span("svc-root", Some("gw"), 5, 30, |c| c.route = Some("/svc".into()));
         let mut root = kept("svc-root", &svc_root, None);
         root.is_root = true;
         spans.push(root);
-        let r = resolve("t", &spans, false);
+        let r = resolve("t", &spans, None);
         assert_eq!(r.events.len(), 1);
         assert_eq!(r.events[0].route_tag.as_deref(), Some("/svc"));
         let t = r.trace.expect("trace");
@@ -470,9 +505,46 @@ mod tests {
         // `a` was stored earlier: its span is kept without the waiting call.
         let mut stored = kept("a", &a, Some(&chat()));
         stored.call = None;
-        let r = resolve("t", &[kept("root", &root, None), stored, kept("b", &b, Some(&richer))], false);
+        let r = resolve("t", &[kept("root", &root, None), stored, kept("b", &b, Some(&richer))], None);
         assert!(r.events.is_empty());
         assert_eq!(r.duplicates, 1);
+    }
+
+    #[test]
+    fn after_the_wait_only_the_calls_that_waited_it_are_stored() {
+        let parent = span("p", Some("gone"), 0, 10, |_| {});
+        let (c1, c2) = (span("c1", Some("p"), 1, 2, |_| {}), span("c2", Some("p"), 3, 4, |_| {}));
+        let mut late = kept("c2", &c2, Some(&chat()));
+        late.received_at = 100;
+        let spans = [kept("p", &parent, None), kept("c1", &c1, Some(&chat())), late];
+        let ids = |r: Resolution| r.events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(resolve("t", &spans, Some(50))), vec!["t-c1".to_string()]);
+        assert_eq!(ids(resolve("t", &spans, Some(101))).len(), 2);
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_limit_is_never_complete_whatever_the_walk_order() {
+        // root s0 → s1 → … → s400, a call at depth 120 and one at 300.
+        let mut spans: Vec<WaitingSpan> = (0..=400)
+            .map(|i| {
+                let parent = (i > 0).then(|| format!("s{}", i - 1));
+                let ctx = span(&format!("s{i}"), parent.as_deref(), i, i + 1, |c| {
+                    c.tags.insert(format!("k{i:03}"), "v".into());
+                });
+                kept(&format!("s{i}"), &ctx, None)
+            })
+            .collect();
+        for (i, id) in [(120, "c120"), (300, "c300")] {
+            let ctx = span(id, Some(&format!("s{i}")), i, i + 1, |_| {});
+            spans.push(kept(id, &ctx, Some(&chat())));
+        }
+        for _ in 0..5 {
+            spans.reverse();
+            let r = resolve("t", &spans, None);
+            let ids: Vec<&str> = r.events.iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(ids, vec!["t-c120"]);
+            assert_eq!(r.events[0].tags.len(), super::super::map::MAX_TAGS);
+        }
     }
 
     #[test]
@@ -483,8 +555,8 @@ mod tests {
         });
         // A malformed trace: resolution ends, never complete, and the call is stored when forced.
         let spans = [kept("a", &a, Some(&chat())), kept("b", &b, None)];
-        assert!(resolve("t", &spans, false).events.is_empty());
-        assert_eq!(resolve("t", &spans, true).events.len(), 1);
+        assert!(resolve("t", &spans, None).events.is_empty());
+        assert_eq!(resolve("t", &spans, Some(i64::MAX)).events.len(), 1);
     }
 
     #[test]
@@ -498,7 +570,7 @@ mod tests {
                 kept(&format!("s{i}"), &ctx, Some(&chat()))
             })
             .collect();
-        let r = resolve("t", &spans, true);
+        let r = resolve("t", &spans, Some(i64::MAX));
         // Every call but the innermost has a call under it: only the innermost counts.
         assert_eq!((r.events.len(), r.duplicates), (1, n as usize - 1));
     }
