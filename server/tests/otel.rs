@@ -432,14 +432,6 @@ async fn the_instrumentations_own_cost_is_shown_not_used() {
     assert_eq!(e["cost_source"], "table");
     // gpt-4o: 1,000 input at $2.50/M and 100 output at $10/M.
     assert_eq!(e["summary"]["cost_nano"], 3_500_000);
-    let page = s
-        .http
-        .get(format!("{}/ai-apps/events/{id}", s.base))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = s.text(&format!("/ai-apps/events/{id}")).await;
     assert!(page.contains("Reported by the instrumentation") && page.contains("$0.0042"), "{page}");
 }

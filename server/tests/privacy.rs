@@ -124,15 +124,7 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     assert!(file_contains(&s.db, victim) && file_contains(&s.db, secret));
 
     // The dashboard shows what will go before it goes.
-    let page = s
-        .http
-        .get(format!("{}/ai-apps/users/{victim}", s.base))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("html");
+    let page = s.text(&format!("/ai-apps/users/{victim}")).await;
     assert!(page.contains("This permanently removes 1,000 events and 1,000 traces"), "confirmation text");
 
     // A read key may not delete; an admin key may.

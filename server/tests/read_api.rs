@@ -350,15 +350,7 @@ async fn csv_exports_parse_back_to_the_json() {
     }
 
     // The dashboard's download of the same view needs no key and holds the same rows.
-    let text = s
-        .http
-        .get(format!("{}/export/users.csv?sort=user&dir=asc&page=3", s.base))
-        .send()
-        .await
-        .expect("GET export")
-        .text()
-        .await
-        .expect("text");
+    let text = s.text("/export/users.csv?sort=user&dir=asc&page=3").await;
     assert_csv_matches(&csv_records(&text), &json_users, "dashboard export (every page)");
 }
 

@@ -35,6 +35,20 @@ impl ApiError {
     pub fn not_found(message: &str) -> Self {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
     }
+
+    /// 503: the client should retry later.
+    pub fn unavailable(message: &str) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into(), field: None }
+    }
+
+    /// 500 with nothing of the cause (the caller logs it).
+    pub fn internal() -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error; see the server log".into(),
+            field: None,
+        }
+    }
 }
 
 impl From<app::store::StoreError> for ApiError {
@@ -49,11 +63,7 @@ impl From<app::store::StoreError> for ApiError {
             _ => {}
         }
         tracing::error!(error = %e, "store error in a REST handler");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "internal error; see the server log".into(),
-            field: None,
-        }
+        ApiError::internal()
     }
 }
 

@@ -23,14 +23,16 @@ pub const MAX_BATCH_ITEMS: usize = 5_000;
 /// Largest count accepted in one token bucket of one event.
 pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 const MAX_ID: usize = 128;
-const MAX_TAGS: usize = 64;
-const MAX_TAG_KEY: usize = 64;
-const MAX_TAG_VALUE: usize = 512;
-const MAX_NAME: usize = 256;
-const MAX_ERROR: usize = 16 * 1024;
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG_KEY: usize = 64;
+pub const MAX_TAG_VALUE: usize = 512;
+pub const MAX_NAME: usize = 256;
+pub const MAX_ERROR: usize = 16 * 1024;
 const MAX_TOOLS: usize = 256;
 /// How far in the future a timestamp may be (clock skew).
-const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
+pub const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
+/// Longest latency accepted.
+pub const MAX_LATENCY_MS: i64 = 7 * 24 * 3_600_000;
 
 #[derive(Deserialize)]
 struct Batch {
@@ -309,7 +311,7 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
     }
     let latency_ms = w
         .latency_ms
-        .map(|l| i64::try_from(l).ok().filter(|l| *l <= 7 * 24 * 3_600_000))
+        .map(|l| i64::try_from(l).ok().filter(|l| *l <= MAX_LATENCY_MS))
         .map(|l| l.ok_or_else(|| ApiError::bad(f("latency_ms"), "must be at most one week")))
         .transpose()?;
     let json_text = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());

@@ -17,12 +17,11 @@ const TAG_PREFIXES: [&str; 3] =
 /// Attributes whose value is the end user (a `userId` tag under a prefix above wins).
 const USER_ATTRS: [&str; 2] = ["user.id", "enduser.id"];
 const CALL_OPERATIONS: [&str; 4] = ["chat", "text_completion", "generate_content", "embeddings"];
-pub const MAX_TAGS: usize = 64;
-const MAX_TAG_KEY: usize = 64;
-const MAX_TAG_VALUE: usize = 512;
-const MAX_NAME: usize = 256;
-/// Largest count accepted in one token bucket (as on `/v1/events`).
-const MAX_TOKENS: u64 = crate::http::ingest::MAX_TOKENS;
+/// The limits of `/v1/events`, which OTLP calls meet too.
+pub use crate::http::ingest::MAX_TAGS;
+use crate::http::ingest::{
+    MAX_ERROR, MAX_FUTURE_MS, MAX_LATENCY_MS, MAX_NAME, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TOKENS,
+};
 
 /// What one span says for the attribution of the calls in its trace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -125,7 +124,7 @@ pub struct Mapped {
     pub call: Option<Result<Call, String>>,
 }
 
-/// An export, mapped: every span with valid ids, and how many were skipped for bad ids.
+/// An export, mapped: every span with valid ids, and the GenAI spans without them (refused).
 pub fn map_request(req: &ExportTraceServiceRequest, now_ms: i64) -> Vec<Mapped> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
@@ -266,6 +265,11 @@ fn valid_id(id: &[u8], len: usize) -> bool {
     id.len() == len && id.iter().any(|b| *b != 0)
 }
 
+/// A name cut to [`MAX_NAME`] characters.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_NAME).collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -295,20 +299,22 @@ fn map_span(span: &Span, from: &Source, now_ms: i64) -> Option<Mapped> {
         parent: parent.clone(),
         start_ms: ms(span.start_time_unix_nano),
         end_ms: ms(span.end_time_unix_nano.max(span.start_time_unix_nano)),
-        name: span.name.chars().take(MAX_NAME).collect(),
+        name: clip(&span.name),
         tags,
-        route: attrs.str("http.route").map(|r| r.chars().take(MAX_NAME).collect()),
+        route: attrs.str("http.route").as_deref().map(clip),
         agent: match operation.as_deref() {
-            Some("invoke_agent") | Some("create_agent") => attrs.str("gen_ai.agent.name"),
+            Some("invoke_agent") | Some("create_agent") => {
+                attrs.str("gen_ai.agent.name").as_deref().map(clip)
+            }
             _ => None,
-        }
-        .map(|a| a.chars().take(MAX_NAME).collect()),
+        },
         tool: (operation.as_deref() == Some("execute_tool"))
             .then(|| attrs.str("gen_ai.tool.name"))
             .flatten()
-            .map(|t| t.chars().take(MAX_NAME).collect()),
+            .as_deref()
+            .map(clip),
         error: status_error || error_type.is_some(),
-        scope: from.scope.chars().take(MAX_NAME).collect(),
+        scope: clip(from.scope),
         call: None,
     };
     let call = is_call(&attrs, operation.as_deref()).then(|| {
@@ -321,14 +327,14 @@ fn map_span(span: &Span, from: &Source, now_ms: i64) -> Option<Mapped> {
                     .map(|s| s.message.clone())
                     .filter(|m| !m.is_empty())
                     .or(error_type)
-                    .map(|m| m.chars().take(16 * 1024).collect());
+                    .map(|m| m.chars().take(MAX_ERROR).collect());
             }
             c
         })
     });
     let mut context = context;
     if let Some(Ok(c)) = &call {
-        context.agent = attrs.str("gen_ai.agent.name").map(|a| a.chars().take(MAX_NAME).collect());
+        context.agent = attrs.str("gen_ai.agent.name").as_deref().map(clip);
         context.call = Some(c.key());
     }
     if !(valid_id(&span.trace_id, 16) && valid_id(&span.span_id, 8)) {
@@ -349,19 +355,21 @@ fn map_span(span: &Span, from: &Source, now_ms: i64) -> Option<Mapped> {
     })
 }
 
-fn usage_keys() -> [&'static str; 9] {
-    [
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.prompt_tokens",
-        "gen_ai.usage.completion_tokens",
-        "llm.usage.prompt_tokens",
-        "llm.usage.completion_tokens",
-        "ai.usage.promptTokens",
-        "ai.usage.inputTokens",
-        "ai.usage.outputTokens",
-    ]
-}
+/// Where each token bucket may be named, first present wins (see `docs/otel.md`).
+const INPUT_TOKENS: [&str; 5] = [
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.usage.prompt_tokens",
+    "ai.usage.inputTokens",
+    "ai.usage.promptTokens",
+];
+const OUTPUT_TOKENS: [&str; 5] = [
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.usage.completion_tokens",
+    "ai.usage.outputTokens",
+    "ai.usage.completionTokens",
+];
 
 /// Whether a span is an LLM call (see `docs/otel.md`, "Which spans are calls").
 fn is_call(attrs: &Attrs, operation: Option<&str>) -> bool {
@@ -378,7 +386,7 @@ fn is_call(attrs: &Attrs, operation: Option<&str>) -> bool {
     if let Some(op) = attrs.str("ai.operationId") {
         return op.ends_with(".doGenerate") || op.ends_with(".doStream") || op.ends_with(".doEmbed");
     }
-    let has_usage = usage_keys().iter().any(|k| attrs.has(k));
+    let has_usage = INPUT_TOKENS.iter().chain(&OUTPUT_TOKENS).any(|k| attrs.has(k));
     has_usage
         && (attrs.has("gen_ai.system") || attrs.has("llm.request.type") || attrs.has("gen_ai.provider.name"))
 }
@@ -431,6 +439,14 @@ pub fn input_excludes_cache(scope: &str, version: &str, provider: &str, v6_detai
     }
 }
 
+/// Messages as JSON text: a string holding JSON is that JSON; any other value its JSON form.
+fn json_text(v: &AnyValue) -> String {
+    match to_json(v) {
+        Value::String(s) => serde_json::from_str::<Value>(&s).unwrap_or(Value::String(s)).to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// A prompt or response from the span: the current JSON attributes, the older indexed ones, or
 /// the older span events.
 fn content(span: &Span, attrs: &Attrs, side: &str) -> Option<String> {
@@ -455,10 +471,7 @@ fn content(span: &Span, attrs: &Attrs, side: &str) -> Option<String> {
         if let Some(v) =
             span.attributes.iter().rev().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref())
         {
-            return Some(match to_json(v) {
-                Value::String(s) => serde_json::from_str::<Value>(&s).unwrap_or(Value::String(s)).to_string(),
-                other => other.to_string(),
-            });
+            return Some(json_text(v));
         }
     }
     // gen_ai.prompt.0.role, gen_ai.prompt.0.content, ...
@@ -473,12 +486,7 @@ fn content(span: &Span, attrs: &Attrs, side: &str) -> Option<String> {
         return Some(Value::Array(items.into_values().map(Value::Object).collect()).to_string());
     }
     span.events.iter().find(|e| e.name == event).and_then(|e| {
-        e.attributes.iter().find(|kv| kv.key == event_attr).and_then(|kv| kv.value.as_ref()).map(|v| {
-            match to_json(v) {
-                Value::String(s) => serde_json::from_str::<Value>(&s).unwrap_or(Value::String(s)).to_string(),
-                other => other.to_string(),
-            }
-        })
+        e.attributes.iter().find(|kv| kv.key == event_attr).and_then(|kv| kv.value.as_ref()).map(json_text)
     })
 }
 
@@ -505,23 +513,11 @@ fn call_of(span: &Span, attrs: &Attrs, from: &Source, now_ms: i64) -> Result<Cal
     if start <= 0 {
         return Err("a GenAI span without a start time".into());
     }
-    if start > now_ms + 24 * 3_600_000 {
+    if start > now_ms + MAX_FUTURE_MS {
         return Err("a GenAI span that starts more than 24 hours in the future".into());
     }
-    let input = attrs.count(&[
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.prompt_tokens",
-        "llm.usage.prompt_tokens",
-        "ai.usage.inputTokens",
-        "ai.usage.promptTokens",
-    ])?;
-    let output = attrs.count(&[
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.completion_tokens",
-        "llm.usage.completion_tokens",
-        "ai.usage.outputTokens",
-        "ai.usage.completionTokens",
-    ])?;
+    let input = attrs.count(&INPUT_TOKENS)?;
+    let output = attrs.count(&OUTPUT_TOKENS)?;
     let cache_read = attrs.count(&[
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
@@ -555,7 +551,7 @@ fn call_of(span: &Span, attrs: &Attrs, from: &Source, now_ms: i64) -> Result<Cal
         cache_read,
         cache_creation,
         reasoning: reasoning.unwrap_or(0).min(output),
-        latency_ms: (end - start).clamp(0, 7 * 24 * 3_600_000),
+        latency_ms: (end - start).clamp(0, MAX_LATENCY_MS),
         is_error: false,
         error: None,
         prompt: content(span, attrs, "input"),

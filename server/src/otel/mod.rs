@@ -152,18 +152,10 @@ async fn take(
 ) -> Result<(i64, String), ApiError> {
     let project = authorize(state, headers, &[Scope::Ingest]).await?;
     if state.store.writer_queue_depth() > MAX_WRITER_QUEUE {
-        return Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "the server is busy writing; retry later".into(),
-            field: None,
-        });
+        return Err(ApiError::unavailable("the server is busy writing; retry later"));
     }
     let bytes = read_body(headers, body, MAX_EXPORT_BYTES).await?;
-    let busy = || ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "the server is busy decoding other exports; retry later".into(),
-        field: None,
-    };
+    let busy = || ApiError::unavailable("the server is busy decoding other exports; retry later");
     let permit = tokio::time::timeout(Duration::from_secs(10), DECODING.acquire())
         .await
         .map_err(|_| busy())?
@@ -186,11 +178,7 @@ async fn take(
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "decoding an OTLP export failed");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "internal error; see the server log".into(),
-            field: None,
-        }
+        ApiError::internal()
     })??;
     let keep_content = state.store.project_by_id(project).await?.privacy != Privacy::Minimal;
     let mut rejected = 0i64;
@@ -289,12 +277,10 @@ async fn store_ready(
     .map_err(|e| app::store::StoreError::Invalid(format!("resolving OTLP calls failed: {e}")))?;
     metrics::counter!("tokentally_otel_spans_total", "outcome" => "duplicate_call")
         .increment(duplicates as u64);
-    if events.is_empty() {
-        store.otel_done(project, &done).await?;
-        return Ok(0);
-    }
     // Idempotent on the event ids (trace id + span id): a retry after a crash counts once.
-    store.ingest(project, &records, &events).await?;
+    if !events.is_empty() {
+        store.ingest(project, &records, &events).await?;
+    }
     store.otel_done(project, &done).await?;
     Ok(events.len())
 }
@@ -308,20 +294,22 @@ pub fn spawn_sweeper(store: Store, wait: Duration) {
         loop {
             tokio::time::sleep(tick).await;
             let now = app::store::now_ms();
-            match store.otel_overdue(now.saturating_sub(wait_ms), 500).await {
+            let cutoff = now.saturating_sub(wait_ms);
+            match store.otel_overdue(cutoff, 500).await {
                 Ok(overdue) => {
                     let mut by_project: BTreeMap<i64, Vec<String>> = BTreeMap::new();
                     for (p, t) in overdue {
                         by_project.entry(p).or_default().push(t);
                     }
                     for (p, traces) in by_project {
-                        let cutoff = Some(now.saturating_sub(wait_ms));
-                        if store_ready(&store, p, &traces, cutoff).await.is_ok() {
+                        if store_ready(&store, p, &traces, Some(cutoff)).await.is_ok() {
                             continue;
                         }
                         // One trace at a time, so one that fails holds up no other.
                         for t in traces {
-                            if let Err(e) = store_ready(&store, p, std::slice::from_ref(&t), cutoff).await {
+                            if let Err(e) =
+                                store_ready(&store, p, std::slice::from_ref(&t), Some(cutoff)).await
+                            {
                                 tracing::warn!(error = %e, trace_id = %t, "storing OTLP calls after their wait failed; retrying");
                             }
                         }

@@ -166,6 +166,12 @@ impl TestServer {
         users
     }
 
+    /// GET a path without a key (a dashboard page or export); returns the body text.
+    pub async fn text(&self, path_and_query: &str) -> String {
+        let resp = self.http.get(format!("{}{path_and_query}", self.base)).send().await.expect("GET");
+        resp.text().await.expect("text")
+    }
+
     pub async fn healthy(&self) -> bool {
         matches!(self.http.get(format!("{}/healthz", self.base)).send().await, Ok(r) if r.status() == 200)
     }
