@@ -82,9 +82,10 @@ impl Store {
                 .collect();
         let mut removed = Removed::default();
         let mut touched: Vec<String> = Vec::new();
+        let mut rowids: Vec<i64> = Vec::new();
         // SQLite allows 32,766 bound parameters; a user has few tag sets, but stay well inside.
         for chunk in ids.chunks(500) {
-            let r = self.delete_tag_sets(&mut tx, project_id, chunk, &mut touched).await?;
+            let r = self.delete_tag_sets(&mut tx, project_id, chunk, &mut touched, &mut rowids).await?;
             removed.events += r.events;
             removed.traces += r.traces;
         }
@@ -108,6 +109,7 @@ impl Store {
         tx.commit().await?;
         drop(otel);
         self.forget_in_cube(project_id, &ids);
+        self.forget_event_keys(&rowids);
         drop(conn);
         // Other users' traces that held some of these calls (calls with tags of their own):
         // their remaining calls' trace flags and providers/agents are derived again.
@@ -121,17 +123,18 @@ impl Store {
     }
 
     /// Deletes the events, traces and tags of some tag sets; the deleted calls' trace ids go to
-    /// `touched`.
+    /// `touched` and their rowids to `rowids`.
     async fn delete_tag_sets(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
         project_id: i64,
         ids: &[i64],
         touched: &mut Vec<String>,
+        rowids: &mut Vec<i64>,
     ) -> Result<Removed, StoreError> {
         let list = placeholders(2, ids.len());
-        let mut q = sqlx::query_as::<_, (Option<String>,)>(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING trace_id"
+        let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING rowid, trace_id"
         )))
         .bind(project_id);
         for id in ids {
@@ -139,7 +142,10 @@ impl Store {
         }
         let gone = q.fetch_all(&mut **tx).await?;
         let events = gone.len() as u64;
-        touched.extend(gone.into_iter().filter_map(|(t,)| t));
+        for (rowid, trace) in gone {
+            rowids.push(rowid);
+            touched.extend(trace);
+        }
         let traces = exec_ids(
             tx,
             &format!("DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list}"),

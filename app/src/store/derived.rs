@@ -507,13 +507,14 @@ impl Store {
     /// only: no count of millions of rows at start.
     /// Migrations that change nothing the aggregate holds are not counted, so an upgrade that
     /// only adds them keeps the saved file (a 10M-call database restarts in seconds, not minutes):
-    /// 9 adds the OpenTelemetry waiting area.
+    /// 9 adds the OpenTelemetry waiting area; 10 moves the calls to a table without a key on
+    /// their ids, keeping their rowids.
     async fn mark(&self) -> Result<Vec<i64>, StoreError> {
         let (token, meta, migrations, call, tag_set, record): (Option<String>, i64, i64, i64, i64, i64) =
             sqlx::query_as(
                 "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
                     (SELECT COUNT(*) FROM store_meta),
-                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9)),
+                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9, 10)),
                     (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
                     (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'trace_touches')",
             )

@@ -4,6 +4,7 @@
 
 use super::cube::traces::TraceFact;
 use super::cube::{CallFact, Delta, TraceSeen, tool_facts};
+use super::event_keys::{EventKeys, MAX_ROWID};
 use super::{Store, StoreError, hour_of};
 use crate::pricing::{Cost, Usage, cost_of};
 use sqlx::{Connection, QueryBuilder, Sqlite};
@@ -368,14 +369,29 @@ impl Store {
     async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut fresh_tags = HashMap::new();
         let mut seqs = HashMap::new();
+        let keys = self.event_keys().await?;
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        catch_up_keys(&mut tx, keys).await?;
+        let mut group = Group {
+            fresh_tags: &mut fresh_tags,
+            seqs: &mut seqs,
+            keys: GroupKeys { index: keys, written: HashMap::new() },
+        };
         let mut done = Vec::with_capacity(jobs.len());
         for j in jobs {
             let (p, t, e) = (j.project_id, &j.traces, &j.events);
-            done.push(self.write_batch(&mut tx, p, t, e, &mut fresh_tags, &mut seqs).await?);
+            done.push(self.write_batch(&mut tx, p, t, e, &mut group).await?);
         }
         tx.commit().await?;
+        {
+            let mut index = keys.write().unwrap_or_else(|e| e.into_inner());
+            for (h, rowids) in group.keys.written {
+                for rowid in rowids {
+                    index.insert(h, rowid);
+                }
+            }
+        }
         for (j, (_, delta)) in jobs.iter().zip(&done) {
             if !delta.is_empty() {
                 self.apply_delta(j.project_id, delta);
@@ -400,9 +416,9 @@ impl Store {
         project_id: i64,
         traces: &[TraceIn],
         events: &[EventIn],
-        fresh_tags: &mut HashMap<(i64, String), i64>,
-        seqs: &mut HashMap<i64, u32>,
+        group: &mut Group<'_>,
     ) -> Result<(IngestOutcome, Delta), StoreError> {
+        let Group { fresh_tags, seqs, keys } = group;
         let mut out = IngestOutcome::default();
         let mut delta = Delta::default();
         let mut delta_tag_sets: HashSet<i64> = HashSet::new();
@@ -520,17 +536,9 @@ impl Store {
         }
 
         // Which events are new: not stored, and the first with their id in the batch.
-        let stored_events: HashSet<String> = rows_for_ids::<(String,)>(
-            tx,
-            "SELECT id FROM events WHERE project_id = ",
-            "id",
-            project_id,
-            events.iter().map(|e| e.id.as_str()),
-        )
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect();
+        let hashes: HashMap<&str, u32> =
+            events.iter().map(|e| (e.id.as_str(), self.key_hash(project_id, &e.id))).collect();
+        let stored_events = keys.stored(tx, project_id, hashes.values().copied()).await?;
         let mut batch_ids: HashSet<&str> = HashSet::new();
         let new: Vec<usize> = (0..resolved.len())
             .filter(|i| {
@@ -592,7 +600,10 @@ impl Store {
                     .push_bind((!tool_flags.is_empty()).then_some(tool_flags))
                     .push_bind(&e.usage_detail);
             });
-            q.build().execute(&mut *tx).await?;
+            q.push(" RETURNING rowid, id");
+            let stored: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            keys.add(tx, stored.iter().map(|(rowid, id)| (hashes.get(id.as_str()).copied().unwrap_or(0), *rowid)))
+                .await?;
         }
 
         // Traces not stored before (neither by an earlier batch nor as a record in this one)
@@ -689,6 +700,99 @@ impl Store {
         seqs.insert(project_id, after);
         Ok(next)
     }
+}
+
+/// What the batches of one group commit share: tag sets and trace numbers taken so far, and
+/// the calls written.
+struct Group<'a> {
+    fresh_tags: &'a mut HashMap<(i64, String), i64>,
+    seqs: &'a mut HashMap<i64, u32>,
+    keys: GroupKeys<'a>,
+}
+
+/// The event keys as one group commit sees them: the in-memory index (calls committed before)
+/// and the calls this transaction wrote so far.
+struct GroupKeys<'a> {
+    index: &'a std::sync::RwLock<EventKeys>,
+    written: HashMap<u32, Vec<i64>>,
+}
+
+impl GroupKeys<'_> {
+    /// The ids of stored calls (in this project) among those whose hash is one of `hashes`:
+    /// every candidate rowid is confirmed by reading its call.
+    async fn stored(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        hashes: impl Iterator<Item = u32>,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut rowids: Vec<i64> = Vec::new();
+        {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            for h in hashes {
+                rowids.extend(index.candidates(h));
+                rowids.extend(self.written.get(&h).into_iter().flatten());
+            }
+        }
+        rowids.sort_unstable();
+        rowids.dedup();
+        let mut ids = HashSet::new();
+        for chunk in rowids.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM events WHERE project_id = ");
+            q.push_bind(project_id).push(" AND rowid IN (");
+            let mut list = q.separated(", ");
+            for rowid in chunk {
+                list.push_bind(*rowid);
+            }
+            q.push(")");
+            let found: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            ids.extend(found.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
+    }
+
+    /// Records calls just written: in `event_keys` (same transaction) and for the rest of the group.
+    async fn add(
+        &mut self,
+        tx: &mut sqlx::SqliteConnection,
+        calls: impl Iterator<Item = (u32, i64)>,
+    ) -> Result<(), StoreError> {
+        let calls: Vec<(u32, i64)> = calls.collect();
+        if calls.iter().any(|(_, rowid)| *rowid > MAX_ROWID) {
+            return Err(StoreError::Invalid("the database holds the most calls it can (2^32)".into()));
+        }
+        for chunk in calls.chunks(5_000) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO event_keys (event, h) ");
+            q.push_values(chunk, |mut b, (h, rowid)| {
+                b.push_bind(*rowid).push_bind(i64::from(*h));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for (h, rowid) in calls {
+            self.written.entry(h).or_default().push(rowid);
+        }
+        Ok(())
+    }
+}
+
+/// Reads the `event_keys` rows another process wrote since the index was read (the CLI's
+/// `demo` into a file a server has open); inside the writer's transaction, so none is missed.
+async fn catch_up_keys(
+    tx: &mut sqlx::SqliteConnection,
+    keys: &std::sync::RwLock<EventKeys>,
+) -> Result<(), StoreError> {
+    let after = keys.read().unwrap_or_else(|e| e.into_inner()).loaded_to;
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT event, h FROM event_keys WHERE event > ?1")
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?;
+    if !rows.is_empty() {
+        let mut index = keys.write().unwrap_or_else(|e| e.into_inner());
+        for (rowid, h) in rows {
+            index.insert(h as u32, rowid);
+        }
+    }
+    Ok(())
 }
 
 /// A stored trace a batch touches.
@@ -821,6 +925,79 @@ mod tests {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM events").fetch_one(&store.read).await.expect("count");
         assert_eq!(n, 4);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Event ids are found without a key on them in SQLite: a re-sent id counts once in the
+    /// same group, after a restart, after another process wrote it, and after the upgrade that
+    /// hashes calls stored before; a deleted call's id is new again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_id_counts_once_however_it_comes_back() {
+        let dir = std::env::temp_dir().join(format!("tokentally-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("t.db");
+        let store = Store::open(&path).await.expect("open");
+        let project = store.ensure_project("p").await.expect("project");
+        let other = store.ensure_project("q").await.expect("project");
+        let sent = |ids: &[&str]| ids.iter().map(|id| call(id)).collect::<Vec<_>>();
+        let outcome = |accepted, duplicates| IngestOutcome { accepted, duplicates };
+
+        // Twice in one batch, and in two batches of one group commit.
+        assert_eq!(store.ingest(project, &[], &sent(&["a", "b", "a"])).await.expect("ingest"), outcome(2, 1));
+        let gate = store.writer_gate.lock().await;
+        let waiting: Vec<_> = ["c", "c"]
+            .into_iter()
+            .map(|id| {
+                let (store, batch) = (store.clone(), sent(&[id]));
+                tokio::spawn(async move { store.ingest(project, &[], &batch).await })
+            })
+            .collect();
+        while store.pending.lock().map(|q| q.len()).unwrap_or(0) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(gate);
+        let mut accepted = 0;
+        for w in waiting {
+            accepted += w.await.expect("task").expect("ingest").accepted;
+        }
+        assert_eq!(accepted, 1, "the same id in two batches of one group");
+        // The same id in another project is another call.
+        assert_eq!(store.ingest(other, &[], &sent(&["a"])).await.expect("ingest"), outcome(1, 0));
+        assert!(store.get_event(project, "b").await.expect("read").is_some());
+        assert!(store.get_event(other, "b").await.expect("read").is_none());
+        assert!(store.get_event(project, "zz").await.expect("read").is_none());
+
+        // Another process writes "d" while this one has its keys in memory.
+        let second = Store::open(&path).await.expect("open again");
+        assert_eq!(second.ingest(project, &[], &sent(&["d"])).await.expect("ingest"), outcome(1, 0));
+        second.close().await;
+        assert_eq!(store.ingest(project, &[], &sent(&["d", "e"])).await.expect("ingest"), outcome(1, 1));
+        assert!(store.get_event(project, "e").await.expect("read").is_some());
+        store.close().await;
+
+        // A restart reads the keys from the file; calls without one (stored before the upgrade)
+        // are hashed at open.
+        let store = Store::open(&path).await.expect("reopen");
+        assert_eq!(store.ingest(project, &[], &sent(&["a", "f"])).await.expect("ingest"), outcome(1, 1));
+        sqlx::query("DELETE FROM event_keys WHERE event > 2").execute(&store.write).await.expect("unkey");
+        store.close().await;
+        let store = Store::open(&path).await.expect("reopen");
+        let (keys,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM event_keys").fetch_one(&store.read).await.expect("count");
+        assert_eq!(keys, 7, "a, b, c, a (q), d, e, f");
+        assert_eq!(store.ingest(project, &[], &sent(&["c", "d", "f", "g"])).await.expect("ingest"), outcome(1, 3));
+        assert!(store.get_event(project, "f").await.expect("read").is_some());
+
+        // A deleted call's key goes with it, in the file and in memory.
+        let removed = store.delete_user(project, "u1", "test").await.expect("delete");
+        assert_eq!(removed.events, 7);
+        let (keys,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM event_keys").fetch_one(&store.read).await.expect("count");
+        assert_eq!(keys, 1, "only project q's call is left");
+        assert!(store.get_event(project, "a").await.expect("read").is_none());
+        assert_eq!(store.ingest(project, &[], &sent(&["a"])).await.expect("ingest"), outcome(1, 0));
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -10,6 +10,7 @@ pub mod deletion;
 mod derived;
 #[cfg(test)]
 mod equivalence_tests;
+pub mod event_keys;
 pub mod ingest;
 pub mod keys;
 pub mod models;
@@ -84,6 +85,38 @@ async fn allow_cancelled_status(write: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Adds the `event_keys` rows of calls stored without one: every call, once, after the upgrade
+/// to migration 10 (the migration can't compute the keyed hash). Pages of 50,000 calls, each
+/// its own transaction, so an interrupted start resumes where it stopped.
+async fn hash_unkeyed_calls(write: &SqlitePool, secret: &[u8; 16]) -> Result<(), StoreError> {
+    let mut after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(event), 0) FROM event_keys").fetch_one(write).await?;
+    let mut hashed = 0usize;
+    loop {
+        let mut conn = write.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let calls: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT rowid, project_id, id FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT 50000")
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await?;
+        let Some(last) = calls.last().map(|c| c.0) else { break };
+        for chunk in calls.chunks(5_000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO event_keys (event, h) ");
+            q.push_values(chunk, |mut b, (rowid, project, id)| {
+                b.push_bind(*rowid).push_bind(i64::from(event_keys::key_hash(secret, *project, id)));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        hashed += calls.len();
+        after = last;
+    }
+    if hashed > 0 {
+        tracing::info!(calls = hashed, "hashed the ids of calls stored before this release");
+    }
+    Ok(())
+}
+
 /// Handles to one SQLite database file: a pool of readers and a single writer connection
 /// (SQLite has one writer at a time; one connection makes every write transaction wait in line
 /// inside the process instead of failing with SQLITE_BUSY).
@@ -114,6 +147,10 @@ pub struct Store {
     /// a user deletion: a call read from the waiting area is never stored after its user was
     /// deleted.
     otel_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Which calls may hold an event id (see `event_keys`), read from the file on first use.
+    event_keys: Arc<tokio::sync::OnceCell<RwLock<event_keys::EventKeys>>>,
+    /// The key of the ids' hash (`secrets.event_key`).
+    key_secret: [u8; 16],
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -167,6 +204,13 @@ impl Store {
             .await?;
         sqlx::migrate!("../migrations").run(&write).await?;
         allow_cancelled_status(&write).await?;
+        let secret: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'event_key'")
+            .fetch_one(&write)
+            .await?;
+        let key_secret: [u8; 16] = secret
+            .try_into()
+            .map_err(|_| StoreError::Invalid("the database's event_key secret is not 16 bytes".into()))?;
+        hash_unkeyed_calls(&write, &key_secret).await?;
         // Readers keep a small page cache (4 MiB each): the aggregate answers the scans, and
         // what readers read (a page of traces, a call) is a few pages.
         let read = SqlitePoolOptions::new()
@@ -186,7 +230,43 @@ impl Store {
             version: Arc::default(),
             user_menus: Arc::default(),
             otel_gate: Arc::default(),
+            event_keys: Arc::default(),
+            key_secret,
         })
+    }
+
+    /// The hash of an event id in a project (see `event_keys`).
+    pub(crate) fn key_hash(&self, project_id: i64, id: &str) -> u32 {
+        event_keys::key_hash(&self.key_secret, project_id, id)
+    }
+
+    /// The in-memory event keys, read from `event_keys` on first use (500,000 rows a query).
+    pub(crate) async fn event_keys(&self) -> Result<&RwLock<event_keys::EventKeys>, StoreError> {
+        self.event_keys
+            .get_or_try_init(|| async {
+                let mut pairs: Vec<(i64, u32)> = Vec::new();
+                loop {
+                    let after = pairs.last().map_or(0, |p| p.0);
+                    let page: Vec<(i64, i64)> =
+                        sqlx::query_as("SELECT event, h FROM event_keys WHERE event > ?1 ORDER BY event LIMIT 500000")
+                            .bind(after)
+                            .fetch_all(&self.read)
+                            .await?;
+                    if page.is_empty() {
+                        break;
+                    }
+                    pairs.extend(page.into_iter().map(|(e, h)| (e, h as u32)));
+                }
+                Ok::<_, StoreError>(RwLock::new(event_keys::EventKeys::from_pairs(pairs.into_iter())))
+            })
+            .await
+    }
+
+    /// Forgets deleted calls in the in-memory event keys (when they were read at all).
+    pub(crate) fn forget_event_keys(&self, rowids: &[i64]) {
+        if let Some(keys) = self.event_keys.get() {
+            keys.write().unwrap_or_else(|e| e.into_inner()).remove_rowids(rowids);
+        }
     }
 
     /// Opens the database and builds the in-memory aggregate the views read (what `serve`

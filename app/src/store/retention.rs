@@ -30,23 +30,25 @@ impl Store {
         if self.has_older(&self.read, project_id, cutoff_ms).await? {
             self.drop_aggregate_token().await?;
         }
-        // Events and traces: a batch of old ones at a time (by their time index).
-        for (table, column) in [("events", "ts"), ("traces", "started_at")] {
+        // Events and traces: a batch of old ones at a time (by their time index). The calls'
+        // rowids are kept to forget them in the event keys.
+        let mut rowids: Vec<i64> = Vec::new();
+        for (table, key, column) in [("events", "rowid", "ts"), ("traces", "id", "started_at")] {
             loop {
-                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND id IN (SELECT id FROM {table}
-                       WHERE project_id = ?1 AND {column} < ?2 LIMIT ?3)"
+                let gone: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE project_id = ?1 AND {key} IN (SELECT {key} FROM {table}
+                       WHERE project_id = ?1 AND {column} < ?2 LIMIT ?3) RETURNING CAST({key} AS TEXT)"
                 )))
                 .bind(project_id)
                 .bind(cutoff_ms)
                 .bind(RETENTION_BATCH)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
+                .fetch_all(&self.write)
+                .await?;
                 if table == "events" {
-                    events += n as i64;
+                    events += gone.len() as i64;
+                    rowids.extend(gone.iter().filter_map(|(r,)| r.parse::<i64>().ok()));
                 }
-                if n == 0 {
+                if gone.is_empty() {
                     break;
                 }
                 tokio::task::yield_now().await;
@@ -59,20 +61,21 @@ impl Store {
             if self.has_older(&mut *conn, project_id, cutoff_ms).await? {
                 self.drop_aggregate_token_on(&mut conn).await?;
             }
-            for (table, column) in [("events", "ts"), ("traces", "started_at")] {
-                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND {column} < ?2"
-                )))
+            let gone: Vec<(i64,)> =
+                sqlx::query_as("DELETE FROM events WHERE project_id = ?1 AND ts < ?2 RETURNING rowid")
+                    .bind(project_id)
+                    .bind(cutoff_ms)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            events += gone.len() as i64;
+            rowids.extend(gone.into_iter().map(|(r,)| r));
+            sqlx::query("DELETE FROM traces WHERE project_id = ?1 AND started_at < ?2")
                 .bind(project_id)
                 .bind(cutoff_ms)
                 .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if table == "events" {
-                    events += n as i64;
-                }
-            }
+                .await?;
             self.drop_in_cube(project_id, cutoff_hour);
+            self.forget_event_keys(&rowids);
         }
         let touched: Vec<String> = touched.into_iter().map(|(t,)| t).collect();
         self.reflag_traces(project_id, &touched).await?;

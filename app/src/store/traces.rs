@@ -325,9 +325,18 @@ impl Store {
         project_id: i64,
         event_id: &str,
     ) -> Result<Option<EventDetail>, StoreError> {
+        // The calls whose id hashes the same (see `event_keys`), then the one with this id.
+        let rowids = {
+            let keys = self.event_keys().await?;
+            keys.read().unwrap_or_else(|e| e.into_inner()).candidates(self.key_hash(project_id, event_id))
+        };
+        if rowids.is_empty() {
+            return Ok(None);
+        }
+        let list = rowids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
         let row: Option<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
-             WHERE e.project_id = ?1 AND e.id = ?2"
+             WHERE e.rowid IN ({list}) AND e.project_id = ?1 AND e.id = ?2"
         )))
         .bind(project_id)
         .bind(event_id)

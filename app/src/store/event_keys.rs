@@ -1,0 +1,146 @@
+//! Which stored calls may hold a client's event id, answered from memory (see migration 10):
+//! a keyed 32-bit hash of (project, id) per call, packed with the call's rowid. Pure data; the
+//! store reads `event_keys` into it and confirms every candidate by reading the call.
+
+use std::collections::BTreeSet;
+
+/// Calls whose rowid passes this can't be packed; the store refuses to grow past it.
+pub const MAX_ROWID: i64 = u32::MAX as i64;
+
+/// The hash of an event id within a project, keyed with the installation's secret.
+pub fn key_hash(secret: &[u8; 16], project_id: i64, id: &str) -> u32 {
+    use std::hash::Hasher;
+    let (k0, k1) = secret.split_at(8);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    // SipHash-2-4 as the standard library has always computed it: the value is stored in the
+    // file, so it must not change between builds (unlike `DefaultHasher`).
+    #[expect(deprecated, reason = "std's SipHasher is the one stable keyed hash in std")]
+    let mut h = std::hash::SipHasher::new_with_keys(word(k0), word(k1));
+    h.write(&project_id.to_le_bytes());
+    h.write(id.as_bytes());
+    h.finish() as u32
+}
+
+/// (hash, rowid) pairs, each packed as `hash << 32 | rowid`: sorted in `base`, and the latest
+/// in `recent` until there are enough of them to merge (a merge copies `base`, so it waits for
+/// 1/16 of its size). 8 bytes per call.
+#[derive(Default)]
+pub struct EventKeys {
+    base: Vec<u64>,
+    recent: BTreeSet<u64>,
+    /// The highest `event_keys` rowid read into memory (rows past it were written by another
+    /// process, and are read before the next write).
+    pub loaded_to: i64,
+}
+
+fn pack(h: u32, rowid: i64) -> u64 {
+    (u64::from(h) << 32) | (rowid as u64 & 0xffff_ffff)
+}
+
+impl EventKeys {
+    /// From (rowid, hash) pairs in any order.
+    pub fn from_pairs(pairs: impl Iterator<Item = (i64, u32)>) -> EventKeys {
+        let mut loaded_to = 0;
+        let mut base: Vec<u64> = pairs
+            .map(|(rowid, h)| {
+                loaded_to = loaded_to.max(rowid);
+                pack(h, rowid)
+            })
+            .collect();
+        base.sort_unstable();
+        EventKeys { base, recent: BTreeSet::new(), loaded_to }
+    }
+
+    pub fn len(&self) -> usize {
+        self.base.len() + self.recent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rowids stored with hash `h` (calls whose id may be the one hashed).
+    pub fn candidates(&self, h: u32) -> Vec<i64> {
+        let (lo, hi) = (pack(h, 0), pack(h, MAX_ROWID));
+        let start = self.base.partition_point(|k| *k < lo);
+        let end = self.base.partition_point(|k| *k <= hi);
+        self.base[start..end]
+            .iter()
+            .chain(self.recent.range(lo..=hi))
+            .map(|k| (k & 0xffff_ffff) as i64)
+            .collect()
+    }
+
+    pub fn insert(&mut self, h: u32, rowid: i64) {
+        self.recent.insert(pack(h, rowid));
+        self.loaded_to = self.loaded_to.max(rowid);
+        if self.recent.len() > 4_096.max(self.base.len() / 16) {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        let recent = std::mem::take(&mut self.recent);
+        let mut merged = Vec::with_capacity(self.base.len() + recent.len());
+        let mut old = std::mem::take(&mut self.base).into_iter().peekable();
+        for k in recent {
+            while let Some(o) = old.next_if(|o| *o < k) {
+                merged.push(o);
+            }
+            merged.push(k);
+        }
+        merged.extend(old);
+        merged.dedup();
+        self.base = merged;
+    }
+
+    /// Forgets the calls with these rowids (deleted).
+    pub fn remove_rowids(&mut self, rowids: &[i64]) {
+        if rowids.is_empty() {
+            return;
+        }
+        let mut gone: Vec<u32> = rowids.iter().filter_map(|r| u32::try_from(*r).ok()).collect();
+        gone.sort_unstable();
+        let kept = |k: &u64| gone.binary_search(&((k & 0xffff_ffff) as u32)).is_err();
+        self.base.retain(kept);
+        self.recent.retain(kept);
+        self.base.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_rowid_of_a_hash_across_merges_and_removals() {
+        let mut keys = EventKeys::from_pairs([(5, 7), (1, 7), (2, 9)].into_iter());
+        assert_eq!(keys.candidates(7), vec![1, 5]);
+        for rowid in 6..20_000 {
+            keys.insert((rowid % 3) as u32 + 7, rowid);
+        }
+        // Merged at least once on the way (recent holds at most 4,096).
+        assert!(keys.recent.len() <= 4_096, "{}", keys.recent.len());
+        let sevens = keys.candidates(7);
+        assert_eq!(sevens.len(), 2 + (6..20_000).filter(|r| r % 3 == 0).count());
+        assert!(sevens.contains(&5) && sevens.contains(&19_998));
+        assert_eq!(keys.candidates(10), Vec::<i64>::new());
+        keys.remove_rowids(&[5, 19_998, 2]);
+        assert!(!keys.candidates(7).contains(&5));
+        assert!(!keys.candidates(7).contains(&19_998));
+        assert!(keys.candidates(7).contains(&1));
+        assert_eq!(keys.candidates(9).len(), (6..20_000).filter(|r| r % 3 == 2).count());
+        assert_eq!(keys.loaded_to, 19_999);
+    }
+
+    #[test]
+    fn the_hash_depends_on_key_project_and_id() {
+        let a = [1u8; 16];
+        let b = [2u8; 16];
+        let h = key_hash(&a, 1, "evt-1");
+        assert_eq!(h, key_hash(&a, 1, "evt-1"));
+        assert_ne!(h, key_hash(&b, 1, "evt-1"));
+        assert_ne!(h, key_hash(&a, 2, "evt-1"));
+        assert_ne!(h, key_hash(&a, 1, "evt-2"));
+    }
+}
