@@ -146,13 +146,17 @@ impl Store {
             rowids.push(rowid);
             touched.extend(trace);
         }
-        let traces = exec_ids(
-            tx,
-            &format!("DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list}"),
-            project_id,
-            ids,
-        )
-        .await?;
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING seq"
+        )))
+        .bind(project_id);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let seqs: Vec<i64> = q.fetch_all(&mut **tx).await?.into_iter().map(|(s,)| s).collect();
+        let traces = seqs.len() as u64;
+        // Calls of these traces with tags of their own stay, without the trace's seq.
+        super::ingest::orphan_calls(tx, project_id, &seqs).await?;
         let tag_list = placeholders(1, ids.len());
         let mut q =
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM tag_kv WHERE tag_set_id IN {tag_list}")));

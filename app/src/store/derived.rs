@@ -387,8 +387,9 @@ impl Store {
             let mut after = String::new();
             loop {
                 let page: Vec<(String,)> = sqlx::query_as(
+                    // Calls without flags were stored before migration 4, so before trace seqs.
                     "SELECT DISTINCT trace_id FROM events
-                     WHERE project_id = ?1 AND trace_id IS NOT NULL AND trace_id > ?2
+                     WHERE project_id = ?1 AND trace_seq IS NULL AND trace_id IS NOT NULL AND trace_id > ?2
                      ORDER BY trace_id LIMIT ?3",
                 )
                 .bind(project)
@@ -417,21 +418,8 @@ impl Store {
         for chunk in traces.chunks(500) {
             let mut conn = self.write.acquire().await?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT rowid, trace_id, tag_set_id, ts, provider, model, agent, tools, firsts, tool_firsts
-                 FROM events WHERE project_id = ",
-            );
-            q.push_bind(project_id).push(" AND trace_id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            q.push(") ORDER BY trace_id, ts, rowid");
-            type FlagRow =
-                (i64, String, i64, i64, String, String, String, Option<String>, Option<i64>, Option<Vec<u8>>);
-            let rows: Vec<FlagRow> = q.build_query_as().fetch_all(&mut *tx).await?;
-            let mut delta = Delta::default();
-            // Each stored trace's providers and agents, from its remaining calls.
+            // Each stored trace's seq: its calls are those with the seq, and those with its id
+            // and no seq (see migration 11).
             let seqs: Vec<(String, i64)> = super::ingest::rows_for_ids(
                 &mut tx,
                 "SELECT id, seq FROM traces WHERE project_id = ",
@@ -440,6 +428,31 @@ impl Store {
                 chunk.iter().map(String::as_str),
             )
             .await?;
+            const COLUMNS: &str =
+                "rowid AS r, trace_id, tag_set_id, ts, provider, model, agent, tools, firsts, tool_firsts";
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT * FROM (SELECT {COLUMNS} FROM events
+                  WHERE trace_seq IS NULL AND trace_id IS NOT NULL AND project_id = "
+            ));
+            q.push_bind(project_id).push(" AND trace_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(format!(
+                ") UNION ALL SELECT {COLUMNS} FROM events WHERE trace_seq IS NOT NULL AND project_id = "
+            ));
+            q.push_bind(project_id).push(" AND trace_seq IN (");
+            let mut list = q.separated(", ");
+            list.push("-1");
+            for (_, seq) in &seqs {
+                list.push_bind(*seq);
+            }
+            q.push(")) ORDER BY trace_id, ts, r");
+            type FlagRow =
+                (i64, String, i64, i64, String, String, String, Option<String>, Option<i64>, Option<Vec<u8>>);
+            let rows: Vec<FlagRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let mut delta = Delta::default();
             let mut masks: HashMap<String, TraceMask> = seqs
                 .into_iter()
                 .map(|(id, seq)| (id, TraceMask { seq: seq as u32, ..TraceMask::default() }))
@@ -508,13 +521,13 @@ impl Store {
     /// Migrations that change nothing the aggregate holds are not counted, so an upgrade that
     /// only adds them keeps the saved file (a 10M-call database restarts in seconds, not minutes):
     /// 9 adds the OpenTelemetry waiting area; 10 moves the calls to a table without a key on
-    /// their ids, keeping their rowids.
+    /// their ids, keeping their rowids; 11 finds a trace's calls by its seq.
     async fn mark(&self) -> Result<Vec<i64>, StoreError> {
         let (token, meta, migrations, call, tag_set, record): (Option<String>, i64, i64, i64, i64, i64) =
             sqlx::query_as(
                 "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
                     (SELECT COUNT(*) FROM store_meta),
-                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9, 10)),
+                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9, 10, 11)),
                     (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
                     (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'trace_touches')",
             )

@@ -590,6 +590,17 @@ async fn the_aggregate_equals_a_recompute_from_the_events() {
         store.save_aggregate(&saved).await.expect("save");
         store.apply_retention(project, 20, NOW).await.expect("retention");
         check_all(&store, project, seed, "after retention").await;
+        // Later calls of traces that deletion and retention cut: a trace whose record went keeps
+        // its remaining calls (they give up its seq), and they count with the new ones. They come
+        // after every stored call (flags follow arrival order across batches).
+        let later: Vec<EventIn> = calls
+            .iter()
+            .step_by(3)
+            .filter(|e| e.trace_id.is_some())
+            .map(|e| EventIn { id: format!("late{}", e.id), ts_ms: NOW, ..e.clone() })
+            .collect();
+        store.ingest(project, &[], &later).await.expect("later calls");
+        check_all(&store, project, seed, "after later calls of cut traces").await;
         let other = Store::open_file(&path).await.expect("open beside");
         assert!(
             !other.load_aggregate(&saved).await.expect("load"),

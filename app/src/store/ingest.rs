@@ -131,12 +131,20 @@ pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String
             None => (0, vec![0; e.tools.len()]),
         };
         if let Some(id) = &e.trace_id {
-            let t = plan.traces.entry(id.clone()).or_insert_with(|| TraceDelta {
-                tag_set: r.tag_set,
-                route_tag: r.route_tag.clone(),
-                first_ts: e.ts_ms,
-                last_ts: e.ts_ms,
-                ..TraceDelta::default()
+            // A trace starts with the providers and agents of the calls it already has: those a
+            // deleted record left (see `orphan_calls`) belong to the record made for it now.
+            let t = plan.traces.entry(id.clone()).or_insert_with(|| {
+                let (providers, agents) =
+                    seen.get(id).map(TraceSeen::providers_and_agents).unwrap_or_default();
+                TraceDelta {
+                    tag_set: r.tag_set,
+                    route_tag: r.route_tag.clone(),
+                    first_ts: e.ts_ms,
+                    last_ts: e.ts_ms,
+                    providers: providers.to_vec(),
+                    agents: agents.to_vec(),
+                    ..TraceDelta::default()
+                }
             });
             t.first_ts = t.first_ts.min(e.ts_ms);
             t.last_ts = t.last_ts.max(e.ts_ms);
@@ -551,18 +559,42 @@ impl Store {
 
         // What the traces' stored calls already have (their providers, agents and tools); asked
         // for every trace, as calls can outlive their trace's row (retention, deletion).
-        let seen =
-            trace_calls(tx, project_id, new.iter().filter_map(|i| resolved[*i].event.trace_id.as_deref()))
-                .await?;
+        let asked: HashSet<&str> =
+            new.iter().filter_map(|i| resolved[*i].event.trace_id.as_deref()).collect();
+        let seen = trace_calls(
+            tx,
+            project_id,
+            asked.into_iter().map(|id| (id, known.get(id).map(|k| k.seq))).collect(),
+        )
+        .await?;
         let plan = plan_calls(&resolved, &new, seen);
 
+        // Traces not stored before (neither by an earlier batch nor as a record in this one)
+        // start at their first call; all get their calls' totals added.
+        let mut per_trace = Vec::with_capacity(plan.traces.len());
+        for (id, t) in &plan.traces {
+            let seq = match known.get(id.as_str()) {
+                Some(k) => k.seq,
+                None => {
+                    delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
+                    let seq = self.next_trace_seq(tx, project_id, seqs).await?;
+                    let route = t.route_tag.clone();
+                    let k = Known { tag_set: t.tag_set, route, started: t.first_ts, seq, new: true };
+                    known.insert(id.clone(), k);
+                    seq
+                }
+            };
+            changed.insert(id.as_str());
+            per_trace.push((id, t, seq));
+        }
+        let seq_of: HashMap<&str, u32> = per_trace.iter().map(|(id, _, seq)| (id.as_str(), *seq)).collect();
         let rows: Vec<&usize> = new.iter().collect();
         for chunk in rows.chunks(400) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools,
-                   prompt, response, firsts, tool_firsts, usage_detail) ",
+                   prompt, response, firsts, tool_firsts, usage_detail, trace_seq) ",
             );
             q.push_values(chunk, |mut b, i| {
                 let Resolved { event: e, tag_set, route_tag, cost } = &resolved[**i];
@@ -598,32 +630,18 @@ impl Store {
                     .push_bind(e.response.as_ref().filter(|_| keep_content))
                     .push_bind(i64::from(firsts))
                     .push_bind((!tool_flags.is_empty()).then_some(tool_flags))
-                    .push_bind(&e.usage_detail);
+                    .push_bind(&e.usage_detail)
+                    .push_bind(e.trace_id.as_deref().and_then(|t| seq_of.get(t)).map(|s| i64::from(*s)));
             });
             q.push(" RETURNING rowid, id");
             let stored: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            keys.add(tx, stored.iter().map(|(rowid, id)| (hashes.get(id.as_str()).copied().unwrap_or(0), *rowid)))
-                .await?;
+            keys.add(
+                tx,
+                stored.iter().map(|(rowid, id)| (hashes.get(id.as_str()).copied().unwrap_or(0), *rowid)),
+            )
+            .await?;
         }
 
-        // Traces not stored before (neither by an earlier batch nor as a record in this one)
-        // start at their first call; all get their calls' totals added.
-        let mut per_trace = Vec::with_capacity(plan.traces.len());
-        for (id, t) in &plan.traces {
-            let seq = match known.get(id.as_str()) {
-                Some(k) => k.seq,
-                None => {
-                    delta.starts.push((hour_of(t.first_ts), t.tag_set, 1));
-                    let seq = self.next_trace_seq(tx, project_id, seqs).await?;
-                    let route = t.route_tag.clone();
-                    let k = Known { tag_set: t.tag_set, route, started: t.first_ts, seq, new: true };
-                    known.insert(id.clone(), k);
-                    seq
-                }
-            };
-            changed.insert(id.as_str());
-            per_trace.push((id, t, seq));
-        }
         for chunk in per_trace.chunks(1_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO traces (project_id, id, route_tag, tag_set_id, started_at, calls, errors, unpriced,
@@ -854,20 +872,58 @@ async fn existing_traces<'a>(
         .collect())
 }
 
-/// What the stored calls of these traces already have: providers, agents, tools.
-async fn trace_calls<'a>(
+/// Calls whose trace record was deleted (retention, user deletion) give up its seq: the seq
+/// may be taken again, and the calls stay findable by their trace id (see migration 11).
+pub(super) async fn orphan_calls(
     tx: &mut sqlx::SqliteConnection,
     project_id: i64,
-    ids: impl Iterator<Item = &'a str>,
+    seqs: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in seqs.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE events SET trace_seq = NULL WHERE trace_seq IS NOT NULL AND project_id = ",
+        );
+        q.push_bind(project_id).push(" AND trace_seq IN (");
+        let mut list = q.separated(", ");
+        for seq in chunk {
+            list.push_bind(*seq);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// What the stored calls of these traces (ids, with the seq of those that have a record) already
+/// have: providers, agents, tools. Calls are found by the trace's seq, and by its id among the
+/// calls stored without a seq (see migration 11).
+async fn trace_calls(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    traces: Vec<(&str, Option<u32>)>,
 ) -> Result<HashMap<String, TraceSeen>, StoreError> {
-    let rows: Vec<(String, String, String, Option<String>)> = rows_for_ids(
+    let mut rows: Vec<(String, String, String, Option<String>)> = rows_for_ids(
         tx,
-        "SELECT trace_id, provider, agent, tools FROM events WHERE project_id = ",
+        "SELECT trace_id, provider, agent, tools FROM events
+          WHERE trace_seq IS NULL AND trace_id IS NOT NULL AND project_id = ",
         "trace_id",
         project_id,
-        ids,
+        traces.iter().map(|(id, _)| *id),
     )
     .await?;
+    let seqs: Vec<u32> = traces.iter().filter_map(|(_, seq)| *seq).collect();
+    for chunk in seqs.chunks(1_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT trace_id, provider, agent, tools FROM events WHERE trace_seq IS NOT NULL AND project_id = ",
+        );
+        q.push_bind(project_id).push(" AND trace_seq IN (");
+        let mut list = q.separated(", ");
+        for seq in chunk {
+            list.push_bind(i64::from(*seq));
+        }
+        q.push(")");
+        rows.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+    }
     let mut seen: HashMap<String, TraceSeen> = HashMap::new();
     for (trace, provider, agent, tools) in rows {
         let tools: Vec<String> = tools.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
@@ -987,7 +1043,10 @@ mod tests {
         let (keys,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM event_keys").fetch_one(&store.read).await.expect("count");
         assert_eq!(keys, 7, "a, b, c, a (q), d, e, f");
-        assert_eq!(store.ingest(project, &[], &sent(&["c", "d", "f", "g"])).await.expect("ingest"), outcome(1, 3));
+        assert_eq!(
+            store.ingest(project, &[], &sent(&["c", "d", "f", "g"])).await.expect("ingest"),
+            outcome(1, 3)
+        );
         assert!(store.get_event(project, "f").await.expect("read").is_some());
 
         // A deleted call's key goes with it, in the file and in memory.

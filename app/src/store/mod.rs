@@ -89,16 +89,18 @@ async fn allow_cancelled_status(write: &SqlitePool) -> Result<(), StoreError> {
 /// to migration 10 (the migration can't compute the keyed hash). Pages of 50,000 calls, each
 /// its own transaction, so an interrupted start resumes where it stopped.
 async fn hash_unkeyed_calls(write: &SqlitePool, secret: &[u8; 16]) -> Result<(), StoreError> {
-    let mut after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(event), 0) FROM event_keys").fetch_one(write).await?;
+    let mut after: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(event), 0) FROM event_keys").fetch_one(write).await?;
     let mut hashed = 0usize;
     loop {
         let mut conn = write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let calls: Vec<(i64, i64, String)> =
-            sqlx::query_as("SELECT rowid, project_id, id FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT 50000")
-                .bind(after)
-                .fetch_all(&mut *tx)
-                .await?;
+        let calls: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT rowid, project_id, id FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT 50000",
+        )
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?;
         let Some(last) = calls.last().map(|c| c.0) else { break };
         for chunk in calls.chunks(5_000) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO event_keys (event, h) ");
@@ -247,11 +249,12 @@ impl Store {
                 let mut pairs: Vec<(i64, u32)> = Vec::new();
                 loop {
                     let after = pairs.last().map_or(0, |p| p.0);
-                    let page: Vec<(i64, i64)> =
-                        sqlx::query_as("SELECT event, h FROM event_keys WHERE event > ?1 ORDER BY event LIMIT 500000")
-                            .bind(after)
-                            .fetch_all(&self.read)
-                            .await?;
+                    let page: Vec<(i64, i64)> = sqlx::query_as(
+                        "SELECT event, h FROM event_keys WHERE event > ?1 ORDER BY event LIMIT 500000",
+                    )
+                    .bind(after)
+                    .fetch_all(&self.read)
+                    .await?;
                     if page.is_empty() {
                         break;
                     }

@@ -2,6 +2,7 @@
 //! batches so ingest keeps flowing, and the aggregate's hours before it.
 
 use super::{Store, StoreError};
+use sqlx::Connection;
 
 /// Rows deleted per statement by the retention task, so ingest never waits long.
 const RETENTION_BATCH: i64 = 2_000;
@@ -31,28 +32,36 @@ impl Store {
             self.drop_aggregate_token().await?;
         }
         // Events and traces: a batch of old ones at a time (by their time index). The calls'
-        // rowids are kept to forget them in the event keys.
+        // rowids are kept to forget them in the event keys; the calls left of a deleted trace
+        // record give up its seq in the same transaction.
         let mut rowids: Vec<i64> = Vec::new();
-        for (table, key, column) in [("events", "rowid", "ts"), ("traces", "id", "started_at")] {
-            loop {
-                let gone: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE project_id = ?1 AND {key} IN (SELECT {key} FROM {table}
-                       WHERE project_id = ?1 AND {column} < ?2 LIMIT ?3) RETURNING CAST({key} AS TEXT)"
-                )))
-                .bind(project_id)
-                .bind(cutoff_ms)
-                .bind(RETENTION_BATCH)
-                .fetch_all(&self.write)
-                .await?;
-                if table == "events" {
-                    events += gone.len() as i64;
-                    rowids.extend(gone.iter().filter_map(|(r,)| r.parse::<i64>().ok()));
-                }
-                if gone.is_empty() {
-                    break;
-                }
-                tokio::task::yield_now().await;
+        loop {
+            let gone: Vec<(i64,)> = sqlx::query_as(
+                "DELETE FROM events WHERE project_id = ?1 AND rowid IN (SELECT rowid FROM events
+                   WHERE project_id = ?1 AND ts < ?2 LIMIT ?3) RETURNING rowid",
+            )
+            .bind(project_id)
+            .bind(cutoff_ms)
+            .bind(RETENTION_BATCH)
+            .fetch_all(&self.write)
+            .await?;
+            if gone.is_empty() {
+                break;
             }
+            events += gone.len() as i64;
+            rowids.extend(gone.into_iter().map(|(r,)| r));
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let mut conn = self.write.acquire().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let seqs = self.delete_old_traces(&mut tx, project_id, cutoff_ms, Some(RETENTION_BATCH)).await?;
+            tx.commit().await?;
+            if seqs == 0 {
+                break;
+            }
+            drop(conn);
+            tokio::task::yield_now().await;
         }
         // The aggregate drops the old hours while the writer is held, after a last pass for any
         // old call committed meanwhile, so SQLite and the aggregate agree.
@@ -69,11 +78,9 @@ impl Store {
                     .await?;
             events += gone.len() as i64;
             rowids.extend(gone.into_iter().map(|(r,)| r));
-            sqlx::query("DELETE FROM traces WHERE project_id = ?1 AND started_at < ?2")
-                .bind(project_id)
-                .bind(cutoff_ms)
-                .execute(&mut *conn)
-                .await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            self.delete_old_traces(&mut tx, project_id, cutoff_ms, None).await?;
+            tx.commit().await?;
             self.drop_in_cube(project_id, cutoff_hour);
             self.forget_event_keys(&rowids);
         }
@@ -84,6 +91,29 @@ impl Store {
             self.checkpoint().await?;
         }
         Ok(events)
+    }
+
+    /// Deletes trace records that started before `cutoff_ms` (at most `limit`), and takes their
+    /// seq from the calls they leave; returns how many were deleted.
+    async fn delete_old_traces(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        cutoff_ms: i64,
+        limit: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        let seqs: Vec<(i64,)> = sqlx::query_as(
+            "DELETE FROM traces WHERE project_id = ?1 AND id IN (SELECT id FROM traces
+               WHERE project_id = ?1 AND started_at < ?2 LIMIT ?3) RETURNING seq",
+        )
+        .bind(project_id)
+        .bind(cutoff_ms)
+        .bind(limit.unwrap_or(-1))
+        .fetch_all(&mut *tx)
+        .await?;
+        let seqs: Vec<i64> = seqs.into_iter().map(|(s,)| s).collect();
+        super::ingest::orphan_calls(tx, project_id, &seqs).await?;
+        Ok(seqs.len())
     }
 
     /// Whether a project holds events or traces from before `cutoff_ms` (time indexes).

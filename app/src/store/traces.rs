@@ -250,7 +250,11 @@ impl Store {
             "tr.project_id = ?1 AND tr.started_at >= ?2 AND tr.started_at < ?3 {user_cond}
                AND (?5 IS NULL OR instr(lower(COALESCE(tr.route_tag, '')), lower(?5)) > 0)
                AND ((?6 IS NULL AND ?7 IS NULL) OR EXISTS (
-                 SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_id = tr.id
+                 SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_seq IS NOT NULL
+                   AND e.trace_seq = tr.seq AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7)
+                 UNION ALL
+                 SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_seq IS NULL
+                   AND e.trace_id IS NOT NULL AND e.trace_id = tr.id
                    AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7))) {tags}"
         );
         let count_sql = format!("SELECT COUNT(*) FROM traces tr WHERE {conditions}");
@@ -303,12 +307,19 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        // By the trace's seq, and by its id among calls stored without one (see migration 11).
         let events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
-             WHERE e.project_id = ?1 AND e.trace_id = ?2 ORDER BY e.ts, e.id"
+            "SELECT * FROM (
+               SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+                WHERE e.project_id = ?1 AND e.trace_seq IS NOT NULL AND e.trace_seq = ?3
+               UNION ALL
+               SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+                WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id IS NOT NULL AND e.trace_id = ?2)
+             ORDER BY ts, id"
         )))
         .bind(project_id)
         .bind(trace_id)
+        .bind(row.seq)
         .fetch_all(&self.read)
         .await?;
         Ok(Some(TraceDetail {

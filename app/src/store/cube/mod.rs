@@ -624,6 +624,11 @@ fn first_of<T: PartialEq>(seen: &mut Vec<T>, item: T) -> bool {
 }
 
 impl TraceSeen {
+    /// The providers and agents of the calls seen so far.
+    pub fn providers_and_agents(&self) -> (&[String], &[String]) {
+        (&self.providers, &self.agents)
+    }
+
     /// Records a call and returns its flags.
     pub fn see(&mut self, provider: &str, agent: &str, tools: &[String]) -> (u8, Vec<u8>) {
         let mut f = 0;
