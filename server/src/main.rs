@@ -266,6 +266,7 @@ async fn serve(
     // Held while serving: `restore` refuses this database, and so does a second `serve`.
     let _lock = app::store::backup::lock(&db)?;
     let store = Store::open_with_aggregate(&db).await?;
+    store.preload_event_keys();
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
     if !no_login && !store.admin_exists().await? {
         let password = read_password(true).map_err(|e| {

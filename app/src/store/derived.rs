@@ -431,8 +431,8 @@ impl Store {
             const COLUMNS: &str =
                 "rowid AS r, trace_id, tag_set_id, ts, provider, model, agent, tools, firsts, tool_firsts";
             let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT * FROM (SELECT {COLUMNS} FROM events
-                  WHERE trace_seq IS NULL AND trace_id IS NOT NULL AND project_id = "
+                "SELECT * FROM (SELECT {COLUMNS} FROM events INDEXED BY events_trace
+                  WHERE trace_seq IS NULL AND project_id = "
             ));
             q.push_bind(project_id).push(" AND trace_id IN (");
             let mut list = q.separated(", ");
@@ -440,7 +440,8 @@ impl Store {
                 list.push_bind(id.as_str());
             }
             q.push(format!(
-                ") UNION ALL SELECT {COLUMNS} FROM events WHERE trace_seq IS NOT NULL AND project_id = "
+                ") UNION ALL SELECT {COLUMNS} FROM events INDEXED BY events_trace_seq
+                   WHERE trace_seq IS NOT NULL AND project_id = "
             ));
             q.push_bind(project_id).push(" AND trace_seq IN (");
             let mut list = q.separated(", ");

@@ -51,6 +51,13 @@ impl EventKeys {
         EventKeys { base, recent: BTreeSet::new(), loaded_to }
     }
 
+    /// From packed pairs (`hash << 32 | rowid`) in any order.
+    pub fn from_packed(mut base: Vec<u64>) -> EventKeys {
+        base.sort_unstable();
+        let loaded_to = base.iter().map(|k| (k & 0xffff_ffff) as i64).max().unwrap_or(0);
+        EventKeys { base, recent: BTreeSet::new(), loaded_to }
+    }
+
     pub fn len(&self) -> usize {
         self.base.len() + self.recent.len()
     }

@@ -904,8 +904,9 @@ async fn trace_calls(
 ) -> Result<HashMap<String, TraceSeen>, StoreError> {
     let mut rows: Vec<(String, String, String, Option<String>)> = rows_for_ids(
         tx,
-        "SELECT trace_id, provider, agent, tools FROM events
-          WHERE trace_seq IS NULL AND trace_id IS NOT NULL AND project_id = ",
+        // No `trace_id IS NOT NULL` term: with it SQLite reads the IN list as a range.
+        "SELECT trace_id, provider, agent, tools FROM events INDEXED BY events_trace
+          WHERE trace_seq IS NULL AND project_id = ",
         "trace_id",
         project_id,
         traces.iter().map(|(id, _)| *id),
@@ -914,7 +915,8 @@ async fn trace_calls(
     let seqs: Vec<u32> = traces.iter().filter_map(|(_, seq)| *seq).collect();
     for chunk in seqs.chunks(1_000) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT trace_id, provider, agent, tools FROM events WHERE trace_seq IS NOT NULL AND project_id = ",
+            "SELECT trace_id, provider, agent, tools FROM events INDEXED BY events_trace_seq
+              WHERE trace_seq IS NOT NULL AND project_id = ",
         );
         q.push_bind(project_id).push(" AND trace_seq IN (");
         let mut list = q.separated(", ");

@@ -254,7 +254,7 @@ impl Store {
                    AND e.trace_seq = tr.seq AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7)
                  UNION ALL
                  SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_seq IS NULL
-                   AND e.trace_id IS NOT NULL AND e.trace_id = tr.id
+                   AND e.trace_id = tr.id
                    AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7))) {tags}"
         );
         let count_sql = format!("SELECT COUNT(*) FROM traces tr WHERE {conditions}");
@@ -308,13 +308,16 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         // By the trace's seq, and by its id among calls stored without one (see migration 11).
+        // The indexes are named: to sort by time SQLite would otherwise walk the time index.
         let events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT * FROM (
-               SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+               SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_trace_seq
+                 JOIN tag_sets ts ON ts.id = e.tag_set_id
                 WHERE e.project_id = ?1 AND e.trace_seq IS NOT NULL AND e.trace_seq = ?3
                UNION ALL
-               SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
-                WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id IS NOT NULL AND e.trace_id = ?2)
+               SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_trace
+                 JOIN tag_sets ts ON ts.id = e.tag_set_id
+                WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id = ?2)
              ORDER BY ts, id"
         )))
         .bind(project_id)
