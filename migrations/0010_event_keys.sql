@@ -4,7 +4,11 @@
 -- by the server from memory (`app/src/store/event_keys.rs`): a 32-bit keyed hash of (project, id)
 -- per call, kept in `event_keys` (appended in the calls' rowid order, read once at start), and a
 -- match is confirmed by reading the call itself. Rowids are kept, so a saved aggregate stays valid.
+-- `n` is the rowid, declared so that it is never given twice (AUTOINCREMENT: a deleted last call's
+-- number is not reused, so a key left in memory for it can't name another call) and never changes
+-- (VACUUM keeps an INTEGER PRIMARY KEY).
 CREATE TABLE events_by_rowid (
+    n                   INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id          INTEGER NOT NULL REFERENCES projects(id),
     id                  TEXT NOT NULL,
     trace_id            TEXT,
@@ -32,7 +36,7 @@ CREATE TABLE events_by_rowid (
     tool_firsts         BLOB,
     usage_detail        TEXT
 );
-INSERT INTO events_by_rowid (rowid, project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
+INSERT INTO events_by_rowid (n, project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
     tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
     cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools, prompt,
     response, firsts, tool_firsts, usage_detail)

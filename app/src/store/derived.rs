@@ -246,7 +246,7 @@ impl Store {
             tokio::spawn(async move {
                 while from < to {
                     let rows: Result<Vec<CallRow>, sqlx::Error> = sqlx::query_as(
-                        "SELECT rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
+                        "SELECT rowid AS rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
                            output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
                            status, tools, firsts, tool_firsts,
                            CASE WHEN firsts & 3 != 0 THEN (SELECT seq FROM traces t

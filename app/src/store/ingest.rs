@@ -794,8 +794,9 @@ impl GroupKeys<'_> {
 }
 
 /// Reads the `event_keys` rows another process wrote since the index was read (the CLI's
-/// `demo` into a file a server has open); inside the writer's transaction, so none is missed.
-async fn catch_up_keys(
+/// `demo` into a file a server has open). Rowids are never given twice (migration 10), so the
+/// rows past the last one read are all the new ones; ingest reads them inside its transaction.
+pub(super) async fn catch_up_keys(
     tx: &mut sqlx::SqliteConnection,
     keys: &std::sync::RwLock<EventKeys>,
 ) -> Result<(), StoreError> {

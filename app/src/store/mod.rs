@@ -89,29 +89,38 @@ async fn allow_cancelled_status(write: &SqlitePool) -> Result<(), StoreError> {
 /// to migration 10 (the migration can't compute the keyed hash). Pages of 50,000 calls, each
 /// its own transaction, so an interrupted start resumes where it stopped.
 async fn hash_unkeyed_calls(write: &SqlitePool, secret: &[u8; 16]) -> Result<(), StoreError> {
-    let mut after: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(event), 0) FROM event_keys").fetch_one(write).await?;
+    // Usually nothing to do: checked without the write lock (a server may be ingesting).
+    let (unkeyed,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE rowid > (SELECT COALESCE(MAX(event), 0) FROM event_keys))",
+    )
+    .fetch_one(write)
+    .await?;
+    if !unkeyed {
+        return Ok(());
+    }
     let mut hashed = 0usize;
     loop {
         let mut conn = write.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let calls: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT rowid, project_id, id FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT 50000",
+            "SELECT rowid, project_id, id FROM events
+              WHERE rowid > (SELECT COALESCE(MAX(event), 0) FROM event_keys) ORDER BY rowid LIMIT 50000",
         )
-        .bind(after)
         .fetch_all(&mut *tx)
         .await?;
-        let Some(last) = calls.last().map(|c| c.0) else { break };
+        if calls.is_empty() {
+            break;
+        }
         for chunk in calls.chunks(5_000) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO event_keys (event, h) ");
             q.push_values(chunk, |mut b, (rowid, project, id)| {
                 b.push_bind(*rowid).push_bind(i64::from(event_keys::key_hash(secret, *project, id)));
             });
+            q.push(" ON CONFLICT (event) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         hashed += calls.len();
-        after = last;
     }
     if hashed > 0 {
         tracing::info!(calls = hashed, "hashed the ids of calls stored before this release");

@@ -340,10 +340,11 @@ impl Store {
         event_id: &str,
     ) -> Result<Option<EventDetail>, StoreError> {
         // The calls whose id hashes the same (see `event_keys`), then the one with this id.
-        let rowids = {
-            let keys = self.event_keys().await?;
-            keys.read().unwrap_or_else(|e| e.into_inner()).candidates(self.key_hash(project_id, event_id))
-        };
+        // Keys another process wrote since are read first.
+        let keys = self.event_keys().await?;
+        super::ingest::catch_up_keys(&mut *self.read.acquire().await?, keys).await?;
+        let rowids =
+            keys.read().unwrap_or_else(|e| e.into_inner()).candidates(self.key_hash(project_id, event_id));
         if rowids.is_empty() {
             return Ok(None);
         }
