@@ -32,6 +32,23 @@ async fn exec_ids(
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
+/// `exec_ids` for a statement that returns rows (`RETURNING`).
+async fn fetch_ids<R>(
+    tx: &mut Transaction<'_, Sqlite>,
+    sql: &str,
+    project_id: i64,
+    ids: &[i64],
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let mut q = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql.to_string())).bind(project_id);
+    for id in ids {
+        q = q.bind(id);
+    }
+    Ok(q.fetch_all(&mut **tx).await?)
+}
+
 impl Store {
     /// How many events and traces deleting `user_id` would remove (all time): from the
     /// aggregate when it is loaded (which holds every stored call and trace), else counted in
@@ -133,27 +150,28 @@ impl Store {
         rowids: &mut Vec<i64>,
     ) -> Result<Removed, StoreError> {
         let list = placeholders(2, ids.len());
-        let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING rowid, trace_id"
-        )))
-        .bind(project_id);
-        for id in ids {
-            q = q.bind(id);
-        }
-        let gone = q.fetch_all(&mut **tx).await?;
+        let gone: Vec<(i64, Option<String>)> = fetch_ids(
+            tx,
+            &format!(
+                "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING rowid, trace_id"
+            ),
+            project_id,
+            ids,
+        )
+        .await?;
         let events = gone.len() as u64;
         for (rowid, trace) in gone {
             rowids.push(rowid);
             touched.extend(trace);
         }
-        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING seq"
-        )))
-        .bind(project_id);
-        for id in ids {
-            q = q.bind(id);
-        }
-        let seqs: Vec<i64> = q.fetch_all(&mut **tx).await?.into_iter().map(|(s,)| s).collect();
+        let seqs: Vec<(i64,)> = fetch_ids(
+            tx,
+            &format!("DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING seq"),
+            project_id,
+            ids,
+        )
+        .await?;
+        let seqs: Vec<i64> = seqs.into_iter().map(|(s,)| s).collect();
         let traces = seqs.len() as u64;
         // Calls of these traces with tags of their own stay, without the trace's seq.
         super::ingest::orphan_calls(tx, project_id, &seqs).await?;

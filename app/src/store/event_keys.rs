@@ -38,19 +38,6 @@ fn pack(h: u32, rowid: i64) -> u64 {
 }
 
 impl EventKeys {
-    /// From (rowid, hash) pairs in any order.
-    pub fn from_pairs(pairs: impl Iterator<Item = (i64, u32)>) -> EventKeys {
-        let mut loaded_to = 0;
-        let mut base: Vec<u64> = pairs
-            .map(|(rowid, h)| {
-                loaded_to = loaded_to.max(rowid);
-                pack(h, rowid)
-            })
-            .collect();
-        base.sort_unstable();
-        EventKeys { base, recent: BTreeSet::new(), loaded_to }
-    }
-
     /// From packed pairs (`hash << 32 | rowid`) in any order.
     pub fn from_packed(mut base: Vec<u64>) -> EventKeys {
         base.sort_unstable();
@@ -121,7 +108,7 @@ mod tests {
 
     #[test]
     fn finds_every_rowid_of_a_hash_across_merges_and_removals() {
-        let mut keys = EventKeys::from_pairs([(5, 7), (1, 7), (2, 9)].into_iter());
+        let mut keys = EventKeys::from_packed(vec![pack(7, 5), pack(7, 1), pack(9, 2)]);
         assert_eq!(keys.candidates(7), vec![1, 5]);
         for rowid in 6..20_000 {
             keys.insert((rowid % 3) as u32 + 7, rowid);

@@ -752,21 +752,15 @@ impl GroupKeys<'_> {
                 rowids.extend(self.written.get(&h).into_iter().flatten());
             }
         }
-        rowids.sort_unstable();
-        rowids.dedup();
-        let mut ids = HashSet::new();
-        for chunk in rowids.chunks(1_000) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM events WHERE project_id = ");
-            q.push_bind(project_id).push(" AND rowid IN (");
-            let mut list = q.separated(", ");
-            for rowid in chunk {
-                list.push_bind(*rowid);
-            }
-            q.push(")");
-            let found: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            ids.extend(found.into_iter().map(|(id,)| id));
-        }
-        Ok(ids)
+        let found: Vec<(String,)> = rows_for_ids(
+            tx,
+            "SELECT id FROM events WHERE project_id = ",
+            "rowid",
+            project_id,
+            rowids.into_iter(),
+        )
+        .await?;
+        Ok(found.into_iter().map(|(id,)| id).collect())
     }
 
     /// Records calls just written: in `event_keys` (same transaction) and for the rest of the group.
@@ -824,19 +818,21 @@ struct Known {
     new: bool,
 }
 
-/// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids`, read with the
-/// ids bound in chunks of 1,000 (SQLite caps bound parameters per statement).
-pub(super) async fn rows_for_ids<'a, R>(
+/// Rows of `select` (which ends in `project_id = `) whose `column` is one of `ids` (text ids,
+/// rowids, seqs), read with the ids bound in chunks of 1,000 (SQLite caps bound parameters per
+/// statement).
+pub(super) async fn rows_for_ids<'a, K, R>(
     tx: &mut sqlx::SqliteConnection,
     select: &'static str,
     column: &'static str,
     project_id: i64,
-    ids: impl Iterator<Item = &'a str>,
+    ids: impl Iterator<Item = K>,
 ) -> Result<Vec<R>, StoreError>
 where
+    K: sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Copy + Eq + std::hash::Hash + Send + 'a,
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {
-    let ids: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let ids: Vec<K> = ids.collect::<HashSet<_>>().into_iter().collect();
     let mut found = Vec::new();
     for chunk in ids.chunks(1_000) {
         let mut q = QueryBuilder::<Sqlite>::new(select);
@@ -913,20 +909,16 @@ async fn trace_calls(
         traces.iter().map(|(id, _)| *id),
     )
     .await?;
-    let seqs: Vec<u32> = traces.iter().filter_map(|(_, seq)| *seq).collect();
-    for chunk in seqs.chunks(1_000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT trace_id, provider, agent, tools FROM events INDEXED BY events_trace_seq
-              WHERE trace_seq IS NOT NULL AND project_id = ",
-        );
-        q.push_bind(project_id).push(" AND trace_seq IN (");
-        let mut list = q.separated(", ");
-        for seq in chunk {
-            list.push_bind(i64::from(*seq));
-        }
-        q.push(")");
-        rows.extend(q.build_query_as().fetch_all(&mut *tx).await?);
-    }
+    let by_seq: Vec<(String, String, String, Option<String>)> = rows_for_ids(
+        tx,
+        "SELECT trace_id, provider, agent, tools FROM events INDEXED BY events_trace_seq
+          WHERE trace_seq IS NOT NULL AND project_id = ",
+        "trace_seq",
+        project_id,
+        traces.iter().filter_map(|(_, seq)| seq.map(i64::from)),
+    )
+    .await?;
+    rows.extend(by_seq);
     let mut seen: HashMap<String, TraceSeen> = HashMap::new();
     for (trace, provider, agent, tools) in rows {
         let tools: Vec<String> = tools.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
