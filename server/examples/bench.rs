@@ -56,10 +56,12 @@ fn calls(seed: u64, n: u64) -> Vec<Call> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut out = Vec::with_capacity(n as usize);
     let mut trace = rng.uuid();
+    let mut user = 0;
     for i in 0..n {
-        // Three calls per trace, a trace per user.
+        // Three calls per trace, all of one user (of 100,000, each on one plan).
         if i % 3 == 0 {
             trace = rng.uuid();
+            user = rng.next() % 100_000;
         }
         let x = rng.next();
         out.push(Call {
@@ -67,8 +69,8 @@ fn calls(seed: u64, n: u64) -> Vec<Call> {
             trace: trace.clone(),
             // Live clients send calls that just happened.
             ts_ms: now - (x % 5_000) as i64,
-            user: (x >> 7) % 100_000,
-            plan: if x.is_multiple_of(3) { "pro" } else { "free" },
+            user,
+            plan: if user.is_multiple_of(3) { "pro" } else { "free" },
             x,
         });
     }

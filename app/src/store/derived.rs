@@ -522,13 +522,14 @@ impl Store {
     /// Migrations that change nothing the aggregate holds are not counted, so an upgrade that
     /// only adds them keeps the saved file (a 10M-call database restarts in seconds, not minutes):
     /// 9 adds the OpenTelemetry waiting area; 10 moves the calls to a table without a key on
-    /// their ids, keeping their rowids; 11 finds a trace's calls by its seq.
+    /// their ids, keeping their rowids; 11 finds a trace's calls by its seq; 12 indexes time in
+    /// buckets.
     async fn mark(&self) -> Result<Vec<i64>, StoreError> {
         let (token, meta, migrations, call, tag_set, record): (Option<String>, i64, i64, i64, i64, i64) =
             sqlx::query_as(
                 "SELECT (SELECT value FROM store_meta WHERE key = 'aggregate_token'),
                     (SELECT COUNT(*) FROM store_meta),
-                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9, 10, 11)),
+                    (SELECT COUNT(*) FROM _sqlx_migrations WHERE version NOT IN (9, 10, 11, 12)),
                     (SELECT COALESCE(MAX(rowid), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM tag_sets),
                     (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'trace_touches')",
             )

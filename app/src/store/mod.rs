@@ -46,6 +46,9 @@ pub enum StoreError {
     /// A request the store refuses (a duplicate name, a bad setting); the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The file system failed (e.g. making the WAL durable).
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The events table's status check as the first migration wrote it, and as it is now.
@@ -162,6 +165,8 @@ pub struct Store {
     event_keys: Arc<tokio::sync::OnceCell<RwLock<event_keys::EventKeys>>>,
     /// The key of the ids' hash (`secrets.event_key`).
     key_secret: [u8; 16],
+    /// The database's WAL file, which ingest makes durable itself (see `ingest::sync_wal`).
+    wal: Arc<std::path::PathBuf>,
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -247,6 +252,7 @@ impl Store {
             otel_gate: Arc::default(),
             event_keys: Arc::default(),
             key_secret,
+            wal: Arc::new(beside(path, "-wal")),
         })
     }
 

@@ -18,7 +18,8 @@ impl Store {
         let mut events = 0;
         // The traces losing calls: their remaining calls' trace flags are re-derived after.
         let touched: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT trace_id FROM events WHERE project_id = ?1 AND ts < ?2 AND trace_id IS NOT NULL",
+            "SELECT DISTINCT trace_id FROM events WHERE project_id = ?1 AND (ts >> 16) <= (?2 >> 16) AND ts < ?2
+               AND trace_id IS NOT NULL",
         )
         .bind(project_id)
         .bind(cutoff_ms)
@@ -31,14 +32,14 @@ impl Store {
         if self.has_older(&self.read, project_id, cutoff_ms).await? {
             self.drop_aggregate_token().await?;
         }
-        // Events and traces: a batch of old ones at a time (by their time index). The calls'
+        // Events and traces: a batch of old ones at a time (by their time buckets, migration 12). The calls'
         // rowids are kept to forget them in the event keys; the calls left of a deleted trace
         // record give up its seq in the same transaction.
         let mut rowids: Vec<i64> = Vec::new();
         loop {
             let gone: Vec<(i64,)> = sqlx::query_as(
                 "DELETE FROM events WHERE project_id = ?1 AND rowid IN (SELECT rowid FROM events
-                   WHERE project_id = ?1 AND ts < ?2 LIMIT ?3) RETURNING rowid",
+                   WHERE project_id = ?1 AND (ts >> 16) <= (?2 >> 16) AND ts < ?2 LIMIT ?3) RETURNING rowid",
             )
             .bind(project_id)
             .bind(cutoff_ms)
@@ -71,7 +72,9 @@ impl Store {
                 self.drop_aggregate_token_on(&mut conn).await?;
             }
             let gone: Vec<(i64,)> =
-                sqlx::query_as("DELETE FROM events WHERE project_id = ?1 AND ts < ?2 RETURNING rowid")
+                sqlx::query_as(
+                    "DELETE FROM events WHERE project_id = ?1 AND (ts >> 16) <= (?2 >> 16) AND ts < ?2 RETURNING rowid",
+                )
                     .bind(project_id)
                     .bind(cutoff_ms)
                     .fetch_all(&mut *conn)
@@ -104,7 +107,8 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let seqs: Vec<(i64,)> = sqlx::query_as(
             "DELETE FROM traces WHERE project_id = ?1 AND id IN (SELECT id FROM traces
-               WHERE project_id = ?1 AND started_at < ?2 LIMIT ?3) RETURNING seq",
+               WHERE project_id = ?1 AND (started_at >> 16) <= (?2 >> 16) AND started_at < ?2 LIMIT ?3)
+             RETURNING seq",
         )
         .bind(project_id)
         .bind(cutoff_ms)
@@ -116,14 +120,15 @@ impl Store {
         Ok(seqs.len())
     }
 
-    /// Whether a project holds events or traces from before `cutoff_ms` (time indexes).
+    /// Whether a project holds events or traces from before `cutoff_ms` (time buckets).
     async fn has_older<'e, E>(&self, db: E, project_id: i64, cutoff_ms: i64) -> Result<bool, StoreError>
     where
         E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
     {
         let (old,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE project_id = ?1 AND ts < ?2)
-                 OR EXISTS (SELECT 1 FROM traces WHERE project_id = ?1 AND started_at < ?2)",
+            "SELECT EXISTS (SELECT 1 FROM events WHERE project_id = ?1 AND (ts >> 16) <= (?2 >> 16) AND ts < ?2)
+                 OR EXISTS (SELECT 1 FROM traces
+                   WHERE project_id = ?1 AND (started_at >> 16) <= (?2 >> 16) AND started_at < ?2)",
         )
         .bind(project_id)
         .bind(cutoff_ms)

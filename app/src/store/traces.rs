@@ -247,7 +247,8 @@ impl Store {
             "AND ?4 IS NULL"
         };
         let conditions = format!(
-            "tr.project_id = ?1 AND tr.started_at >= ?2 AND tr.started_at < ?3 {user_cond}
+            "tr.project_id = ?1 AND (tr.started_at >> 16) BETWEEN (?2 >> 16) AND (?3 >> 16)
+             AND tr.started_at >= ?2 AND tr.started_at < ?3 {user_cond}
                AND (?5 IS NULL OR instr(lower(COALESCE(tr.route_tag, '')), lower(?5)) > 0)
                AND ((?6 IS NULL AND ?7 IS NULL) OR EXISTS (
                  SELECT 1 FROM events e WHERE e.project_id = tr.project_id AND e.trace_seq IS NOT NULL
