@@ -1044,6 +1044,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A batch is answered only once the WAL holding its commit is synced: with nothing at the
+    /// WAL's path to sync, the batch is refused (its commit stands: a resend counts it once), and
+    /// the writer's other writes are back to synced commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_is_answered_only_after_its_wal_is_synced() {
+        let dir = std::env::temp_dir().join(format!("tokentally-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("t.db");
+        let store = Store::open(&path).await.expect("open");
+        let project = store.ensure_project("p").await.expect("project");
+        assert_eq!(store.ingest(project, &[], &[call("a")]).await.expect("ingest").accepted, 1);
+        let (wal, moved) = (super::super::beside(&path, "-wal"), super::super::beside(&path, "-wal-moved"));
+        // SQLite keeps writing the open file; only the sync, which opens the path, finds nothing.
+        std::fs::rename(&wal, &moved).expect("move the WAL");
+        let refused = store.ingest(project, &[], &[call("b")]).await.expect_err("nothing to sync");
+        assert!(matches!(refused, StoreError::Io(_)), "{refused}");
+        let (synchronous,): (i64,) =
+            sqlx::query_as("PRAGMA synchronous").fetch_one(&store.write).await.expect("pragma");
+        assert_eq!(synchronous, 2, "FULL again after the group");
+        std::fs::rename(&moved, &wal).expect("put the WAL back");
+        let resent = store.ingest(project, &[], &[call("b"), call("c")]).await.expect("ingest");
+        assert_eq!(resent, IngestOutcome { accepted: 1, duplicates: 1 });
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Event ids are found without a key on them in SQLite: a re-sent id counts once in the
     /// same group, after a restart, after another process wrote it, and after the upgrade that
     /// hashes calls stored before; a deleted call's id is new again.
