@@ -31,6 +31,10 @@ test('the Overview shows the KPIs and a chart with one series per model', async 
   assert.equal(await kpi(page, 'Spend'), '$2.90');
   assert.equal(await kpi(page, 'LLM calls'), '3');
   assert.equal(await kpi(page, 'Active users'), '2');
+  // 3,100,000 tokens: abbreviated in the card, the exact figure on hover.
+  assert.equal(await kpi(page, 'Tokens'), '3.1M');
+  const tokens = page.getByRole('group', { name: 'Tokens' }).locator('abbr');
+  assert.equal(await tokens.getAttribute('title'), '3,100,000');
   const chart = page.getByRole('img', { name: /Spend over time by model, 3 series/ });
   await chart.waitFor();
   assert.equal(await chart.locator('svg').count(), 1);

@@ -37,6 +37,48 @@ pub fn format_usd(nano: i64) -> String {
     format!("{sign}${}.{:02}", group_thousands(whole), cents % 100)
 }
 
+/// A count short enough for a tight place (a KPI card): exact below a million (`999,999`),
+/// then one decimal of the unit, rounded half up (`3,150,000` → `3.2M`, `158,316,865` →
+/// `158.3M`, `2,000,000,000` → `2B`). Integer arithmetic; the exact value goes beside it.
+pub fn abbreviate_count(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "" };
+    let abs = n.unsigned_abs();
+    if abs < 1_000_000 {
+        return format!("{sign}{}", group_thousands(abs));
+    }
+    format!("{sign}{}", abbreviate_millions(abs))
+}
+
+/// Dollars short enough for a tight place: `format_usd` below a million dollars, then like
+/// `abbreviate_count` (`$1.2M`).
+pub fn abbreviate_usd(nano: i64) -> String {
+    let abs = nano.unsigned_abs();
+    let dollars = abs / NANO_PER_USD as u64;
+    if dollars < 1_000_000 {
+        return format_usd(nano);
+    }
+    let sign = if nano < 0 { "-" } else { "" };
+    format!("{sign}${}", abbreviate_millions(dollars))
+}
+
+/// `n` ≥ 1,000,000 in M, B or T with one decimal (dropped when zero), rounded half up.
+fn abbreviate_millions(n: u64) -> String {
+    let n = u128::from(n);
+    let mut unit = 1_000_000u128;
+    for suffix in ["M", "B", "T"] {
+        let tenths = (n * 10 + unit / 2) / unit;
+        if tenths < 10_000 || suffix == "T" {
+            let whole = group_thousands((tenths / 10) as u64);
+            return match tenths % 10 {
+                0 => format!("{whole}{suffix}"),
+                d => format!("{whole}.{d}{suffix}"),
+            };
+        }
+        unit *= 1_000;
+    }
+    unreachable!("the loop returns at T")
+}
+
 /// `1234567` → `"1,234,567"`.
 pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -53,6 +95,28 @@ pub fn group_thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_numbers_are_abbreviated_and_small_ones_exact() {
+        assert_eq!(abbreviate_count(0), "0");
+        assert_eq!(abbreviate_count(999_999), "999,999");
+        assert_eq!(abbreviate_count(1_000_000), "1M");
+        assert_eq!(abbreviate_count(3_100_000), "3.1M");
+        assert_eq!(abbreviate_count(3_150_000), "3.2M");
+        assert_eq!(abbreviate_count(3_149_999), "3.1M");
+        assert_eq!(abbreviate_count(158_316_865), "158.3M");
+        assert_eq!(abbreviate_count(999_949_999), "999.9M");
+        assert_eq!(abbreviate_count(999_950_000), "1B");
+        assert_eq!(abbreviate_count(2_000_000_000), "2B");
+        assert_eq!(abbreviate_count(1_234_567_890_123), "1.2T");
+        assert_eq!(abbreviate_count(i64::MAX), "9,223,372T");
+        assert_eq!(abbreviate_count(-2_500_000), "-2.5M");
+        assert_eq!(abbreviate_count(i64::MIN), "-9,223,372T");
+        assert_eq!(abbreviate_usd(2_900_000_000), "$2.90");
+        assert_eq!(abbreviate_usd(999_999_990_000_000), "$999,999.99");
+        assert_eq!(abbreviate_usd(1_250_000 * NANO_PER_USD), "$1.3M");
+        assert_eq!(abbreviate_usd(-1_200_000 * NANO_PER_USD), "-$1.2M");
+    }
 
     #[test]
     fn decimal_strings_are_exact() {

@@ -5,6 +5,7 @@ use crate::api::get_overview;
 use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
+use crate::model::money::{abbreviate_count, abbreviate_usd};
 use crate::model::query::encode;
 use crate::model::{Kpis, Overview, Stack, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -33,27 +34,38 @@ fn rate(errors: i64, calls: i64) -> String {
     format!("{}.{}%", permille / 10, permille % 10)
 }
 
+/// A KPI's figure: `shown`, and when that is abbreviated the exact figure on hover
+/// (`<abbr title>`).
 #[component]
-fn KpiCard(label: &'static str, value: String, delta: String) -> impl IntoView {
+fn KpiCard(label: &'static str, shown: String, exact: String, delta: String) -> impl IntoView {
+    let value = if shown == exact {
+        view! { <div class="kpi-value">{shown}</div> }.into_any()
+    } else {
+        view! { <div class="kpi-value"><abbr title=exact>{shown}</abbr></div> }.into_any()
+    };
     view! {
         <div class="kpi" role="group" aria-label=label>
             <div class="kpi-label">{label}</div>
-            <div class="kpi-value">{value}</div>
+            {value}
             <div class="kpi-delta">{delta}</div>
         </div>
     }
 }
 
 fn cards(now: &Kpis, before: &Kpis) -> impl IntoView + use<> {
+    let counted = |label: &'static str, now: i64, before: i64| {
+        view! { <KpiCard label shown=abbreviate_count(now) exact=count(now) delta=change(now, before)/> }
+    };
+    let rate_now = rate(now.errors, now.calls);
     view! {
         <div class="kpis">
-            <KpiCard label="Spend" value=format_usd(now.spend_nano) delta=change(now.spend_nano, before.spend_nano)/>
-            <KpiCard label="Traces" value=count(now.traces) delta=change(now.traces, before.traces)/>
-            <KpiCard label="LLM calls" value=count(now.calls) delta=change(now.calls, before.calls)/>
-            <KpiCard label="Tokens" value=count(now.tokens) delta=change(now.tokens, before.tokens)/>
-            <KpiCard label="Active users" value=count(now.active_users) delta=change(now.active_users, before.active_users)/>
-            <KpiCard label="Error rate" value=rate(now.errors, now.calls) delta=format!("{} in the previous window", rate(before.errors, before.calls))/>
-            <KpiCard label="Unpriced calls" value=count(now.unpriced) delta=change(now.unpriced, before.unpriced)/>
+            <KpiCard label="Spend" shown=abbreviate_usd(now.spend_nano) exact=format_usd(now.spend_nano) delta=change(now.spend_nano, before.spend_nano)/>
+            {counted("Traces", now.traces, before.traces)}
+            {counted("LLM calls", now.calls, before.calls)}
+            {counted("Tokens", now.tokens, before.tokens)}
+            {counted("Active users", now.active_users, before.active_users)}
+            <KpiCard label="Error rate" shown=rate_now.clone() exact=rate_now delta=format!("{} in the previous window", rate(before.errors, before.calls))/>
+            {counted("Unpriced calls", now.unpriced, before.unpriced)}
         </div>
     }
 }
