@@ -697,13 +697,16 @@ impl Store {
                     .push_bind(&e.usage_detail)
                     .push_bind(e.trace_id.as_deref().and_then(|t| seq_of.get(t)).map(|s| i64::from(*s)));
             });
-            q.push(" RETURNING rowid, id");
-            let stored: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            keys.add(
-                tx,
-                stored.iter().map(|(rowid, id)| (hashes.get(id.as_str()).copied().unwrap_or(0), *rowid)),
-            )
-            .await?;
+            // One statement under the write lock: its rows take consecutive rowids in the order
+            // of its VALUES (AUTOINCREMENT gives each one past the largest yet), ending at the last
+            // insert rowid. No RETURNING: a row back per call crossed to this task one by one.
+            let written = q.build().execute(&mut *tx).await?;
+            if written.rows_affected() != chunk.len() as u64 {
+                return Err(StoreError::Io(std::io::Error::other("a call of the batch was not stored")));
+            }
+            let first = written.last_insert_rowid() - chunk.len() as i64 + 1;
+            let hash_of = |i: &usize| hashes.get(resolved[*i].event.id.as_str()).copied().unwrap_or(0);
+            keys.add(tx, chunk.iter().zip(first..).map(|(i, rowid)| (hash_of(i), rowid))).await?;
         }
 
         for chunk in per_trace.chunks(1_000) {
