@@ -50,9 +50,15 @@ fn main() {
         );
     }
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
+    // The site's version: a hash of every file's path and bytes (FNV-1a, 64 bits). Pages name
+    // the bundle under it (`/pkg/<version>/...`), so a browser may cache those forever.
+    let mut version: u64 = 0xcbf2_9ce4_8422_2325;
     for (i, f) in files.iter().enumerate() {
         println!("cargo:rerun-if-changed={}", f.display());
         let rel = f.strip_prefix(&site).expect("under site").to_string_lossy().replace('\\', "/");
+        for b in rel.bytes().chain([0]).chain(std::fs::read(f).expect("readable asset")) {
+            version = (version ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
         let ct = content_type(f);
         let compressible = !matches!(f.extension().and_then(|e| e.to_str()), Some("png" | "ico"));
         let gz = if compressible {
@@ -71,5 +77,6 @@ fn main() {
         ));
     }
     code.push_str("];\n");
+    code.push_str(&format!("pub const ASSET_VERSION: &str = \"{version:016x}\";\n"));
     std::fs::write(out_dir.join("assets.rs"), code).expect("write assets.rs");
 }

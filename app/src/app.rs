@@ -11,13 +11,15 @@ use leptos_router::{SsrMode, path};
 
 /// The document around the app: hydration scripts, stylesheet, meta tags.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The bundle's directory names the build (`pkg/<version>`): cached for good, see assets.rs.
+    let stylesheet = format!("/{}/tokentally.css", options.site_pkg_dir);
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="stylesheet" href="/pkg/tokentally.css"/>
+                <link rel="stylesheet" href=stylesheet/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>
                 <MetaTags/>

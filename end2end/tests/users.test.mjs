@@ -83,7 +83,7 @@ test('a window pill changes the numbers', async () => {
   await page.waitForFunction(() => !document.body.innerText.includes('last-week'));
   assert.deepEqual(await tableUsers(page), (await server.users('&window=1d')).map((u) => u.user_id));
   assert.match(await total(), /· 4 users$/);
-  assert.equal(await page.getByRole('link', { name: '1d', exact: true }).getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.getByRole('link', { name: '1d', exact: true }).getAttribute('aria-current'), 'true');
   await page.close();
 });
 

@@ -1,4 +1,9 @@
 //! The site assets embedded at build time (see build.rs), served from memory.
+//!
+//! Pages name the bundle under the site's version (`/pkg/<version>/tokentally.js`, a hash of
+//! every embedded file): those answers are cached for a year (`immutable`), and an upgrade
+//! changes the names. The same files without the version (and `/favicon.svg`) are revalidated on
+//! each use, by ETag (304 when unchanged).
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -18,26 +23,61 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
+/// Where pages find the bundle: `pkg/<version>` (Leptos' `site_pkg_dir`).
+pub fn pkg_dir() -> String {
+    format!("pkg/{ASSET_VERSION}")
+}
+
 /// Serves an embedded file, gzip-compressed when the client accepts it.
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
-    let Some(asset) = find(uri.path()) else {
+    // `/pkg/<version>/<file>` is `/pkg/<file>` of this build, for ever; another version is gone.
+    let versioned = uri
+        .path()
+        .strip_prefix("/pkg/")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(version, _)| version.len() == ASSET_VERSION.len() && !version.contains('.'));
+    let (path, immutable) = match versioned {
+        Some((version, file)) if version == ASSET_VERSION => (format!("/pkg/{file}"), true),
+        Some(_) => return (StatusCode::NOT_FOUND, "not found: an asset of another version").into_response(),
+        None => (uri.path().to_string(), false),
+    };
+    let Some(asset) = find(&path) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     let accepts_gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let mut resp = match (asset.gzip, accepts_gzip) {
-        (Some(gz), true) => {
-            let mut r = gz.into_response();
-            r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            r
+    let gzip = asset.gzip.filter(|_| accepts_gzip);
+    // One tag per representation: the version says the bytes, the suffix the encoding.
+    let etag = format!("\"{ASSET_VERSION}{}\"", if gzip.is_some() { "-gz" } else { "" });
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+    let mut resp = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match gzip {
+            Some(gz) => {
+                let mut r = gz.into_response();
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            None => asset.body.into_response(),
         }
-        _ => asset.body.into_response(),
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    if !unchanged {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    }
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(tag) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, tag);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable { "public, max-age=31536000, immutable" } else { "no-cache" }),
+    );
     resp
 }

@@ -183,7 +183,7 @@ enum AdminCommand {
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("tokentally")
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(assets::pkg_dir())
         .site_root("target/site")
         .site_addr(addr)
         .build()

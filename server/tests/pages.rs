@@ -29,16 +29,50 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
     assert!(html.contains("&lt;script&gt;alert("), "the user id is escaped in the server-rendered table");
     assert!(!html.contains(evil));
     assert!(html.contains("$0.0025"), "spend of 1000 gpt-4o input tokens");
-    assert!(html.contains("/pkg/tokentally.js"), "hydration script");
+    // The bundle is named under the build's version: `/pkg/<16 hex digits>/tokentally.js`.
+    let at = html.find("/tokentally.js").expect("hydration script");
+    let pkg = &html[at.saturating_sub(21)..at];
+    let version = pkg.strip_prefix("/pkg/").expect("under /pkg/<version>");
+    assert!(version.len() == 16 && version.chars().all(|c| c.is_ascii_hexdigit()), "{pkg}");
+    assert!(html.contains(&format!("{pkg}/tokentally.css")), "the stylesheet too");
 
     let resp = s.http.get(format!("{}/no/such/page", s.base)).send().await.expect("GET");
     assert_eq!(resp.status(), 404);
 
-    for (path, ct) in
-        [("/pkg/tokentally.wasm", "application/wasm"), ("/pkg/tokentally.css", "text/css; charset=utf-8")]
+    // Under the version: cached for a year.
+    for (file, ct) in [("tokentally.wasm", "application/wasm"), ("tokentally.css", "text/css; charset=utf-8")]
     {
+        let path = format!("{pkg}/{file}");
         let resp = s.http.get(format!("{}{path}", s.base)).send().await.expect("GET asset");
         assert_eq!(resp.status(), 200, "{path} is embedded (build the site first: scripts/build.sh)");
         assert_eq!(resp.headers()["content-type"], ct);
+        assert_eq!(resp.headers()["cache-control"], "public, max-age=31536000, immutable", "{path}");
     }
+    // Another version's bundle is gone.
+    let resp =
+        s.http.get(format!("{}/pkg/0123456789abcdef/tokentally.js", s.base)).send().await.expect("GET");
+    assert_eq!(resp.status(), 404);
+    // Without the version: revalidated each time, 304 while unchanged.
+    let resp = s.http.get(format!("{}/pkg/tokentally.wasm", s.base)).send().await.expect("GET asset");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let etag = resp.headers()["etag"].to_str().expect("etag").to_string();
+    assert!(etag.contains(version), "{etag}");
+    let again = s
+        .http
+        .get(format!("{}/pkg/tokentally.wasm", s.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("GET asset again");
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.expect("body").is_empty());
+    let other = s
+        .http
+        .get(format!("{}/pkg/tokentally.wasm", s.base))
+        .header("if-none-match", "\"0123456789abcdef\"")
+        .send()
+        .await
+        .expect("GET asset with an old tag");
+    assert_eq!(other.status(), 200);
 }

@@ -35,7 +35,7 @@ pub fn WindowPills<S: SortKey + Send + Sync>(
                     let current = (!custom && params.window == w).then_some("true");
                     let href = format!("{}{}", base, params.with_window(w).to_query());
                     view! {
-                        <a href=href class="pill" aria-pressed=current.unwrap_or("false")>
+                        <a href=href class="pill" aria-current=current>
                             {w.as_str()}
                         </a>
                     }

@@ -77,7 +77,7 @@ fn stack_toggle(params: &UsersParams, base: &str) -> impl IntoView + use<> {
         .map(|stack| {
             let href = format!("{base}{}", UsersParams { stack, ..params.clone() }.to_query());
             let current = if params.stack == stack { "true" } else { "false" };
-            view! { <a href=href class="pill" aria-pressed=current>{format!("by {}", stack.as_str())}</a> }
+            view! { <a href=href class="pill" aria-current=current>{format!("by {}", stack.as_str())}</a> }
         })
         .collect_view();
     view! { <nav class="pills stack-toggle" aria-label="Stack the chart">{links}</nav> }

@@ -20,7 +20,7 @@ fn key_picker(view: &SegmentsView, params: &UsersParams) -> impl IntoView + use<
                 UsersParams { by: Some(k.clone()), offset: 0, ..params.clone() }.to_query()
             );
             let current = if *k == view.by { "true" } else { "false" };
-            view! { <a href=href class="pill" aria-pressed=current>{k.clone()}</a> }
+            view! { <a href=href class="pill" aria-current=current>{k.clone()}</a> }
         })
         .collect_view();
     view! { <nav class="pills" aria-label="Group by tag key">{links}</nav> }

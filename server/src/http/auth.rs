@@ -184,8 +184,9 @@ pub fn esc(s: &str) -> String {
 pub fn page(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · tokentally</title><link rel="stylesheet" href="/pkg/tokentally.css"><link rel="icon" href="/favicon.svg"></head>
+<title>{title} · tokentally</title><link rel="stylesheet" href="/{pkg}/tokentally.css"><link rel="icon" href="/favicon.svg"></head>
 <body><main class="standalone"><h1>{title}</h1>{body}</main></body></html>"#,
-        title = esc(title)
+        title = esc(title),
+        pkg = crate::assets::pkg_dir()
     )
 }
