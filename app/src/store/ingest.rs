@@ -324,6 +324,9 @@ impl Store {
         traces: &[TraceIn],
         events: &[EventIn],
     ) -> Result<IngestOutcome, StoreError> {
+        if self.wal.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(wal_failed());
+        }
         let (reply, mut done) = tokio::sync::oneshot::channel();
         let job = Job { project_id, traces: traces.to_vec(), events: events.to_vec(), reply };
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
@@ -332,7 +335,7 @@ impl Store {
             match done.try_recv() {
                 Ok(result) => return result,
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(StoreError::Invalid("the batch was not written".into()));
+                    return Err(not_written());
                 }
                 Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
             }
@@ -352,9 +355,7 @@ impl Store {
             if jobs.is_empty() {
                 // This batch is in a group that is committed and waiting for its sync.
                 drop(gate);
-                return done
-                    .await
-                    .unwrap_or_else(|_| Err(StoreError::Invalid("the batch was not written".into())));
+                return done.await.unwrap_or_else(|_| Err(not_written()));
             }
             // A task of its own, holding the gate while it writes: a group once started is
             // finished (and answered) even if this request goes away.
@@ -399,11 +400,30 @@ impl Store {
     /// with `synchronous = NORMAL` (the WAL is written, not synced; see `write_jobs`); the WAL
     /// is appended in commit order and SQLite recovers it up to the last intact commit, so once
     /// this returns, the groups committed before it survive a power cut as a FULL commit would.
+    /// A failed sync is final for this process (see `Wal::failed`).
     async fn sync_wal(&self) -> std::io::Result<()> {
+        if self.wal.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(std::io::Error::other(WAL_FAILED));
+        }
         let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&*wal)?.sync_all())
-            .await
-            .map_err(std::io::Error::other)?
+        let synced = tokio::task::spawn_blocking(move || {
+            let file = {
+                let mut held = wal.file.lock().unwrap_or_else(|e| e.into_inner());
+                match &*held {
+                    Some(file) => file.clone(),
+                    None => held.insert(std::sync::Arc::new(std::fs::File::open(&wal.path)?)).clone(),
+                }
+            };
+            file.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        if let Err(e) = &synced {
+            self.wal.failed.store(true, std::sync::atomic::Ordering::Release);
+            tracing::error!(error = %e, wal = %self.wal.path.display(), "{WAL_FAILED}");
+        }
+        synced
     }
 
     /// Writes batches in one transaction, then updates the aggregate (still holding the writer).
@@ -414,12 +434,12 @@ impl Store {
         let keys = self.event_keys().await?;
         let mut conn = self.write.acquire().await?;
         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-        let result = self.write_tx(&mut conn, jobs, keys, &mut fresh_tags).await;
-        // Every other write on this connection (keys, settings, deletions) commits synced; a
-        // connection that can't be set back is closed rather than reused.
-        if sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await.is_err() {
-            conn.close_on_drop();
-        }
+        // Every other write on this connection (keys, settings, deletions) commits synced: a
+        // connection not set back (an error, a panic) is closed rather than reused.
+        let mut unsynced = CloseUnlessReset { conn: &mut conn, reset: false };
+        let result = self.write_tx(unsynced.conn, jobs, keys, &mut fresh_tags).await;
+        unsynced.reset = sqlx::query("PRAGMA synchronous = FULL").execute(&mut **unsynced.conn).await.is_ok();
+        drop(unsynced);
         let (done, written_keys, written) = result?;
         let committed = started.elapsed();
         {
@@ -787,6 +807,33 @@ impl Store {
     }
 }
 
+/// Closes the writer's connection when it goes back to the pool unless `reset` says its
+/// `synchronous` is FULL again.
+struct CloseUnlessReset<'a> {
+    conn: &'a mut sqlx::pool::PoolConnection<Sqlite>,
+    reset: bool,
+}
+
+impl Drop for CloseUnlessReset<'_> {
+    fn drop(&mut self) {
+        if !self.reset {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+const WAL_FAILED: &str = "syncing the WAL failed: batches are refused until tokentally restarts";
+
+fn wal_failed() -> StoreError {
+    StoreError::Io(std::io::Error::other(WAL_FAILED))
+}
+
+/// A batch whose group ended without answering it (a panic): a server error, so the client
+/// sends it again (ids make that safe).
+fn not_written() -> StoreError {
+    StoreError::Io(std::io::Error::other("the batch was not written"))
+}
+
 /// What the batches of one group commit share: tag sets and trace numbers taken so far, and
 /// the calls written.
 struct Group<'a> {
@@ -1048,8 +1095,9 @@ mod tests {
     }
 
     /// A batch is answered only once the WAL holding its commit is synced: with nothing at the
-    /// WAL's path to sync, the batch is refused (its commit stands: a resend counts it once), and
-    /// the writer's other writes are back to synced commits.
+    /// WAL's path when the sync first opens it, the batch is refused (its commit stands: after a
+    /// restart a resend counts it once), every later batch is refused without being written
+    /// until that restart, and the writer's other writes are back to synced commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_is_answered_only_after_its_wal_is_synced() {
         let dir = std::env::temp_dir().join(format!("tokentally-sync-{}", std::process::id()));
@@ -1058,18 +1106,43 @@ mod tests {
         let path = dir.join("t.db");
         let store = Store::open(&path).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
-        assert_eq!(store.ingest(project, &[], &[call("a")]).await.expect("ingest").accepted, 1);
         let (wal, moved) = (super::super::beside(&path, "-wal"), super::super::beside(&path, "-wal-moved"));
-        // SQLite keeps writing the open file; only the sync, which opens the path, finds nothing.
+        // SQLite keeps writing the open file (no new connection opens meanwhile: the event keys
+        // are read first); only the sync, which opens the path at its first use, finds nothing.
+        store.event_keys().await.expect("event keys");
         std::fs::rename(&wal, &moved).expect("move the WAL");
-        let refused = store.ingest(project, &[], &[call("b")]).await.expect_err("nothing to sync");
+        let refused = store.ingest(project, &[], &[call("a")]).await.expect_err("nothing to sync");
         assert!(matches!(refused, StoreError::Io(_)), "{refused}");
+        std::fs::rename(&moved, &wal).expect("put the WAL back");
+        let refused = store.ingest(project, &[], &[call("b")]).await.expect_err("refused until a restart");
+        assert!(matches!(refused, StoreError::Io(_)), "{refused}");
+        let (calls,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM events").fetch_one(&store.read).await.expect("count");
+        assert_eq!(calls, 1, "the first batch's commit stands, the second was not written");
         let (synchronous,): (i64,) =
             sqlx::query_as("PRAGMA synchronous").fetch_one(&store.write).await.expect("pragma");
         assert_eq!(synchronous, 2, "FULL again after the group");
-        std::fs::rename(&moved, &wal).expect("put the WAL back");
-        let resent = store.ingest(project, &[], &[call("b"), call("c")]).await.expect("ingest");
+        store.close().await;
+        let store = Store::open(&path).await.expect("reopen");
+        let resent = store.ingest(project, &[], &[call("a"), call("b")]).await.expect("ingest");
         assert_eq!(resent, IngestOutcome { accepted: 1, duplicates: 1 });
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database opened through a symlink keeps its WAL beside the real file, and that is
+    /// the file ingest syncs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ingest_syncs_the_wal_beside_the_real_file() {
+        let dir = std::env::temp_dir().join(format!("tokentally-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).expect("temp dir");
+        let link = dir.join("link.db");
+        std::os::unix::fs::symlink(dir.join("real").join("t.db"), &link).expect("symlink");
+        let store = Store::open(&link).await.expect("open through the link");
+        let project = store.ensure_project("p").await.expect("project");
+        assert_eq!(store.ingest(project, &[], &[call("a")]).await.expect("ingest").accepted, 1);
+        assert!(dir.join("real").join("t.db-wal").exists() && !super::super::beside(&link, "-wal").exists());
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

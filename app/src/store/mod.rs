@@ -165,8 +165,21 @@ pub struct Store {
     event_keys: Arc<tokio::sync::OnceCell<RwLock<event_keys::EventKeys>>>,
     /// The key of the ids' hash (`secrets.event_key`).
     key_secret: [u8; 16],
-    /// The database's WAL file, which ingest makes durable itself (see `ingest::sync_wal`).
-    wal: Arc<std::path::PathBuf>,
+    /// The database's WAL file, which ingest makes durable itself (see `Store::sync_wal`).
+    wal: Arc<Wal>,
+}
+
+/// The WAL file as ingest syncs it (see `Store::sync_wal`).
+pub(crate) struct Wal {
+    /// Where SQLite keeps it: beside the database file as SQLite resolved it (symlinks followed).
+    pub path: std::path::PathBuf,
+    /// Opened at the first sync and kept: Linux reports a write-back error to the descriptors
+    /// open when it happened, so one long-lived descriptor sees every error after it (the
+    /// writer's connection never closes, so the file is never replaced while this one is held).
+    pub file: Mutex<Option<Arc<std::fs::File>>>,
+    /// Set by a failed sync: what was committed since the last good sync may not be on disk,
+    /// so ingest refuses every batch from then until a restart (SQLite recovers the file).
+    pub failed: std::sync::atomic::AtomicBool,
 }
 
 /// How often the background checkpointer looks for new commits, and the WAL size past which it
@@ -213,6 +226,9 @@ impl Store {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // Never closed while the store is open: it keeps the WAL file that ingest syncs.
+            .max_lifetime(None)
+            .idle_timeout(None)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(
                 opts.clone().pragma("wal_autocheckpoint", "0").pragma("journal_size_limit", "67108864"),
@@ -231,6 +247,14 @@ impl Store {
             .try_into()
             .map_err(|_| StoreError::Invalid("the database's event_key secret is not 16 bytes".into()))?;
         hash_unkeyed_calls(&write, &key_secret).await?;
+        let (file,): (String,) = sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&write)
+            .await?;
+        let wal = Wal {
+            path: beside(Path::new(&file), "-wal"),
+            file: Mutex::default(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        };
         // Readers keep a small page cache (4 MiB each): the aggregate answers the scans, and
         // what readers read (a page of traces, a call) is a few pages.
         let read = SqlitePoolOptions::new()
@@ -252,7 +276,7 @@ impl Store {
             otel_gate: Arc::default(),
             event_keys: Arc::default(),
             key_secret,
-            wal: Arc::new(beside(path, "-wal")),
+            wal: Arc::new(wal),
         })
     }
 
@@ -362,7 +386,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let version = self.version.clone();
-        let wal = beside(path, "-wal");
+        let wal = self.wal.path.clone();
         tokio::spawn(async move {
             let pool = match SqlitePoolOptions::new().max_connections(1).connect_with(opts).await {
                 Ok(p) => p,
