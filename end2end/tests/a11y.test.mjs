@@ -92,7 +92,9 @@ test('the window pills and the Users sort work from the keyboard alone', async (
   }
   await page.keyboard.press('Enter');
   await page.waitForURL(/window=1d/);
+  // The page re-renders after the URL changes: wait for the pill to say it is current.
   const pill = page.getByRole('link', { name: '1d', exact: true });
+  await page.locator('nav[aria-label="Time window"] a[aria-current="true"]', { hasText: /^1d$/ }).waitFor();
   assert.equal(await pill.getAttribute('aria-current'), 'true');
   // Then Tab on to the table's "Traces" column header and sort by it with Enter.
   tabs = 0;
@@ -104,6 +106,7 @@ test('the window pills and the Users sort work from the keyboard alone', async (
   await page.keyboard.press('Enter');
   await page.waitForURL(/sort=traces/);
   const header = page.getByRole('columnheader', { name: /Traces/ });
+  await page.locator('th[aria-sort="descending"]', { hasText: 'Traces' }).waitFor();
   assert.equal(await header.getAttribute('aria-sort'), 'descending');
   await page.close();
 });

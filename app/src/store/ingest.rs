@@ -331,7 +331,13 @@ impl Store {
         let job = Job { project_id, traces: traces.to_vec(), events: events.to_vec(), reply };
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
         loop {
-            let gate = self.writer_gate.clone().lock_owned().await;
+            // The answer may come while this request waits for the writer (its batch went into
+            // another request's group, which answers after its sync while the next group writes).
+            let gate = tokio::select! {
+                biased;
+                answer = &mut done => return answer.unwrap_or_else(|_| Err(not_written())),
+                gate = self.writer_gate.clone().lock_owned() => gate,
+            };
             match done.try_recv() {
                 Ok(result) => return result,
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
