@@ -100,8 +100,7 @@ fn tokens(e: &EventIn) -> i64 {
 
 #[tokio::test]
 async fn every_aggregate_matches_sums_over_the_events() {
-    let dir = std::env::temp_dir().join(format!("tokentally-aggregates-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = super::scratch_dir("aggregates");
     let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
     let project = store.ensure_project("p").await.expect("project");
     let now = 1_800_000_000_000 / HOUR * HOUR;
@@ -264,8 +263,7 @@ async fn every_aggregate_matches_sums_over_the_events() {
 
 #[tokio::test]
 async fn a_trace_counts_once_per_provider_and_agent_across_batches() {
-    let dir = std::env::temp_dir().join(format!("tokentally-dims-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = super::scratch_dir("dims");
     let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
     let project = store.ensure_project("p").await.expect("project");
     let now = 1_800_000_000_000 / HOUR * HOUR;
@@ -314,8 +312,7 @@ async fn a_trace_counts_once_per_provider_and_agent_across_batches() {
 /// the trace (its providers are re-derived from the calls left), while the trace itself stays.
 #[tokio::test]
 async fn retention_re_derives_the_providers_the_traces_list_filters_on() {
-    let dir = std::env::temp_dir().join(format!("tokentally-trace-mask-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = super::scratch_dir("trace-mask");
     let store = Store::open_with_aggregate(&dir.join("t.db")).await.expect("open");
     let project = store.ensure_project("p").await.expect("project");
     let day = 24 * HOUR;

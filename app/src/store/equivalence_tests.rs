@@ -497,9 +497,7 @@ async fn check_all(store: &Store, project: i64, seed: u64, stage: &str) {
 #[tokio::test]
 async fn the_aggregate_equals_a_recompute_from_the_events() {
     for seed in [1u64, 2] {
-        let dir = std::env::temp_dir().join(format!("tokentally-equiv-{}-{seed}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = super::scratch_dir(&format!("equiv-{seed}"));
         let path = dir.join("t.db");
         let store = Store::open_with_aggregate(&path).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");

@@ -443,7 +443,7 @@ impl Store {
         // Every other write on this connection (keys, settings, deletions) commits synced: a
         // connection not set back (an error, a panic) is closed rather than reused.
         let mut unsynced = CloseUnlessReset { conn: &mut conn, reset: false };
-        let result = self.write_tx(unsynced.conn, jobs, keys, &mut fresh_tags).await;
+        let result = self.write_tx(unsynced.conn, jobs, keys, &mut fresh_tags, started).await;
         unsynced.reset = sqlx::query("PRAGMA synchronous = FULL").execute(&mut **unsynced.conn).await.is_ok();
         drop(unsynced);
         let (done, written_keys, written) = result?;
@@ -482,15 +482,15 @@ impl Store {
     }
 
     /// The group's transaction: each batch's outcome and aggregate delta, the calls' keys, and
-    /// how long the writes took before the commit.
+    /// the time from `started` to the commit (for the group's debug log).
     async fn write_tx(
         &self,
         conn: &mut sqlx::SqliteConnection,
         jobs: &[Job],
         keys: &std::sync::RwLock<EventKeys>,
         fresh_tags: &mut HashMap<(i64, String), i64>,
+        started: std::time::Instant,
     ) -> Result<(Vec<(IngestOutcome, Delta)>, HashMap<u32, Vec<i64>>, std::time::Duration), StoreError> {
-        let started = std::time::Instant::now();
         let mut seqs = HashMap::new();
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         catch_up_keys(&mut tx, keys).await?;
@@ -1067,9 +1067,7 @@ mod tests {
     /// (here: a project that does not exist), the others are still committed, each once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_batch_fails_alone_in_a_group_commit() {
-        let dir = std::env::temp_dir().join(format!("tokentally-group-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = super::super::scratch_dir("group");
         let store = Store::open(&dir.join("t.db")).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
         let gate = store.writer_gate.lock().await;
@@ -1106,9 +1104,7 @@ mod tests {
     /// until that restart, and the writer's other writes are back to synced commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_is_answered_only_after_its_wal_is_synced() {
-        let dir = std::env::temp_dir().join(format!("tokentally-sync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = super::super::scratch_dir("sync");
         let path = dir.join("t.db");
         let store = Store::open(&path).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
@@ -1140,8 +1136,7 @@ mod tests {
     /// the file ingest syncs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ingest_syncs_the_wal_beside_the_real_file() {
-        let dir = std::env::temp_dir().join(format!("tokentally-link-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = super::super::scratch_dir("link");
         std::fs::create_dir_all(dir.join("real")).expect("temp dir");
         let link = dir.join("link.db");
         std::os::unix::fs::symlink(dir.join("real").join("t.db"), &link).expect("symlink");
@@ -1158,9 +1153,7 @@ mod tests {
     /// hashes calls stored before; a deleted call's id is new again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_event_id_counts_once_however_it_comes_back() {
-        let dir = std::env::temp_dir().join(format!("tokentally-keys-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = super::super::scratch_dir("keys");
         let path = dir.join("t.db");
         let store = Store::open(&path).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");

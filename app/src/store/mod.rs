@@ -452,6 +452,15 @@ impl Store {
     }
 }
 
+/// An empty directory for one test's database files (`<tmp>/tokentally-<name>-<pid>`).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokentally-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// `<db><suffix>`: the files SQLite and tokentally keep beside a database (`-wal`, `.aggregate`,
 /// `.lock`, ...).
 pub fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {

@@ -32,9 +32,9 @@ impl Store {
         if self.has_older(&self.read, project_id, cutoff_ms).await? {
             self.drop_aggregate_token().await?;
         }
-        // Events and traces: a batch of old ones at a time (by their time buckets, migration 12). The calls'
-        // rowids are kept to forget them in the event keys; the calls left of a deleted trace
-        // record give up its seq in the same transaction.
+        // Events and traces: a batch of old ones at a time (by their time buckets, migration
+        // 12). The calls' rowids are kept to forget them in the event keys; the calls left of a
+        // deleted trace record give up its seq in the same transaction.
         let mut rowids: Vec<i64> = Vec::new();
         loop {
             let gone: Vec<(i64,)> = sqlx::query_as(
