@@ -6,14 +6,9 @@
 # `npm ci`. Needs target/debug/tokentally (scripts/build.sh debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/dev/venv.sh
 venv=target/otel-venv
-req=server/tests/exporters/requirements.txt
-if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+venv "$venv" server/tests/exporters/requirements.txt
 echo "== OTLP exporters: Python"
 "$venv/bin/python" server/tests/exporters/python_otel.py
 echo "== OTLP exporters: Node"

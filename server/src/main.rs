@@ -80,6 +80,8 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Print the read and ingest API's OpenAPI 3.1 document (the one served at /v1/openapi.json).
+    Openapi,
     /// Fill the database with realistic demo traffic.
     Demo {
         #[command(flatten)]
@@ -410,6 +412,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             set_password(&store, &username, &password).await?;
             store.close().await;
             println!("password set for {username:?}");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", http::openapi::document());
             Ok(())
         }
         Command::Demo { db, users, days, events, seed, project } => {

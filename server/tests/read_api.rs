@@ -207,7 +207,10 @@ async fn segments_and_filters_match_independent_sums() {
     let model_calls: i64 =
         body["models"].as_array().expect("models").iter().filter_map(|m| m["calls"].as_i64()).sum();
     assert_eq!(model_calls, mine.len() as i64);
+    // A user with no stored call is not found (a user idle in the window is there with zeros).
     let (status, body) = s.get("/v1/me/ai-apps/users/nobody-at-all").await;
+    assert_eq!((status, body["error"].is_string()), (404, true));
+    let (status, body) = s.get(&format!("/v1/me/ai-apps/users/{user}?from=2020-01-01&to=2020-01-02")).await;
     assert_eq!((status, body["current"]["calls"].as_i64()), (200, Some(0)));
 }
 
@@ -431,7 +434,9 @@ async fn unknown_or_malformed_parameters_are_named() {
         ("/v1/me/ai-apps/users?page=2", "page"),
         ("/v1/me/ai-apps/users?q=x", "q"),
         ("/v1/me/ai-apps/users?format=xml", "format"),
-        ("/v1/me/ai-apps/users?from=2026-01-01", "to"),
+        ("/v1/me/ai-apps/users?cursor=0.-4700000000000000000.4700000000000000000", "cursor"),
+        ("/v1/me/ai-apps/users?cursor=+5", "cursor"),
+        ("/v1/me/ai-apps/users?cursor=1234567890", "cursor"),
         ("/v1/me/ai-apps/users?from=soon&to=later", "from"),
         ("/v1/me/ai-apps/users/u?sort=spend", "sort"),
         ("/v1/me/ai-apps/users/u?user=v", "user"),
@@ -453,5 +458,22 @@ async fn unknown_or_malformed_parameters_are_named() {
     }
     let (status, _) = s.get("/v1/me/ai-apps/users?window=7d&tag.plan=pro&limit=500&format=json").await;
     assert_eq!(status, 200);
+    // One bound alone reads from it to now; bounds past the data's span read as its ends; an
+    // inverted range is empty. Each echoes the bounds it read.
+    let (status, body) = s.get("/v1/me/ai-apps/users?from=2026-01-01").await;
+    assert_eq!(
+        (status, body["from"].as_str(), body["total_users"].as_i64()),
+        (200, Some("2026-01-01T00:00:00Z"), Some(1))
+    );
+    let (status, body) = s.get("/v1/me/ai-apps/users?from=1900-01-01&to=9999-01-01").await;
+    assert_eq!(
+        (status, body["from"].as_str(), body["total_users"].as_i64()),
+        (200, Some("1970-01-01T00:00:00Z"), Some(1))
+    );
+    let (status, body) = s.get("/v1/me/ai-apps/users?from=2026-02-01&to=2026-01-01").await;
+    assert_eq!((status, body["total_users"].as_i64()), (200, Some(0)));
+    let (status, body) = s.get("/v1/me/ai-apps/overview?from=1970-01-01&to=9999-01-01").await;
+    let buckets = body["spend_by_model"]["buckets"].as_array().map_or(usize::MAX, Vec::len);
+    assert!(status == 200 && buckets <= 733, "{status}: {buckets} buckets");
     assert!(s.healthy().await);
 }

@@ -27,14 +27,18 @@ async fn a_database_of_the_previous_release_answers_as_it_did() {
     for url in urls.lines().filter(|l| !l.trim().is_empty()) {
         let (status, mut body) = server.get(url).await;
         assert_eq!(status, 200, "{url}: {body}");
-        let want = expected.get(url).unwrap_or_else(|| panic!("no recorded answer for {url}"));
+        let mut want = expected.get(url).unwrap_or_else(|| panic!("no recorded answer for {url}")).clone();
+        // `chart_svg` was always empty in the API and is gone from it (the pages draw the chart).
+        if let Some(then) = want.as_object_mut() {
+            then.remove("chart_svg");
+        }
         // Fields added since that release (e.g. `total_segments`) are additions, not changes:
         // every field it answered must answer the same.
         if let (Some(now), Some(then)) = (body.as_object_mut(), want.as_object()) {
             now.retain(|k, _| then.contains_key(k));
         }
-        if &body != want {
-            wrong.push(format!("{url}\n  now:  {}\n  then: {}", short(&body), short(want)));
+        if body != want {
+            wrong.push(format!("{url}\n  now:  {}\n  then: {}", short(&body), short(&want)));
         }
         checked += 1;
     }

@@ -1,7 +1,7 @@
 //! Server functions: thin wrappers that get the state, validate, and call the store.
 
 use crate::error::AppError;
-use crate::model::UsersPage;
+use crate::model::{Charted, UsersPage};
 use leptos::prelude::*;
 
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
@@ -52,16 +52,20 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDet
 
 /// The Overview for the dashboard's query string.
 #[server(endpoint = "get_overview")]
-pub async fn get_overview(query: String) -> Result<crate::model::Overview, AppError> {
+pub async fn get_overview(query: String) -> Result<Charted<crate::model::Overview>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Ok(state.store.overview(project, &filter, params.stack).await?)
+    let view = state.store.overview(project, &filter, params.stack).await?;
+    let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
+    Ok(Charted { view, chart_svg })
 }
 
 /// Per-model totals for the dashboard's query string.
 #[server(endpoint = "get_models")]
-pub async fn get_models(query: String) -> Result<crate::model::ModelsView, AppError> {
+pub async fn get_models(query: String) -> Result<Charted<crate::model::ModelsView>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
-    Ok(state.store.list_models(project, &filter).await?)
+    let view = state.store.list_models(project, &filter).await?;
+    let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
+    Ok(Charted { view, chart_svg })
 }
 
 /// A number that changes whenever new data is stored: pages poll it (cheap) and refetch their

@@ -52,6 +52,7 @@ pub struct KeyInfo {
 
 /// What a user deletion removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Removed {
     pub events: i64,
     pub traces: i64,

@@ -23,6 +23,8 @@ fn bad(param: &str, message: impl Into<String>) -> ParamError {
 
 /// What the spend-over-time chart stacks by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
 pub enum Stack {
     #[default]
     Model,
@@ -50,23 +52,25 @@ pub fn cursor(offset: u32, from_ms: i64, to_ms: i64) -> String {
     format!("{offset}.{from_ms}.{to_ms}")
 }
 
-/// `offset.from_ms.to_ms` (from [`cursor`]), or a bare offset.
+/// `offset.from_ms.to_ms` (from [`cursor`]), or a bare offset: an offset of 1–9 digits, bounds
+/// of 1–15 digits (the read API's document gives the same pattern).
 fn parse_cursor(v: &str) -> Option<(u32, Option<(i64, i64)>)> {
+    let number = |s: &str, most: usize| {
+        (!s.is_empty() && s.len() <= most && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())?
+    };
     let mut parts = v.split('.');
-    let offset = parts.next()?.parse().ok()?;
+    let offset = u32::try_from(number(parts.next()?, 9)?).ok()?;
     match (parts.next(), parts.next(), parts.next()) {
         (None, _, _) => Some((offset, None)),
-        (Some(f), Some(t), None) => {
-            let (f, t) = (f.parse().ok()?, t.parse().ok()?);
-            (f < t).then_some((offset, Some((f, t))))
-        }
+        (Some(f), Some(t), None) => Some((offset, Some((number(f, 15)?, number(t, 15)?)))),
         _ => None,
     }
 }
 
 /// Adds one tag filter, checking its size and the filter count.
 fn push_tag(tags: &mut Vec<(String, String)>, param: &str, key: &str, value: &str) -> Result<(), ParamError> {
-    if key.is_empty() || key.len() > 64 || value.len() > 512 {
+    if !(1..=64).contains(&key.chars().count()) || value.chars().count() > 512 {
         return Err(bad(param, "tag keys are 1-64 and values at most 512 characters"));
     }
     if tags.len() == MAX_TAG_FILTERS {
@@ -161,17 +165,17 @@ impl<S: SortKey> ViewParams<S> {
                 // An empty bound is an unfilled date field of the range form: no range.
                 "from" => p.from = (!v.is_empty()).then(|| v.to_string()),
                 "to" => p.to = (!v.is_empty()).then(|| v.to_string()),
-                "by" if !v.is_empty() && v.len() <= 64 => p.by = Some(v.to_string()),
+                "by" if (1..=64).contains(&v.chars().count()) => p.by = Some(v.to_string()),
                 "by" => return Err(bad(k, "must be a tag key of 1 to 64 characters")),
                 "stack" => p.stack = Stack::parse(v).ok_or_else(|| bad(k, "must be model or provider"))?,
-                "user" if !v.is_empty() && v.len() <= 512 => p.user = Some(v.to_string()),
+                "user" if (1..=512).contains(&v.chars().count()) => p.user = Some(v.to_string()),
                 "user" => return Err(bad(k, "must be 1 to 512 characters")),
-                "provider" | "agent" if v.is_empty() || v.len() > 256 => {
+                "provider" | "agent" if !(1..=256).contains(&v.chars().count()) => {
                     return Err(bad(k, "must be 1 to 256 characters"));
                 }
                 "provider" => p.provider = Some(v.to_string()),
                 "agent" => p.agent = Some(v.to_string()),
-                "q" if v.len() <= 256 => p.q = (!v.is_empty()).then(|| v.to_string()),
+                "q" if v.chars().count() <= 256 => p.q = (!v.is_empty()).then(|| v.to_string()),
                 "q" => return Err(bad(k, "must be at most 256 characters")),
                 "sort" => {
                     p.sort = S::parse(v).ok_or_else(|| {
@@ -209,16 +213,13 @@ impl<S: SortKey> ViewParams<S> {
                 "tag" if v.is_empty() => {}
                 "tag" => {
                     let (key, value) = v.split_once('=').ok_or_else(|| bad(k, "must look like key=value"))?;
-                    push_tag(&mut p.tags, k, key.trim(), value.trim())?;
+                    push_tag(&mut p.tags, k, key.trim_matches(' '), value.trim())?;
                 }
                 _ => match k.strip_prefix("tag.") {
                     Some(key) => push_tag(&mut p.tags, k, key, v)?,
                     None => return Err(bad(k, "unknown parameter")),
                 },
             }
-        }
-        if p.from.is_some() != p.to.is_some() {
-            return Err(bad(if p.from.is_some() { "to" } else { "from" }, "from and to go together"));
         }
         if sort_given && !dir_given {
             p.dir = p.sort.natural_dir();
@@ -404,10 +405,14 @@ mod tests {
         assert_eq!(UsersParams::parse_query("window=3d").map_err(|e| e.param), Err("window".into()));
         assert_eq!(UsersParams::parse_query("limit=0").map_err(|e| e.param), Err("limit".into()));
         assert_eq!(UsersParams::parse_query("bogus=1").map_err(|e| e.param), Err("bogus".into()));
-        assert_eq!(
-            UsersParams::parse_query("from=2026-01-01T00:00:00Z").map_err(|e| e.param),
-            Err("to".into())
-        );
+        // A cursor is digits as the API makes them: an offset of at most 9, bounds of at most 15.
+        for bad in ["0.-5.5", "+5", "1234567890", "0.1", "0.1.2.3", "0.1234567890123456.1"] {
+            assert_eq!(
+                UsersParams::parse_query(&format!("cursor={bad}")).map_err(|e| e.param),
+                Err("cursor".into())
+            );
+        }
+        assert_eq!(UsersParams::parse_query("cursor=999999999.0.5").map(|p| p.offset), Ok(999_999_999));
     }
 
     #[test]

@@ -4,11 +4,14 @@ use serde::{Deserialize, Serialize};
 
 /// One value of the grouping key, or the calls that don't carry the key (`value: None`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SegmentRow {
     pub value: Option<String>,
-    pub spend_nano: i64,
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$"))]
     pub spend_usd: String,
+    pub spend_nano: i64,
     /// Share of the view's spend, in tenths of a percent (0–1000).
+    #[cfg_attr(feature = "ssr", schema(minimum = 0, maximum = 1000))]
     pub share_permille: i64,
     pub users: i64,
     pub traces: i64,
@@ -24,8 +27,11 @@ pub struct SegmentRow {
 
 /// The segments of a window, by spend (then calls, then value).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SegmentsView {
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub from: String,
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub to: String,
     /// The tag key grouped by.
     pub by: String,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// Columns the Traces table sorts by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TraceSort {
     #[default]
@@ -41,16 +42,19 @@ pub type TracesParams = ViewParams<TraceSort>;
 
 /// One `withTrace` block in a list.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TraceRow {
     pub trace_id: String,
     /// RFC 3339.
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub started_at: String,
     pub route_tag: Option<String>,
     pub user_id: Option<String>,
     pub calls: i64,
     pub tokens: i64,
-    pub spend_nano: i64,
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$"))]
     pub spend_usd: String,
+    pub spend_nano: i64,
     pub unpriced_events: i64,
     pub errors: i64,
     /// From the trace record's start and end, when it has arrived.
@@ -61,8 +65,11 @@ pub struct TraceRow {
 
 /// One page of traces.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TracesPage {
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub from: String,
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub to: String,
     pub traces: Vec<TraceRow>,
     pub total_traces: i64,
@@ -71,8 +78,10 @@ pub struct TracesPage {
 
 /// One call as listed in a trace's timeline.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EventSummary {
     pub event_id: String,
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub timestamp: String,
     /// Milliseconds after the trace started.
     pub offset_ms: i64,
@@ -93,15 +102,18 @@ pub struct EventSummary {
 
 /// A trace with its tags and the timeline of its events.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TraceDetail {
     pub trace: TraceRow,
     pub tags: BTreeMap<String, String>,
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub ended_at: Option<String>,
     pub events: Vec<EventSummary>,
 }
 
 /// One call in full.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EventDetail {
     pub summary: EventSummary,
     pub trace_id: Option<String>,

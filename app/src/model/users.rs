@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A fixed time window ending now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Window {
     #[serde(rename = "1d")]
     Day,
@@ -40,6 +41,7 @@ impl Window {
 
 /// Columns the Users table can be sorted by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UserSort {
     User,
@@ -90,6 +92,7 @@ impl UserSort {
 
 /// Sort direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Dir {
     Asc,
@@ -145,12 +148,14 @@ impl UsersFilter {
 
 /// One user's row in the Users view.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserRow {
     pub user_id: String,
+    /// `spend_nano` as an exact decimal string of dollars.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$"))]
+    pub spend_usd: String,
     /// Sum of priced events' cost; unpriced events are counted in `unpriced_events`.
     pub spend_nano: i64,
-    /// `spend_nano` as an exact decimal string of dollars.
-    pub spend_usd: String,
     pub traces: i64,
     pub events: i64,
     /// input + output + cache_read + cache_creation.
@@ -159,18 +164,22 @@ pub struct UserRow {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_creation_tokens: i64,
+    pub unpriced_events: i64,
     /// RFC 3339, UTC.
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub last_seen: String,
     /// The model this user spent most on (by events when nothing is priced).
     pub top_model: String,
-    pub unpriced_events: i64,
 }
 
 /// One page of the Users view.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UsersPage {
     /// RFC 3339 bounds of the window actually read (hour-aligned).
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub from: String,
+    #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub to: String,
     pub users: Vec<UserRow>,
     /// Users in the whole window (all pages).

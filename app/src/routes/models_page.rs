@@ -3,7 +3,7 @@
 use crate::api::get_models;
 use crate::components::users_table::{count, tokens_cell};
 use crate::components::{SectionTabs, SpendChart, TagPills, WindowPills, shared_filters};
-use crate::model::{ModelRow, format_usd};
+use crate::model::{Charted, ModelRow, format_usd};
 use leptos::prelude::*;
 
 const MODELS: &str = "/ai-apps/models";
@@ -86,11 +86,11 @@ pub fn ModelsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match models.await {
-                        Ok(v) if v.models.is_empty() => view! { <p class="empty" role="status">"No LLM calls in this window."</p> }.into_any(),
-                        Ok(v) => view! {
+                        Ok(v) if v.view.models.is_empty() => view! { <p class="empty" role="status">"No LLM calls in this window."</p> }.into_any(),
+                        Ok(Charted { view: v, chart_svg }) => view! {
                             <ModelsTable rows=v.models/>
                             <h2>"Spend by model over time"</h2>
-                            <SpendChart series=v.spend_by_model svg=v.chart_svg/>
+                            <SpendChart series=v.spend_by_model svg=chart_svg/>
                         }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }

@@ -7,7 +7,7 @@ use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::money::{abbreviate_count, abbreviate_usd};
 use crate::model::query::encode;
-use crate::model::{Kpis, Overview, Stack, UsersParams, format_usd};
+use crate::model::{Charted, Kpis, Overview, Stack, UsersParams, format_usd};
 use leptos::prelude::*;
 
 const OVERVIEW: &str = "/ai-apps";
@@ -85,8 +85,15 @@ fn stack_toggle(params: &UsersParams, base: &str) -> impl IntoView + use<> {
 
 /// The Overview's body for already-read data (also used on a user's page, whose path is `base`).
 #[component]
-pub fn OverviewView(o: Overview, filters: String, params: UsersParams, base: String) -> impl IntoView {
-    let chart = view! { <SpendChart series=o.spend_by_model.clone() svg=o.chart_svg.clone() by=params.stack.as_str()/> };
+pub fn OverviewView(
+    o: Charted<Overview>,
+    filters: String,
+    params: UsersParams,
+    base: String,
+) -> impl IntoView {
+    let Charted { view: o, chart_svg } = o;
+    let chart =
+        view! { <SpendChart series=o.spend_by_model.clone() svg=chart_svg by=params.stack.as_str()/> };
     let users = o
         .top_users
         .iter()

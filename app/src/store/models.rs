@@ -42,11 +42,7 @@ impl Store {
             }
             m.users = Some(users.get(&key).copied().unwrap_or(0));
         }
-        Ok(crate::model::ModelsView {
-            models,
-            chart_svg: crate::charts::spend_chart(&spend_by_model),
-            spend_by_model,
-        })
+        Ok(crate::model::ModelsView { models, spend_by_model })
     }
 }
 

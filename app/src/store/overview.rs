@@ -57,6 +57,12 @@ fn kpis(scan: &HourScan) -> Kpis {
 }
 
 impl Store {
+    /// Whether the project has any call of this end user (in any window).
+    pub async fn has_user(&self, project_id: i64, user: &str) -> Result<bool, StoreError> {
+        let user = user.to_string();
+        self.read_cube(project_id, move |c| c.has_user(&user)).await
+    }
+
     /// The Overview of the filter's window: KPIs now and in the window before, spend by model
     /// over time, top users and models.
     pub async fn overview(
@@ -85,7 +91,6 @@ impl Store {
         Ok(Overview {
             from: rfc3339(from_hour * 3_600_000),
             to: rfc3339(to_hour * 3_600_000),
-            chart_svg: crate::charts::spend_chart(&spend_by_model),
             current,
             previous,
             spend_by_model,
@@ -232,7 +237,10 @@ const MENU_REUSE: Duration = Duration::from_secs(30);
 /// User menus kept at most (windows differ per hour and per custom range).
 const MAX_MENUS: usize = 256;
 
-/// Spend per bucket (hours for windows up to two days, else UTC days) per model or provider, the biggest
+/// Most buckets of a spend series.
+const MAX_BUCKETS: i64 = 732;
+
+/// Spend per bucket (hours for windows up to two days, else UTC days, or runs of days) per model or provider, the biggest
 /// `MAX_SERIES` by name and the rest as "other".
 pub(super) fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64, stack: Stack) -> SpendSeries {
     fn by(stack: Stack) -> fn(&HourModel) -> &str {
@@ -242,7 +250,12 @@ pub(super) fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64, stack:
         }
     }
     let key = by(stack);
-    let per_bucket_hours = if to_hour - from_hour <= 48 { 1 } else { 24 };
+    let per_bucket_hours = if to_hour - from_hour <= 48 {
+        1
+    } else {
+        // Days, or several days a bucket so that a long range has at most MAX_BUCKETS.
+        24 * ((to_hour - from_hour + 24 * MAX_BUCKETS - 1) / (24 * MAX_BUCKETS)).max(1)
+    };
     let first = from_hour.div_euclid(per_bucket_hours);
     let last = (to_hour - 1).div_euclid(per_bucket_hours);
     let n = (last - first + 1).max(0) as usize;

@@ -15,8 +15,8 @@ pub fn hours(filter: &UsersFilter) -> (i64, i64) {
     (super::hour_of(filter.from_ms), super::hour_of(filter.to_ms + 3_599_999))
 }
 
-/// The longest custom range a view accepts.
-pub const MAX_RANGE_DAYS: i64 = 732;
+/// How far past now a range reads (ingest refuses calls more than a day ahead).
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
 
 /// The time range and tags a query reads: `from`/`to` (RFC 3339 or dates) when given, else the
 /// window ending at `now_ms`.
@@ -39,20 +39,22 @@ pub fn resolve_filter<S: crate::model::SortKey>(
                 message: "must be an RFC 3339 timestamp or a YYYY-MM-DD date".into(),
             })
     };
-    let (from_ms, to_ms) = match (p.pin, &p.from, &p.to) {
+    let from = p.from.as_deref().map(|f| parse("from", f, 0)).transpose()?;
+    let to = p.to.as_deref().map(|t| parse("to", t, 1)).transpose()?;
+    let (from_ms, to_ms) = match (p.pin, from, to) {
         (Some(pin), _, _) => pin,
-        (None, Some(f), Some(t)) => (parse("from", f, 0)?, parse("to", t, 1)?),
+        (None, Some(f), Some(t)) => (f, t),
+        // One bound alone: from then to now, or the window before `to`.
+        (None, Some(f), None) => (f, now_ms),
+        (None, None, Some(t)) => (t.saturating_sub(p.window.hours() * 3_600_000), t),
         _ => (now_ms - p.window.hours() * 3_600_000, now_ms),
     };
-    if to_ms <= from_ms {
-        return Err(ParamError { param: "to".into(), message: "must be after from".into() });
-    }
-    if to_ms - from_ms > MAX_RANGE_DAYS * 86_400_000 {
-        return Err(ParamError {
-            param: "to".into(),
-            message: format!("a range spans at most {MAX_RANGE_DAYS} days"),
-        });
-    }
+    // No call is stored before 1970 or more than a day ahead (ingest refuses them), so a bound
+    // outside that span reads the same as the span's end; a range that ends before it starts
+    // is empty (its answer echoes both bounds).
+    let latest = now_ms.saturating_add(MAX_AHEAD_MS);
+    let from_ms = from_ms.clamp(0, latest);
+    let to_ms = to_ms.clamp(0, latest).max(from_ms);
     Ok(UsersFilter {
         from_ms,
         to_ms,
@@ -70,11 +72,23 @@ mod tests {
     #[test]
     fn dates_bound_whole_utc_days_and_ranges_are_capped() {
         let p = crate::model::UsersParams::parse_query("from=2026-11-01&to=2026-11-07").expect("valid");
-        let f = resolve_filter(&p, 0).expect("resolves");
+        let now = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+        let f = resolve_filter(&p, now).expect("resolves");
         assert_eq!(f.from_ms, 1_793_491_200_000); // 2026-11-01T00:00:00Z
         assert_eq!(f.to_ms - f.from_ms, 7 * 86_400_000);
-        let p = crate::model::UsersParams::parse_query("from=2020-01-01&to=2026-01-01").expect("valid");
-        assert_eq!(resolve_filter(&p, 0).map_err(|e| e.param), Err("to".into()));
+        // Bounds are clamped to [1970, now + 1 day]; an inverted range is empty.
+        let p = crate::model::UsersParams::parse_query("from=1960-01-01&to=2099-01-01").expect("valid");
+        let f = resolve_filter(&p, now).expect("resolves");
+        assert_eq!((f.from_ms, f.to_ms), (0, now + MAX_AHEAD_MS));
+        let p = crate::model::UsersParams::parse_query("from=2026-11-07&to=2026-11-01").expect("valid");
+        let f = resolve_filter(&p, now).expect("resolves");
+        assert_eq!(f.to_ms, f.from_ms);
+        // One bound alone: from it to now, or the window before it.
+        let p = crate::model::UsersParams::parse_query("from=2026-10-01").expect("valid");
+        assert_eq!(resolve_filter(&p, now).map(|f| f.to_ms), Ok(now));
+        let p = crate::model::UsersParams::parse_query("to=2026-10-01&window=7d").expect("valid");
+        let f = resolve_filter(&p, now).expect("resolves");
+        assert_eq!(f.to_ms - f.from_ms, 7 * 86_400_000);
         let p = crate::model::UsersParams::parse_query("from=yesterday&to=2026-01-01").expect("valid");
         assert_eq!(resolve_filter(&p, 0).map_err(|e| e.param), Err("from".into()));
     }

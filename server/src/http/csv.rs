@@ -1,6 +1,8 @@
 //! CSV answers (RFC 4180: CRLF lines, a header row, fields quoted when they hold a comma, quote
-//! or line break). Rows are written from their JSON form by column name, so the CSV and JSON of
-//! a view can't drift apart; long lists are streamed page by page.
+//! or line break). The columns are the row type's fields in declaration order, read from the
+//! schema the API document is made of, and each row is written from its JSON form by column
+//! name, so the CSV, the JSON and the document of a view can't drift apart; long lists are
+//! streamed page by page.
 
 use super::error::ApiError;
 use axum::body::Body;
@@ -9,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::future::Future;
+use std::sync::Arc;
 
 /// Rows read per page when streaming a long list.
 pub const EXPORT_PAGE: u32 = 1000;
@@ -28,21 +31,30 @@ fn field(out: &mut String, v: &serde_json::Value) {
     }
 }
 
+/// The CSV columns of a row type: its fields, in the order the struct declares them.
+pub fn columns<T: utoipa::PartialSchema>() -> Arc<[String]> {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    match T::schema() {
+        RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+        _ => Arc::from([]),
+    }
+}
+
 /// The header line.
-pub fn header_line(columns: &[&str]) -> String {
+pub fn header_line(columns: &[String]) -> String {
     let mut out = String::new();
     for (i, c) in columns.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        field(&mut out, &serde_json::Value::String((*c).to_string()));
+        field(&mut out, &serde_json::Value::String(c.clone()));
     }
     out.push_str("\r\n");
     out
 }
 
 /// Rows as CSV lines, each row's fields picked from its JSON object by column name.
-pub fn lines<T: Serialize>(rows: &[T], columns: &[&str]) -> String {
+pub fn lines<T: Serialize>(rows: &[T], columns: &[String]) -> String {
     let mut out = String::new();
     for row in rows {
         let v = serde_json::to_value(row).unwrap_or_default();
@@ -50,7 +62,7 @@ pub fn lines<T: Serialize>(rows: &[T], columns: &[&str]) -> String {
             if i > 0 {
                 out.push(',');
             }
-            field(&mut out, v.get(*c).unwrap_or(&serde_json::Value::Null));
+            field(&mut out, v.get(c.as_str()).unwrap_or(&serde_json::Value::Null));
         }
         out.push_str("\r\n");
     }
@@ -69,22 +81,17 @@ fn csv_response(filename: &str, body: Body) -> Response {
 }
 
 /// A short list, answered at once.
-pub fn respond<T: Serialize>(filename: &str, columns: &[&str], rows: &[T]) -> Response {
-    csv_response(filename, Body::from(header_line(columns) + &lines(rows, columns)))
+pub fn respond<T: Serialize + utoipa::PartialSchema>(filename: &str, rows: &[T]) -> Response {
+    let columns = columns::<T>();
+    csv_response(filename, Body::from(header_line(&columns) + &lines(rows, &columns)))
 }
 
 /// A long list streamed page by page: `fetch(offset, limit)` returns a page and whether more
 /// follow. Only one page is in memory at a time; the next is read when the client has taken
 /// the last. At most `max_rows` rows when given.
-pub fn stream<T, F, Fut>(
-    filename: &str,
-    columns: &'static [&'static str],
-    first_offset: u32,
-    max_rows: Option<u32>,
-    fetch: F,
-) -> Response
+pub fn stream<T, F, Fut>(filename: &str, first_offset: u32, max_rows: Option<u32>, fetch: F) -> Response
 where
-    T: Serialize + Send + 'static,
+    T: Serialize + utoipa::PartialSchema + Send + 'static,
     F: FnMut(u32, u32) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(Vec<T>, bool), ApiError>> + Send + 'static,
 {
@@ -94,28 +101,33 @@ where
         left: u32,
         done: bool,
     }
+    let columns = columns::<T>();
+    let header = header_line(&columns);
     let start = State { fetch, offset: first_offset, left: max_rows.unwrap_or(u32::MAX), done: false };
-    let pages = stream::unfold(start, move |mut s| async move {
-        if s.done || s.left == 0 {
-            return None;
-        }
-        let limit = EXPORT_PAGE.min(s.left);
-        match (s.fetch)(s.offset, limit).await {
-            Ok((rows, more)) => {
-                s.offset += rows.len() as u32;
-                s.left -= rows.len() as u32;
-                s.done = !more || rows.is_empty();
-                Some((Ok::<_, std::io::Error>(lines(&rows, columns)), s))
+    let pages = stream::unfold(start, move |mut s| {
+        let columns = columns.clone();
+        async move {
+            if s.done || s.left == 0 {
+                return None;
             }
-            Err(e) => {
-                // The status line is gone; ending the body early tells the client it's cut short.
-                tracing::error!(message = %e.message, "CSV export stopped");
-                s.done = true;
-                Some((Err(std::io::Error::other(e.message)), s))
+            let limit = EXPORT_PAGE.min(s.left);
+            match (s.fetch)(s.offset, limit).await {
+                Ok((rows, more)) => {
+                    s.offset += rows.len() as u32;
+                    s.left -= rows.len() as u32;
+                    s.done = !more || rows.is_empty();
+                    Some((Ok::<_, std::io::Error>(lines(&rows, &columns)), s))
+                }
+                Err(e) => {
+                    // The status line is gone; ending the body early tells the client it's cut short.
+                    tracing::error!(message = %e.message, "CSV export stopped");
+                    s.done = true;
+                    Some((Err(std::io::Error::other(e.message)), s))
+                }
             }
         }
     });
-    let body = stream::once(async move { Ok(header_line(columns)) }).chain(pages);
+    let body = stream::once(async move { Ok(header) }).chain(pages);
     csv_response(filename, Body::from_stream(body))
 }
 
@@ -126,7 +138,8 @@ mod tests {
     #[test]
     fn quotes_only_what_needs_it() {
         let rows = vec![serde_json::json!({ "a": "plain", "b": "x,\"y\"\nz", "c": 12, "d": null })];
-        assert_eq!(lines(&rows, &["a", "b", "c", "d"]), "plain,\"x,\"\"y\"\"\nz\",12,\r\n");
-        assert_eq!(header_line(&["user_id", "spend_usd"]), "user_id,spend_usd\r\n");
+        let cols = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(lines(&rows, &cols(&["a", "b", "c", "d"])), "plain,\"x,\"\"y\"\"\nz\",12,\r\n");
+        assert_eq!(header_line(&cols(&["user_id", "spend_usd"])), "user_id,spend_usd\r\n");
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/events`: the SDK's wire format, validated whole before anything is written.
 
 use super::error::ApiError;
+use super::error::ErrorBody;
 use super::extract::authorize;
 use app::pricing::{Usage, parse_usd_to_nano};
 use app::state::AppState;
@@ -12,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -34,20 +35,38 @@ pub const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
 /// Longest latency accepted.
 pub const MAX_LATENCY_MS: i64 = 7 * 24 * 3_600_000;
 
-#[derive(Deserialize)]
-struct Batch {
-    events: Option<Vec<EventWire>>,
-    traces: Option<Vec<TraceWire>>,
+/// A batch of calls and `withTrace` blocks. Ids make it idempotent: a resent call or trace
+/// counts once.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = IngestBatch)]
+pub struct Batch {
+    #[serde(default)]
+    #[schema(max_items = 5000)]
+    events: Vec<EventWire>,
+    #[serde(default)]
+    #[schema(max_items = 5000)]
+    traces: Vec<TraceWire>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+/// What a committed batch held.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IngestReply {
+    /// Calls stored now.
+    accepted: i64,
+    /// Calls already stored (a resend), not counted again.
+    duplicates: i64,
+}
+
+/// `llm` (the default: a provider call) or `custom` (an app event with a `name`).
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Kind {
     Llm,
     Custom,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+/// `cancelled`: the caller stopped the call (a stream read in part); not an error.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Status {
     Ok,
@@ -66,26 +85,37 @@ impl Status {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// Four disjoint token buckets (`input_tokens` excludes cached tokens), and the parts of them
+/// the provider broke out. Each count is at most 10^12.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = Usage)]
 struct UsageWire {
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     input_tokens: u64,
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     output_tokens: u64,
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     cache_read_tokens: u64,
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     cache_creation_tokens: u64,
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     cache_creation_1h_tokens: u64,
     /// Part of `output_tokens` spent on reasoning.
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     reasoning_tokens: u64,
     /// Part of the input (`input_tokens` + cache reads + cache writes) that was audio.
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     audio_input_tokens: u64,
     /// Part of `output_tokens` that was audio.
     #[serde(default)]
+    #[schema(maximum = 1000000000000.0)]
     audio_output_tokens: u64,
     /// The client estimated the counts (the provider reported none, e.g. a stopped stream).
     #[serde(default)]
@@ -112,35 +142,73 @@ impl UsageWire {
     }
 }
 
-#[derive(Deserialize)]
+/// One LLM call (or, with `kind: custom`, an app event). Fields not listed are ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = EventIn)]
 struct EventWire {
+    /// The client's id for the call (a UUID): a resend with the same id counts once.
+    #[schema(min_length = 1, max_length = 128)]
     id: String,
+    /// The `withTrace` block the call was made in.
+    #[schema(max_length = 128)]
     trace_id: Option<String>,
+    /// When the call started: RFC 3339, at most 24 hours in the future.
+    #[schema(format = DateTime)]
     timestamp: String,
     kind: Option<Kind>,
     /// Custom events (`log({ name })`) may name themselves instead of a model.
+    #[schema(min_length = 1, max_length = 256)]
     name: Option<String>,
+    /// Required for `llm` calls (e.g. `openai`, `anthropic`).
+    #[schema(min_length = 1, max_length = 256)]
     provider: Option<String>,
+    /// Required for `llm` calls: the model as the provider reported it.
+    #[schema(min_length = 1, max_length = 256)]
     model: Option<String>,
+    /// The part of the app that made the call.
+    #[schema(max_length = 256)]
     agent: Option<String>,
+    /// The request route (`POST /api/chat`) the call served.
+    #[schema(max_length = 256)]
     route_tag: Option<String>,
+    /// The call's tags (`userId`, `plan`, `org`, ...): at most 64; keys 1–64 characters, values
+    /// at most 512. A call without tags takes its trace's.
     tags: Option<BTreeMap<String, String>>,
     usage: Option<UsageWire>,
+    /// The call's cost in dollars as a decimal string (`"0.0125"`), replacing the price table's.
+    #[schema(pattern = r"^(?:[0-9]{1,4}(?:\.[0-9]{1,18})?|10000(?:\.0{1,18})?)$")]
     cost_usd: Option<String>,
+    /// At most one week.
+    #[schema(maximum = 604800000)]
     latency_ms: Option<u64>,
     status: Option<Status>,
+    /// The error message of a failed call.
+    #[schema(max_length = 16384)]
     error: Option<String>,
+    /// Names of the tools the call offered or used: at most 256, each 1–256 characters.
+    #[schema(max_items = 256)]
     tools: Option<Vec<String>>,
+    /// The prompt as sent (any JSON); kept unless the project's privacy mode drops it.
     prompt: Option<Value>,
+    /// The response (any JSON); kept unless the project's privacy mode drops it.
     response: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// A `withTrace` block: the request its calls served, with the tags its calls inherit.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TraceIn)]
 struct TraceWire {
+    #[schema(min_length = 1, max_length = 128)]
     id: String,
+    #[schema(max_length = 256)]
     route_tag: Option<String>,
+    /// Tags every call of the trace without its own tags takes (same limits as a call's).
     tags: Option<BTreeMap<String, String>>,
+    /// RFC 3339, at most 24 hours in the future.
+    #[schema(format = DateTime)]
     started_at: String,
+    /// Not before `started_at`.
+    #[schema(format = DateTime)]
     ended_at: Option<String>,
     status: Option<Status>,
 }
@@ -215,6 +283,21 @@ fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
+/// Most dollars one call may cost (`cost_usd`).
+pub const MAX_COST_USD: u32 = 10_000;
+
+/// `cost_usd` as the API document's pattern says: 1–4 whole digits and up to 18 decimals, or
+/// 10000 exactly.
+fn cost_usd_ok(c: &str) -> bool {
+    let (whole, frac) = c.split_once('.').map_or((c, None), |(w, f)| (w, Some(f)));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let frac_ok = frac.is_none_or(|f| (1..=18).contains(&f.len()) && digits(f));
+    let small = (1..=4).contains(&whole.len()) && digits(whole) && frac_ok;
+    let cap =
+        whole == "10000" && frac.is_none_or(|f| (1..=18).contains(&f.len()) && f.bytes().all(|b| b == b'0'));
+    small || cap
+}
+
 fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = v.chars().count();
     if n < min || n > max {
@@ -244,6 +327,9 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
     check_len(&f("id"), &w.id, 1, MAX_ID)?;
     opt_len(&f("trace_id"), &w.trace_id, MAX_ID)?;
     let kind = w.kind.unwrap_or(Kind::Llm);
+    if let Some(name) = &w.name {
+        check_len(&f("name"), name, 1, MAX_NAME)?;
+    }
     let (provider, model) = match kind {
         Kind::Llm => (
             w.provider.ok_or_else(|| ApiError::bad(f("provider"), "is required for llm events"))?,
@@ -297,9 +383,13 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         .cost_usd
         .as_deref()
         .map(|c| {
-            parse_usd_to_nano(c).map_err(|e| {
-                ApiError::bad(f("cost_usd"), format!("{e} (a decimal string such as \"0.0125\")"))
-            })
+            if !cost_usd_ok(c) {
+                return Err(ApiError::bad(
+                    f("cost_usd"),
+                    format!("must be a decimal string of dollars from 0 to {MAX_COST_USD} with at most 18 decimals, such as \"0.0125\""),
+                ));
+            }
+            parse_usd_to_nano(c).map_err(|e| ApiError::bad(f("cost_usd"), e))
         })
         .transpose()?;
     let tools = w.tools.unwrap_or_default();
@@ -371,6 +461,10 @@ fn serde_field(path: &serde_path_to_error::Path) -> String {
 
 /// Parses and validates a whole batch; the first problem is reported with its field.
 fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>), ApiError> {
+    // serde would also read a struct from an array (`[]`); a batch is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad("body", "must be a JSON object with \"events\" and/or \"traces\""));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let batch: Batch = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // Broken JSON is the body's fault; a wrong type or value is the field's.
@@ -381,11 +475,7 @@ fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>)
         ApiError::bad(field, e.into_inner().to_string())
     })?;
     de.end().map_err(|e| ApiError::bad("body", e.to_string()))?;
-    if batch.events.is_none() && batch.traces.is_none() {
-        return Err(ApiError::bad("events", "a batch needs \"events\", \"traces\" or both"));
-    }
-    let events = batch.events.unwrap_or_default();
-    let traces = batch.traces.unwrap_or_default();
+    let (events, traces) = (batch.events, batch.traces);
     if events.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::bad("events", format!("at most {MAX_BATCH_ITEMS} events per batch")));
     }
@@ -400,11 +490,26 @@ fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>)
 }
 
 /// Stores a batch; answers only after it is committed.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    operation_id = "ingestEvents",
+    summary = "Ingest a batch of calls and traces (idempotent per id); answered once on disk.",
+    request_body(content = Batch, description = "JSON, optionally gzip (`Content-Encoding: gzip`)."),
+    responses(
+        (status = 200, description = "Committed to disk.", body = IngestReply),
+        (status = 400, description = "A bad field: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+        (status = 413, description = "Body over 10 MiB (raw or inflated).", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Encoding.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_events(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IngestReply>, ApiError> {
     let stored = async {
         let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
         let bytes = read_body(&headers, body, MAX_BODY_BYTES).await?;
@@ -416,7 +521,7 @@ pub async fn post_events(
         stored.as_ref().map(|out| (out.accepted as i64, out.duplicates as i64)).map_err(|e| e.status),
     );
     let out = stored?;
-    Ok(Json(json!({ "accepted": out.accepted, "duplicates": out.duplicates })))
+    Ok(Json(IngestReply { accepted: out.accepted as i64, duplicates: out.duplicates as i64 }))
 }
 
 #[cfg(test)]
@@ -472,7 +577,17 @@ mod tests {
                 r#"{"traces":[{"id":"t","started_at":"2026-11-27T10:00:00Z","ended_at":"2026-11-27T09:00:00Z"}]}"#,
                 "traces[0].ended_at",
             ),
-            (r#"{}"#, "events"),
+            // An empty batch is a no-op; a null list is not a list.
+            (r#"{}"#, "accepted"),
+            (r#"{"events":[],"traces":null}"#, "traces"),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","provider":"openai","model":"m","cost_usd":"10000.5"}]}"#,
+                "events[0].cost_usd",
+            ),
+            (
+                r#"{"events":[{"id":"e2","timestamp":"2026-11-27T10:00:00Z","kind":"custom","name":""}]}"#,
+                "events[0].name",
+            ),
             (r#"{"events":[OK"#, "body"),
             (r#"[]"#, "body"),
         ];

@@ -9,6 +9,7 @@ pub mod forms;
 pub mod ingest;
 pub mod login;
 pub mod metrics;
+pub mod openapi;
 pub mod read_api;
 
 use app::app::{App, shell};
@@ -20,13 +21,6 @@ use axum::http::{Request, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
-
-/// The OpenAPI 3.1 document of the ingest and read API (checked against real responses by
-/// `end2end/tests/openapi.test.mjs`).
-async fn openapi() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json"))
-        .into_response()
-}
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
@@ -58,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/keys/revoke", post(forms::revoke_key))
         .route("/export/users.csv", get(export::users))
         .route("/export/traces.csv", get(export::traces))
-        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
         // Plain HTTP redirects: they work without JavaScript and before any rendering.

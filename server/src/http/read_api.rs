@@ -3,10 +3,13 @@
 
 use super::csv;
 use super::error::ApiError;
+use super::error::ErrorBody;
 use super::extract::{authorize, authorize_key};
+use super::openapi::{Deleted, Filters, Format, Paging, StackParam, ToolsView, UserDetail, UserFilter};
 use app::model::{
     EventDetail, SortKey, TraceDetail, TraceSort, UserSort, UsersFilter, ViewParams, query::decode_pairs,
 };
+use app::model::{ModelsView, Overview, SegmentsView, TracesPage, UsersPage};
 use app::state::AppState;
 use app::store::keys::Scope;
 use app::store::{now_ms, window::resolve_filter};
@@ -14,7 +17,6 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// Parameters every view takes: the window or range and the filters.
 const FILTERS: &[&str] = &["window", "from", "to", "user", "provider", "agent", "tag"];
@@ -65,70 +67,6 @@ fn no_query(query: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-const USER_COLUMNS: &[&str] = &[
-    "user_id",
-    "spend_usd",
-    "spend_nano",
-    "traces",
-    "events",
-    "tokens",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "unpriced_events",
-    "last_seen",
-    "top_model",
-];
-const TRACE_COLUMNS: &[&str] = &[
-    "trace_id",
-    "started_at",
-    "route_tag",
-    "user_id",
-    "calls",
-    "tokens",
-    "spend_usd",
-    "spend_nano",
-    "unpriced_events",
-    "errors",
-    "duration_ms",
-    "status",
-];
-const MODEL_COLUMNS: &[&str] = &[
-    "provider",
-    "model",
-    "calls",
-    "users",
-    "errors",
-    "unpriced",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "spend_usd",
-    "spend_nano",
-    "avg_latency_ms",
-    "p50_latency_ms",
-    "p95_latency_ms",
-];
-const TOOL_COLUMNS: &[&str] = &["tool", "calls", "users", "traces", "spend_usd", "spend_nano"];
-const SEGMENT_COLUMNS: &[&str] = &[
-    "value",
-    "spend_usd",
-    "spend_nano",
-    "share_permille",
-    "users",
-    "traces",
-    "calls",
-    "errors",
-    "unpriced_events",
-    "tokens",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-];
-
 /// The Users list as CSV, every row from the cursor on (at most `max` rows), streamed.
 pub fn users_csv(
     state: AppState,
@@ -138,7 +76,7 @@ pub fn users_csv(
     max: Option<u32>,
 ) -> Response {
     let (sort, dir) = (q.sort, q.dir);
-    csv::stream("users.csv", USER_COLUMNS, q.offset, max, move |offset, limit| {
+    csv::stream("users.csv", q.offset, max, move |offset, limit| {
         let (state, filter) = (state.clone(), filter.clone());
         async move {
             let page = state.store.list_users(project, &filter, sort, dir, offset, limit).await?;
@@ -157,7 +95,7 @@ pub fn traces_csv(
     max: Option<u32>,
 ) -> Response {
     let (sort, dir, search) = (q.sort, q.dir, q.q.clone());
-    csv::stream("traces.csv", TRACE_COLUMNS, q.offset, max, move |offset, limit| {
+    csv::stream("traces.csv", q.offset, max, move |offset, limit| {
         let (state, filter, search) = (state.clone(), filter.clone(), search.clone());
         async move {
             let page = state
@@ -170,6 +108,19 @@ pub fn traces_csv(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/users",
+    operation_id = "listUsers",
+    summary = "Users ranked by spend (or `sort`).",
+    params(Filters, UserFilter, Paging, ("sort" = inline(Option<app::model::UserSort>), Query, description = "Sort column."), Format),
+    responses(
+        (status = 200, description = "OK", content((UsersPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/users`: users ranked by spend (or `sort`), filtered by window and tags.
 pub async fn users(
     State(state): State<AppState>,
@@ -183,9 +134,23 @@ pub async fn users(
     }
     let p = &q.params;
     let page = state.store.list_users(project, &q.filter, p.sort, p.dir, p.offset, p.limit).await?;
-    Ok(Json(page).into_response())
+    Ok(Json::<UsersPage>(page).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/users/{userId}",
+    operation_id = "getUser",
+    summary = "One user's KPIs, spend over time, models and latest 50 traces.",
+    params(("userId" = String, Path, description = "The end user's id."), Filters, StackParam),
+    responses(
+        (status = 200, description = "OK", body = UserDetail),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+        (status = 404, description = "No stored call has this userId (none ever, or deleted).", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/users/{user_id}`: one user's KPIs, spend over time, models and latest
 /// traces.
 pub async fn user(
@@ -193,30 +158,45 @@ pub async fn user(
     headers: HeaderMap,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserDetail>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
     let mut q = api_query::<UserSort>(query.as_deref(), &[&["stack"]])?;
     if q.params.user.is_some() {
         return Err(ApiError::bad("user", "the user is given by the path"));
     }
+    if !state.store.has_user(project, &user_id).await? {
+        return Err(ApiError::not_found("no such user: no stored call has this userId"));
+    }
     q.filter.user = Some(user_id.clone());
-    let mut overview = state.store.overview(project, &q.filter, q.params.stack).await?;
-    overview.chart_svg.clear();
+    let overview = state.store.overview(project, &q.filter, q.params.stack).await?;
     let models = state.store.list_models(project, &q.filter).await?.models;
     let traces =
         state.store.list_traces(project, &q.filter, None, TraceSort::Started, Default::default(), 0, 50);
-    Ok(Json(json!({
-        "user_id": user_id,
-        "from": overview.from,
-        "to": overview.to,
-        "current": overview.current,
-        "previous": overview.previous,
-        "spend_by_model": overview.spend_by_model,
-        "models": models,
-        "traces": traces.await?.traces,
-    })))
+    Ok(Json(UserDetail {
+        user_id,
+        from: overview.from,
+        to: overview.to,
+        current: overview.current,
+        previous: overview.previous,
+        spend_by_model: overview.spend_by_model,
+        models,
+        traces: traces.await?.traces,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/traces",
+    operation_id = "listTraces",
+    summary = "Traces (withTrace blocks) that started in the window.",
+    params(Filters, UserFilter, Paging, ("sort" = inline(Option<app::model::TraceSort>), Query, description = "Sort column."), ("q" = Option<String>, Query, max_length = 256, description = "Substring of the route tag."), Format),
+    responses(
+        (status = 200, description = "OK", content((TracesPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/traces`: traces that started in the window, filtered by user, tags and a
 /// route-tag search (`q`), sorted by `started|spend|calls|tokens`.
 pub async fn traces(
@@ -232,9 +212,23 @@ pub async fn traces(
     let p = &q.params;
     let page =
         state.store.list_traces(project, &q.filter, p.q.as_deref(), p.sort, p.dir, p.offset, p.limit).await?;
-    Ok(Json(page).into_response())
+    Ok(Json::<TracesPage>(page).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/traces/{traceId}",
+    operation_id = "getTrace",
+    summary = "One trace with its calls.",
+    params(("traceId" = String, Path, description = "The trace id.")),
+    responses(
+        (status = 200, description = "OK", body = TraceDetail),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+        (status = 404, description = "Not found.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/traces/{trace_id}`: one trace with its events.
 pub async fn trace(
     State(state): State<AppState>,
@@ -252,6 +246,20 @@ pub async fn trace(
         .ok_or_else(|| ApiError::not_found("no such trace"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/events/{eventId}",
+    operation_id = "getEvent",
+    summary = "One LLM call in full.",
+    params(("eventId" = String, Path, description = "The event id.")),
+    responses(
+        (status = 200, description = "OK", body = EventDetail),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+        (status = 404, description = "Not found.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/events/{event_id}`: one event in full.
 pub async fn event(
     State(state): State<AppState>,
@@ -269,20 +277,44 @@ pub async fn event(
         .ok_or_else(|| ApiError::not_found("no such event"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/overview",
+    operation_id = "getOverview",
+    summary = "KPIs now and in the previous window of the same length, spend over time, top users and models.",
+    params(Filters, UserFilter, StackParam),
+    responses(
+        (status = 200, description = "OK", body = Overview),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/overview`: KPIs now and in the previous window, spend over time (by
 /// `stack=model|provider`), top users and models.
 pub async fn overview(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<app::model::Overview>, ApiError> {
+) -> Result<Json<Overview>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
     let q = api_query::<UserSort>(query.as_deref(), &[&["stack"]])?;
-    let mut o = state.store.overview(project, &q.filter, q.params.stack).await?;
-    o.chart_svg.clear();
-    Ok(Json(o))
+    Ok(Json(state.store.overview(project, &q.filter, q.params.stack).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/models",
+    operation_id = "listModels",
+    summary = "Per-model totals, by spend.",
+    params(Filters, UserFilter, Format),
+    responses(
+        (status = 200, description = "OK", content((ModelsView = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/models`: per-model totals, by spend.
 pub async fn models(
     State(state): State<AppState>,
@@ -293,11 +325,24 @@ pub async fn models(
     let q = api_query::<UserSort>(query.as_deref(), &[&["format"]])?;
     let view = state.store.list_models(project, &q.filter).await?;
     if q.csv {
-        return Ok(csv::respond("models.csv", MODEL_COLUMNS, &view.models));
+        return Ok(csv::respond("models.csv", &view.models));
     }
-    Ok(Json(json!({ "models": view.models, "spend_by_model": view.spend_by_model })).into_response())
+    Ok(Json::<ModelsView>(view).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/tools",
+    operation_id = "listTools",
+    summary = "Per tool name: calls, users, traces and the spend of those calls.",
+    params(Filters, UserFilter, Format),
+    responses(
+        (status = 200, description = "OK", content((ToolsView = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/tools`: per tool name, calls, users, traces and the spend of those calls.
 pub async fn tools(
     State(state): State<AppState>,
@@ -308,14 +353,27 @@ pub async fn tools(
     let q = api_query::<UserSort>(query.as_deref(), &[&["format"]])?;
     let tools = state.store.list_tools(project, &q.filter).await?;
     if q.csv {
-        return Ok(csv::respond("tools.csv", TOOL_COLUMNS, &tools));
+        return Ok(csv::respond("tools.csv", &tools));
     }
-    Ok(Json(json!({ "tools": tools })).into_response())
+    Ok(Json(ToolsView { tools }).into_response())
 }
 
 /// Segments a JSON answer holds unless `limit` says otherwise.
 const SEGMENTS_DEFAULT_LIMIT: usize = app::model::MAX_PAGE as usize;
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/segments",
+    operation_id = "listSegments",
+    summary = "Spend, users, traces, calls and tokens per value of one tag key, by spend.",
+    params(("by" = String, Query, min_length = 1, max_length = 64, description = "The tag key to group by (plan, org, feature, ...)."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The biggest this many segments, 1–500 (default 500 in JSON; a CSV without limit has every one)."), Filters, UserFilter, Format),
+    responses(
+        (status = 200, description = "OK", content((SegmentsView = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/me/ai-apps/segments?by=<tag key>`: spend, users, traces and tokens per value of a
 /// tag key, by spend.
 pub async fn segments(
@@ -336,11 +394,24 @@ pub async fn segments(
     };
     let view = state.store.segments(project, &q.filter, Some(&by), limit).await?;
     if q.csv {
-        return Ok(csv::respond("segments.csv", SEGMENT_COLUMNS, &view.segments));
+        return Ok(csv::respond("segments.csv", &view.segments));
     }
-    Ok(Json(view).into_response())
+    Ok(Json::<SegmentsView>(view).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/me/ai-apps/users/{userId}",
+    operation_id = "deleteUser",
+    summary = "Delete every call, trace and tag set of one user, then scrub the file. Admin key only.",
+    params(("userId" = String, Path, description = "The end user's id.")),
+    responses(
+        (status = 200, description = "What was removed (zeros when the user had nothing).", body = Deleted),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 /// `DELETE /v1/me/ai-apps/users/{user_id}` (admin key): removes every event, trace and rollup
 /// contribution of the user, and reports what went.
 pub async fn delete_user(
@@ -348,9 +419,9 @@ pub async fn delete_user(
     headers: HeaderMap,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let (project, prefix) = authorize_key(&state, &headers, &[Scope::Admin]).await?;
     no_query(query.as_deref())?;
     let removed = state.store.delete_user(project, &user_id, &format!("key:{prefix}")).await?;
-    Ok(Json(json!({ "deleted": { "events": removed.events, "traces": removed.traces } })))
+    Ok(Json(Deleted { deleted: removed }))
 }

@@ -125,6 +125,26 @@ fn decode(format: Format, bytes: &[u8]) -> Result<ExportTraceServiceRequest, Api
 }
 
 /// Takes an OTLP trace export (see `docs/otel.md`).
+#[utoipa::path(
+    post,
+    path = "/v1/traces",
+    operation_id = "exportTraces",
+    summary = "OTLP/HTTP trace export (OpenTelemetry GenAI spans become calls; see docs/otel.md). Protobuf or JSON, answered in the same type; gzip accepted.",
+    request_body(
+        description = "An ExportTraceServiceRequest, in protobuf or OTLP/JSON.",
+        content((Vec<u8> = "application/x-protobuf"), (Object = "application/json"))
+    ),
+    responses(
+        (status = 200, description = "Kept on disk; partialSuccess counts GenAI spans refused.",
+            content((crate::http::openapi::OtlpExportResponse = "application/json"), (Vec<u8> = "application/x-protobuf"))),
+        (status = 400, description = "Not an ExportTraceServiceRequest: the message says why.", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = crate::http::error::ErrorBody),
+        (status = 413, description = "Body over 32 MiB (raw or inflated)."),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding."),
+        (status = 503, description = "Busy: retry after the Retry-After header."),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_traces(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let format = match format_of(&headers) {
         Ok(f) => f,

@@ -405,6 +405,13 @@ impl ProjectCube {
     }
 
     /// Takes out every row of these tag sets (a deleted user's).
+    /// Whether any stored call carries this `userId` (a deleted user's tag sets are gone).
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.get(user).is_some_and(|u| {
+            self.user_of.iter().zip(&self.tag_sets).any(|(owner, ts)| *owner == u && ts.live)
+        })
+    }
+
     pub fn remove_tag_sets(&mut self, db_ids: &[i64]) {
         let mut gone = vec![false; self.tag_sets.len()];
         for id in db_ids {
