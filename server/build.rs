@@ -1,5 +1,6 @@
 // Embeds the built site (wasm, JS, CSS, public files) into the binary so that the one file is a
-// deployment. Compressible files are also embedded gzip-compressed. A missing site directory
+// deployment. Compressible files are also embedded brotli- and gzip-compressed (brotli at its
+// best quality in release builds, a fast one in debug builds). A missing site directory
 // embeds nothing (the server still renders pages, without hydration) and warns.
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,7 @@ fn main() {
             site.display()
         );
     }
+    let brotli_quality = if std::env::var("PROFILE").as_deref() == Ok("release") { 11 } else { 5 };
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
     // The site's version: a hash of every file's path and bytes (FNV-1a, 64 bits). Pages name
     // the bundle under it (`/pkg/<version>/...`), so a browser may cache those forever.
@@ -61,18 +63,25 @@ fn main() {
         }
         let ct = content_type(f);
         let compressible = !matches!(f.extension().and_then(|e| e.to_str()), Some("png" | "ico"));
-        let gz = if compressible {
+        let (gz, br) = if compressible {
             let data = std::fs::read(f).expect("readable asset");
             let gz_path = out_dir.join(format!("asset{i}.gz"));
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             enc.write_all(&data).expect("gzip");
             std::fs::write(&gz_path, enc.finish().expect("gzip")).expect("write gz");
-            format!("Some(include_bytes!({:?}))", gz_path.display().to_string())
+            let br_path = out_dir.join(format!("asset{i}.br"));
+            let mut br = Vec::new();
+            let params =
+                brotli::enc::BrotliEncoderParams { quality: brotli_quality, lgwin: 24, ..Default::default() };
+            brotli::BrotliCompress(&mut &data[..], &mut br, &params).expect("brotli");
+            std::fs::write(&br_path, br).expect("write br");
+            let embed = |p: &Path| format!("Some(include_bytes!({:?}))", p.display().to_string());
+            (embed(&gz_path), embed(&br_path))
         } else {
-            "None".to_string()
+            ("None".to_string(), "None".to_string())
         };
         code.push_str(&format!(
-            "    Asset {{ path: \"/{rel}\", content_type: {ct:?}, body: include_bytes!({:?}), gzip: {gz} }},\n",
+            "    Asset {{ path: \"/{rel}\", content_type: {ct:?}, body: include_bytes!({:?}), gzip: {gz}, brotli: {br} }},\n",
             f.canonicalize().expect("exists").display().to_string()
         ));
     }

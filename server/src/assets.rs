@@ -14,6 +14,7 @@ pub struct Asset {
     pub content_type: &'static str,
     pub body: &'static [u8],
     pub gzip: Option<&'static [u8]>,
+    pub brotli: Option<&'static [u8]>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -28,7 +29,20 @@ pub fn pkg_dir() -> String {
     format!("pkg/{ASSET_VERSION}")
 }
 
-/// Serves an embedded file, gzip-compressed when the client accepts it.
+/// Whether `Accept-Encoding` takes `coding` (and doesn't refuse it with `q=0`).
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|e| {
+            let mut parts = e.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused =
+                parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+            name.eq_ignore_ascii_case(coding) && !refused
+        })
+    })
+}
+
+/// Serves an embedded file, brotli- or gzip-compressed when the client accepts it.
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     // `/pkg/<version>/<file>` is `/pkg/<file>` of this build, for ever; another version is gone.
     let versioned = uri
@@ -44,13 +58,14 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let Some(asset) = find(&path) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
-    let accepts_gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let gzip = asset.gzip.filter(|_| accepts_gzip);
+    let encoded = match (asset.brotli, asset.gzip) {
+        (Some(br), _) if accepts(&headers, "br") => Some(("br", br)),
+        (_, Some(gz)) if accepts(&headers, "gzip") => Some(("gzip", gz)),
+        _ => None,
+    };
     // One tag per representation: the version says the bytes, the suffix the encoding.
-    let etag = format!("\"{ASSET_VERSION}{}\"", if gzip.is_some() { "-gz" } else { "" });
+    let etag =
+        format!("\"{ASSET_VERSION}{}\"", encoded.map_or(String::new(), |(coding, _)| format!("-{coding}")));
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -58,10 +73,10 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let mut resp = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        match gzip {
-            Some(gz) => {
-                let mut r = gz.into_response();
-                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        match encoded {
+            Some((coding, bytes)) => {
+                let mut r = bytes.into_response();
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
                 r
             }
             None => asset.body.into_response(),

@@ -75,4 +75,32 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
         .await
         .expect("GET asset with an old tag");
     assert_eq!(other.status(), 200);
+    let plain = other.bytes().await.expect("body");
+
+    // Compressed as the browser allows: brotli first, then gzip; each its own ETag; the same bytes.
+    let get = |accept: &'static str| {
+        let url = format!("{}{pkg}/tokentally.wasm", s.base);
+        let http = s.http.clone();
+        async move { http.get(url).header("accept-encoding", accept).send().await.expect("GET") }
+    };
+    let br = get("gzip, deflate, br, zstd").await;
+    assert_eq!(br.headers()["content-encoding"], "br");
+    assert_eq!(br.headers()["vary"], "accept-encoding");
+    let br_tag = br.headers()["etag"].to_str().expect("etag").to_string();
+    let mut inflated = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &br.bytes().await.expect("body")[..], &mut inflated)
+        .expect("valid brotli");
+    assert!(inflated == plain, "brotli inflates to the file");
+    let gz = get("gzip, br;q=0").await;
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_ne!(gz.headers()["etag"].to_str().expect("etag"), br_tag);
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gz.bytes().await.expect("body")[..]),
+        &mut inflated,
+    )
+    .expect("valid gzip");
+    assert!(inflated == plain, "gzip inflates to the file");
+    let identity = get("identity").await;
+    assert!(identity.headers().get("content-encoding").is_none());
 }

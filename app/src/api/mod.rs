@@ -44,10 +44,15 @@ pub async fn get_trace(trace_id: String) -> Result<Option<crate::model::TraceDet
 
 /// One event in full, or `None`.
 #[server(endpoint = "get_event")]
-pub async fn get_event(event_id: String) -> Result<Option<crate::model::EventDetail>, AppError> {
+pub async fn get_event(event_id: String) -> Result<Option<crate::model::traces::EventPageData>, AppError> {
+    use crate::model::traces::{EventPageData, Shown};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
-    Ok(state.store.get_event(project, &event_id).await?)
+    Ok(state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
+        prompt: detail.prompt.as_deref().map(Shown::of),
+        response: detail.response.as_deref().map(Shown::of),
+        detail,
+    }))
 }
 
 /// The Overview for the dashboard's query string.

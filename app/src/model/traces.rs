@@ -139,3 +139,102 @@ pub struct EventDetail {
     pub prompt: Option<String>,
     pub response: Option<String>,
 }
+
+/// A stored prompt or response as the event page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shown {
+    /// A list of chat messages: (role, text).
+    Messages(Vec<(String, String)>),
+    /// Anything else, pretty-printed JSON.
+    Json(String),
+}
+
+/// The event page's data: the call, and its prompt and response read on the server (so the
+/// browser bundle carries no JSON value parser).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPageData {
+    pub detail: EventDetail,
+    pub prompt: Option<Shown>,
+    pub response: Option<Shown>,
+}
+
+#[cfg(feature = "ssr")]
+mod shown {
+    use super::Shown;
+    use serde_json::Value;
+
+    /// Text of a message's `content`: a string, or the text parts of an array of blocks.
+    fn content_text(content: &Value) -> String {
+        match content {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .map(|p| {
+                    match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                        (_, Some(text)) => text.to_string(),
+                        (Some("tool_use"), _) => {
+                            format!("[tool call: {}]", p.get("name").and_then(Value::as_str).unwrap_or("?"))
+                        }
+                        _ => p.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+
+    impl Shown {
+        /// Reads stored JSON text: a list of chat messages as messages, anything else
+        /// pretty-printed.
+        pub fn of(json: &str) -> Shown {
+            let value: Value = serde_json::from_str(json).unwrap_or(Value::String(json.to_string()));
+            match &value {
+                Value::Array(items)
+                    if !items.is_empty()
+                        && items.iter().all(|m| m.get("role").is_some() || m.get("type").is_some()) =>
+                {
+                    Shown::Messages(items.iter().map(message).collect())
+                }
+                Value::String(s) => Shown::Messages(vec![("text".into(), s.clone())]),
+                _ => Shown::Json(serde_json::to_string_pretty(&value).unwrap_or_else(|_| json.to_string())),
+            }
+        }
+    }
+
+    /// One chat message: its role (or type) and its text, tool calls included.
+    fn message(m: &Value) -> (String, String) {
+        let role =
+            m.get("role").or_else(|| m.get("type")).and_then(Value::as_str).unwrap_or("message").to_string();
+        let mut text = content_text(m.get("content").unwrap_or(&Value::Null));
+        for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let name = call.pointer("/function/name").and_then(Value::as_str).unwrap_or("?");
+            text.push_str(&format!("\n[tool call: {name}]"));
+        }
+        if text.is_empty() {
+            text = m.to_string();
+        }
+        (role, text)
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::Shown;
+
+    #[test]
+    fn stored_json_is_shown_as_messages_or_pretty_json() {
+        let chat = r#"[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"text","text":"hello"}],"tool_calls":[{"function":{"name":"search"}}]}]"#;
+        assert_eq!(
+            Shown::of(chat),
+            Shown::Messages(vec![
+                ("user".into(), "hi".into()),
+                ("assistant".into(), "hello\n[tool call: search]".into())
+            ])
+        );
+        assert_eq!(Shown::of(r#""plain""#), Shown::Messages(vec![("text".into(), "plain".into())]));
+        assert_eq!(Shown::of(r#"{"a":1}"#), Shown::Json("{\n  \"a\": 1\n}".into()));
+        assert_eq!(Shown::of("not json"), Shown::Messages(vec![("text".into(), "not json".into())]));
+    }
+}

@@ -6,76 +6,22 @@ use crate::api::get_event;
 use crate::components::SectionTabs;
 use crate::components::users_table::{count, short_time};
 use crate::model::query::encode;
+use crate::model::traces::{EventPageData, Shown};
 use crate::model::{EventDetail, format_usd};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use serde_json::Value;
 
-/// Text of a message's `content`: a string, or the text parts of an array of blocks.
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                (_, Some(text)) => text.to_string(),
-                (Some("tool_use"), _) => {
-                    format!("[tool call: {}]", p.get("name").and_then(Value::as_str).unwrap_or("?"))
-                }
-                _ => p.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// Renders stored JSON: a list of chat messages as messages, anything else pretty-printed.
+/// Renders a stored prompt or response as the server read it: chat messages, or JSON.
 #[component]
 fn Conversation(
     /// Heading.
     title: &'static str,
-    /// The stored JSON text.
-    json: Option<String>,
+    /// What was stored, read on the server (`None`: not stored).
+    shown: Option<Shown>,
 ) -> impl IntoView {
-    let Some(json) = json else {
-        return view! { <section><h2>{title}</h2><p class="muted">"Not stored (privacy mode, or not sent)."</p></section> }.into_any();
-    };
-    let value: Value = serde_json::from_str(&json).unwrap_or(Value::String(json.clone()));
-    let messages: Option<Vec<(String, String)>> = match &value {
-        Value::Array(items)
-            if !items.is_empty()
-                && items.iter().all(|m| m.get("role").is_some() || m.get("type").is_some()) =>
-        {
-            Some(
-                items
-                    .iter()
-                    .map(|m| {
-                        let role = m
-                            .get("role")
-                            .or_else(|| m.get("type"))
-                            .and_then(Value::as_str)
-                            .unwrap_or("message")
-                            .to_string();
-                        let mut text = content_text(m.get("content").unwrap_or(&Value::Null));
-                        for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                            let name = call.pointer("/function/name").and_then(Value::as_str).unwrap_or("?");
-                            text.push_str(&format!("\n[tool call: {name}]"));
-                        }
-                        if text.is_empty() {
-                            text = m.to_string();
-                        }
-                        (role, text)
-                    })
-                    .collect(),
-            )
-        }
-        Value::String(s) => Some(vec![("text".into(), s.clone())]),
-        _ => None,
-    };
-    match messages {
-        Some(msgs) => view! {
+    match shown {
+        None => view! { <section><h2>{title}</h2><p class="muted">"Not stored (privacy mode, or not sent)."</p></section> }.into_any(),
+        Some(Shown::Messages(msgs)) => view! {
             <section>
                 <h2>{title}</h2>
                 <ol class="messages">
@@ -85,10 +31,10 @@ fn Conversation(
                 </ol>
             </section>
         }.into_any(),
-        None => view! {
+        Some(Shown::Json(text)) => view! {
             <section>
                 <h2>{title}</h2>
-                <pre class="json">{serde_json::to_string_pretty(&value).unwrap_or(json)}</pre>
+                <pre class="json">{text}</pre>
             </section>
         }.into_any(),
     }
@@ -110,7 +56,8 @@ fn output_breakdown(d: &EventDetail) -> String {
 }
 
 #[component]
-fn EventView(d: EventDetail) -> impl IntoView {
+fn EventView(data: EventPageData) -> impl IntoView {
+    let EventPageData { detail: d, prompt, response } = data;
     let e = d.summary.clone();
     let cost = match (e.cost_nano, d.cost_source.as_str()) {
         (Some(n), "override") => format!("{} (cost sent by the app)", format_usd(n)),
@@ -156,8 +103,8 @@ fn EventView(d: EventDetail) -> impl IntoView {
         {d.error.clone().map(|err| view! { <p class="error" role="alert">{err}</p> })}
         <h2>"Tags"</h2>
         <ul class="tags">{tags}</ul>
-        <Conversation title="Prompt" json=d.prompt.clone()/>
-        <Conversation title="Response" json=d.response.clone()/>
+        <Conversation title="Prompt" shown=prompt/>
+        <Conversation title="Response" shown=response/>
     }
 }
 
@@ -173,7 +120,7 @@ pub fn EventPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match event.await {
-                        Ok(Some(d)) => view! { <EventView d/> }.into_any(),
+                        Ok(Some(data)) => view! { <EventView data/> }.into_any(),
                         Ok(None) => view! { <p class="error" role="alert">"No event with this id."</p> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
