@@ -103,4 +103,51 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
     assert!(inflated == plain, "gzip inflates to the file");
     let identity = get("identity").await;
     assert!(identity.headers().get("content-encoding").is_none());
+
+    // Pages and API answers are compressed on the fly as the client accepts; the same content.
+    let page = |accept: &'static str| {
+        let url = format!("{}/ai-apps/users", s.base);
+        let http = s.http.clone();
+        async move { http.get(url).header("accept-encoding", accept).send().await.expect("GET page") }
+    };
+    let br = page("br").await;
+    assert_eq!(br.headers()["content-encoding"], "br");
+    let mut html = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &br.bytes().await.expect("body")[..], &mut html)
+        .expect("brotli");
+    assert!(String::from_utf8_lossy(&html).contains("&lt;script&gt;alert("), "the page, inflated");
+    let plain = page("identity").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let api = s
+        .http
+        .get(format!("{}/v1/me/ai-apps/users", s.base))
+        .bearer_auth(&s.read_key)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("GET users");
+    assert_eq!(api.headers()["content-encoding"], "gzip");
+    let mut json = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&api.bytes().await.expect("body")[..]),
+        &mut json,
+    )
+    .expect("gzip");
+    assert!(json.contains("\"total_users\":1"), "{json}");
+    // A streamed CSV export, compressed to its end.
+    let csv = s
+        .http
+        .get(format!("{}/v1/me/ai-apps/users?format=csv", s.base))
+        .bearer_auth(&s.read_key)
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("GET users.csv");
+    assert_eq!(csv.headers()["content-encoding"], "br");
+    let mut text = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &csv.bytes().await.expect("whole body")[..], &mut text)
+        .expect("brotli");
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("user_id,spend_usd,spend_nano,") && text.lines().count() == 2, "{text}");
+    assert!(s.healthy().await);
 }

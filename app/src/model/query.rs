@@ -333,56 +333,18 @@ pub fn query_string(pairs: &[(String, String)]) -> String {
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 
-/// Percent-encodes everything but unreserved characters.
+/// Percent-encodes a value for a URL path segment or query value (RFC 3986 unreserved
+/// characters stay as they are; a space is `%20`, which both a path and a query read as a space).
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
 }
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component (invalid UTF-8 is replaced).
-pub fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Splits and decodes a query string into pairs (empty parts skipped).
+/// Splits and decodes an `application/x-www-form-urlencoded` query string into pairs (empty
+/// parts skipped, `+` a space, invalid UTF-8 replaced).
 pub fn decode_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
+    form_urlencoded::parse(query.trim_start_matches('?').as_bytes()).into_owned().collect()
 }
 
 #[cfg(test)]
@@ -436,9 +398,11 @@ mod tests {
 
     #[test]
     fn decoding_handles_odd_input() {
-        assert_eq!(decode("a%3Cb%3E+c"), "a<b> c");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz"), "%zz");
+        let one = |q: &str| decode_pairs(q).into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(one("a=a%3Cb%3E+c"), ["a=a<b> c"]);
+        assert_eq!(one("?a=100%&&b=%zz&c"), ["a=100%", "b=%zz", "c="]);
+        assert_eq!(one("tag=plan%3Dpro"), ["tag=plan=pro"]);
         assert_eq!(encode("<img src=x>"), "%3Cimg%20src%3Dx%3E");
+        assert_eq!(encode("dave@example.com/ä"), "dave%40example.com%2F%C3%A4");
     }
 }

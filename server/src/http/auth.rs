@@ -9,21 +9,16 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use cookie::time::Duration;
 
 pub const SESSION_COOKIE: &str = "tt_session";
 pub const CSRF_COOKIE: &str = "tt_csrf";
 pub const PROJECT_COOKIE: &str = "tt_project";
 
-/// The value of cookie `name`.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// The value of cookie `name` (parsed by axum-extra's cookie jar).
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    CookieJar::from_headers(headers).get(name).map(|c| c.value().to_string())
 }
 
 /// Whether the browser reached us over HTTPS (directly or through a proxy that says so).
@@ -33,18 +28,22 @@ pub(super) fn https(headers: &HeaderMap) -> bool {
         || forwarded("forwarded").is_some_and(|f| f.contains("proto=https"))
 }
 
+/// A `Set-Cookie` value: the whole site, never readable by scripts.
 pub(super) fn set_cookie(
-    name: &str,
+    name: &'static str,
     value: &str,
     max_age: i64,
-    same_site: &str,
+    same_site: SameSite,
     secure: bool,
 ) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let cookie = Cookie::build((name, value.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .max_age(Duration::seconds(max_age))
+        .secure(secure)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Paths that need no dashboard context at all (no session, project or CSRF token): static
@@ -71,7 +70,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     let user = match cookie(&headers, SESSION_COOKIE) {
-        Some(token) => match state.store.session(token).await {
+        Some(token) => match state.store.session(&token).await {
             Ok(s) => s.map(|s| s.username),
             Err(e) => return ApiError::from(e).into_response(),
         },
@@ -84,7 +83,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
         return Redirect::to(&format!("/login?next={}", app::model::query::encode(target))).into_response();
     }
-    let csrf_cookie = cookie(&headers, CSRF_COOKIE).filter(|c| c.len() == 64).map(str::to_string);
+    let csrf_cookie = cookie(&headers, CSRF_COOKIE).filter(|c| c.len() == 64);
     let csrf = match &csrf_cookie {
         Some(c) => c.clone(),
         None => match app::store::auth::random_hex(32) {
@@ -101,7 +100,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     if csrf_cookie.is_none() {
         resp.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(CSRF_COOKIE, &csrf, 400 * 86_400, "Strict", https(&headers)),
+            set_cookie(CSRF_COOKIE, &csrf, 400 * 86_400, SameSite::Strict, https(&headers)),
         );
     }
     resp

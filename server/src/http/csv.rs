@@ -127,7 +127,8 @@ where
             }
         }
     });
-    let body = stream::once(async move { Ok(header) }).chain(pages);
+    // Fused: the response's compression may poll again after the end.
+    let body = stream::once(async move { Ok(header) }).chain(pages).fuse();
     csv_response(filename, Body::from_stream(body))
 }
 

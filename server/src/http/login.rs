@@ -9,6 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::SameSite;
 use serde::Deserialize;
 
 /// Session length: `TOKENTALLY_SESSION_TTL_SECS`, default 7 days.
@@ -115,7 +116,7 @@ pub async fn login(
     };
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, ttl, "Lax", https(&headers)));
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, ttl, SameSite::Lax, https(&headers)));
     resp
 }
 
@@ -129,12 +130,13 @@ crate::has_csrf!(LoginForm, CsrfForm, ProjectForm);
 /// `POST /logout`.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _: Checked<CsrfForm>) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = state.store.delete_session(token).await
+        && let Err(e) = state.store.delete_session(&token).await
     {
         return ApiError::from(e).into_response();
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, "Lax", https(&headers)));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, SameSite::Lax, https(&headers)));
     resp
 }
 
@@ -157,7 +159,7 @@ pub async fn switch_project(
     let mut resp = Redirect::to(&safe_next(form.next.as_deref())).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, "Lax", https(&headers)),
+        set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, SameSite::Lax, https(&headers)),
     );
     resp
 }

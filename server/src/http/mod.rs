@@ -21,6 +21,12 @@ use axum::http::{Request, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+/// Longest pause between two parts of a request body.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
@@ -75,7 +81,12 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
-        // Outermost: counts what the auth layer answers too.
+        // A request body that stalls for 30 s is cut off (its handler answers 400).
+        .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
+        // Counts what the auth layer answers too.
         .layer(axum::middleware::from_fn(metrics::track))
+        // Outermost: pages, JSON and CSV compressed as the client accepts (brotli, gzip), at a
+        // fast level; the precompressed assets pass through as they are.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
         .with_state(state)
 }
