@@ -1,7 +1,7 @@
 // Drilldown in real Chromium: user → their traces → one trace → one call, and back again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch } from './helpers.mjs';
+import { startServer, launch, kpi } from './helpers.mjs';
 
 let server;
 let browser;
@@ -40,8 +40,8 @@ test('user → traces → trace → call, and the back button restores each step
   const traces = page.getByRole('table', { name: 'Traces of this user' });
   await traces.waitFor();
   // The user's page: their spend only ($0.006 + claude-haiku-4-5: 50 × $1/M + 20 × $5/M + 4000 × $0.10/M).
-  assert.equal(await page.getByRole('group', { name: 'Spend' }).locator('.kpi-value').innerText(), '$0.00655');
-  assert.equal(await page.getByRole('group', { name: 'LLM calls' }).locator('.kpi-value').innerText(), '2');
+  assert.equal(await kpi(page, 'Spend'), '$0.00655');
+  assert.equal(await kpi(page, 'LLM calls'), '2');
   assert.deepEqual(await traces.locator('tbody').getByRole('rowheader').allInnerTexts(), ['POST /api/chat']);
 
   await traces.getByRole('link', { name: 'POST /api/chat' }).click();
@@ -49,18 +49,18 @@ test('user → traces → trace → call, and the back button restores each step
   const calls = page.getByRole('table', { name: 'Calls in this trace' });
   await calls.waitFor();
   assert.deepEqual(await calls.locator('tbody').getByRole('rowheader').allInnerTexts(), ['gpt-4o', 'claude-haiku-4-5']);
-  assert.match(await page.locator('.tags').innerText(), /plan=pro/);
+  assert.match(await page.getByRole('list', { name: 'Tags' }).innerText(), /plan=pro/);
 
   await calls.getByRole('link', { name: 'gpt-4o' }).click();
   await page.waitForURL(/\/ai-apps\/events\/ev-kim-1$/);
   await page.getByRole('heading', { name: 'gpt-4o', level: 1 }).waitFor();
-  const facts = await page.locator('.facts').innerText();
+  const facts = await page.getByRole('region', { name: 'Call details' }).innerText();
   assert.match(facts, /Input tokens\s+1,200/);
   assert.match(facts, /Output tokens\s+300/);
   // 1200 × $2.50/M + 300 × $10/M = $0.006
   assert.match(facts, /\$0\.006 \(price table\)/);
-  assert.match(await page.locator('.messages').first().innerText(), /What is my order status\?/);
-  assert.match(await page.locator('.messages').nth(1).innerText(), /It ships tomorrow\./);
+  assert.match(await page.getByRole('list', { name: 'Prompt' }).innerText(), /What is my order status\?/);
+  assert.match(await page.getByRole('list', { name: 'Response' }).innerText(), /It ships tomorrow\./);
 
   await page.goBack();
   await page.waitForURL(/\/ai-apps\/traces\/tr-kim-1$/);

@@ -108,3 +108,19 @@ export async function tableUsers(page) {
   const table = page.getByRole('table', { name: 'Users by spend' });
   return table.locator('tbody').getByRole('rowheader').allInnerTexts();
 }
+
+/** A KPI card's figure as shown: the line after its label in the group named `label`. */
+export async function kpi(page, label) {
+  const lines = (await page.getByRole('group', { name: label }).innerText()).split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines[1];
+}
+
+/** Waits (up to 10 s) until the KPI named `label` shows `value`; throws with what it showed. */
+export async function waitForKpi(page, label, value) {
+  let shown;
+  for (const start = Date.now(); Date.now() - start < 10_000; await page.waitForTimeout(50)) {
+    shown = await kpi(page, label).catch(() => undefined);
+    if (shown === value) return;
+  }
+  throw new Error(`KPI ${label}: waited for ${value}, shows ${shown}`);
+}

@@ -1,7 +1,7 @@
 // Overview and Models in real Chromium: figures, the chart's series, filters across tabs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, event } from './helpers.mjs';
+import { startServer, launch, event, kpi, waitForKpi } from './helpers.mjs';
 
 let server;
 let browser;
@@ -23,7 +23,6 @@ after(async () => {
   await server?.stop();
 });
 
-const kpi = (page, label) => page.getByRole('group', { name: label }).locator('.kpi-value').innerText();
 
 test('the Overview shows the KPIs and a chart with one series per model', async () => {
   const page = await browser.context.newPage();
@@ -88,7 +87,7 @@ test('a provider picked from the menu narrows the Overview and stays on the User
   await page.getByText('Provider ▾').click();
   await page.getByRole('list', { name: 'Provider filter' }).getByRole('link', { name: 'anthropic' }).click();
   await page.waitForURL(/provider=anthropic/);
-  await page.waitForFunction(() => document.querySelector('[aria-label="Spend"] .kpi-value')?.innerText === '$0.10');
+  await waitForKpi(page, 'Spend', '$0.10');
   assert.equal(await kpi(page, 'Active users'), '1');
   await page.getByRole('link', { name: 'Users', exact: true }).click();
   await page.waitForURL(/\/ai-apps\/users\?provider=anthropic/);
@@ -105,7 +104,7 @@ test('the user menu, the tag field, a custom range and stacking by provider', as
   const page = await browser.context.newPage();
   await page.goto(`${server.base}/ai-apps`);
   await page.waitForFunction(() => window.__tokentally_hydrated === true);
-  const spendIs = (v) => page.waitForFunction((v) => document.querySelector('[aria-label="Spend"] .kpi-value')?.innerText === v, v);
+  const spendIs = (v) => waitForKpi(page, 'Spend', v);
 
   // Stacking by provider: one series per provider, and the choice is in the URL.
   await page.getByRole('link', { name: 'by provider' }).click();

@@ -29,7 +29,7 @@ const segmentRows = async (page) => {
   const table = page.getByRole('table', { name: 'Segments' });
   await table.waitFor();
   return table.locator('tbody tr').evaluateAll((rows) =>
-    rows.map((r) => [r.querySelector('th').innerText, r.querySelectorAll('td.num')[0].innerText, r.querySelectorAll('td.num')[2].innerText]));
+    rows.map((r) => [r.querySelector('th').innerText, r.cells[2].innerText, r.cells[4].innerText]));
 };
 
 test('segments group spend by a tag key; a value becomes a tag pill', async () => {
@@ -43,7 +43,8 @@ test('segments group spend by a tag key; a value becomes a tag pill', async () =
   await page.waitForFunction(() => document.querySelector('table[aria-label="Segments"] thead th')?.innerText === 'org');
   assert.deepEqual(await segmentRows(page), [['acme', '$2.80', '2'], ['initech', '$1.00', '1'], ['(not set)', '$0.15', '1']]);
   // Each value's bar is drawn relative to the biggest.
-  const widths = await page.locator('table[aria-label="Segments"] .bar').evaluateAll((bars) => bars.map((b) => b.style.width));
+  const widths = await page.getByRole('table', { name: 'Segments' }).getByRole('img', { name: /of the biggest$/ })
+    .evaluateAll((bars) => bars.map((b) => b.style.width));
   assert.deepEqual(widths, ['100%', '35.7%', '5.3%']);
   await page.getByRole('link', { name: 'Filter by org=acme' }).click();
   await page.waitForURL(/tag\.org=acme/);

@@ -24,7 +24,7 @@ fn Conversation(
         Some(Shown::Messages(msgs)) => view! {
             <section>
                 <h2>{title}</h2>
-                <ol class="messages">
+                <ol class="messages" aria-label=title>
                     {msgs.into_iter().map(|(role, text)| view! {
                         <li class=format!("message {role}")><span class="role">{role.clone()}</span><pre>{text}</pre></li>
                     }).collect_view()}
@@ -80,7 +80,7 @@ fn EventView(data: EventPageData) -> impl IntoView {
             <h1>{e.model.clone()}</h1>
             <span class=format!("status {}", e.status)>{e.status.clone()}</span>
         </header>
-        <dl class="facts">
+        <section aria-label="Call details"><dl class="facts">
             <div><dt>"Provider"</dt><dd>{e.provider.clone()}</dd></div>
             <div><dt>"Agent"</dt><dd>{if e.agent.is_empty() { "—".to_string() } else { e.agent.clone() }}</dd></div>
             <div><dt>"Time"</dt><dd>{format!("{} UTC", short_time(&e.timestamp))}</dd></div>
@@ -96,13 +96,13 @@ fn EventView(data: EventPageData) -> impl IntoView {
             <div><dt>"Cache reads"</dt><dd>{count(e.cache_read_tokens)}</dd></div>
             <div><dt>"Cache writes"</dt><dd>{format!("{} ({} with 1-hour TTL)", count(e.cache_creation_tokens), count(d.cache_creation_1h_tokens))}</dd></div>
             <div><dt>"Tools"</dt><dd>{if e.tools.is_empty() { "—".to_string() } else { e.tools.join(", ") }}</dd></div>
-        </dl>
+        </dl></section>
         {d.usage_estimated.then(|| view! {
             <p class="note estimated">"Token counts are the SDK's estimate: the provider reported no usage for this call (a stream stopped before its end). The cost is priced from the estimate."</p>
         })}
         {d.error.clone().map(|err| view! { <p class="error" role="alert">{err}</p> })}
         <h2>"Tags"</h2>
-        <ul class="tags">{tags}</ul>
+        <ul class="tags" aria-label="Tags">{tags}</ul>
         <Conversation title="Prompt" shown=prompt/>
         <Conversation title="Response" shown=response/>
     }

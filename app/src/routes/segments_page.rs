@@ -37,6 +37,7 @@ fn SegmentsTable(view: SegmentsView, params: UsersParams) -> impl IntoView {
             // Bar length relative to the biggest segment, in tenths of a percent.
             let permille = s.spend_nano * 1000 / max;
             let width = format!("width: {}.{}%", permille / 10, permille % 10);
+            let bar_label = format!("{}.{}% of the biggest", permille / 10, permille % 10);
             let name = match &s.value {
                 Some(v) => {
                     let mut p = UsersParams { by: Some(by.clone()), offset: 0, ..params.clone() };
@@ -50,7 +51,7 @@ fn SegmentsTable(view: SegmentsView, params: UsersParams) -> impl IntoView {
             view! {
                 <tr>
                     <th scope="row">{name}</th>
-                    <td class="bar-cell"><div class="bar" style=width></div></td>
+                    <td class="bar-cell"><div class="bar" style=width role="img" aria-label=bar_label></div></td>
                     <td class="num">{format_usd(s.spend_nano)}</td>
                     <td class="num">{format!("{}.{}%", s.share_permille / 10, s.share_permille % 10)}</td>
                     <td class="num">{count(s.users)}</td>

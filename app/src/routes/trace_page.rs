@@ -100,7 +100,7 @@ pub fn TracePage() -> impl IntoView {
                                     <div><dt>"Spend"</dt><dd>{format_usd(t.spend_nano)}</dd></div>
                                 </dl>
                                 <h2>"Tags"</h2>
-                                <ul class="tags">{tags}</ul>
+                                <ul class="tags" aria-label="Tags">{tags}</ul>
                                 <h2>"Calls"</h2>
                                 <Timeline detail=d/>
                             }.into_any()
