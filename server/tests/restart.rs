@@ -71,6 +71,14 @@ async fn a_restart_reads_the_saved_aggregate_unless_the_database_changed() {
     let record = json!({ "id": "t7", "started_at": minutes_ago(2000), "route_tag": "POST /moved", "tags": { "userId": "u7" } });
     let (status, body) = server.post(&json!({ "events": more, "traces": [record] })).await;
     assert_eq!(status, 200, "{body}");
+    // Records without a call in their batch: one moves an old trace's start, one starts a trace
+    // that has no calls yet (nothing but the record names them for the replay).
+    let records = json!([
+        { "id": "t3", "started_at": minutes_ago(3000), "route_tag": "POST /earlier", "tags": { "userId": "u3" } },
+        { "id": "t-empty", "started_at": minutes_ago(40), "route_tag": "POST /empty", "tags": { "userId": "u99" } },
+    ]);
+    let (status, body) = server.post(&json!({ "traces": records })).await;
+    assert_eq!(status, 200, "{body}");
     let after = answers(&server).await;
     assert_ne!(after, before);
     let (status, traces) = server.get("/v1/me/ai-apps/traces?window=7d&limit=500").await;

@@ -249,8 +249,8 @@ impl Store {
                         "SELECT rowid AS rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
                            output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
                            status, tools, firsts, tool_firsts,
-                           CASE WHEN firsts & 3 != 0 THEN (SELECT seq FROM traces t
-                             WHERE t.project_id = events.project_id AND t.id = events.trace_id) END AS trace_seq
+                           CASE WHEN firsts & 3 != 0 THEN COALESCE(events.trace_seq, (SELECT seq FROM traces t
+                             WHERE t.project_id = events.project_id AND t.id = events.trace_id)) END AS trace_seq
                          FROM events WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
                     )
                     .bind(from)

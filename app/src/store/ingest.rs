@@ -601,12 +601,6 @@ impl Store {
                   started_at = MIN(traces.started_at, excluded.started_at)",
             );
             q.build().execute(&mut *tx).await?;
-            // Named for a start after a crash (see `derived::replay_tail`).
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO trace_touches (project_id, trace_id) ");
-            q.push_values(chunk, |mut b, (t, _, _)| {
-                b.push_bind(project_id).push_bind(&t.id);
-            });
-            q.build().execute(&mut *tx).await?;
         }
 
         // Tags of events that carry none come from their trace (in this batch, or stored).
@@ -658,6 +652,22 @@ impl Store {
         )
         .await?;
         let plan = plan_calls(&resolved, &new, seen);
+
+        // Records are named for a start after a crash (see `derived::replay_tail`), which finds
+        // the traces of calls stored after the saved aggregate by those calls: only a record
+        // without a new call of its trace in this batch needs its own entry.
+        let touched: Vec<&str> = trace_rows
+            .iter()
+            .map(|(t, _, _)| t.id.as_str())
+            .filter(|id| !plan.traces.contains_key(*id))
+            .collect();
+        for chunk in touched.chunks(1_000) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO trace_touches (project_id, trace_id) ");
+            q.push_values(chunk, |mut b, id| {
+                b.push_bind(project_id).push_bind(*id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
 
         // Traces not stored before (neither by an earlier batch nor as a record in this one)
         // start at their first call; all get their calls' totals added.
