@@ -190,8 +190,8 @@ impl Store {
         let mut cube = Cube::default();
         self.fold_tag_sets(&mut cube, 0).await?;
         // The traces (their list facts and the starts per hour and tag set), a page at a time in
-        // key order.
-        let mut starts: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
+        // key order. Each page's starts go into the aggregate at once, which merges equal keys
+        // as it goes, rather than into a map of every (hour, tag set) held until the end.
         let mut after = (i64::MIN, String::new());
         loop {
             let rows: Vec<TraceRow> = sqlx::query_as(
@@ -205,24 +205,20 @@ impl Store {
             .await?;
             let Some(last) = rows.last() else { break };
             after = (last.project_id, last.id.clone());
+            let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
             for t in rows {
-                *starts
-                    .entry((t.project_id, t.started_at.div_euclid(3_600_000), t.tag_set_id))
-                    .or_default() += 1;
+                let start = (t.started_at.div_euclid(3_600_000), t.tag_set_id, 1);
+                per.entry(t.project_id).or_default().starts.push(start);
                 cube.project(t.project_id).load_trace(&t.fact());
+            }
+            for (project, d) in &per {
+                cube.project(*project).apply(d);
             }
         }
         // The calls, in rowid order.
         let (max,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(&self.read).await?;
         self.fold_calls(&mut cube, 0, max.unwrap_or(0)).await?;
-        let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
-        for ((project, hour, tag_set), n) in starts {
-            per.entry(project).or_default().starts.push((hour, tag_set, n));
-        }
-        for (project, d) in &per {
-            cube.project(*project).apply(d);
-        }
         for p in cube.projects.values_mut() {
             p.compact_all();
         }
