@@ -5,6 +5,25 @@ mod common;
 use common::{TestServer, minutes_ago};
 use serde_json::json;
 
+/// A response's whole body, inflated from brotli.
+async fn unbrotli(resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &resp.bytes().await.expect("whole body")[..], &mut out)
+        .expect("valid brotli");
+    out
+}
+
+/// A response's whole body, inflated from gzip.
+async fn ungzip(resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&resp.bytes().await.expect("whole body")[..]),
+        &mut out,
+    )
+    .expect("valid gzip");
+    out
+}
+
 #[tokio::test]
 async fn pages_render_on_the_server_and_assets_are_embedded() {
     let s = TestServer::start();
@@ -87,20 +106,11 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
     assert_eq!(br.headers()["content-encoding"], "br");
     assert_eq!(br.headers()["vary"], "accept-encoding");
     let br_tag = br.headers()["etag"].to_str().expect("etag").to_string();
-    let mut inflated = Vec::new();
-    brotli_decompressor::BrotliDecompress(&mut &br.bytes().await.expect("body")[..], &mut inflated)
-        .expect("valid brotli");
-    assert!(inflated == plain, "brotli inflates to the file");
+    assert!(unbrotli(br).await == plain, "brotli inflates to the file");
     let gz = get("gzip, br;q=0").await;
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     assert_ne!(gz.headers()["etag"].to_str().expect("etag"), br_tag);
-    let mut inflated = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(&gz.bytes().await.expect("body")[..]),
-        &mut inflated,
-    )
-    .expect("valid gzip");
-    assert!(inflated == plain, "gzip inflates to the file");
+    assert!(ungzip(gz).await == plain, "gzip inflates to the file");
     let identity = get("identity").await;
     assert!(identity.headers().get("content-encoding").is_none());
 
@@ -112,41 +122,24 @@ async fn pages_render_on_the_server_and_assets_are_embedded() {
     };
     let br = page("br").await;
     assert_eq!(br.headers()["content-encoding"], "br");
-    let mut html = Vec::new();
-    brotli_decompressor::BrotliDecompress(&mut &br.bytes().await.expect("body")[..], &mut html)
-        .expect("brotli");
-    assert!(String::from_utf8_lossy(&html).contains("&lt;script&gt;alert("), "the page, inflated");
+    assert!(
+        String::from_utf8_lossy(&unbrotli(br).await).contains("&lt;script&gt;alert("),
+        "the page, inflated"
+    );
     let plain = page("identity").await;
     assert!(plain.headers().get("content-encoding").is_none());
-    let api = s
-        .http
-        .get(format!("{}/v1/me/ai-apps/users", s.base))
-        .bearer_auth(&s.read_key)
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .expect("GET users");
-    assert_eq!(api.headers()["content-encoding"], "gzip");
-    let mut json = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(&api.bytes().await.expect("body")[..]),
-        &mut json,
-    )
-    .expect("gzip");
+    let api = |path: &'static str, accept: &'static str| {
+        let request = s.http.get(format!("{}{path}", s.base)).bearer_auth(&s.read_key);
+        async move { request.header("accept-encoding", accept).send().await.expect("GET API") }
+    };
+    let users = api("/v1/me/ai-apps/users", "gzip").await;
+    assert_eq!(users.headers()["content-encoding"], "gzip");
+    let json = String::from_utf8_lossy(&ungzip(users).await).into_owned();
     assert!(json.contains("\"total_users\":1"), "{json}");
     // A streamed CSV export, compressed to its end.
-    let csv = s
-        .http
-        .get(format!("{}/v1/me/ai-apps/users?format=csv", s.base))
-        .bearer_auth(&s.read_key)
-        .header("accept-encoding", "br")
-        .send()
-        .await
-        .expect("GET users.csv");
+    let csv = api("/v1/me/ai-apps/users?format=csv", "br").await;
     assert_eq!(csv.headers()["content-encoding"], "br");
-    let mut text = Vec::new();
-    brotli_decompressor::BrotliDecompress(&mut &csv.bytes().await.expect("whole body")[..], &mut text)
-        .expect("brotli");
+    let text = unbrotli(csv).await;
     let text = String::from_utf8_lossy(&text);
     assert!(text.starts_with("user_id,spend_usd,spend_nano,") && text.lines().count() == 2, "{text}");
     assert!(s.healthy().await);

@@ -92,9 +92,21 @@ pub fn group_thousands(n: u64) -> String {
     out
 }
 
+/// A share in tenths of a percent, shown as `35.7%`.
+pub fn tenths_percent(permille: i64) -> String {
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenths_of_a_percent_show_one_decimal() {
+        assert_eq!(tenths_percent(357), "35.7%");
+        assert_eq!(tenths_percent(1000), "100.0%");
+        assert_eq!(tenths_percent(5), "0.5%");
+    }
 
     #[test]
     fn big_numbers_are_abbreviated_and_small_ones_exact() {

@@ -5,7 +5,7 @@ use crate::api::get_overview;
 use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
-use crate::model::money::{abbreviate_count, abbreviate_usd};
+use crate::model::money::{abbreviate_count, abbreviate_usd, tenths_percent};
 use crate::model::query::encode;
 use crate::model::{Charted, Kpis, Overview, Stack, UsersParams, format_usd};
 use leptos::prelude::*;
@@ -30,8 +30,7 @@ fn rate(errors: i64, calls: i64) -> String {
     if calls == 0 {
         return "—".into();
     }
-    let permille = errors * 1000 / calls;
-    format!("{}.{}%", permille / 10, permille % 10)
+    tenths_percent(errors * 1000 / calls)
 }
 
 /// A KPI's figure: `shown`, and when that is abbreviated the exact figure on hover

@@ -4,6 +4,7 @@
 use crate::api::get_segments;
 use crate::components::users_table::count;
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::model::money::tenths_percent;
 use crate::model::{SegmentRow, SegmentsView, UserSort, UsersParams, format_usd};
 use leptos::prelude::*;
 
@@ -36,8 +37,8 @@ fn SegmentsTable(view: SegmentsView, params: UsersParams) -> impl IntoView {
         .map(|s: SegmentRow| {
             // Bar length relative to the biggest segment, in tenths of a percent.
             let permille = s.spend_nano * 1000 / max;
-            let width = format!("width: {}.{}%", permille / 10, permille % 10);
-            let bar_label = format!("{}.{}% of the biggest", permille / 10, permille % 10);
+            let width = format!("width: {}", tenths_percent(permille));
+            let bar_label = format!("{} of the biggest", tenths_percent(permille));
             let name = match &s.value {
                 Some(v) => {
                     let mut p = UsersParams { by: Some(by.clone()), offset: 0, ..params.clone() };
@@ -53,7 +54,7 @@ fn SegmentsTable(view: SegmentsView, params: UsersParams) -> impl IntoView {
                     <th scope="row">{name}</th>
                     <td class="bar-cell"><div class="bar" style=width role="img" aria-label=bar_label></div></td>
                     <td class="num">{format_usd(s.spend_nano)}</td>
-                    <td class="num">{format!("{}.{}%", s.share_permille / 10, s.share_permille % 10)}</td>
+                    <td class="num">{tenths_percent(s.share_permille)}</td>
                     <td class="num">{count(s.users)}</td>
                     <td class="num">{count(s.traces)}</td>
                     <td class="num">{count(s.calls)}</td>
