@@ -82,6 +82,13 @@ enum Command {
     },
     /// Print the read and ingest API's OpenAPI 3.1 document (the one served at /v1/openapi.json).
     Openapi,
+    /// Build the in-memory aggregate from the database and save it beside it (`<db>.aggregate`),
+    /// as `serve` does in a child process when it starts without a saved one.
+    #[command(hide = true)]
+    Aggregate {
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Fill the database with realistic demo traffic.
     Demo {
         #[command(flatten)]
@@ -267,6 +274,7 @@ async fn serve(
     }
     // Held while serving: `restore` refuses this database, and so does a second `serve`.
     let _lock = app::store::backup::lock(&db)?;
+    build_aggregate_apart(&db).await;
     let store = Store::open_with_aggregate(&db).await?;
     store.preload_event_keys();
     let default_project = store.ensure_project(DEFAULT_PROJECT).await?;
@@ -308,6 +316,31 @@ async fn serve(
     }
     store.close().await;
     Ok(())
+}
+
+/// A start without a saved aggregate (the first, or after an upgrade or a restore) builds it in a
+/// child process (`tokentally aggregate`) that saves it and exits, and then reads the saved file
+/// as after a clean stop. What the build allocates on the way (pages of calls, maps, vectors
+/// grown by doubling) goes back to the system with the child instead of staying in this
+/// process's heap: at 10M calls, 1,077 MiB resident after an in-process rebuild against about
+/// 800 MiB after reading the file. If the child fails, `open_with_aggregate` rebuilds here.
+async fn build_aggregate_apart(db: &std::path::Path) {
+    if Store::aggregate_path(db).exists() {
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return tracing::warn!(error = %e, "building the aggregate in this process"),
+    };
+    let mut child = std::process::Command::new(exe);
+    child.arg("aggregate").arg("--db").arg(db);
+    let status = tokio::task::spawn_blocking(move || child.status()).await;
+    match status {
+        Ok(Ok(s)) if s.success() => {}
+        Ok(Ok(s)) => tracing::warn!(status = %s, "building the aggregate apart failed; building it here"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "building the aggregate apart failed; building it here"),
+        Err(e) => tracing::warn!(error = %e, "building the aggregate apart failed; building it here"),
+    }
 }
 
 /// Resolves at SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
@@ -412,6 +445,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             set_password(&store, &username, &password).await?;
             store.close().await;
             println!("password set for {username:?}");
+            Ok(())
+        }
+        Command::Aggregate { db } => {
+            let store = Store::open_with_aggregate(&db.db).await?;
+            store.save_aggregate(&Store::aggregate_path(&db.db)).await?;
+            store.close().await;
             Ok(())
         }
         Command::Openapi => {

@@ -436,6 +436,7 @@ impl Store {
     /// The commit is not synced: the caller answers only after `sync_wal`.
     async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut fresh_tags = HashMap::new();
+        let mut fresh_texts = super::texts::TextIds::new();
         let started = std::time::Instant::now();
         let keys = self.event_keys().await?;
         let mut conn = self.write.acquire().await?;
@@ -443,7 +444,8 @@ impl Store {
         // Every other write on this connection (keys, settings, deletions) commits synced: a
         // connection not set back (an error, a panic) is closed rather than reused.
         let mut unsynced = CloseUnlessReset { conn: &mut conn, reset: false };
-        let result = self.write_tx(unsynced.conn, jobs, keys, &mut fresh_tags, started).await;
+        let fresh = (&mut fresh_tags, &mut fresh_texts);
+        let result = self.write_tx(unsynced.conn, jobs, keys, fresh, started).await;
         unsynced.reset = sqlx::query("PRAGMA synchronous = FULL").execute(&mut **unsynced.conn).await.is_ok();
         drop(unsynced);
         let (done, written_keys, written) = result?;
@@ -466,6 +468,7 @@ impl Store {
         if let Ok(mut cache) = self.tag_cache.lock() {
             cache.extend(fresh_tags);
         }
+        self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh_texts);
         drop(conn);
         tracing::debug!(
             batches = jobs.len(),
@@ -488,14 +491,14 @@ impl Store {
         conn: &mut sqlx::SqliteConnection,
         jobs: &[Job],
         keys: &std::sync::RwLock<EventKeys>,
-        fresh_tags: &mut HashMap<(i64, String), i64>,
+        (fresh_tags, fresh_texts): (&mut HashMap<(i64, String), i64>, &mut super::texts::TextIds),
         started: std::time::Instant,
     ) -> Result<(Vec<(IngestOutcome, Delta)>, HashMap<u32, Vec<i64>>, std::time::Duration), StoreError> {
         let mut seqs = HashMap::new();
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         catch_up_keys(&mut tx, keys).await?;
-        let mut group =
-            Group { fresh_tags, seqs: &mut seqs, keys: GroupKeys { index: keys, written: HashMap::new() } };
+        let keys = GroupKeys { index: keys, written: HashMap::new() };
+        let mut group = Group { fresh_tags, fresh_texts, seqs: &mut seqs, keys };
         let mut done = Vec::with_capacity(jobs.len());
         for j in jobs {
             let (p, t, e) = (j.project_id, &j.traces, &j.events);
@@ -516,7 +519,7 @@ impl Store {
         events: &[EventIn],
         group: &mut Group<'_>,
     ) -> Result<(IngestOutcome, Delta), StoreError> {
-        let Group { fresh_tags, seqs, keys } = group;
+        let Group { fresh_tags, fresh_texts, seqs, keys } = group;
         let mut out = IngestOutcome::default();
         let mut delta = Delta::default();
         let mut delta_tag_sets: HashSet<i64> = HashSet::new();
@@ -688,13 +691,22 @@ impl Store {
             per_trace.push((id, t, seq));
         }
         let seq_of: HashMap<&str, u32> = per_trace.iter().map(|(id, _, seq)| (id.as_str(), *seq)).collect();
+        // Prompts and responses as the numbers of their messages' rows (see `texts`).
+        let texts: Vec<Option<&str>> = (new.iter().map(|i| resolved[*i].event.prompt.as_deref()))
+            .chain(new.iter().map(|i| resolved[*i].event.response.as_deref()))
+            .map(|text| text.filter(|_| keep_content))
+            .collect();
+        let mut prompts = super::texts::store(tx, &self.text_cache, fresh_texts, project_id, &texts).await?;
+        let responses = prompts.split_off(new.len());
+        let kept: HashMap<usize, (Option<String>, Option<String>)> =
+            new.iter().copied().zip(prompts.into_iter().zip(responses)).collect();
         let rows: Vec<&usize> = new.iter().collect();
         for chunk in rows.chunks(400) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (project_id, id, trace_id, ts, kind, provider, model, agent, route_tag,
                    tag_set_id, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
                    cache_creation_1h_tokens, cost_nano, cost_source, latency_ms, status, error, tools,
-                   prompt, response, firsts, tool_firsts, usage_detail, trace_seq) ",
+                   prompt_texts, response_texts, firsts, tool_firsts, usage_detail, trace_seq) ",
             );
             q.push_values(chunk, |mut b, i| {
                 let Resolved { event: e, tag_set, route_tag, cost } = &resolved[**i];
@@ -726,8 +738,8 @@ impl Store {
                     })
                     .push_bind(&e.error)
                     .push_bind(tools)
-                    .push_bind(e.prompt.as_ref().filter(|_| keep_content))
-                    .push_bind(e.response.as_ref().filter(|_| keep_content))
+                    .push_bind(kept.get(*i).and_then(|k| k.0.clone()))
+                    .push_bind(kept.get(*i).and_then(|k| k.1.clone()))
                     .push_bind(i64::from(firsts))
                     .push_bind((!tool_flags.is_empty()).then_some(tool_flags))
                     .push_bind(&e.usage_detail)
@@ -854,6 +866,8 @@ fn not_written() -> StoreError {
 /// the calls written.
 struct Group<'a> {
     fresh_tags: &'a mut HashMap<(i64, String), i64>,
+    /// Messages stored in `texts` by this transaction (see `texts`).
+    fresh_texts: &'a mut super::texts::TextIds,
     seqs: &'a mut HashMap<i64, u32>,
     keys: GroupKeys<'a>,
 }

@@ -20,6 +20,7 @@ pub mod projects;
 pub mod retention;
 pub mod segments;
 mod sql;
+pub(crate) mod texts;
 pub mod traces;
 pub mod users;
 pub mod window;
@@ -140,6 +141,8 @@ pub struct Store {
     pub write: SqlitePool,
     /// (project id, canonical tags) → tag set id, filled after commits.
     tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
+    /// Recent prompt and response messages → their `texts` rows (see `texts`).
+    text_cache: Arc<Mutex<texts::TextCache>>,
     /// The aggregate every analytic view reads (see `derived`).
     cube: Arc<RwLock<cube::Cube>>,
     /// Batches waiting for the writer, and the gate the writer holds (see `ingest`).
@@ -265,6 +268,7 @@ impl Store {
             read,
             write,
             tag_cache: Arc::default(),
+            text_cache: Arc::default(),
             cube: Arc::default(),
             pending: Arc::default(),
             writer_gate: Arc::default(),
@@ -434,11 +438,12 @@ impl Store {
         self.version.load(Ordering::Acquire)
     }
 
-    /// Drops the cached tag-set ids (after tag sets were deleted).
+    /// Drops the cached tag-set ids and messages (after a deletion: neither outlives it in memory).
     pub(crate) fn forget_tag_sets(&self) {
         if let Ok(mut c) = self.tag_cache.lock() {
             c.clear();
         }
+        self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     pub(crate) fn bump_version(&self) {

@@ -71,8 +71,11 @@ struct EventDbRow {
     status: String,
     error: Option<String>,
     tools: Option<String>,
+    /// Inline (calls stored before migration 13), or as the ids of `texts` rows.
     prompt: Option<String>,
     response: Option<String>,
+    prompt_texts: Option<String>,
+    response_texts: Option<String>,
     usage_detail: Option<String>,
     canonical: String,
 }
@@ -101,7 +104,11 @@ impl EventDbRow {
 
 const EVENT_COLUMNS: &str = "e.id, e.trace_id, e.ts, e.kind, e.provider, e.model, e.agent, e.route_tag,
     e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_creation_tokens, e.cache_creation_1h_tokens,
-    e.cost_nano, e.cost_source, e.latency_ms, e.status, e.error, e.tools, e.prompt, e.response, e.usage_detail, ts.canonical";
+    e.cost_nano, e.cost_source, e.latency_ms, e.status, e.error, e.tools, e.usage_detail, ts.canonical";
+/// A call's prompt and response, as its own page reads them.
+const CONTENT_COLUMNS: &str = "e.prompt, e.response, e.prompt_texts, e.response_texts";
+/// The same columns empty: a trace's list of calls shows no prompts.
+const NO_CONTENT: &str = "NULL AS prompt, NULL AS response, NULL AS prompt_texts, NULL AS response_texts";
 
 fn tags_of(canonical: &str) -> BTreeMap<String, String> {
     serde_json::from_str(canonical).unwrap_or_default()
@@ -312,11 +319,11 @@ impl Store {
         // The indexes are named: to sort by time SQLite would otherwise walk the time index.
         let events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT * FROM (
-               SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_trace_seq
+               SELECT {EVENT_COLUMNS}, {NO_CONTENT} FROM events e INDEXED BY events_trace_seq
                  JOIN tag_sets ts ON ts.id = e.tag_set_id
                 WHERE e.project_id = ?1 AND e.trace_seq IS NOT NULL AND e.trace_seq = ?3
                UNION ALL
-               SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_trace
+               SELECT {EVENT_COLUMNS}, {NO_CONTENT} FROM events e INDEXED BY events_trace
                  JOIN tag_sets ts ON ts.id = e.tag_set_id
                 WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id = ?2)
              ORDER BY ts, id"
@@ -351,39 +358,37 @@ impl Store {
         }
         let list = rowids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
         let row: Option<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
+            "SELECT {EVENT_COLUMNS}, {CONTENT_COLUMNS} FROM events e JOIN tag_sets ts ON ts.id = e.tag_set_id
              WHERE e.rowid IN ({list}) AND e.project_id = ?1 AND e.id = ?2"
         )))
         .bind(project_id)
         .bind(event_id)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|e| {
-            let detail: serde_json::Value =
-                e.usage_detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
-            let part = |k: &str| detail.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-            EventDetail {
-                summary: e.summary(e.ts),
-                trace_id: e.trace_id.clone(),
-                route_tag: e.route_tag.clone(),
-                tags: tags_of(&e.canonical),
-                cache_creation_1h_tokens: e.cache_creation_1h_tokens,
-                reasoning_tokens: part("reasoning_tokens"),
-                audio_input_tokens: part("audio_input_tokens"),
-                audio_output_tokens: part("audio_output_tokens"),
-                usage_estimated: detail
-                    .get("estimated")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false),
-                cost_source: e.cost_source.clone(),
-                reported_cost_usd: detail
-                    .get("reported_cost_usd")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string),
-                error: e.error.clone(),
-                prompt: e.prompt.clone(),
-                response: e.response.clone(),
+        let Some(mut e) = row else { return Ok(None) };
+        for (inline, kept) in [(&mut e.prompt, &e.prompt_texts), (&mut e.response, &e.response_texts)] {
+            if let Some(kept) = kept {
+                *inline = super::texts::load(&self.read, project_id, kept).await?;
             }
+        }
+        let detail: serde_json::Value =
+            e.usage_detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+        let part = |k: &str| detail.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+        Ok(Some(EventDetail {
+            summary: e.summary(e.ts),
+            trace_id: e.trace_id.clone(),
+            route_tag: e.route_tag.clone(),
+            tags: tags_of(&e.canonical),
+            cache_creation_1h_tokens: e.cache_creation_1h_tokens,
+            reasoning_tokens: part("reasoning_tokens"),
+            audio_input_tokens: part("audio_input_tokens"),
+            audio_output_tokens: part("audio_output_tokens"),
+            usage_estimated: detail.get("estimated").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            cost_source: e.cost_source.clone(),
+            reported_cost_usd: detail.get("reported_cost_usd").and_then(|c| c.as_str()).map(str::to_string),
+            error: e.error.clone(),
+            prompt: e.prompt.clone(),
+            response: e.response.clone(),
         }))
     }
 }
