@@ -186,6 +186,15 @@ async fn login_logout_csrf_and_session_expiry() {
     assert_eq!(resp.status(), 303);
     assert!(resp.headers()["location"].to_str().expect("loc").starts_with("/login?failed=1"));
     assert!(cookie_of(&resp, "tt_session").is_none());
+    // A failed sign-in is logged with the name quoted and escaped: a line break in it can't
+    // start a forged log line.
+    let mut forged = form("wrong password", &csrf);
+    forged[1].1 = "mallory\n2026-12-02T00:00:00.000000Z  INFO tokentally: admin signed in".into();
+    let resp = login(forged, None).await.expect("POST");
+    assert_eq!(resp.status(), 303);
+    let log = s.log();
+    assert!(log.contains("failed dashboard sign-in") && log.contains("mallory"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("2026-12-02T00:00:00.000000Z")), "{log}");
     let resp = login(form("correct horse", "forged"), None).await.expect("POST");
     assert_eq!(resp.status(), 403, "a wrong CSRF token is refused");
     let resp =

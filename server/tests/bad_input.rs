@@ -28,15 +28,23 @@ async fn each_bad_input_is_rejected_with_its_field_and_nothing_is_written() {
     let s = TestServer::start();
     let long = "x".repeat(129);
     let many_tags: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    // 20M output tokens of a $600/M model price to $12,000: over the $10,000 a call may cost.
+    let mut too_dear = with("model", json!("o1-pro"));
+    too_dear["usage"]["output_tokens"] = json!(20_000_000);
     let cases: Vec<(Value, &str)> = vec![
         (with("usage.input_tokens", json!(-5)), "events[1].usage.input_tokens"),
         (with("usage.output_tokens", json!(2.5)), "events[1].usage.output_tokens"),
         (with("usage.cache_read_tokens", json!("12")), "events[1].usage.cache_read_tokens"),
+        (with("usage.output_tokens", json!(1_000_000_001u64)), "events[1].usage.output_tokens"),
+        (too_dear, "events[1].usage"),
         (with("status", json!("maybe")), "events[1].status"),
         (with("cost_usd", json!("-0.01")), "events[1].cost_usd"),
         (with("cost_usd", json!("1e-3")), "events[1].cost_usd"),
         (with("cost_usd", json!(0.01)), "events[1].cost_usd"),
         (with("timestamp", json!("last tuesday")), "events[1].timestamp"),
+        (with("timestamp", json!("2099-01-01T00:00:00Z")), "events[1].timestamp"),
+        (with("timestamp", json!("2001-01-01T00:00:00Z")), "events[1].timestamp"),
+        (with("tags.userId", json!("")), "events[1].tags.userId"),
         (with("id", json!(long)), "events[1].id"),
         (with("id", json!("")), "events[1].id"),
         (with("tags", Value::Object(many_tags)), "events[1].tags"),

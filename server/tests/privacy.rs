@@ -214,6 +214,13 @@ async fn retention_removes_exactly_the_old_rows() {
     let (_, o) = s.get("/v1/me/ai-apps/overview").await;
     assert_eq!(o["current"]["calls"], 40);
 
+    // A retention past its cap is refused (i64::MAX days wrapped to "delete everything").
+    let (ok, out, err) =
+        cli(&s.db, &["projects", "set", "default", "--retention-days", "9223372036854775807"]);
+    assert!(!ok && err.contains("1 to 36500 days"), "{out}{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(s.get("/v1/me/ai-apps/overview").await.1["current"]["calls"], 40);
+
     let (ok, out, err) = cli(&s.db, &["projects", "set", "default", "--retention-days", "2"]);
     assert!(ok, "{out}{err}");
     let mut gone = false;

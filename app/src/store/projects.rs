@@ -16,6 +16,19 @@ pub struct ProjectChange {
 
 type ProjectRow = (i64, String, String, Option<i64>, i64, Option<i64>);
 
+/// Longest retention a project may have, in days (100 years; longer is "keep forever").
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
+
+fn check_retention(days: i64) -> Result<(), StoreError> {
+    if (1..=MAX_RETENTION_DAYS).contains(&days) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "retention is 1 to {MAX_RETENTION_DAYS} days (or none, to keep everything)"
+        )))
+    }
+}
+
 fn info((id, name, privacy, retention_days, created_at, privacy_changed_at): ProjectRow) -> ProjectInfo {
     ProjectInfo {
         id,
@@ -65,8 +78,8 @@ impl Store {
                 "a project name is 1-64 letters, digits, '-', '_' or '.'".into(),
             ));
         }
-        if retention_days.is_some_and(|d| d < 1) {
-            return Err(StoreError::Invalid("retention is at least 1 day".into()));
+        if let Some(d) = retention_days {
+            check_retention(d)?;
         }
         let done = sqlx::query(
             "INSERT INTO projects (name, created_at, privacy, retention_days) VALUES (?1, ?2, ?3, ?4)
@@ -87,10 +100,8 @@ impl Store {
     /// Changes a project's settings and returns them.
     pub async fn set_project(&self, name: &str, change: &ProjectChange) -> Result<ProjectInfo, StoreError> {
         let current = self.project(name).await?;
-        if let Some(Some(d)) = change.retention_days
-            && d < 1
-        {
-            return Err(StoreError::Invalid("retention is at least 1 day".into()));
+        if let Some(Some(d)) = change.retention_days {
+            check_retention(d)?;
         }
         let privacy = change.privacy.unwrap_or(current.privacy);
         let changed_at = if privacy != current.privacy { Some(now_ms()) } else { current.privacy_changed_at };

@@ -12,6 +12,9 @@ impl Store {
     /// in small batches (each its own transaction, so ingest interleaves). Returns the events
     /// removed.
     pub async fn apply_retention(&self, project_id: i64, days: i64, now: i64) -> Result<i64, StoreError> {
+        // A retention stored before its cap (or any out-of-range value) reads as the cap, so
+        // the cutoff can't wrap around to a day after today.
+        let days = days.clamp(1, super::projects::MAX_RETENTION_DAYS);
         let cutoff_day = now.div_euclid(86_400_000) - days;
         let cutoff_ms = cutoff_day * 86_400_000;
         let cutoff_hour = cutoff_day * 24;

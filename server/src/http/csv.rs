@@ -19,6 +19,9 @@ pub const EXPORT_PAGE: u32 = 1000;
 fn field(out: &mut String, v: &serde_json::Value) {
     let text = match v {
         serde_json::Value::Null => return,
+        // A text cell that a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, a tab or
+        // a carriage return first) gets a `'` in front: an exported user id or tag can't run.
+        serde_json::Value::String(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
@@ -142,5 +145,13 @@ mod tests {
         let cols = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         assert_eq!(lines(&rows, &cols(&["a", "b", "c", "d"])), "plain,\"x,\"\"y\"\"\nz\",12,\r\n");
         assert_eq!(header_line(&cols(&["user_id", "spend_usd"])), "user_id,spend_usd\r\n");
+        // Text that a spreadsheet would run as a formula is prefixed with `'`; numbers are not.
+        let rows = vec![
+            serde_json::json!({ "a": "=HYPERLINK(\"x\")", "b": "+1", "c": "-2", "d": "@SUM(A1)", "e": "\tx", "f": -3, "g": "a=b" }),
+        ];
+        assert_eq!(
+            lines(&rows, &cols(&["a", "b", "c", "d", "e", "f", "g"])),
+            "\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@SUM(A1),'\tx,-3,a=b\r\n"
+        );
     }
 }

@@ -56,9 +56,14 @@ pub async fn project_settings(
         Privacy::parse(&form.privacy).ok_or_else(|| ApiError::bad("privacy", "must be full or minimal"))?;
     let retention_days = match form.retention_days.trim() {
         "" => None,
-        d => Some(d.parse::<i64>().ok().filter(|d| (1..=36_500).contains(d)).ok_or_else(|| {
-            ApiError::bad("retention_days", "must be a whole number of days from 1, or empty")
-        })?),
+        d => Some(
+            d.parse::<i64>()
+                .ok()
+                .filter(|d| (1..=app::store::projects::MAX_RETENTION_DAYS).contains(d))
+                .ok_or_else(|| {
+                    ApiError::bad("retention_days", "must be a whole number of days from 1, or empty")
+                })?,
+        ),
     };
     let name = state.store.project_by_id(auth.project).await?.name;
     let change = ProjectChange { privacy: Some(privacy), retention_days: Some(retention_days) };

@@ -22,7 +22,7 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Most events (and, separately, traces) in one batch.
 pub const MAX_BATCH_ITEMS: usize = 5_000;
 /// Largest count accepted in one token bucket of one event.
-pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+pub const MAX_TOKENS: u64 = 1_000_000_000;
 const MAX_ID: usize = 128;
 pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_KEY: usize = 64;
@@ -32,6 +32,8 @@ pub const MAX_ERROR: usize = 16 * 1024;
 const MAX_TOOLS: usize = 256;
 /// How far in the future a timestamp may be (clock skew).
 pub const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
+/// How far in the past a timestamp may be (about 10 years).
+pub const MAX_AGE_MS: i64 = 3_653 * 86_400_000;
 /// Longest latency accepted.
 pub const MAX_LATENCY_MS: i64 = 7 * 24 * 3_600_000;
 
@@ -91,31 +93,31 @@ impl Status {
 #[schema(as = Usage)]
 struct UsageWire {
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     input_tokens: u64,
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     output_tokens: u64,
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     cache_read_tokens: u64,
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     cache_creation_tokens: u64,
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     cache_creation_1h_tokens: u64,
     /// Part of `output_tokens` spent on reasoning.
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     reasoning_tokens: u64,
     /// Part of the input (`input_tokens` + cache reads + cache writes) that was audio.
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     audio_input_tokens: u64,
     /// Part of `output_tokens` that was audio.
     #[serde(default)]
-    #[schema(maximum = 1000000000000.0)]
+    #[schema(maximum = 1000000000.0)]
     audio_output_tokens: u64,
     /// The client estimated the counts (the provider reported none, e.g. a stopped stream).
     #[serde(default)]
@@ -152,7 +154,7 @@ struct EventWire {
     /// The `withTrace` block the call was made in.
     #[schema(max_length = 128)]
     trace_id: Option<String>,
-    /// When the call started: RFC 3339, at most 24 hours in the future.
+    /// When the call started: RFC 3339, at most 24 hours in the future and 10 years in the past.
     #[schema(format = DateTime)]
     timestamp: String,
     kind: Option<Kind>,
@@ -172,7 +174,7 @@ struct EventWire {
     #[schema(max_length = 256)]
     route_tag: Option<String>,
     /// The call's tags (`userId`, `plan`, `org`, ...): at most 64; keys 1–64 characters, values
-    /// at most 512. A call without tags takes its trace's.
+    /// at most 512 (`userId` at least 1). A call without tags takes its trace's.
     tags: Option<BTreeMap<String, String>>,
     usage: Option<UsageWire>,
     /// The call's cost in dollars as a decimal string (`"0.0125"`), replacing the price table's.
@@ -204,7 +206,7 @@ struct TraceWire {
     route_tag: Option<String>,
     /// Tags every call of the trace without its own tags takes (same limits as a call's).
     tags: Option<BTreeMap<String, String>>,
-    /// RFC 3339, at most 24 hours in the future.
+    /// RFC 3339, at most 24 hours in the future and 10 years in the past.
     #[schema(format = DateTime)]
     started_at: String,
     /// Not before `started_at`.
@@ -277,14 +279,23 @@ fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
     if ms > now_ms + MAX_FUTURE_MS {
         return Err(ApiError::bad(field, "is more than 24 hours in the future"));
     }
-    if ms < 0 {
-        return Err(ApiError::bad(field, "is before 1970"));
+    if ms < now_ms.saturating_sub(MAX_AGE_MS) {
+        return Err(ApiError::bad(field, "is more than 10 years in the past"));
     }
     Ok(ms)
 }
 
 /// Most dollars one call may cost (`cost_usd`).
 pub const MAX_COST_USD: u32 = 10_000;
+
+/// Most nano-USD one call may cost, sent as `cost_usd` or priced from its tokens.
+pub const MAX_COST_NANO: i64 = MAX_COST_USD as i64 * 1_000_000_000;
+
+/// Whether a call's cost (its `cost_usd`, else its tokens at the price table's rates) is within
+/// [`MAX_COST_NANO`]: caps on each call keep every sum of them far from overflowing.
+pub fn cost_within_cap(provider: &str, model: &str, usage: &Usage, override_nano: Option<i64>) -> bool {
+    app::pricing::cost_of(provider, model, usage, override_nano).nano().is_none_or(|n| n <= MAX_COST_NANO)
+}
 
 /// `cost_usd` as the API document's pattern says: 1–4 whole digits and up to 18 decimals, or
 /// 10000 exactly.
@@ -318,6 +329,13 @@ fn tags(field: &str, tags: Option<BTreeMap<String, String>>) -> Result<BTreeMap<
     for (k, v) in &tags {
         check_len(&format!("{field}.{k}"), k, 1, MAX_TAG_KEY)?;
         check_len(&format!("{field}.{k}"), v, 0, MAX_TAG_VALUE)?;
+    }
+    // The end user's id is what deletion finds them by: an empty one could never be deleted.
+    if tags.get("userId").is_some_and(|u| u.is_empty()) {
+        return Err(ApiError::bad(
+            format!("{field}.userId"),
+            "must not be empty (leave the tag out instead)",
+        ));
     }
     Ok(tags)
 }
@@ -405,6 +423,19 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         .map(|l| l.ok_or_else(|| ApiError::bad(f("latency_ms"), "must be at most one week")))
         .transpose()?;
     let json_text = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
+    let priced = Usage {
+        input: usage.input_tokens,
+        output: usage.output_tokens,
+        cache_read: usage.cache_read_tokens,
+        cache_creation: usage.cache_creation_tokens,
+        cache_creation_1h: usage.cache_creation_1h_tokens,
+    };
+    if !cost_within_cap(&provider, &model, &priced, cost_override_nano) {
+        return Err(ApiError::bad(
+            f("usage"),
+            format!("prices to more than ${MAX_COST_USD} for one call at {model}'s rates"),
+        ));
+    }
     Ok(EventIn {
         ts_ms: parse_time(&f("timestamp"), &w.timestamp, now_ms)?,
         tags: tags(&f("tags"), w.tags)?,
@@ -415,13 +446,7 @@ fn event(i: usize, w: EventWire, now_ms: i64) -> Result<EventIn, ApiError> {
         model,
         agent: w.agent.unwrap_or_default(),
         route_tag: w.route_tag,
-        usage: Usage {
-            input: usage.input_tokens,
-            output: usage.output_tokens,
-            cache_read: usage.cache_read_tokens,
-            cache_creation: usage.cache_creation_tokens,
-            cache_creation_1h: usage.cache_creation_1h_tokens,
-        },
+        usage: priced,
         cost_override_nano,
         latency_ms,
         is_error: w.status == Some(Status::Error),

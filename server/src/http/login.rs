@@ -45,9 +45,19 @@ pub struct LoginQuery {
 /// Only a local path may be a redirect target (no `//host` or `https://…`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if is_local_path(n) => n.to_string(),
         _ => "/ai-apps".to_string(),
     }
+}
+
+/// A path on this site: starts with one `/`, parses as a URI without scheme or authority, and
+/// holds no control character, whitespace or backslash (browsers drop tabs and line breaks and
+/// read `\` as `/`, so `/%09/evil.com` or `/\evil.com` would leave the site).
+fn is_local_path(n: &str) -> bool {
+    n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && n.parse::<axum::http::Uri>().is_ok_and(|u| u.scheme().is_none() && u.authority().is_none())
 }
 
 /// `GET /login`.
@@ -105,7 +115,9 @@ pub async fn login(
         }
     };
     let (Some((admin_id, _)), true) = (admin, ok) else {
-        tracing::warn!(username = %form.username, "failed dashboard sign-in");
+        // Quoted and escaped (`Debug`), and cut short: a name can't forge or flood log lines.
+        let shown: String = form.username.chars().take(64).collect();
+        tracing::warn!(username = ?shown, "failed dashboard sign-in");
         return Redirect::to(&format!("/login?failed=1&next={}", app::model::query::encode(&next)))
             .into_response();
     };
@@ -162,4 +174,33 @@ pub async fn switch_project(
         set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, SameSite::Lax, https(&headers)),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        for ok in ["/ai-apps/users", "/ai-apps/users?tag=plan%3Dpro&window=7d", "/settings"] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        // Each would take the browser elsewhere: `//host`, a backslash read as `/`, a tab or
+        // line break the browser drops (what `%09`, `%0a` decode to), a scheme.
+        for bad in [
+            "//evil.com",
+            "/\\evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\r/evil.com",
+            " //evil.com",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "evil.com",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/ai-apps", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/ai-apps");
+    }
 }

@@ -20,7 +20,8 @@ const CALL_OPERATIONS: [&str; 4] = ["chat", "text_completion", "generate_content
 /// The limits of `/v1/events`, which OTLP calls meet too.
 pub use crate::http::ingest::MAX_TAGS;
 use crate::http::ingest::{
-    MAX_ERROR, MAX_FUTURE_MS, MAX_LATENCY_MS, MAX_NAME, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TOKENS,
+    MAX_AGE_MS, MAX_COST_USD, MAX_ERROR, MAX_FUTURE_MS, MAX_LATENCY_MS, MAX_NAME, MAX_TAG_KEY, MAX_TAG_VALUE,
+    MAX_TOKENS,
 };
 
 /// What one span says for the attribution of the calls in its trace.
@@ -516,6 +517,9 @@ fn call_of(span: &Span, attrs: &Attrs, from: &Source, now_ms: i64) -> Result<Cal
     if start > now_ms + MAX_FUTURE_MS {
         return Err("a GenAI span that starts more than 24 hours in the future".into());
     }
+    if start < now_ms.saturating_sub(MAX_AGE_MS) {
+        return Err("a GenAI span that starts more than 10 years in the past".into());
+    }
     let input = attrs.count(&INPUT_TOKENS)?;
     let output = attrs.count(&OUTPUT_TOKENS)?;
     let cache_read = attrs.count(&[
@@ -542,6 +546,10 @@ fn call_of(span: &Span, attrs: &Attrs, from: &Source, now_ms: i64) -> Result<Cal
         (raw_input.saturating_sub(cached), raw_input < cached)
     };
     let output = output.unwrap_or(0);
+    let usage = app::pricing::Usage { input, output, cache_read, cache_creation, cache_creation_1h: 0 };
+    if !crate::http::ingest::cost_within_cap(&provider, &model, &usage, None) {
+        return Err(format!("a GenAI span whose tokens price to more than ${MAX_COST_USD}"));
+    }
     let end = ms(span.end_time_unix_nano.max(span.start_time_unix_nano));
     Ok(Call {
         provider,

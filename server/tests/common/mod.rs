@@ -172,6 +172,12 @@ impl TestServer {
         resp.text().await.expect("text")
     }
 
+    /// What the server has logged so far (at the level `TOKENTALLY_LOG` sets: `warn` unless
+    /// the test sets it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(log_path(&self.db)).unwrap_or_default()
+    }
+
     pub async fn healthy(&self) -> bool {
         matches!(self.http.get(format!("{}/healthz", self.base)).send().await, Ok(r) if r.status() == 200)
     }
@@ -181,8 +187,20 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- the server's log ---\n{}", self.log());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The server's log (its stderr), beside its database; every start of it appends.
+fn log_path(db: &std::path::Path) -> PathBuf {
+    db.with_extension("log")
+}
+
+fn log_file(db: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new().create(true).append(true).open(log_path(db)).expect("server log file")
 }
 
 /// Spawns `tokentally serve` on `db` and returns it with its base URL (from its first line).
@@ -194,7 +212,7 @@ fn spawn(db: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
         .env("TOKENTALLY_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log_file(db))
         .spawn()
         .expect("spawn server");
     let stdout = child.stdout.take().expect("stdout");
