@@ -45,6 +45,15 @@ enum Command {
         /// route and often the user) before it is stored with what has arrived.
         #[arg(long, env = "TOKENTALLY_OTEL_WAIT_SECS", default_value_t = 60)]
         otel_wait_secs: u64,
+        /// Where browsers reach the dashboard (`https://tokentally.example.com`): its host name is
+        /// answered besides localhost and the listening address (any other gets 421), and an
+        /// https URL makes the cookies Secure.
+        #[arg(long, env = "TOKENTALLY_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Trust `X-Forwarded-Proto` / `Forwarded` (a TLS proxy in front sets them) for Secure
+        /// cookies. Also TOKENTALLY_TRUST_PROXY=1.
+        #[arg(long)]
+        trust_proxy: bool,
     },
     /// Manage API keys.
     Keys {
@@ -267,11 +276,14 @@ async fn serve(
     addr: SocketAddr,
     no_login: bool,
     otel_wait: std::time::Duration,
+    public_url: Option<&str>,
+    trust_proxy: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let no_login = no_login || std::env::var("TOKENTALLY_NO_LOGIN").is_ok_and(|v| v == "1" || v == "true");
     if no_login && !addr.ip().is_loopback() {
         return Err(format!("--no-login serves the dashboard to anyone who can connect, so it only listens on a loopback address (127.0.0.1 or ::1), not {addr}").into());
     }
+    let access = http::host::Access::new(public_url, addr, !no_login, trust_proxy)?;
     // Held while serving: `restore` refuses this database, and so does a second `serve`.
     let _lock = app::store::backup::lock(&db)?;
     build_aggregate_apart(&db).await;
@@ -304,8 +316,11 @@ async fn serve(
     if no_login {
         tracing::warn!(%local, "login is off (--no-login): anyone who can reach this address can use the dashboard");
     }
+    if access.answers_any_host() {
+        tracing::warn!(%local, "no --public-url: every host name is answered; set it to the URL browsers use, so a page under another name (DNS rebinding) can't reach the dashboard");
+    }
     // The peer address is what `/metrics` checks (loopback only).
-    axum::serve(listener, http::router(state).into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(listener, http::router(state, access).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop)
         .await?;
     // The next start reads the aggregate back instead of re-reading every call.
@@ -364,8 +379,11 @@ fn day(ms: i64) -> String {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Serve { db, addr, no_login, otel_wait_secs } => {
-            serve(db.db, addr, no_login, std::time::Duration::from_secs(otel_wait_secs)).await
+        Command::Serve { db, addr, no_login, otel_wait_secs, public_url, trust_proxy } => {
+            let trust_proxy =
+                trust_proxy || std::env::var("TOKENTALLY_TRUST_PROXY").is_ok_and(|v| v == "1" || v == "true");
+            let otel_wait = std::time::Duration::from_secs(otel_wait_secs);
+            serve(db.db, addr, no_login, otel_wait, public_url.as_deref(), trust_proxy).await
         }
         Command::Keys { command: KeysCommand::Create { scope, project, db } } => {
             let store = Store::open(&db.db).await?;

@@ -200,13 +200,16 @@ async fn login_logout_csrf_and_session_expiry() {
     let resp =
         login(form("correct horse", &csrf), Some(("origin", "https://evil.example"))).await.expect("POST");
     assert_eq!(resp.status(), 403, "a cross-site POST is refused");
+    // A client's own X-Forwarded-Proto doesn't make the cookie Secure: only --public-url https
+    // or --trust-proxy does (see `a_foreign_host_is_refused_on_every_route`).
     let resp = login(form("correct horse", &csrf), Some(("x-forwarded-proto", "https"))).await.expect("POST");
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/ai-apps/models");
     let session = cookie_of(&resp, "tt_session").expect("session cookie");
-    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(session.contains(attr), "{attr} in {session}");
     }
+    assert!(!session.contains("Secure"), "{session}");
     let jar = format!("tt_csrf={csrf}; tt_session={}", value(&session));
 
     // Signed in: pages, server functions and exports work.
@@ -277,4 +280,57 @@ fn no_login_refuses_a_public_address_and_serve_needs_an_admin() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TOKENTALLY_ADMIN_PASSWORD"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A page under another name resolved to 127.0.0.1 (DNS rebinding) reaches nothing: every route
+/// answers 421 to a foreign `Host`. The public URL's host is answered, and its https scheme is
+/// what makes cookies Secure.
+#[tokio::test]
+async fn a_foreign_host_is_refused_on_every_route() {
+    let s = TestServer::start();
+    let request = |method: Method, path: &str, host: &str| {
+        let req = s.http.request(method, format!("{}{path}", s.base)).header("host", host.to_string());
+        match path {
+            p if p.starts_with("/v1/events") => req.bearer_auth(&s.ingest_key).json(&json!({ "events": [] })),
+            p if p.starts_with("/v1/") => req.bearer_auth(&s.read_key),
+            _ => req,
+        }
+    };
+    let routes = [
+        (Method::GET, "/"),
+        (Method::GET, "/ai-apps/users"),
+        (Method::GET, "/settings"),
+        (Method::GET, "/login"),
+        (Method::GET, "/healthz"),
+        (Method::GET, "/pkg/no-such-file.js"),
+        (Method::GET, "/export/users.csv"),
+        (Method::GET, "/v1/openapi.json"),
+        (Method::GET, "/v1/me/ai-apps/users"),
+        (Method::POST, "/v1/events"),
+        (Method::POST, "/api/get_session"),
+        (Method::POST, "/settings/keys"),
+    ];
+    for (method, path) in routes.clone() {
+        let resp = request(method.clone(), path, "rebind.example:3000").send().await.expect("send");
+        assert_eq!(resp.status(), 421, "{method} {path}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["field"], "Host", "{body}");
+        // The same request by a loopback name isn't refused for its host.
+        for host in ["localhost:3000", "127.0.0.1", "[::1]:3000"] {
+            let resp = request(method.clone(), path, host).send().await.expect("send");
+            assert_ne!(resp.status(), 421, "{method} {path} {host}");
+        }
+    }
+    assert!(s.all_users("").await.is_empty(), "nothing was written");
+
+    let s = TestServer::start_with(
+        &["--public-url", "https://Dash.Example.com"],
+        &[("TOKENTALLY_ADMIN_PASSWORD", "correct horse")],
+    );
+    let get = |host: &str| s.http.get(format!("{}/login", s.base)).header("host", host.to_string()).send();
+    assert_eq!(get("rebind.example").await.expect("GET").status(), 421);
+    let resp = get("dash.example.com").await.expect("GET");
+    assert_eq!(resp.status(), 200);
+    let csrf = cookie_of(&resp, "tt_csrf").expect("csrf cookie");
+    assert!(csrf.contains("Secure"), "{csrf}");
 }

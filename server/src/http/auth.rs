@@ -21,13 +21,6 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     CookieJar::from_headers(headers).get(name).map(|c| c.value().to_string())
 }
 
-/// Whether the browser reached us over HTTPS (directly or through a proxy that says so).
-pub(super) fn https(headers: &HeaderMap) -> bool {
-    let forwarded = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
-    forwarded("x-forwarded-proto").is_some_and(|p| p.starts_with("https"))
-        || forwarded("forwarded").is_some_and(|f| f.contains("proto=https"))
-}
-
 /// A `Set-Cookie` value: the whole site, never readable by scripts.
 pub(super) fn set_cookie(
     name: &'static str,
@@ -95,13 +88,12 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         Some(id) if state.store.project_by_id(id).await.is_ok() => id,
         _ => state.default_project,
     };
+    let tls = req.extensions().get::<super::host::ClientTls>().is_some_and(|t| t.0);
     req.extensions_mut().insert(RequestAuth { project, csrf: csrf.clone(), user });
     let mut resp = next.run(req).await;
     if csrf_cookie.is_none() {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(CSRF_COOKIE, &csrf, 400 * 86_400, SameSite::Strict, https(&headers)),
-        );
+        resp.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, 400 * 86_400, SameSite::Strict, tls));
     }
     resp
 }

@@ -1,12 +1,13 @@
 //! Signing in and out of the dashboard (argon2id passwords, server-side sessions in an HttpOnly
 //! SameSite=Lax cookie, Secure behind HTTPS) and the project switcher.
 
-use super::auth::{Checked, PROJECT_COOKIE, SESSION_COOKIE, cookie, esc, https, page, set_cookie};
+use super::auth::{Checked, PROJECT_COOKIE, SESSION_COOKIE, cookie, esc, page, set_cookie};
 use super::error::ApiError;
+use super::host::ClientTls;
 use app::state::{AppState, RequestAuth};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SameSite;
@@ -98,7 +99,7 @@ pub struct LoginForm {
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(ClientTls(tls)): Extension<ClientTls>,
     Checked(_, form): Checked<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
@@ -128,7 +129,7 @@ pub async fn login(
     };
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, ttl, SameSite::Lax, https(&headers)));
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, ttl, SameSite::Lax, tls));
     resp
 }
 
@@ -140,15 +141,19 @@ pub struct CsrfForm {
 crate::has_csrf!(LoginForm, CsrfForm, ProjectForm);
 
 /// `POST /logout`.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _: Checked<CsrfForm>) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(ClientTls(tls)): Extension<ClientTls>,
+    headers: HeaderMap,
+    _: Checked<CsrfForm>,
+) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.store.delete_session(&token).await
     {
         return ApiError::from(e).into_response();
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, SameSite::Lax, https(&headers)));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, SameSite::Lax, tls));
     resp
 }
 
@@ -162,7 +167,7 @@ pub struct ProjectForm {
 /// `POST /project`: the project switcher.
 pub async fn switch_project(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(ClientTls(tls)): Extension<ClientTls>,
     Checked(_, form): Checked<ProjectForm>,
 ) -> Response {
     if state.store.project_by_id(form.project).await.is_err() {
@@ -171,7 +176,7 @@ pub async fn switch_project(
     let mut resp = Redirect::to(&safe_next(form.next.as_deref())).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, SameSite::Lax, https(&headers)),
+        set_cookie(PROJECT_COOKIE, &form.project.to_string(), 400 * 86_400, SameSite::Lax, tls),
     );
     resp
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod forms;
+pub mod host;
 pub mod ingest;
 pub mod login;
 pub mod metrics;
@@ -29,7 +30,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Every route of the server.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, access: host::Access) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let fallback_state = state.clone();
@@ -81,6 +82,9 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        // Before the rest: a request for a host name this server doesn't answer (DNS
+        // rebinding) gets 421 and reaches nothing.
+        .layer(axum::middleware::from_fn_with_state(access, host::check))
         // A request body that stalls for 30 s is cut off (its handler answers 400).
         .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
         // Counts what the auth layer answers too.

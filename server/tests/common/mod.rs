@@ -223,7 +223,10 @@ fn spawn(db: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .map(|hostport| format!("http://{hostport}"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        .unwrap_or_else(|| {
+            let log = std::fs::read_to_string(log_path(db)).unwrap_or_default();
+            panic!("unexpected first line: {line:?}; the server's log:\n{log}")
+        });
     (child, base)
 }
 
