@@ -334,3 +334,64 @@ async fn a_foreign_host_is_refused_on_every_route() {
     let csrf = cookie_of(&resp, "tt_csrf").expect("csrf cookie");
     assert!(csrf.contains("Secure"), "{csrf}");
 }
+
+/// A burst of wrong passwords is cut off with 429 before it reaches the password hash, and
+/// ingest keeps answering meanwhile.
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_is_throttled_and_ingest_still_answers() {
+    let s = TestServer::start_with(&[], &[("TOKENTALLY_ADMIN_PASSWORD", "correct horse")]);
+    let resp = s.http.get(format!("{}/login", s.base)).send().await.expect("GET");
+    let csrf = value(&cookie_of(&resp, "tt_csrf").expect("csrf cookie")).to_string();
+    let attempts = (0..200).map(|i| {
+        let req = s
+            .http
+            .post(format!("{}/login", s.base))
+            .header("cookie", format!("tt_csrf={csrf}"))
+            .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", &format!("guess {i}"))]);
+        async move { req.send().await.expect("POST").status().as_u16() }
+    });
+    let ingest = async {
+        let events = json!({ "events": [{ "id": "during", "timestamp": minutes_ago(1), "provider": "openai",
+            "model": "gpt-4o", "tags": { "userId": "u" }, "usage": { "input_tokens": 1, "output_tokens": 1 } }] });
+        s.post(&events).await.0
+    };
+    let (statuses, ingested) = tokio::join!(futures::future::join_all(attempts), ingest);
+    assert_eq!(ingested, 200);
+    let refused = statuses.iter().filter(|c| **c == 429).count();
+    let tried = statuses.iter().filter(|c| **c == 303).count();
+    assert_eq!(refused + tried, 200, "{statuses:?}");
+    assert!(tried <= 5 && refused >= 195, "{tried} tried, {refused} refused");
+    // The right password gets in once the wait is over (Retry-After), and clears the count.
+    let mut signed_in = false;
+    for _ in 0..10 {
+        let resp = s
+            .http
+            .post(format!("{}/login", s.base))
+            .header("cookie", format!("tt_csrf={csrf}"))
+            .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", "correct horse")])
+            .send()
+            .await
+            .expect("POST");
+        if resp.status() == 429 {
+            let wait: u64 =
+                resp.headers()["retry-after"].to_str().ok().and_then(|v| v.parse().ok()).expect("secs");
+            assert!((1..=2).contains(&wait), "{wait}");
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            continue;
+        }
+        assert_eq!(resp.status(), 303);
+        signed_in = cookie_of(&resp, "tt_session").is_some();
+        break;
+    }
+    assert!(signed_in);
+    let long = "x".repeat(257);
+    let resp = s
+        .http
+        .post(format!("{}/login", s.base))
+        .header("cookie", format!("tt_csrf={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("username", long.as_str()), ("password", "p")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 400);
+}

@@ -7,11 +7,15 @@ use super::host::ClientTls;
 use app::state::{AppState, RequestAuth};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{Extension, Query, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, Extension, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SameSite;
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Session length: `TOKENTALLY_SESSION_TTL_SECS`, default 7 days.
 fn session_ttl_secs() -> i64 {
@@ -96,25 +100,113 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// Longest username a sign-in may name.
+const MAX_USERNAME: usize = 256;
+/// Sign-in attempts a client address, or a username, gets before each next one waits.
+const FREE_ATTEMPTS: u32 = 5;
+/// Longest wait between two attempts once they are throttled.
+const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Attempts older than this are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Most clients and names remembered at once (a flood of new ones can't grow the map further:
+/// past it, a new key is throttled until old ones are forgotten).
+const MAX_TRACKED: usize = 100_000;
+
+/// Sign-in attempts per client address and per username: after [`FREE_ATTEMPTS`], each next
+/// attempt waits twice as long as the one before (1 s, 2 s, ... up to [`MAX_WAIT`]) and is
+/// refused with 429 until then. An attempt counts when it starts, so a burst is cut off before
+/// it reaches the password hash; a successful sign-in clears both counts.
+#[derive(Clone, Default)]
+pub struct Throttle(Arc<Mutex<HashMap<String, (u32, Instant)>>>);
+
+impl Throttle {
+    /// Counts an attempt for each key, or says how long to wait when one of them must.
+    fn attempt(&self, keys: &[String], now: Instant) -> Result<(), Duration> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
+        }
+        let mut wait = Duration::ZERO;
+        for key in keys {
+            match map.get(key) {
+                Some((n, last)) if now.duration_since(*last) < FORGET_AFTER && *n >= FREE_ATTEMPTS => {
+                    let delay = Duration::from_secs(1 << (n - FREE_ATTEMPTS).min(10)).min(MAX_WAIT);
+                    wait = wait.max(delay.saturating_sub(now.duration_since(*last)));
+                }
+                Some(_) => {}
+                None if map.len() >= MAX_TRACKED => wait = wait.max(Duration::from_secs(1)),
+                None => {}
+            }
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for key in keys {
+            let e = map.entry(key.clone()).or_insert((0, now));
+            if now.duration_since(e.1) >= FORGET_AFTER {
+                e.0 = 0;
+            }
+            *e = (e.0 + 1, now);
+        }
+        Ok(())
+    }
+
+    fn succeeded(&self, keys: &[String]) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            map.remove(key);
+        }
+    }
+}
+
+/// One password hash at a time, off the async workers: sign-ins can't take the cores from
+/// ingest and the dashboard.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Checks `password` against `phc` (or spends the same effort when there is no such admin, so
+/// timing doesn't tell names apart) on a blocking thread.
+async fn check_password(password: String, phc: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else { return false };
+    tokio::task::spawn_blocking(move || match phc {
+        Some(phc) => verify_password(&password, &phc),
+        None => {
+            let _ = hash_password(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
     Extension(ClientTls(tls)): Extension<ClientTls>,
+    Extension(throttle): Extension<Throttle>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Checked(_, form): Checked<LoginForm>,
 ) -> Response {
+    if form.username.chars().count() > MAX_USERNAME {
+        return ApiError::bad("username", format!("at most {MAX_USERNAME} characters")).into_response();
+    }
+    let keys = [format!("ip {}", peer.ip()), format!("user {}", form.username)];
+    if let Err(wait) = throttle.attempt(&keys, Instant::now()) {
+        let secs = wait.as_secs().max(1);
+        let mut resp = ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("too many sign-in attempts: try again in {secs} s"),
+            field: Some("username".into()),
+        }
+        .into_response();
+        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        return resp;
+    }
     let next = safe_next(form.next.as_deref());
     let admin = match state.store.admin_password(&form.username).await {
         Ok(a) => a,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let ok = match &admin {
-        Some((_, phc)) => verify_password(&form.password, phc),
-        None => {
-            // Spend the same effort for an unknown name, so timing doesn't tell names apart.
-            let _ = hash_password(&form.password);
-            false
-        }
-    };
+    let ok = check_password(form.password.clone(), admin.as_ref().map(|(_, phc)| phc.clone())).await;
     let (Some((admin_id, _)), true) = (admin, ok) else {
         // Quoted and escaped (`Debug`), and cut short: a name can't forge or flood log lines.
         let shown: String = form.username.chars().take(64).collect();
@@ -122,6 +214,7 @@ pub async fn login(
         return Redirect::to(&format!("/login?failed=1&next={}", app::model::query::encode(&next)))
             .into_response();
     };
+    throttle.succeeded(&keys);
     let ttl = session_ttl_secs();
     let token = match state.store.create_session(admin_id, ttl * 1000).await {
         Ok(t) => t,
@@ -183,7 +276,26 @@ pub async fn switch_project(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{Duration, FREE_ATTEMPTS, Instant, Throttle, safe_next};
+
+    #[test]
+    fn sign_in_attempts_wait_longer_after_the_free_ones() {
+        let t = Throttle::default();
+        let keys = ["ip 10.0.0.1".to_string(), "user admin".to_string()];
+        let start = Instant::now();
+        for _ in 0..FREE_ATTEMPTS {
+            assert_eq!(t.attempt(&keys, start), Ok(()));
+        }
+        assert_eq!(t.attempt(&keys, start), Err(Duration::from_secs(1)));
+        // Another address naming the same user waits too; an unrelated one doesn't.
+        assert!(t.attempt(&["ip 10.0.0.2".into(), "user admin".into()], start).is_err());
+        assert_eq!(t.attempt(&["ip 10.0.0.3".into(), "user other".into()], start), Ok(()));
+        let later = start + Duration::from_secs(1);
+        assert_eq!(t.attempt(&keys, later), Ok(()));
+        assert_eq!(t.attempt(&keys, later + Duration::from_millis(500)), Err(Duration::from_millis(1500)));
+        t.succeeded(&keys);
+        assert_eq!(t.attempt(&keys, later), Ok(()));
+    }
 
     #[test]
     fn next_stays_on_this_site() {

@@ -50,7 +50,10 @@ pub fn router(state: AppState, access: host::Access) -> Router {
         .route("/v1/me/ai-apps/tools", get(read_api::tools))
         .route("/v1/me/ai-apps/traces/{trace_id}", get(read_api::trace))
         .route("/v1/me/ai-apps/events/{event_id}", get(read_api::event))
-        .route("/login", get(login::login_page).post(login::login))
+        .route(
+            "/login",
+            get(login::login_page).post(login::login).layer(axum::Extension(login::Throttle::default())),
+        )
         .route("/logout", post(login::logout))
         .route("/project", post(login::switch_project))
         .route("/ai-apps/users/{user_id}/delete", post(forms::delete_user))
