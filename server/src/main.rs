@@ -319,10 +319,10 @@ async fn serve(
     if access.answers_any_host() {
         tracing::warn!(%local, "no --public-url: every host name is answered; set it to the URL browsers use, so a page under another name (DNS rebinding) can't reach the dashboard");
     }
-    // The peer address is what `/metrics` checks (loopback only).
-    axum::serve(listener, http::router(state, access).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
-        .await?;
+    // Each request carries its peer address: `/metrics` checks it (loopback only), sign-ins are
+    // throttled by it.
+    let limits = http::listen::Limits::from_env();
+    http::listen::serve(listener, http::router(state, access, limits.read_timeout), limits, stop).await?;
     // The next start reads the aggregate back instead of re-reading every call.
     let saved = Store::aggregate_path(&db);
     match store.save_aggregate(&saved).await {

@@ -159,3 +159,51 @@ async fn keys_limits_and_gzip() {
     assert_eq!(users[0]["events"], 1);
     assert!(s.healthy().await);
 }
+
+/// Slowloris: connections that send their headers a line at a time are cut off at the header
+/// deadline (1 s here), so they can't hold the connection cap (4 here) and a normal request
+/// still gets its answer.
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_cannot_hold_the_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(
+        &["--no-login"],
+        &[("TOKENTALLY_HEADER_TIMEOUT_SECS", "1"), ("TOKENTALLY_MAX_CONNECTIONS", "4")],
+    );
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("write");
+        slow.push(c);
+    }
+    // Each keeps sending a header line every 200 ms until the server closes it (or 10 s pass).
+    let drips = slow.into_iter().map(|mut c| async move {
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 512];
+        while started.elapsed() < std::time::Duration::from_secs(10) {
+            if c.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return true;
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(200), c.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                _ => {}
+            }
+        }
+        false
+    });
+    let normal = async {
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            s.http.get(format!("{}/healthz", s.base)).send(),
+        )
+        .await
+        .expect("answered in time")
+        .expect("GET");
+        resp.status().as_u16()
+    };
+    let (closed, status) = tokio::join!(futures::future::join_all(drips), normal);
+    assert_eq!(closed, vec![true; 4], "every slow connection is closed by the server");
+    assert_eq!(status, 200);
+    assert!(s.healthy().await);
+}

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod forms;
 pub mod host;
 pub mod ingest;
+pub mod listen;
 pub mod login;
 pub mod metrics;
 pub mod openapi;
@@ -30,7 +31,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Every route of the server.
-pub fn router(state: AppState, access: host::Access) -> Router {
+pub fn router(state: AppState, access: host::Access, read_timeout: std::time::Duration) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let fallback_state = state.clone();
@@ -85,6 +86,7 @@ pub fn router(state: AppState, access: host::Access) -> Router {
             }
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(axum::middleware::from_fn_with_state(read_timeout, listen::read_deadline))
         // Before the rest: a request for a host name this server doesn't answer (DNS
         // rebinding) gets 421 and reaches nothing.
         .layer(axum::middleware::from_fn_with_state(access, host::check))
