@@ -73,11 +73,12 @@ pub async fn get_models(query: String) -> Result<Charted<crate::model::ModelsVie
     Ok(Charted { view, chart_svg })
 }
 
-/// A number that changes whenever new data is stored: pages poll it (cheap) and refetch their
-/// data only when it moved.
+/// A number that changes whenever data of the dashboard's project is stored or removed: pages
+/// poll it (cheap) and refetch their data only when it moved.
 #[server(endpoint = "data_version")]
 pub async fn data_version() -> Result<u64, AppError> {
-    Ok(crate::state::state()?.store.version())
+    let (state, auth) = crate::state::request()?;
+    Ok(state.store.project_version(auth.project))
 }
 
 /// Per-tool totals for the dashboard's query string.

@@ -1,4 +1,5 @@
-//! Live refresh: after hydration, poll the data version twice a second and refetch when it moved.
+//! Live refresh: after hydration, poll the project's data version twice a second and refetch
+//! when it moved; while data keeps arriving, at most once a second.
 
 /// Calls `refetch` within about half a second of new data being stored. Polling a version number
 /// (a few bytes) rather than the data keeps an idle dashboard cheap; SSE would need a connection
@@ -12,17 +13,22 @@ pub fn refetch_on_new_data(refetch: impl Fn() + Clone + Send + Sync + 'static) {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let last = Arc::new(AtomicU64::new(u64::MAX));
         let busy = Arc::new(AtomicBool::new(false));
+        // Set by a refetch: the next tick is skipped, so a steady stream of new data refetches
+        // once a second rather than on every tick.
+        let resting = Arc::new(AtomicBool::new(false));
         let handle = set_interval_with_handle(
             move || {
-                if busy.swap(true, Ordering::AcqRel) {
+                if resting.swap(false, Ordering::AcqRel) || busy.swap(true, Ordering::AcqRel) {
                     return;
                 }
-                let (last, busy, refetch) = (last.clone(), busy.clone(), refetch.clone());
+                let (last, busy, resting, refetch) =
+                    (last.clone(), busy.clone(), resting.clone(), refetch.clone());
                 leptos::task::spawn_local(async move {
                     if let Ok(v) = data_version().await {
                         let before = last.swap(v, Ordering::AcqRel);
                         if before != u64::MAX && before != v {
                             refetch();
+                            resting.store(true, Ordering::Release);
                         }
                     }
                     busy.store(false, Ordering::Release);

@@ -133,7 +133,7 @@ impl Store {
         touched.sort_unstable();
         touched.dedup();
         self.reflag_traces(project_id, &touched).await?;
-        self.bump_version();
+        self.bump_version([project_id]);
         self.scrub().await?;
         tracing::info!(project_id, actor, user_id_sha256 = %hash, events = removed.events, traces = removed.traces, "deleted a user");
         Ok(removed)

@@ -478,8 +478,10 @@ impl Store {
             apply_us = (started.elapsed() - committed).as_micros() as u64,
             "ingest group committed"
         );
-        if done.iter().any(|(o, _)| o.accepted > 0) {
-            self.bump_version();
+        let stored: Vec<i64> =
+            jobs.iter().zip(&done).filter(|(_, (o, _))| o.accepted > 0).map(|(j, _)| j.project_id).collect();
+        if !stored.is_empty() {
+            self.bump_version(stored);
         }
         Ok(done.into_iter().map(|(o, _)| o).collect())
     }

@@ -158,6 +158,10 @@ pub struct Store {
     /// Bumped after every committed batch that stored something: open dashboards poll it and
     /// refetch only when it moved.
     version: Arc<AtomicU64>,
+    /// Each project's version: the value of `version` when something of that project was last
+    /// stored or removed (a dashboard tab polls its own project's, so ingest into one project
+    /// doesn't make every other project's tabs refetch).
+    project_versions: Arc<Mutex<HashMap<i64, u64>>>,
     /// The filter bar's top-spender menus (see `overview`).
     user_menus: Arc<Mutex<overview::UserMenus>>,
     /// Shared while OpenTelemetry calls move from the waiting area into `events`, exclusive for
@@ -276,6 +280,7 @@ impl Store {
             saved: Arc::default(),
             maintenance: Arc::default(),
             version: Arc::default(),
+            project_versions: Arc::default(),
             user_menus: Arc::default(),
             otel_gate: Arc::default(),
             event_keys: Arc::default(),
@@ -438,6 +443,11 @@ impl Store {
         self.version.load(Ordering::Acquire)
     }
 
+    /// Changes whenever this process commits or removes data of project `project_id`.
+    pub fn project_version(&self, project_id: i64) -> u64 {
+        self.project_versions.lock().unwrap_or_else(|e| e.into_inner()).get(&project_id).copied().unwrap_or(0)
+    }
+
     /// Drops the cached tag-set ids and messages (after a deletion: neither outlives it in memory).
     pub(crate) fn forget_tag_sets(&self) {
         if let Ok(mut c) = self.tag_cache.lock() {
@@ -446,8 +456,13 @@ impl Store {
         self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    pub(crate) fn bump_version(&self) {
-        self.version.fetch_add(1, Ordering::AcqRel);
+    /// Marks new data in these projects.
+    pub(crate) fn bump_version(&self, projects: impl IntoIterator<Item = i64>) {
+        let now = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut versions = self.project_versions.lock().unwrap_or_else(|e| e.into_inner());
+        for p in projects {
+            versions.insert(p, now);
+        }
     }
 
     /// Closes both pools, checkpointing the WAL.
@@ -483,4 +498,38 @@ where
     let (busy, log, copied): (i64, i64, i64) =
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(conn).await?;
     Ok(busy == 0 && copied == log)
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// A dashboard polls its own project's version: ingest into one project moves that one only,
+    /// a batch of duplicates moves nothing, a deletion moves its project's.
+    #[tokio::test]
+    async fn each_project_has_its_own_data_version() {
+        let dir = super::scratch_dir("versions");
+        let store = super::Store::open(&dir.join("v.db")).await.expect("open");
+        let (a, b) =
+            (store.ensure_project("a").await.expect("a"), store.ensure_project("b").await.expect("b"));
+        let call = super::ingest::EventIn {
+            id: "e1".into(),
+            ts_ms: super::now_ms() - 60_000,
+            kind: "llm".into(),
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            tags: std::collections::BTreeMap::from([("userId".to_string(), "u".to_string())]),
+            ..Default::default()
+        };
+        let (a0, b0) = (store.project_version(a), store.project_version(b));
+        store.ingest(a, &[], std::slice::from_ref(&call)).await.expect("ingest");
+        let a1 = store.project_version(a);
+        assert!(a1 != a0, "a moved");
+        assert_eq!(store.project_version(b), b0, "b didn't");
+        store.ingest(a, &[], std::slice::from_ref(&call)).await.expect("resend");
+        assert_eq!(store.project_version(a), a1, "a resent call stores nothing");
+        store.delete_user(a, "u", "test").await.expect("delete");
+        assert!(store.project_version(a) != a1);
+        assert_eq!(store.project_version(b), b0);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -174,7 +174,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let all = UsersFilter { from_ms: filter.from_ms, to_ms: filter.to_ms, ..UsersFilter::default() };
         let key = (project_id, from_hour, to_hour);
-        let version = self.version();
+        let version = self.project_version(project_id);
         let (reuse, forgotten) = {
             let menus = self.user_menus.lock().unwrap_or_else(|e| e.into_inner());
             let reuse = menus

@@ -93,7 +93,7 @@ impl Store {
         let touched: Vec<String> = touched.into_iter().map(|(t,)| t).collect();
         self.reflag_traces(project_id, &touched).await?;
         if events > 0 {
-            self.bump_version();
+            self.bump_version([project_id]);
             self.checkpoint().await?;
         }
         Ok(events)
