@@ -207,3 +207,32 @@ async fn slow_headers_are_cut_off_and_cannot_hold_the_connections() {
     assert_eq!(status, 200);
     assert!(s.healthy().await);
 }
+
+/// A day of calls at the caps (10^9 tokens in each of two buckets, $10,000 each, one an hour)
+/// reads back exactly in every view.
+#[tokio::test]
+async fn a_day_of_calls_at_the_caps_reads_exactly() {
+    let s = TestServer::start();
+    let events: Vec<Value> = (0..24)
+        .map(|h| {
+            json!({ "id": format!("cap{h}"), "timestamp": minutes_ago(h * 60 + 1), "provider": "openai",
+                    "model": "gpt-4o", "cost_usd": "10000", "tags": { "userId": "whale", "plan": "max" },
+                    "usage": { "input_tokens": 1_000_000_000u64, "output_tokens": 1_000_000_000u64 } })
+        })
+        .collect();
+    let (status, reply) = s.post(&json!({ "events": events })).await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, users) = s.get("/v1/me/ai-apps/users?window=7d").await;
+    let whale = &users["users"][0];
+    assert_eq!(
+        (whale["spend_usd"].as_str(), whale["spend_nano"].as_i64()),
+        (Some("240000.00"), Some(240_000_000_000_000))
+    );
+    assert_eq!(whale["tokens"].as_i64(), Some(48_000_000_000));
+    let (_, overview) = s.get("/v1/me/ai-apps/overview?window=7d").await;
+    assert_eq!(overview["current"]["spend_nano"].as_i64(), Some(240_000_000_000_000), "{overview}");
+    let (_, models) = s.get("/v1/me/ai-apps/models?window=7d").await;
+    assert_eq!(models["models"][0]["spend_nano"].as_i64(), Some(240_000_000_000_000), "{models}");
+    let (_, segments) = s.get("/v1/me/ai-apps/segments?by=plan&window=7d").await;
+    assert_eq!(segments["segments"][0]["spend_nano"].as_i64(), Some(240_000_000_000_000), "{segments}");
+}

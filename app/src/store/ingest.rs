@@ -155,7 +155,7 @@ pub fn plan_calls(resolved: &[Resolved], new: &[usize], mut seen: HashMap<String
             t.errors += i64::from(e.is_error);
             t.unpriced += i64::from(r.cost.nano().is_none());
             t.tokens += to_i64(e.usage.total());
-            t.cost_nano += r.cost.nano().unwrap_or(0);
+            t.cost_nano = t.cost_nano.saturating_add(r.cost.nano().unwrap_or(0));
             if !t.providers.contains(&e.provider) {
                 t.providers.push(e.provider.clone());
             }
@@ -781,7 +781,10 @@ impl Store {
             q.push(
                 " ON CONFLICT (project_id, id) DO UPDATE SET calls = calls + excluded.calls,
                    errors = errors + excluded.errors, unpriced = unpriced + excluded.unpriced,
-                   tokens = tokens + excluded.tokens, cost_nano = cost_nano + excluded.cost_nano,
+                   tokens = CASE WHEN tokens > 9223372036854775807 - excluded.tokens THEN 9223372036854775807
+                                 ELSE tokens + excluded.tokens END,
+                   cost_nano = CASE WHEN cost_nano > 9223372036854775807 - excluded.cost_nano THEN 9223372036854775807
+                                    ELSE cost_nano + excluded.cost_nano END,
                    last_event_at = MAX(COALESCE(last_event_at, excluded.last_event_at), excluded.last_event_at)",
             );
             q.build().execute(&mut *tx).await?;

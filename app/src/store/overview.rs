@@ -261,7 +261,8 @@ pub(super) fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64, stack:
     let n = (last - first + 1).max(0) as usize;
     let mut totals: HashMap<&str, i64> = HashMap::new();
     for r in rows {
-        *totals.entry(key(r)).or_default() += r.sums.cost;
+        let total = totals.entry(key(r)).or_default();
+        *total = total.saturating_add(r.sums.cost);
     }
     let mut names: Vec<(&str, i64)> = totals.into_iter().filter(|(_, c)| *c > 0).collect();
     names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -278,7 +279,7 @@ pub(super) fn series_of(rows: &[HourModel], from_hour: i64, to_hour: i64, stack:
         }
         let s = kept.iter().position(|m| *m == key(r)).unwrap_or(kept.len());
         if s < series.len() {
-            series[s].1[i] += r.sums.cost;
+            series[s].1[i] = series[s].1[i].saturating_add(r.sums.cost);
         }
     }
     SpendSeries {

@@ -129,7 +129,7 @@ impl Row {
         self.output += r.output;
         self.cache_read += r.cache_read;
         self.cache_creation += r.cache_creation;
-        self.cost += r.cost;
+        self.cost = self.cost.saturating_add(r.cost);
         self.latency += r.latency;
     }
 }
@@ -357,7 +357,7 @@ impl ProjectCube {
             r.output += c.output;
             r.cache_read += c.cache_read;
             r.cache_creation += c.cache_creation;
-            r.cost += c.cost.unwrap_or(0);
+            r.cost = r.cost.saturating_add(c.cost.unwrap_or(0));
             r.latency += c.latency_ms.unwrap_or(0).max(0) as u64;
             if let Some(ms) = c.latency_ms {
                 let bucket = crate::model::latency::latency_bucket(ms) as u32;
@@ -366,7 +366,7 @@ impl ProjectCube {
             for (name, flags) in &c.tools {
                 let t = tool_row(&mut tools, &mut self.tools, hour, tag_set, combo, name);
                 t.calls += 1;
-                t.cost += c.cost.unwrap_or(0);
+                t.cost = t.cost.saturating_add(c.cost.unwrap_or(0));
                 add_tool_flags(t, *flags, 1);
             }
         }
@@ -547,7 +547,7 @@ impl Hour {
                 .entry((t.tag_set, t.combo, t.tool))
                 .and_modify(|a| {
                     a.calls += t.calls;
-                    a.cost += t.cost;
+                    a.cost = a.cost.saturating_add(t.cost);
                     for i in 0..4 {
                         a.firsts[i] += t.firsts[i];
                     }
@@ -710,6 +710,21 @@ mod tests {
             5_000_000_000
         );
         assert_eq!(starts.iter().filter(|(t, _)| *t != 4).copied().collect::<Vec<_>>(), vec![(5, -3)]);
+    }
+
+    #[test]
+    fn spend_sums_saturate_instead_of_wrapping() {
+        let big = Row { cost: i64::MAX / 2 + 1, calls: 1, ..Row::default() };
+        let mut row = big;
+        row.merge(&big);
+        assert_eq!(row.cost, i64::MAX);
+        let mut sums = query::Sums::default();
+        sums.add(&big);
+        sums.add(&big);
+        assert_eq!((sums.cost, sums.calls), (i64::MAX, 2));
+        let mut twice = sums;
+        twice.merge(&sums);
+        assert_eq!(twice.cost, i64::MAX);
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Sums {
         self.output += r.output as i64;
         self.cache_read += r.cache_read as i64;
         self.cache_creation += r.cache_creation as i64;
-        self.cost += r.cost;
+        self.cost = self.cost.saturating_add(r.cost);
         self.latency += r.latency as i64;
     }
 
@@ -86,7 +86,7 @@ impl Sums {
         self.output += s.output;
         self.cache_read += s.cache_read;
         self.cache_creation += s.cache_creation;
-        self.cost += s.cost;
+        self.cost = self.cost.saturating_add(s.cost);
         self.latency += s.latency;
     }
 
@@ -469,7 +469,7 @@ impl ProjectCube {
                     p.traces += Self::row_traces(s, &r.firsts);
                     if r.user != NONE {
                         let u = &mut p.users[r.user as usize];
-                        u.0 += r.cost;
+                        u.0 = u.0.saturating_add(r.cost);
                         u.1 |= r.calls > 0;
                     }
                     if per_pair_bits && r.user != NONE && r.calls > 0 {
@@ -575,7 +575,7 @@ impl ProjectCube {
                 // A row of flags alone (calls 0) doesn't make a user appear.
                 e.1 |= rows.calls[i] > 0;
                 match sort {
-                    UserSort::Spend => e.0 += rows.cost[i],
+                    UserSort::Spend => e.0 = e.0.saturating_add(rows.cost[i]),
                     UserSort::Events => e.0 += i64::from(rows.calls[i]),
                     UserSort::Tokens => {
                         e.0 += rows.rest[i].tokens() as i64;
@@ -663,7 +663,7 @@ impl ProjectCube {
                 a.traces += Self::row_traces(s, &r.firsts);
                 a.last_ts = a.last_ts.max(hour * 3_600_000 + i64::from(r.last_ms));
                 let e = &mut pm[i * models + model_of[r.combo as usize] as usize];
-                e.0 += r.cost;
+                e.0 = e.0.saturating_add(r.cost);
                 e.1 += i64::from(r.calls);
             },
             |(a, pa), (b, pb)| {
@@ -727,7 +727,7 @@ impl ProjectCube {
                         }
                         let e = &mut acc
                             [(user - lo) as usize * models + model_of[rows.combo[i] as usize] as usize];
-                        e.0 += rows.cost[i];
+                        e.0 = e.0.saturating_add(rows.cost[i]);
                         e.1 += i64::from(rows.calls[i]);
                     }
                 }
@@ -821,7 +821,7 @@ impl ProjectCube {
                     let e = &mut sums[t.tool as usize];
                     e.0 += i64::from(t.calls);
                     e.1 += i64::from(t.firsts[k]);
-                    e.2 += t.cost;
+                    e.2 = e.2.saturating_add(t.cost);
                     e.3 += 1;
                     let u = self.user_of[t.tag_set as usize];
                     if u != NONE && t.calls > 0 {
@@ -906,7 +906,7 @@ impl ProjectCube {
             || vec![(0i64, 0i64); n + 1],
             |k, _, rows, i| {
                 let e = &mut k[slot(rows.user[i])];
-                e.0 += rows.cost[i];
+                e.0 = e.0.saturating_add(rows.cost[i]);
                 e.1 += i64::from(rows.calls[i]);
             },
             |a, b| {
