@@ -185,8 +185,22 @@ async fn deleting_a_user_scrubs_them_and_leaves_everyone_else() {
     // The log has who, when and a hash, not the id.
     let page =
         s.http.get(format!("{}/settings", s.base)).send().await.expect("GET").text().await.expect("html");
-    let hash = sha256_hex(victim);
-    assert!(page.contains(&hash[..16]), "the deletion is logged by hash");
+    // By HMAC under the install's secret, not by a bare SHA-256 anyone could match guesses to.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.db.display())).await.expect("open");
+    let secret: String = sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'install_secret'")
+        .fetch_one(&db)
+        .await
+        .expect("the install's secret");
+    db.close().await;
+    assert_eq!(secret.len(), 64);
+    let hmac = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(victim.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert!(page.contains(&hmac[..16]), "the deletion is logged by HMAC");
+    assert!(!page.contains(&sha256_hex(victim)[..16]), "not by a bare hash");
     assert!(page.contains("key:tt_admin_"), "and by which key");
     assert!(!page.contains(victim));
     // New events for the same id start afresh.

@@ -58,12 +58,13 @@ pub struct Removed {
     pub traces: i64,
 }
 
-/// One logged deletion: who, when and which user (as a hash; the id itself is not kept).
+/// One logged deletion: who, when and which user (as an HMAC under the install's secret; the
+/// id itself is not kept; empty for deletions logged before the HMAC).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
     pub at: i64,
     pub actor: String,
-    pub user_id_sha256: String,
+    pub user_id_hmac: String,
     pub events: i64,
     pub traces: i64,
 }

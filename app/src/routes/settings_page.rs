@@ -62,7 +62,7 @@ fn Settings(s: SettingsView) -> impl IntoView {
                 <tr>
                     <td>{date(d.at)}</td>
                     <td>{d.actor.clone()}</td>
-                    <td><code>{d.user_id_sha256.chars().take(16).collect::<String>()}"…"</code></td>
+                    <td><code>{if d.user_id_hmac.is_empty() { "—".to_string() } else { format!("{}…", &d.user_id_hmac[..16.min(d.user_id_hmac.len())]) }}</code></td>
                     <td class="num">{d.events}</td>
                     <td class="num">{d.traces}</td>
                 </tr>
@@ -104,7 +104,7 @@ fn Settings(s: SettingsView) -> impl IntoView {
         </form>
         <h2>"Deleted users"</h2>
         <table class="data" aria-label="Deleted users">
-            <thead><tr><th scope="col">"When"</th><th scope="col">"By"</th><th scope="col">"User id (SHA-256)"</th><th scope="col" class="num">"Events"</th><th scope="col" class="num">"Traces"</th></tr></thead>
+            <thead><tr><th scope="col">"When"</th><th scope="col">"By"</th><th scope="col">"User id (HMAC)"</th><th scope="col" class="num">"Events"</th><th scope="col" class="num">"Traces"</th></tr></thead>
             <tbody>{deletions}</tbody>
         </table>
     }

@@ -7,7 +7,8 @@
 //! just unlinked.
 
 use super::{Store, StoreError, now_ms};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use sqlx::{Connection, Sqlite, Transaction};
 
 pub use crate::model::admin::{DeletionRecord, Removed};
@@ -47,6 +48,28 @@ where
         q = q.bind(id);
     }
     Ok(q.fetch_all(&mut **tx).await?)
+}
+
+/// This install's secret for the deletion log (made, from the OS's randomness, the first time
+/// it is needed; it stays in the file and its backups).
+async fn install_secret(tx: &mut Transaction<'_, Sqlite>) -> Result<String, StoreError> {
+    let fresh = super::auth::random_hex(32)?;
+    sqlx::query("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('install_secret', ?1)")
+        .bind(&fresh)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'install_secret'")
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// HMAC-SHA256 of a user id under the install's secret, as hex: the deletion log's name for a
+/// deleted user. Unlike a bare hash, it can't be reversed by hashing guesses (emails, numbers)
+/// without the secret; with it, an operator can still check whether a given id was deleted.
+fn user_id_hmac(secret: &str, user_id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(user_id.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
@@ -108,9 +131,9 @@ impl Store {
         }
         // OpenTelemetry spans still kept for attribution (see `otel_forget_user`).
         Store::otel_forget_user(&mut tx, project_id, user_id).await?;
-        let hash: String = Sha256::digest(user_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = user_id_hmac(&install_secret(&mut tx).await?, user_id);
         sqlx::query(
-            "INSERT INTO deletion_log (project_id, at, actor, user_id_sha256, events, traces)
+            "INSERT INTO deletion_log (project_id, at, actor, user_id_hmac, events, traces)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(project_id)
@@ -135,7 +158,7 @@ impl Store {
         self.reflag_traces(project_id, &touched).await?;
         self.bump_version([project_id]);
         self.scrub().await?;
-        tracing::info!(project_id, actor, user_id_sha256 = %hash, events = removed.events, traces = removed.traces, "deleted a user");
+        tracing::info!(project_id, actor, user_id_hmac = %hash, events = removed.events, traces = removed.traces, "deleted a user");
         Ok(removed)
     }
 
@@ -234,7 +257,7 @@ impl Store {
     /// The project's logged user deletions, newest first.
     pub async fn deletion_log(&self, project_id: i64) -> Result<Vec<DeletionRecord>, StoreError> {
         let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT at, actor, user_id_sha256, events, traces FROM deletion_log
+            "SELECT at, actor, user_id_hmac, events, traces FROM deletion_log
              WHERE project_id = ?1 ORDER BY id DESC LIMIT 100",
         )
         .bind(project_id)
@@ -242,10 +265,10 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(at, actor, user_id_sha256, events, traces)| DeletionRecord {
+            .map(|(at, actor, user_id_hmac, events, traces)| DeletionRecord {
                 at,
                 actor,
-                user_id_sha256,
+                user_id_hmac,
                 events,
                 traces,
             })
