@@ -2,6 +2,8 @@
 
 mod assets;
 mod demo;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod otel;
 

@@ -253,23 +253,26 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
         .map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(raw),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::bad("body", format!("invalid gzip data: {e}")))?;
-            if out.len() > limit {
-                return Err(ApiError::too_large(limit));
-            }
-            Ok(out)
-        }
+        Some("gzip") | Some("x-gzip") => inflate(&raw, limit),
         Some(other) => Err(ApiError {
             status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             message: format!("Content-Encoding {other:?} is not supported; use gzip or none"),
             field: Some("Content-Encoding".into()),
         }),
     }
+}
+
+/// Inflates a gzip body, at most `limit` bytes of it (a zip bomb gets 413).
+pub(crate) fn inflate(raw: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(raw)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad("body", format!("invalid gzip data: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(out)
 }
 
 fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
@@ -485,7 +488,7 @@ fn serde_field(path: &serde_path_to_error::Path) -> String {
 }
 
 /// Parses and validates a whole batch; the first problem is reported with its field.
-fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>), ApiError> {
+pub(crate) fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<(Vec<TraceIn>, Vec<EventIn>), ApiError> {
     // serde would also read a struct from an array (`[]`); a batch is an object.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad("body", "must be a JSON object with \"events\" and/or \"traces\""));

@@ -3,7 +3,7 @@
 //! a call is stored once every span above it up to a root has arrived, or when its wait is over
 //! (`spawn_sweeper`). Depends on the store and `http` (auth, body reading, errors).
 
-mod count;
+pub(crate) mod count;
 pub mod map;
 pub mod resolve;
 
@@ -39,7 +39,7 @@ static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_
 const MAX_WRITER_QUEUE: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Protobuf,
     Json,
 }
@@ -113,7 +113,7 @@ fn answer(format: Format, rejected: i64, message: String) -> Response {
     }
 }
 
-fn decode(format: Format, bytes: &[u8]) -> Result<ExportTraceServiceRequest, ApiError> {
+pub(crate) fn decode(format: Format, bytes: &[u8]) -> Result<ExportTraceServiceRequest, ApiError> {
     match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(|e| {
             ApiError::bad("body", format!("not an OTLP ExportTraceServiceRequest in protobuf: {e}"))

@@ -1,0 +1,240 @@
+//! Fuzzing the parsers that read untrusted bytes: the ingest body (JSON, then validation), the
+//! gzip reader, the read API's query strings (with cursors and time ranges), and OTLP exports
+//! (JSON and protobuf). A mutation fuzzer on the stable toolchain (coverage-guided fuzzers need
+//! nightly or AFL's compiler here): each input is a committed seed (`server/tests/fuzz/`) with
+//! random mutations (bit flips, byte edits, cut, copied and spliced ranges, tokens that tend to
+//! break parsers). Every input must be answered without a panic, and what a parser accepts must
+//! meet the limits it promises.
+//!
+//! The test command runs a few thousand inputs per target; the long run is
+//! `FUZZ_EXECS=2500000 cargo test --release -p server --bin tokentally fuzz -- --nocapture`
+//! (2.5M inputs for each of the four targets).
+
+use crate::http::ingest::{self, MAX_AGE_MS, MAX_FUTURE_MS, MAX_TAGS, MAX_TOKENS};
+use app::model::UsersParams;
+use std::path::PathBuf;
+
+/// A small, fast PRNG (xorshift64*): reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Pieces that often find the corners of JSON, numbers, dates and query strings.
+const TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"1e999",
+    b"-0",
+    b"18446744073709551616",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"1.5",
+    b"\\u0000",
+    b"\\ud800",
+    b"\xff\xfe",
+    b"%",
+    b"%00",
+    b"%ff",
+    b"&",
+    b"=",
+    b".",
+    b"..",
+    b"T",
+    b"Z",
+    b"+99:99",
+    b"9999-12-31T23:59:59Z",
+    b"0000-01-01T00:00:00Z",
+    b"2026-02-30",
+    b"\"userId\":\"\"",
+    b"\"usage\":{\"output_tokens\":1000000001}",
+    b"\"cost_usd\":\"10000.000000000000000001\"",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        let len = input.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                input[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                input[i] = rng.next() as u8;
+            }
+            2 => {
+                let i = rng.below(len + 1);
+                input.insert(i, rng.next() as u8);
+            }
+            3 if len > 0 => {
+                let from = rng.below(len);
+                let to = (from + 1 + rng.below(16)).min(len);
+                input.drain(from..to);
+            }
+            4 if len > 0 => {
+                let from = rng.below(len);
+                let to = (from + 1 + rng.below(32)).min(len);
+                let piece = input[from..to].to_vec();
+                let at = rng.below(input.len() + 1);
+                input.splice(at..at, piece);
+            }
+            5 => {
+                let other = &seeds[rng.below(seeds.len())];
+                if !other.is_empty() {
+                    let from = rng.below(other.len());
+                    let to = (from + 1 + rng.below(64)).min(other.len());
+                    let at = rng.below(len + 1);
+                    input.splice(at..at, other[from..to].iter().copied());
+                }
+            }
+            6 if len > 0 => input.truncate(rng.below(len)),
+            _ => {
+                let token = TOKENS[rng.below(TOKENS.len())];
+                let at = rng.below(len + 1);
+                input.splice(at..at, token.iter().copied());
+            }
+        }
+    }
+}
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(target);
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).expect("seed corpus").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).expect("seed")).collect()
+}
+
+fn executions() -> usize {
+    std::env::var("FUZZ_EXECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+}
+
+/// Runs `check` on `execs` mutated seeds (and each seed as it is); a panic names the input.
+fn fuzz(target: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8])) {
+    let seed = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    }) | 1;
+    let mut rng = Rng(seed);
+    let execs = executions();
+    let started = std::time::Instant::now();
+    for s in &seeds {
+        check(s);
+    }
+    let mut input = Vec::new();
+    for _ in 0..execs {
+        input.clear();
+        input.extend_from_slice(&seeds[rng.below(seeds.len())]);
+        mutate(&mut rng, &seeds, &mut input);
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&input))) {
+            eprintln!("fuzz {target}: seed {seed}: input {:?}", String::from_utf8_lossy(&input));
+            std::panic::resume_unwind(panic);
+        }
+    }
+    eprintln!(
+        "fuzz {target}: {execs} inputs, 0 panics, {:.1} s (seed {seed})",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+const NOW: i64 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+
+/// What an accepted batch must meet, whatever the bytes were.
+fn accepted_batch_is_within_limits(bytes: &[u8]) {
+    let Ok((traces, events)) = ingest::parse_batch(bytes, NOW) else { return };
+    for e in &events {
+        assert!((NOW - MAX_AGE_MS..=NOW + MAX_FUTURE_MS).contains(&e.ts_ms), "timestamp {}", e.ts_ms);
+        let u = &e.usage;
+        assert!([u.input, u.output, u.cache_read, u.cache_creation].iter().all(|t| *t <= MAX_TOKENS));
+        assert!(u.cache_creation_1h <= u.cache_creation);
+        assert!(ingest::cost_within_cap(&e.provider, &e.model, u, e.cost_override_nano));
+        assert!(e.tags.len() <= MAX_TAGS && e.tags.get("userId").is_none_or(|v| !v.is_empty()));
+        assert!(!e.id.is_empty() && !e.provider.is_empty() && !e.model.is_empty());
+    }
+    for t in &traces {
+        assert!((NOW - MAX_AGE_MS..=NOW + MAX_FUTURE_MS).contains(&t.started_ms));
+        assert!(t.tags.len() <= MAX_TAGS);
+    }
+}
+
+#[test]
+fn fuzz_ingest_body() {
+    fuzz("ingest", corpus("ingest"), accepted_batch_is_within_limits);
+}
+
+#[test]
+fn fuzz_gzip_body() {
+    use std::io::Write;
+    let seeds: Vec<Vec<u8>> = corpus("ingest")
+        .iter()
+        .map(|s| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(s).expect("gzip");
+            gz.finish().expect("gzip")
+        })
+        .collect();
+    fuzz("gzip", seeds, |bytes| {
+        const LIMIT: usize = 64 * 1024;
+        if let Ok(body) = ingest::inflate(bytes, LIMIT) {
+            assert!(body.len() <= LIMIT);
+            accepted_batch_is_within_limits(&body);
+        }
+    });
+}
+
+#[test]
+fn fuzz_query_strings() {
+    fuzz("query", corpus("query"), |bytes| {
+        let Ok(query) = std::str::from_utf8(bytes) else { return };
+        if let Ok(p) = UsersParams::parse_query(query) {
+            assert!(p.limit >= 1 && p.tags.len() <= app::model::query::MAX_TAG_FILTERS);
+            if let Ok(f) = app::store::window::resolve_filter(&p, NOW) {
+                assert!(0 <= f.from_ms && f.from_ms <= f.to_ms && f.to_ms <= NOW + 86_400_000, "{f:?}");
+            }
+        }
+        let _ = app::model::TracesParams::parse_query(query);
+    });
+}
+
+#[test]
+fn fuzz_otlp_exports() {
+    use crate::otel::Format;
+    use prost::Message;
+    let json = corpus("otlp_json");
+    let mut seeds = json.clone();
+    for s in &json {
+        let req = crate::otel::decode(Format::Json, s).expect("the seeds decode");
+        seeds.push(req.encode_to_vec());
+    }
+    fuzz("otlp", seeds, |bytes| {
+        for format in [Format::Json, Format::Protobuf] {
+            let _ = crate::otel::count::spans(format == Format::Protobuf, bytes);
+            if let Ok(req) = crate::otel::decode(format, bytes) {
+                for m in crate::otel::map::map_request(&req, NOW) {
+                    if let Some(Ok(call)) = m.call {
+                        assert!(call.input <= MAX_TOKENS && call.output <= MAX_TOKENS);
+                    }
+                }
+            }
+        }
+    });
+}
