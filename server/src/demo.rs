@@ -17,17 +17,17 @@ pub struct DemoOptions {
     pub seed: u64,
 }
 
-/// xorshift64*: small, fast, deterministic; good enough for demo data.
-struct Rng(u64);
+/// xorshift64*: small, fast, deterministic; good enough for demo data (and the fuzzer's inputs).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
     fn range(&mut self, lo: u64, hi: u64) -> u64 {

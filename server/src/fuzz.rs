@@ -14,18 +14,15 @@ use crate::http::ingest::{self, MAX_AGE_MS, MAX_FUTURE_MS, MAX_TAGS, MAX_TOKENS}
 use app::model::UsersParams;
 use std::path::PathBuf;
 
-/// A small, fast PRNG (xorshift64*): reproducible from the printed seed.
-struct Rng(u64);
+/// The demo's xorshift64*: reproducible from the printed seed.
+struct Rng(crate::demo::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next()
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n as u64) as usize
     }
 }
 
@@ -134,7 +131,7 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8])) {
     let seed = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     }) | 1;
-    let mut rng = Rng(seed);
+    let mut rng = Rng(crate::demo::Rng(seed));
     let execs = executions();
     let started = std::time::Instant::now();
     for s in &seeds {
