@@ -235,6 +235,13 @@ async fn retention_removes_exactly_the_old_rows() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(s.get("/v1/me/ai-apps/overview").await.1["current"]["calls"], 40);
 
+    // A user with old calls only: retention takes their last call, so their id goes too.
+    post_as(
+        &s,
+        &s.ingest_key,
+        vec![llm("ghost-call", "ghost", 5 * day, json!({ "tags": { "userId": "ghost" } }))],
+    )
+    .await;
     let (ok, out, err) = cli(&s.db, &["projects", "set", "default", "--retention-days", "2"]);
     assert!(ok, "{out}{err}");
     let mut gone = false;
@@ -254,6 +261,31 @@ async fn retention_removes_exactly_the_old_rows() {
     }
     let (_, o) = s.get("/v1/me/ai-apps/overview").await;
     assert_eq!((o["current"]["calls"].as_i64(), o["current"]["traces"].as_i64()), (Some(20), Some(20)));
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.db.display())).await.expect("open");
+    let ghost_tags = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM tag_sets WHERE user_id = 'ghost') + (SELECT COUNT(*) FROM tag_kv WHERE value = 'ghost')",
+        )
+        .fetch_one(&db)
+        .await
+        .expect("count");
+        n
+    };
+    for _ in 0..100 {
+        if ghost_tags().await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ghost_tags().await, 0, "the tag set and tags of a user retention emptied are gone");
+    let olga: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tag_sets WHERE user_id = 'olga'")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(olga, 1, "a user with recent calls keeps theirs");
+    db.close().await;
+    let (_, seg) = s.get("/v1/me/ai-apps/segments?by=userId&window=28d").await;
+    assert!(seg["segments"].as_array().expect("rows").iter().all(|r| r["value"] != "ghost"), "{seg}");
     let (_, t) = s.get("/v1/me/ai-apps/traces?limit=100").await;
     assert_eq!(t["total_traces"], 20);
     let (_, u) = s.get("/v1/me/ai-apps/users?user=olga").await;

@@ -92,11 +92,53 @@ impl Store {
         }
         let touched: Vec<String> = touched.into_iter().map(|(t,)| t).collect();
         self.reflag_traces(project_id, &touched).await?;
-        if events > 0 {
+        let tag_sets = self.drop_unused_tag_sets(project_id).await?;
+        if tag_sets > 0 {
+            tracing::info!(project_id, tag_sets, "retention removed tag sets no call names any more");
+        }
+        if events > 0 || tag_sets > 0 {
             self.bump_version([project_id]);
             self.checkpoint().await?;
         }
         Ok(events)
+    }
+
+    /// Deletes the tag sets (and their tags) that no stored call or trace names any more, in
+    /// the file and the aggregate: once retention took a user's last call, their id is gone
+    /// too. Decided from the aggregate while the writer is held (it then holds every committed
+    /// call); without a loaded aggregate, nothing is done. Returns how many went.
+    async fn drop_unused_tag_sets(&self, project_id: i64) -> Result<usize, StoreError> {
+        if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(0);
+        }
+        let mut conn = self.write.acquire().await?;
+        let unused = self.read_cube(project_id, |c| c.unused_tag_sets()).await?;
+        if unused.is_empty() {
+            return Ok(0);
+        }
+        // The saved aggregate names them: it goes first (a crash in between means a rebuild).
+        self.drop_aggregate_token_on(&mut conn).await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in unused.chunks(500) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            for sql in [
+                format!("DELETE FROM tag_kv WHERE tag_set_id IN ({list})"),
+                format!("DELETE FROM tag_sets WHERE id IN ({list})"),
+            ] {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                // A row of `events` or `traces` still naming one (written by another process,
+                // unknown to the aggregate) fails the foreign key: nothing is deleted.
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        // Ingest must not reuse a cached id of a deleted tag set; it waits for this writer.
+        self.forget_tag_sets();
+        self.forget_in_cube(project_id, &unused);
+        Ok(unused.len())
     }
 
     /// Deletes trace records that started before `cutoff_ms` (at most `limit`), and takes their

@@ -435,6 +435,23 @@ impl ProjectCube {
         self.traces.remove(|e| gone.get(e.tag_set as usize).copied().unwrap_or(false));
     }
 
+    /// The database ids of live tag sets no call or trace of the aggregate names any more
+    /// (retention took their last): what retention deletes with their tags.
+    pub fn unused_tag_sets(&self) -> Vec<i64> {
+        let mut used = vec![false; self.tag_sets.len()];
+        let mut mark = |ts: u32| {
+            if let Some(u) = used.get_mut(ts as usize) {
+                *u = true;
+            }
+        };
+        for h in self.hours.values() {
+            h.rows.tag_set.iter().for_each(|ts| mark(*ts));
+            h.starts.iter().for_each(|(ts, _)| mark(*ts));
+        }
+        self.traces.each(|e| mark(e.tag_set));
+        self.tag_sets.iter().zip(used).filter(|(t, used)| t.live && !used).map(|(t, _)| t.db_id).collect()
+    }
+
     /// Drops every hour, and every trace started, before `hour` (retention).
     pub fn drop_before(&mut self, hour: i64) {
         self.hours = self.hours.split_off(&hour);

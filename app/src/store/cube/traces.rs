@@ -139,6 +139,11 @@ impl TraceIndex {
     }
 
     /// Removes the traces `gone` says, and the leading chunks left empty.
+    /// Calls `f` with every stored trace's entry.
+    pub fn each(&self, f: impl FnMut(&TraceEntry)) {
+        self.chunks.iter().flat_map(|c| &c.entries).filter(|e| e.tag_set != NONE).for_each(f);
+    }
+
     pub fn remove(&mut self, gone: impl Fn(&TraceEntry) -> bool) {
         for c in &mut self.chunks {
             for e in &mut c.entries {
