@@ -198,7 +198,7 @@ impl Store {
         if let Some(id) = fresh.get(&key) {
             return Ok(*id);
         }
-        if let Some(id) = self.tag_cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+        if let Some(id) = self.tag_cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(id);
         }
         let existing: Option<(i64,)> =
@@ -244,15 +244,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut wanted: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
         {
-            let cache = self.tag_cache.lock().ok();
+            let mut cache = self.tag_cache.lock().unwrap_or_else(|e| e.into_inner());
             for m in maps {
                 let key = (project_id, canonical(m));
                 if fresh.contains_key(&key) {
                     continue;
                 }
-                match cache.as_ref().and_then(|c| c.get(&key)) {
+                match cache.get(&key) {
                     Some(id) => {
-                        fresh.insert(key, *id);
+                        fresh.insert(key, id);
                     }
                     None => {
                         wanted.insert(key.1, m);
@@ -465,9 +465,7 @@ impl Store {
         }
         // The cache gets the new tag sets before the writer is free: a deletion after that
         // clears them with the rest.
-        if let Ok(mut cache) = self.tag_cache.lock() {
-            cache.extend(fresh_tags);
-        }
+        self.tag_cache.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh_tags);
         self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh_texts);
         drop(conn);
         tracing::debug!(

@@ -20,6 +20,7 @@ pub mod projects;
 pub mod retention;
 pub mod segments;
 mod sql;
+mod tag_cache;
 pub(crate) mod texts;
 pub mod traces;
 pub mod users;
@@ -140,7 +141,7 @@ pub struct Store {
     pub read: SqlitePool,
     pub write: SqlitePool,
     /// (project id, canonical tags) → tag set id, filled after commits.
-    tag_cache: Arc<Mutex<HashMap<(i64, String), i64>>>,
+    tag_cache: Arc<Mutex<tag_cache::TagCache>>,
     /// Recent prompt and response messages → their `texts` rows (see `texts`).
     text_cache: Arc<Mutex<texts::TextCache>>,
     /// The aggregate every analytic view reads (see `derived`).
@@ -450,9 +451,7 @@ impl Store {
 
     /// Drops the cached tag-set ids and messages (after a deletion: neither outlives it in memory).
     pub(crate) fn forget_tag_sets(&self) {
-        if let Ok(mut c) = self.tag_cache.lock() {
-            c.clear();
-        }
+        self.tag_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 

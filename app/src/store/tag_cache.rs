@@ -1,0 +1,87 @@
+//! Tag-set ids by (project, canonical tags), for ingest: the recent ones only. Memory follows
+//! the traffic, not every tag set ever stored (100,000 users on a few plans are ~10^5 sets, a
+//! tag per request id would be one per call): the older generation is dropped when the newer
+//! one reaches half of [`TAG_CACHE_BYTES`]; a miss costs one indexed lookup.
+
+use std::collections::HashMap;
+
+/// Most bytes of keys the two generations hold together (about).
+pub const TAG_CACHE_BYTES: usize = 16 << 20;
+/// What one entry costs besides its canonical text: the key's project and string header, the
+/// id and the map's slot.
+const ENTRY_OVERHEAD: usize = 64;
+
+type Key = (i64, String);
+
+#[derive(Default)]
+pub(crate) struct TagCache {
+    new: HashMap<Key, i64>,
+    old: HashMap<Key, i64>,
+    bytes: usize,
+}
+
+impl TagCache {
+    /// The id of a cached tag set; a hit in the older generation moves it to the newer.
+    pub(crate) fn get(&mut self, key: &Key) -> Option<i64> {
+        if let Some(id) = self.new.get(key) {
+            return Some(*id);
+        }
+        let (key, id) = self.old.remove_entry(key)?;
+        self.insert(key, id);
+        Some(id)
+    }
+
+    fn insert(&mut self, key: Key, id: i64) {
+        self.bytes += key.1.len() + ENTRY_OVERHEAD;
+        self.new.insert(key, id);
+        if self.bytes > TAG_CACHE_BYTES / 2 {
+            self.old = std::mem::take(&mut self.new);
+            self.bytes = 0;
+        }
+    }
+
+    /// Tag sets a committed transaction resolved.
+    pub(crate) fn extend(&mut self, resolved: HashMap<Key, i64>) {
+        for (key, id) in resolved {
+            self.insert(key, id);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.new.clear();
+        self.old.clear();
+        self.bytes = 0;
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.new.len() + self.old.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_recent_tag_sets_within_its_budget() {
+        let mut c = TagCache::default();
+        let key = |i: i64| (1, format!("{{\"userId\":\"user-{i:012}\"}}"));
+        let per_entry = key(0).1.len() + ENTRY_OVERHEAD;
+        let fits = TAG_CACHE_BYTES / per_entry;
+        c.extend(HashMap::from([((2, "hot".to_string()), -1)]));
+        for i in 0..3 * fits as i64 {
+            c.extend(HashMap::from([(key(i), i)]));
+            // A tag set in use stays however many others pass through.
+            if i % 1000 == 0 {
+                assert_eq!(c.get(&(2, "hot".to_string())), Some(-1), "after {i}");
+            }
+        }
+        assert!(c.len() <= fits + 1, "{} entries held, budget {fits}", c.len());
+        let last = 3 * fits as i64 - 1;
+        assert_eq!(c.get(&key(last)), Some(last), "recent ones are kept");
+        assert_eq!(c.get(&key(0)), None, "old ones went");
+        c.clear();
+        assert_eq!(c.len(), 0);
+    }
+}
