@@ -321,3 +321,27 @@ async fn deletion_leaves_no_fragment_in_a_realistic_database() {
     assert!(left.is_empty(), "fragments of {left:?} survived in the file or WAL");
     assert!(file_contains(&s.db, "user_00007"), "the others are still there");
 }
+
+/// Deleting an id nothing names (a typo, a repeat) answers zero counts without rewriting the
+/// file; deleting a real user scrubs it.
+#[tokio::test]
+async fn deleting_an_unknown_id_rewrites_nothing() {
+    let s = TestServer::start_with(&["--no-login"], &[("TOKENTALLY_LOG", "info")]);
+    let admin = create_key(&s.db, "admin", "default");
+    post_as(&s, &s.ingest_key, vec![llm("k1", "kim", 5, json!({}))]).await;
+    let delete = |who: &'static str| {
+        s.http
+            .request(Method::DELETE, format!("{}/v1/me/ai-apps/users/{who}", s.base))
+            .bearer_auth(&admin)
+            .send()
+    };
+    let resp = delete("nobody").await.expect("DELETE");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.expect("json")["deleted"], json!({ "events": 0, "traces": 0 }));
+    let scrubs = || s.log().matches("scrubbed the file after a deletion").count();
+    assert!(s.log().contains("deleted a user"), "{}", s.log());
+    assert_eq!(scrubs(), 0, "no rewrite for an unknown id");
+    let resp = delete("kim").await.expect("DELETE");
+    assert_eq!(resp.json::<Value>().await.expect("json")["deleted"], json!({ "events": 1, "traces": 1 }));
+    assert_eq!(scrubs(), 1, "a real deletion scrubs the file");
+}
