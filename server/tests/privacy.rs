@@ -345,3 +345,159 @@ async fn deleting_an_unknown_id_rewrites_nothing() {
     assert_eq!(resp.json::<Value>().await.expect("json")["deleted"], json!({ "events": 1, "traces": 1 }));
     assert_eq!(scrubs(), 1, "a real deletion scrubs the file");
 }
+
+/// One call of `trace`, with its own tags when `tags` is not null.
+fn call_in(id: &str, trace: &str, minutes: i64, input: i64, tags: Value, extra: Value) -> Value {
+    let mut e = json!({ "id": id, "trace_id": trace, "timestamp": minutes_ago(minutes), "provider": "openai",
+        "model": "gpt-4o", "usage": { "input_tokens": input, "output_tokens": 100 } });
+    if !tags.is_null() {
+        e["tags"] = tags;
+    }
+    if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+        e.extend(x.clone());
+    }
+    e
+}
+
+async fn delete_as(s: &TestServer, key: &str, path: &str) -> (u16, Value) {
+    let resp = s
+        .http
+        .request(Method::DELETE, format!("{}{path}", s.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("DELETE");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The Traces list's row of one trace.
+async fn trace_row(s: &TestServer, id: &str) -> Value {
+    let (_, page) = s.get("/v1/me/ai-apps/traces").await;
+    page["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .find(|t| t["trace_id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Deleting a user takes the calls inside their traces that name no other user (tags of their
+/// own without a `userId`, prompt and all) and leaves another user's call there as that user's;
+/// a trace of someone else that held one of the deleted user's calls loses it from its totals,
+/// in the list and after a restart.
+#[tokio::test]
+async fn deletion_takes_their_traces_calls_and_others_traces_lose_theirs() {
+    let mut s = TestServer::start();
+    let admin = create_key(&s.db, "admin", "default");
+    let secret = "OWN-TAGS-secret-inside-alices-trace";
+    let body = json!({
+        "traces": [
+            { "id": "t-alice", "tags": { "userId": "alice", "plan": "pro" }, "started_at": minutes_ago(30) },
+            { "id": "t-carol", "tags": { "userId": "carol" }, "started_at": minutes_ago(20) }
+        ],
+        "events": [
+            call_in("a1", "t-alice", 29, 1000, Value::Null, json!({})),
+            call_in("a2", "t-alice", 28, 1000, json!({ "plan": "pro" }),
+                    json!({ "prompt": [{ "role": "user", "content": secret }] })),
+            call_in("b1", "t-alice", 27, 3000, json!({ "userId": "bob" }), json!({})),
+            call_in("c1", "t-carol", 19, 1000, Value::Null, json!({})),
+            call_in("b2", "t-carol", 18, 2000, json!({ "userId": "bob" }), json!({}))
+        ]
+    });
+    assert_eq!(s.post(&body).await.0, 200);
+    let carol = trace_row(&s, "t-carol").await;
+    assert_eq!(carol["calls"], 2, "{carol}");
+    let (_, bob_before) = s.get("/v1/me/ai-apps/users/bob").await;
+    let (_, c1) = s.get("/v1/me/ai-apps/events/c1").await;
+    assert!(file_contains(&s.db, secret));
+
+    let (status, gone) = delete_as(&s, &admin, "/v1/me/ai-apps/users/alice").await;
+    assert_eq!(status, 200, "{gone}");
+    assert_eq!(gone["deleted"], json!({ "events": 2, "traces": 1 }), "a1 and a2 with the trace");
+    assert_eq!(gone["scrub"], json!({ "ticket": null, "done": true }));
+    assert_eq!(s.get("/v1/me/ai-apps/events/a2").await.0, 404, "the call with tags of its own went too");
+    assert_eq!(s.get("/v1/me/ai-apps/events/b1").await.0, 200, "bob's call in alice's trace stays");
+    let (_, bob) = s.get("/v1/me/ai-apps/users/bob").await;
+    assert_eq!(bob["current"], bob_before["current"], "bob's figures are unchanged");
+    let (_, o) = s.get("/v1/me/ai-apps/overview").await;
+    assert_eq!(o["current"]["calls"], 3, "b1, c1, b2 remain");
+    assert!(!file_contains(&s.db, secret), "the prompt of the call with its own tags is in the file");
+
+    let (_, gone) = delete_as(&s, &admin, "/v1/me/ai-apps/users/bob").await;
+    assert_eq!(gone["deleted"], json!({ "events": 2, "traces": 0 }));
+    let expect = |row: &Value| {
+        assert_eq!(row["calls"], 1, "{row}");
+        assert_eq!(row["tokens"], 1100, "{row}");
+        assert_eq!(row["spend_nano"], c1["summary"]["cost_nano"], "{row} vs {c1}");
+    };
+    expect(&trace_row(&s, "t-carol").await);
+    let (_, o) = s.get("/v1/me/ai-apps/overview").await;
+    assert_eq!(o["current"]["calls"], 1);
+    // The file and the aggregate rebuilt from it agree.
+    s.crash();
+    std::fs::remove_file(app::store::Store::aggregate_path(&s.db)).ok();
+    s.start_again(&["--no-login"]);
+    expect(&trace_row(&s, "t-carol").await);
+}
+
+/// `wait=false` answers before the scrub with a ticket; the scrub runs once deletions stop
+/// coming and the ticket then says done; a ticket still pending when the server is killed is
+/// scrubbed at the next start.
+#[tokio::test]
+async fn a_deletion_that_does_not_wait_is_scrubbed_soon_even_across_a_crash() {
+    let mut s = TestServer::start();
+    let admin = create_key(&s.db, "admin", "default");
+    let secrets = ["SECRET-of-wanda-0001", "SECRET-of-xena-0002"];
+    let mut events = vec![llm("y1", "yara", 3, json!({}))];
+    for (i, who) in ["wanda", "xena"].into_iter().enumerate() {
+        events.push(llm(
+            &format!("{who}1"),
+            who,
+            5,
+            json!({ "prompt": [{ "role": "user", "content": secrets[i] }] }),
+        ));
+    }
+    post_as(&s, &s.ingest_key, events).await;
+    // Bad parameters change nothing.
+    let (status, body) = delete_as(&s, &admin, "/v1/me/ai-apps/users/wanda?wait=maybe").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("wait")), "{body}");
+    let (status, body) = get_as(&s, &admin, "/v1/me/ai-apps/deletions/zero").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("ticket")), "{body}");
+    assert_eq!(get_as(&s, &admin, "/v1/me/ai-apps/deletions/1").await.0, 404, "no deletion yet");
+    assert_eq!(s.get("/v1/me/ai-apps/users/wanda").await.1["current"]["calls"], 1);
+
+    let poll = async |s: &TestServer, ticket: &Value| {
+        let path = format!("/v1/me/ai-apps/deletions/{ticket}");
+        assert_eq!(get_as(s, &s.read_key, &path).await.0, 401, "admin keys only");
+        for _ in 0..600 {
+            let (status, body) = get_as(s, &admin, &path).await;
+            assert_eq!(status, 200, "{body}");
+            if body["done"] == true {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("the scrub of ticket {ticket} did not finish: {}", s.log());
+    };
+    let (status, body) = delete_as(&s, &admin, "/v1/me/ai-apps/users/wanda?wait=false").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["deleted"], json!({ "events": 1, "traces": 1 }));
+    assert_eq!(body["scrub"]["done"], false);
+    let ticket = body["scrub"]["ticket"].clone();
+    assert!(ticket.as_u64().is_some(), "{body}");
+    let (status, _) = s.get("/v1/me/ai-apps/users/wanda").await;
+    assert_eq!(status, 404, "gone from the views at once");
+    poll(&s, &ticket).await;
+    assert!(!file_contains(&s.db, secrets[0]), "scrubbed once the ticket says done");
+
+    let (status, body) = delete_as(&s, &admin, "/v1/me/ai-apps/users/xena?wait=false").await;
+    assert_eq!(status, 202, "{body}");
+    let ticket = body["scrub"]["ticket"].clone();
+    s.crash();
+    s.start_again(&["--no-login"]);
+    poll(&s, &ticket).await;
+    assert!(!file_contains(&s.db, secrets[1]), "the scrub left pending by the crash ran at start");
+    assert!(file_contains(&s.db, "yara"));
+}

@@ -6,12 +6,178 @@
 //! rewritten (VACUUM) and the WAL checkpointed and truncated, so the id is gone from the file, not
 //! just unlinked.
 
+use super::cube::traces::Share;
 use super::{Store, StoreError, now_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::{Connection, Sqlite, Transaction};
+use sqlx::{Connection, QueryBuilder, Sqlite, Transaction};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use crate::model::admin::{DeletionRecord, Removed};
+
+/// A deleted call: what its trace's totals lose.
+#[derive(sqlx::FromRow)]
+struct Gone {
+    rowid: i64,
+    trace_id: Option<String>,
+    tag_set_id: i64,
+    ts: i64,
+    is_error: bool,
+    cost_nano: Option<i64>,
+    tokens: i64,
+}
+
+/// The `RETURNING` clause of a deletion of calls, as [`Gone`] reads it.
+const GONE: &str =
+    "RETURNING rowid AS rowid, trace_id, tag_set_id, ts, status = 'error' AS is_error, cost_nano,
+    input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens AS tokens";
+
+/// What one user's deletion removed, for the steps after its transaction.
+struct UserGone {
+    removed: Removed,
+    tag_sets: Vec<i64>,
+    rowids: Vec<i64>,
+    /// Traces that lost calls.
+    touched: Vec<String>,
+    hmac: String,
+    /// The scrub this deletion needs (none when nothing of the user's was in the file).
+    ticket: Option<u64>,
+}
+
+/// How long a background scrub waits for deletions to stop coming, and at most.
+const SCRUB_QUIET: Duration = Duration::from_secs(2);
+const SCRUB_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// Deletions waiting for the scrub that makes them final in the file. Each deletion takes a
+/// ticket (`store_meta.scrub_requested`, counted in its transaction); a finished scrub covers
+/// every ticket taken before it began (`store_meta.scrub_done`). Both survive a restart, and a
+/// start with tickets not covered scrubs.
+#[derive(Default)]
+pub(crate) struct ScrubState {
+    requested: AtomicU64,
+    done: AtomicU64,
+    /// One scrub at a time: a deletion waiting here usually finds its ticket covered by the
+    /// scrub that held it.
+    running: tokio::sync::Mutex<()>,
+    /// When the last deletion took a ticket.
+    last_request: Mutex<Option<Instant>>,
+}
+
+/// The user's traces among these seqs, as (id, seq, tag set).
+async fn traces_by_seq(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    seqs: &[u32],
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(500) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, seq, tag_set_id FROM traces WHERE project_id = ");
+        q.push_bind(project_id).push(" AND seq IN (");
+        let mut list = q.separated(", ");
+        for seq in chunk {
+            list.push_bind(i64::from(*seq));
+        }
+        q.push(")");
+        out.extend(q.build_query_as::<(String, i64, i64)>().fetch_all(&mut *tx).await?);
+    }
+    Ok(out)
+}
+
+/// Deletes the calls of these traces (id, seq, tag set) that name no user other than
+/// `user_id`: theirs, and those with tags of their own without a `userId`.
+async fn calls_of_traces(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    user_id: &str,
+    traces: &[(String, i64, i64)],
+) -> Result<Vec<Gone>, StoreError> {
+    const NOT_OTHERS: &str = " AND NOT EXISTS (SELECT 1 FROM tag_sets s WHERE s.id = events.tag_set_id
+        AND s.user_id IS NOT NULL AND s.user_id <> ";
+    let mut gone = Vec::new();
+    for chunk in traces.chunks(500) {
+        // Calls of a stored trace carry its seq; those stored before it (see migration 11)
+        // only its id.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM events INDEXED BY events_trace_seq WHERE trace_seq IS NOT NULL AND project_id = ",
+        );
+        q.push_bind(project_id).push(" AND trace_seq IN (");
+        let mut list = q.separated(", ");
+        for (_, seq, _) in chunk {
+            list.push_bind(*seq);
+        }
+        q.push(")").push(NOT_OTHERS).push_bind(user_id).push(") ").push(GONE);
+        gone.extend(q.build_query_as::<Gone>().fetch_all(&mut *tx).await?);
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM events INDEXED BY events_trace WHERE trace_seq IS NULL AND project_id = ",
+        );
+        q.push_bind(project_id).push(" AND trace_id IN (");
+        let mut list = q.separated(", ");
+        for (id, _, _) in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")").push(NOT_OTHERS).push_bind(user_id).push(") ").push(GONE);
+        gone.extend(q.build_query_as::<Gone>().fetch_all(&mut *tx).await?);
+    }
+    Ok(gone)
+}
+
+/// Deletes tag sets and their `tag_kv` rows (found by key from each set's canonical tags),
+/// once nothing names them. Run with foreign keys off: each deleted set's check would scan
+/// `events` and `traces` (no index starts with `tag_set_id`).
+pub(crate) async fn delete_tag_set_rows(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: i64,
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(500) {
+        let sets: Vec<(i64, String)> = fetch_ids(
+            tx,
+            &format!(
+                "SELECT id, canonical FROM tag_sets WHERE project_id = ?1 AND id IN {}",
+                placeholders(2, chunk.len())
+            ),
+            project_id,
+            chunk,
+        )
+        .await?;
+        let (mut expected, mut deleted) = (0u64, 0u64);
+        for (id, canonical) in &sets {
+            let tags: BTreeMap<String, String> = serde_json::from_str(canonical).unwrap_or_default();
+            for (k, v) in &tags {
+                expected += 1;
+                deleted +=
+                    sqlx::query("DELETE FROM tag_kv WHERE key = ?1 AND value = ?2 AND tag_set_id = ?3")
+                        .bind(k)
+                        .bind(v)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+            }
+        }
+        if deleted != expected || sets.is_empty() {
+            // Not as the canonical text says: every row of these sets, by a scan.
+            let list = placeholders(1, chunk.len());
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM tag_kv WHERE tag_set_id IN {list}")));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        exec_ids(
+            tx,
+            &format!("DELETE FROM tag_sets WHERE project_id = ?1 AND id IN {}", placeholders(2, chunk.len())),
+            project_id,
+            chunk,
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// `(?, ?, ...)` with `n` placeholders from `?first`.
 fn placeholders(first: usize, n: usize) -> String {
@@ -21,7 +187,7 @@ fn placeholders(first: usize, n: usize) -> String {
 
 /// Runs `sql` (whose last placeholders are the id list) with the project and then the ids.
 async fn exec_ids(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     sql: &str,
     project_id: i64,
     ids: &[i64],
@@ -30,12 +196,12 @@ async fn exec_ids(
     for id in ids {
         q = q.bind(id);
     }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+    Ok(q.execute(&mut *tx).await?.rows_affected())
 }
 
 /// `exec_ids` for a statement that returns rows (`RETURNING`).
 async fn fetch_ids<R>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     sql: &str,
     project_id: i64,
     ids: &[i64],
@@ -47,7 +213,7 @@ where
     for id in ids {
         q = q.bind(id);
     }
-    Ok(q.fetch_all(&mut **tx).await?)
+    Ok(q.fetch_all(&mut *tx).await?)
 }
 
 /// This install's secret for the deletion log (made, from the OS's randomness, the first time
@@ -61,6 +227,20 @@ async fn install_secret(tx: &mut Transaction<'_, Sqlite>) -> Result<String, Stor
     Ok(sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'install_secret'")
         .fetch_one(&mut **tx)
         .await?)
+}
+
+/// Counts one more deletion waiting for a scrub, in its transaction: its ticket.
+async fn take_ticket(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('scrub_done', '0')")
+        .execute(&mut **tx)
+        .await?;
+    let n: String = sqlx::query_scalar(
+        "INSERT INTO store_meta (key, value) VALUES ('scrub_requested', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    n.parse().map_err(|_| StoreError::Invalid(format!("store_meta.scrub_requested is not a number: {n}")))
 }
 
 /// HMAC-SHA256 of a user id under the install's secret, as hex: the deletion log's name for a
@@ -96,22 +276,96 @@ impl Store {
     }
 
     /// Deletes every event, trace, tag set and rollup contribution of `user_id` in one
-    /// transaction, logs it (by hash) for `actor`, and scrubs the file. Everyone else's totals
-    /// are unchanged.
+    /// transaction, with the calls of their traces that name no other user (a call with tags of
+    /// its own and no `userId`), logs it (by HMAC) for `actor`, and scrubs the file (see
+    /// [`Store::scrub_after`]). Everyone else's totals are unchanged, except traces of others
+    /// that held some of the user's calls: their totals lose those calls.
     pub async fn delete_user(
         &self,
         project_id: i64,
         user_id: &str,
         actor: &str,
     ) -> Result<Removed, StoreError> {
+        let (removed, scrub) = self.delete_user_rows(project_id, user_id, actor).await?;
+        if let Some(ticket) = scrub {
+            self.scrub_after(ticket).await?;
+        }
+        Ok(removed)
+    }
+
+    /// [`Store::delete_user`] without waiting for the scrub: returns what went and, when
+    /// something was removed, the scrub ticket [`Store::scrub_done`] answers for. The scrub
+    /// runs once no deletion came for a moment (many deletions share one rewrite of the file).
+    pub async fn delete_user_later(
+        &self,
+        project_id: i64,
+        user_id: &str,
+        actor: &str,
+    ) -> Result<(Removed, Option<u64>), StoreError> {
+        let (removed, scrub) = self.delete_user_rows(project_id, user_id, actor).await?;
+        if let Some(ticket) = scrub {
+            self.scrub_soon(ticket);
+        }
+        Ok((removed, scrub))
+    }
+
+    /// The deletion itself, up to the scrub: what went, and the ticket of the scrub it needs
+    /// (none when nothing of the user's was in the file).
+    async fn delete_user_rows(
+        &self,
+        project_id: i64,
+        user_id: &str,
+        actor: &str,
+    ) -> Result<(Removed, Option<u64>), StoreError> {
         // The aggregate saved for a start after a crash holds this user: dropped first, and no
         // new one is saved until the deletion is done.
         let _maintenance = self.maintenance.lock().await;
         let otel = self.otel_gate_exclusive().await;
         self.drop_aggregate_token().await?;
         let mut conn = self.write.acquire().await?;
+        // Taken while the writer is held: the aggregate then holds every committed call, and
+        // says where the user's are, so no table is scanned for them.
+        let share = if self.aggregate_complete() {
+            let user = user_id.to_string();
+            Some(self.read_cube(project_id, move |c| c.share(&user)).await?)
+        } else {
+            None
+        };
+        // Every row naming the user's tag sets is deleted first (and counted against the
+        // aggregate, else found by a scan): the foreign-key check of each deleted tag set would
+        // scan `events` and `traces` once per set.
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        let done = self.delete_user_tx(&mut conn, project_id, user_id, actor, share).await;
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        let done = done?;
+        drop(otel);
+        self.forget_in_cube(project_id, &done.tag_sets);
+        self.forget_event_keys(&done.rowids);
+        drop(conn);
+        // Traces that lost calls: their remaining calls' flags and providers/agents are derived
+        // again.
+        self.reflag_traces(project_id, &done.touched).await?;
+        self.bump_version([project_id]);
+        let removed = done.removed;
+        tracing::info!(project_id, actor, user_id_hmac = %done.hmac, events = removed.events, traces = removed.traces, "deleted a user");
+        if let Some(ticket) = done.ticket {
+            self.scrub.requested.fetch_max(ticket, Ordering::AcqRel);
+            *self.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        Ok((removed, done.ticket))
+    }
+
+    /// The deletion's transaction on the writer connection (foreign keys off: the caller's).
+    async fn delete_user_tx(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        user_id: &str,
+        actor: &str,
+        share: Option<Share>,
+    ) -> Result<UserGone, StoreError> {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let ids: Vec<i64> =
+        let mut tag_sets: Vec<i64> =
             sqlx::query_as::<_, (i64,)>("SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?2")
                 .bind(project_id)
                 .bind(user_id)
@@ -120,18 +374,138 @@ impl Store {
                 .into_iter()
                 .map(|(id,)| id)
                 .collect();
-        let mut removed = Removed::default();
-        let mut touched: Vec<String> = Vec::new();
-        let mut rowids: Vec<i64> = Vec::new();
-        // SQLite allows 32,766 bound parameters; a user has few tag sets, but stay well inside.
-        for chunk in ids.chunks(500) {
-            let r = self.delete_tag_sets(&mut tx, project_id, chunk, &mut touched, &mut rowids).await?;
-            removed.events += r.events;
-            removed.traces += r.traces;
+        tag_sets.sort_unstable();
+        // The aggregate is followed only when it knows exactly these tag sets.
+        let share = share.filter(|s| {
+            let mut known = s.tag_sets.clone();
+            known.sort_unstable();
+            known == tag_sets
+        });
+        let mine: HashSet<i64> = tag_sets.iter().copied().collect();
+
+        // The user's traces: by seq as the aggregate has them, else (or when it missed some)
+        // by a scan.
+        let mut traces: Vec<(String, i64, i64)> = Vec::new();
+        if let Some(s) = &share {
+            traces = traces_by_seq(&mut tx, project_id, &s.traces).await?;
+            traces.retain(|(_, _, tag_set)| mine.contains(tag_set));
         }
+        if share.as_ref().is_none_or(|s| traces.len() != s.traces.len()) {
+            for chunk in tag_sets.chunks(500) {
+                let found: Vec<(String, i64, i64)> = fetch_ids(
+                    &mut tx,
+                    &format!(
+                        "SELECT id, seq, tag_set_id FROM traces WHERE project_id = ?1 AND tag_set_id IN {}",
+                        placeholders(2, chunk.len())
+                    ),
+                    project_id,
+                    chunk,
+                )
+                .await?;
+                traces.extend(found);
+            }
+            traces.sort_unstable();
+            traces.dedup();
+        }
+        let seqs: Vec<i64> = traces.iter().map(|(_, seq, _)| *seq).collect();
+        for chunk in seqs.chunks(500) {
+            exec_ids(
+                &mut tx,
+                &format!(
+                    "DELETE FROM traces WHERE project_id = ?1 AND seq IN {}",
+                    placeholders(2, chunk.len())
+                ),
+                project_id,
+                chunk,
+            )
+            .await?;
+        }
+
+        // Their calls, with those of their traces that name no other user.
+        let mut gone = calls_of_traces(&mut tx, project_id, user_id, &traces).await?;
+        // The user's calls elsewhere (in others' traces, or in none): in the hours where the
+        // aggregate has more of them than were found, by time bucket.
+        let found_in = |gone: &[Gone], hour: Option<i64>| {
+            gone.iter()
+                .filter(|g| mine.contains(&g.tag_set_id) && hour.is_none_or(|h| super::hour_of(g.ts) == h))
+                .count() as i64
+        };
+        if let Some(s) = &share {
+            for (hour, calls) in &s.hours {
+                if found_in(&gone, Some(*hour)) < *calls {
+                    let from = hour.saturating_mul(3_600_000);
+                    for chunk in tag_sets.chunks(500) {
+                        let sql = format!(
+                            "DELETE FROM events WHERE project_id = ?1 AND (ts >> 16) BETWEEN ({from} >> 16)
+                               AND ({to} >> 16) AND ts >= {from} AND ts < {to} AND tag_set_id IN {list} {GONE}",
+                            to = from.saturating_add(3_600_000),
+                            list = placeholders(2, chunk.len()),
+                        );
+                        gone.extend(fetch_ids::<Gone>(&mut tx, &sql, project_id, chunk).await?);
+                    }
+                }
+            }
+        }
+        let expected: Option<i64> = share.as_ref().map(|s| s.hours.iter().map(|(_, n)| n).sum());
+        if expected.is_none_or(|n| found_in(&gone, None) != n) {
+            for chunk in tag_sets.chunks(500) {
+                let sql = format!(
+                    "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {} {GONE}",
+                    placeholders(2, chunk.len())
+                );
+                gone.extend(fetch_ids::<Gone>(&mut tx, &sql, project_id, chunk).await?);
+            }
+        }
+
+        // Calls of others left in the user's traces stay, without the trace's seq.
+        super::ingest::orphan_calls(&mut tx, project_id, &seqs).await?;
+        // Traces of others that held some of the deleted calls lose them from their totals.
+        let deleted_traces: HashSet<&str> = traces.iter().map(|(id, _, _)| id.as_str()).collect();
+        let mut lost: HashMap<&str, [i64; 5]> = HashMap::new();
+        for g in &gone {
+            if let Some(t) = g.trace_id.as_deref().filter(|t| !deleted_traces.contains(t)) {
+                let l = lost.entry(t).or_default();
+                l[0] += 1;
+                l[1] += i64::from(g.is_error);
+                l[2] += i64::from(g.cost_nano.is_none());
+                l[3] = l[3].saturating_add(g.tokens);
+                l[4] = l[4].saturating_add(g.cost_nano.unwrap_or(0));
+            }
+        }
+        let mut totals = Vec::with_capacity(lost.len());
+        for (trace, l) in &lost {
+            let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+                "UPDATE traces SET calls = MAX(calls - ?3, 0), errors = MAX(errors - ?4, 0),
+                   unpriced = MAX(unpriced - ?5, 0), tokens = MAX(tokens - ?6, 0), cost_nano = MAX(cost_nano - ?7, 0)
+                 WHERE project_id = ?1 AND id = ?2 RETURNING seq, calls, tokens, cost_nano",
+            )
+            .bind(project_id)
+            .bind(*trace)
+            .bind(l[0])
+            .bind(l[1])
+            .bind(l[2])
+            .bind(l[3])
+            .bind(l[4])
+            .fetch_optional(&mut *tx)
+            .await?;
+            totals.extend(row);
+        }
+        // The aggregate's rows of the other tag sets that lost calls (calls in the user's
+        // traces with tags of their own) are counted again from what stays.
+        let mut recount: Vec<(i64, i64)> = gone
+            .iter()
+            .filter(|g| !mine.contains(&g.tag_set_id))
+            .map(|g| (super::hour_of(g.ts), g.tag_set_id))
+            .collect();
+        recount.sort_unstable();
+        recount.dedup();
+        self.recount_in_cube(&mut tx, project_id, &recount).await?;
+
+        delete_tag_set_rows(&mut tx, project_id, &tag_sets).await?;
         // OpenTelemetry spans still kept for attribution (see `otel_forget_user`).
         let spans = Store::otel_forget_user(&mut tx, project_id, user_id).await?;
-        let hash = user_id_hmac(&install_secret(&mut tx).await?, user_id);
+        let removed = Removed { events: gone.len() as i64, traces: traces.len() as i64 };
+        let hmac = user_id_hmac(&install_secret(&mut tx).await?, user_id);
         sqlx::query(
             "INSERT INTO deletion_log (project_id, at, actor, user_id_hmac, events, traces)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -139,100 +513,139 @@ impl Store {
         .bind(project_id)
         .bind(now_ms())
         .bind(actor)
-        .bind(&hash)
+        .bind(&hmac)
         .bind(removed.events)
         .bind(removed.traces)
         .execute(&mut *tx)
         .await?;
-        // Cached ids of the deleted tag sets must not be reused; ingest waits for this writer.
-        self.forget_tag_sets();
-        tx.commit().await?;
-        drop(otel);
-        self.forget_in_cube(project_id, &ids);
-        self.forget_event_keys(&rowids);
-        drop(conn);
-        // Other users' traces that held some of these calls (calls with tags of their own):
-        // their remaining calls' trace flags and providers/agents are derived again.
-        touched.sort_unstable();
-        touched.dedup();
-        self.reflag_traces(project_id, &touched).await?;
-        self.bump_version([project_id]);
         // Nothing of theirs was in the file (no tag set names them, no span waits): nothing to
         // scrub, and a deletion of an unknown id costs no rewrite of the whole file.
-        if !ids.is_empty() || spans > 0 {
-            self.scrub().await?;
-        }
-        tracing::info!(project_id, actor, user_id_hmac = %hash, events = removed.events, traces = removed.traces, "deleted a user");
-        Ok(removed)
+        let ticket = if !tag_sets.is_empty() || spans > 0 { Some(take_ticket(&mut tx).await?) } else { None };
+        // Cached ids of the deleted tag sets must not be reused; ingest waits for this writer.
+        self.forget_tag_sets(&tag_sets);
+        tx.commit().await?;
+        self.retotal_in_cube(project_id, &totals);
+        // Every trace that lost calls: its remaining calls' flags are derived again (those left
+        // in a deleted trace too, found by its id).
+        let mut touched: Vec<String> = gone.iter().filter_map(|g| g.trace_id.clone()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(UserGone {
+            removed,
+            tag_sets,
+            rowids: gone.iter().map(|g| g.rowid).collect(),
+            touched,
+            hmac,
+            ticket,
+        })
     }
 
-    /// Deletes the events, traces and tags of some tag sets; the deleted calls' trace ids go to
-    /// `touched` and their rowids to `rowids`.
-    async fn delete_tag_sets(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        project_id: i64,
-        ids: &[i64],
-        touched: &mut Vec<String>,
-        rowids: &mut Vec<i64>,
-    ) -> Result<Removed, StoreError> {
-        let list = placeholders(2, ids.len());
-        let gone: Vec<(i64, Option<String>)> = fetch_ids(
-            tx,
-            &format!(
-                "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING rowid, trace_id"
-            ),
-            project_id,
-            ids,
+    /// Whether the scrub of deletion `ticket` is done: `None` for a ticket never given.
+    pub fn scrub_done(&self, ticket: u64) -> Option<bool> {
+        (ticket >= 1 && ticket <= self.scrub.requested.load(Ordering::Acquire))
+            .then(|| self.scrub.done.load(Ordering::Acquire) >= ticket)
+    }
+
+    /// At start: the tickets of the file, and a scrub when some deletion's is not done (the
+    /// process stopped before it).
+    pub(crate) async fn resume_scrub(&self) -> Result<(), StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, value FROM store_meta WHERE key IN ('scrub_requested', 'scrub_done')",
         )
+        .fetch_all(&self.read)
         .await?;
-        let events = gone.len() as u64;
-        for (rowid, trace) in gone {
-            rowids.push(rowid);
-            touched.extend(trace);
+        for (key, value) in rows {
+            let n = value.parse().unwrap_or(0);
+            match key.as_str() {
+                "scrub_requested" => self.scrub.requested.fetch_max(n, Ordering::AcqRel),
+                _ => self.scrub.done.fetch_max(n, Ordering::AcqRel),
+            };
         }
-        let seqs: Vec<(i64,)> = fetch_ids(
-            tx,
-            &format!("DELETE FROM traces WHERE project_id = ?1 AND tag_set_id IN {list} RETURNING seq"),
-            project_id,
-            ids,
-        )
-        .await?;
-        let seqs: Vec<i64> = seqs.into_iter().map(|(s,)| s).collect();
-        let traces = seqs.len() as u64;
-        // Calls of these traces with tags of their own stay, without the trace's seq.
-        super::ingest::orphan_calls(tx, project_id, &seqs).await?;
-        let tag_list = placeholders(1, ids.len());
-        let mut q =
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM tag_kv WHERE tag_set_id IN {tag_list}")));
-        for id in ids {
-            q = q.bind(id);
+        let requested = self.scrub.requested.load(Ordering::Acquire);
+        if self.scrub.done.load(Ordering::Acquire) < requested {
+            tracing::info!("a deletion's scrub was not done before the last stop: it runs now");
+            self.scrub_soon(requested);
         }
-        q.execute(&mut **tx).await?;
-        exec_ids(
-            tx,
-            &format!("DELETE FROM tag_sets WHERE project_id = ?1 AND id IN {list}"),
-            project_id,
-            ids,
-        )
-        .await?;
-        Ok(Removed { events: events as i64, traces: traces as i64 })
+        Ok(())
+    }
+
+    /// Returns once a scrub that began after deletion `ticket` committed has finished: runs
+    /// one unless another (which then covers it) is running.
+    pub(crate) async fn scrub_after(&self, ticket: u64) -> Result<(), StoreError> {
+        loop {
+            if self.scrub.done.load(Ordering::Acquire) >= ticket {
+                return Ok(());
+            }
+            let _running = self.scrub.running.lock().await;
+            if self.scrub.done.load(Ordering::Acquire) >= ticket {
+                return Ok(());
+            }
+            let target = self.scrub.requested.load(Ordering::Acquire);
+            if self.scrub().await? {
+                let mut conn = self.write.acquire().await?;
+                sqlx::query(
+                    "INSERT INTO store_meta (key, value) VALUES ('scrub_done', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(target.to_string())
+                .execute(&mut *conn)
+                .await?;
+                self.scrub.done.fetch_max(target, Ordering::AcqRel);
+            } else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// Scrubs for deletion `ticket` in the background, once no deletion came for
+    /// `SCRUB_QUIET` (at most `SCRUB_WAIT_MAX` after this call): a run of deletions shares one
+    /// rewrite of the file.
+    pub(crate) fn scrub_soon(&self, ticket: u64) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let asked = Instant::now();
+            loop {
+                let last =
+                    store.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(asked);
+                let quiet = last.elapsed();
+                if quiet >= SCRUB_QUIET || asked.elapsed() >= SCRUB_WAIT_MAX {
+                    break;
+                }
+                tokio::time::sleep(SCRUB_QUIET - quiet).await;
+            }
+            for attempt in 1..=10u32 {
+                match store.scrub_after(ticket).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "scrubbing the file after a deletion failed; trying again");
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            }
+        });
     }
 
     /// Rewrites the database file so no fragment of deleted rows survives (`secure_delete` zeroes
     /// deleted cells, but B-tree rebalancing can leave old bytes in a page's unused space), then
     /// empties the WAL. The rewrite goes through a temporary file, not memory, so it works for any
-    /// size of database.
-    async fn scrub(&self) -> Result<(), StoreError> {
+    /// size of database. False when the WAL could not be emptied (a reader held it): the old
+    /// pages may still be in the file, so the scrub is not done.
+    async fn scrub(&self) -> Result<bool, StoreError> {
+        let started = Instant::now();
         let mut conn = self.write.acquire().await?;
         sqlx::query("PRAGMA temp_store = FILE").execute(&mut *conn).await?;
         let vacuum = sqlx::query("VACUUM").execute(&mut *conn).await;
         sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
         vacuum?;
         drop(conn);
-        self.checkpoint().await?;
-        tracing::info!("scrubbed the file after a deletion (VACUUM, WAL truncated)");
-        Ok(())
+        let truncated = self.checkpoint_truncated().await?;
+        if truncated {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "scrubbed the file after a deletion (VACUUM, WAL truncated)"
+            );
+        }
+        Ok(truncated)
     }
 
     /// Moves the WAL's pages into the database file and truncates the WAL, retrying while
@@ -241,6 +654,14 @@ impl Store {
     /// found no reader of an older snapshot (a backup is one for minutes), and waits at most
     /// 2 s: ingest is not held up behind a long reader.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        if !self.checkpoint_truncated().await? {
+            tracing::warn!("WAL checkpoint stayed busy; it completes at the next idle checkpoint");
+        }
+        Ok(())
+    }
+
+    /// [`Store::checkpoint`], saying whether the WAL was emptied.
+    pub(crate) async fn checkpoint_truncated(&self) -> Result<bool, StoreError> {
         for attempt in 0..50 {
             // The writer connection, taken per attempt: ingest goes on between attempts.
             let mut conn = self.write.acquire().await?;
@@ -250,14 +671,13 @@ impl Store {
                     sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
                 sqlx::query("PRAGMA busy_timeout = 120000").execute(&mut *conn).await?;
                 if truncated?.0 == 0 {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             drop(conn);
             tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
         }
-        tracing::warn!("WAL checkpoint stayed busy; it completes at the next idle checkpoint");
-        Ok(())
+        Ok(false)
     }
 
     /// The project's logged user deletions, newest first.

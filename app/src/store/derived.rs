@@ -124,6 +124,62 @@ impl CallRow {
 }
 
 impl Store {
+    /// Whether the aggregate holds every committed call (loaded, and no other process wrote
+    /// to the file since): then it can say where a user's rows are.
+    pub(crate) fn aggregate_complete(&self) -> bool {
+        self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire)
+            && !self.saved.foreign.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Some calls were deleted from these (hour, tag set) pairs without their whole tag set:
+    /// the aggregate drops the pairs' rows and adds back the calls they still hold (read in the
+    /// caller's transaction, by time bucket).
+    pub(crate) async fn recount_in_cube(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project_id: i64,
+        pairs: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        if pairs.is_empty() || !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut calls = Vec::new();
+        for (hour, tag_set) in pairs {
+            let from = hour.saturating_mul(3_600_000);
+            let rows: Vec<CallRow> = sqlx::query_as(
+                "SELECT rowid AS rowid, project_id, tag_set_id, ts, provider, model, agent, input_tokens,
+                   output_tokens, cache_read_tokens, cache_creation_tokens, cost_nano, latency_ms,
+                   status, tools, firsts, tool_firsts, NULL AS trace_seq
+                 FROM events WHERE project_id = ?1 AND (ts >> 16) BETWEEN (?2 >> 16) AND (?3 >> 16)
+                   AND ts >= ?2 AND ts < ?3 AND tag_set_id = ?4",
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(from.saturating_add(3_600_000))
+            .bind(tag_set)
+            .fetch_all(&mut *tx)
+            .await?;
+            calls.extend(rows.into_iter().map(CallRow::fact));
+        }
+        let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
+        let c = cube.project(project_id);
+        c.remove_calls(pairs);
+        c.apply(&Delta { calls, ..Delta::default() });
+        Ok(())
+    }
+
+    /// Sets the totals of traces some of whose calls were deleted: (seq, calls, tokens, cost).
+    pub(crate) fn retotal_in_cube(&self, project_id: i64, totals: &[(i64, i64, i64, i64)]) {
+        if totals.is_empty() || !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
+        let c = cube.project(project_id);
+        for (seq, calls, tokens, cost) in totals {
+            c.set_trace_totals(*seq as u32, *calls, *tokens, *cost);
+        }
+    }
+
     /// Adds a committed batch to the aggregate.
     pub(crate) fn apply_delta(&self, project_id: i64, delta: &Delta) {
         if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {

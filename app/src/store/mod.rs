@@ -175,6 +175,8 @@ pub struct Store {
     key_secret: [u8; 16],
     /// The database's WAL file, which ingest makes durable itself (see `Store::sync_wal`).
     wal: Arc<Wal>,
+    /// Deletions waiting for the file to be scrubbed (see `deletion`).
+    scrub: Arc<deletion::ScrubState>,
 }
 
 /// The WAL file as ingest syncs it (see `Store::sync_wal`).
@@ -287,6 +289,7 @@ impl Store {
             event_keys: Arc::default(),
             key_secret,
             wal: Arc::new(wal),
+            scrub: Arc::default(),
         })
     }
 
@@ -375,6 +378,7 @@ impl Store {
             from = if saved { "saved file" } else { "database" },
             "aggregate ready"
         );
+        store.resume_scrub().await?;
         Ok(store)
     }
 
@@ -449,9 +453,11 @@ impl Store {
         self.project_versions.lock().unwrap_or_else(|e| e.into_inner()).get(&project_id).copied().unwrap_or(0)
     }
 
-    /// Drops the cached tag-set ids and messages (after a deletion: neither outlives it in memory).
-    pub(crate) fn forget_tag_sets(&self) {
-        self.tag_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    /// Drops the cached ids of deleted tag sets, and the cached messages (after a deletion:
+    /// neither outlives it in memory).
+    pub(crate) fn forget_tag_sets(&self, ids: &[i64]) {
+        let ids: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        self.tag_cache.lock().unwrap_or_else(|e| e.into_inner()).forget(&ids);
         self.text_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 

@@ -108,7 +108,7 @@ impl Store {
     /// too. Decided from the aggregate while the writer is held (it then holds every committed
     /// call); without a loaded aggregate, nothing is done. Returns how many went.
     async fn drop_unused_tag_sets(&self, project_id: i64) -> Result<usize, StoreError> {
-        if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.aggregate_complete() {
             return Ok(0);
         }
         let mut conn = self.write.acquire().await?;
@@ -118,25 +118,20 @@ impl Store {
         }
         // The saved aggregate names them: it goes first (a crash in between means a rebuild).
         self.drop_aggregate_token_on(&mut conn).await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in unused.chunks(500) {
-            let list = vec!["?"; chunk.len()].join(", ");
-            for sql in [
-                format!("DELETE FROM tag_kv WHERE tag_set_id IN ({list})"),
-                format!("DELETE FROM tag_sets WHERE id IN ({list})"),
-            ] {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                // A row of `events` or `traces` still naming one (written by another process,
-                // unknown to the aggregate) fails the foreign key: nothing is deleted.
-                q.execute(&mut *tx).await?;
-            }
+        // Nothing names them (the aggregate holds every committed call and trace): the
+        // foreign-key check, a scan of `events` and `traces` per set, is skipped.
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        let done = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            super::deletion::delete_tag_set_rows(&mut tx, project_id, &unused).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
         }
-        tx.commit().await?;
+        .await;
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        done?;
         // Ingest must not reuse a cached id of a deleted tag set; it waits for this writer.
-        self.forget_tag_sets();
+        self.forget_tag_sets(&unused);
         self.forget_in_cube(project_id, &unused);
         Ok(unused.len())
     }

@@ -47,10 +47,10 @@ impl TagCache {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.new.clear();
-        self.old.clear();
-        self.bytes = 0;
+    /// Drops the entries of these ids (deleted tag sets: their ids must not be reused).
+    pub(crate) fn forget(&mut self, ids: &std::collections::HashSet<i64>) {
+        self.new.retain(|_, id| !ids.contains(id));
+        self.old.retain(|_, id| !ids.contains(id));
     }
 
     #[cfg(test)]
@@ -81,7 +81,9 @@ mod tests {
         let last = 3 * fits as i64 - 1;
         assert_eq!(c.get(&key(last)), Some(last), "recent ones are kept");
         assert_eq!(c.get(&key(0)), None, "old ones went");
-        c.clear();
-        assert_eq!(c.len(), 0);
+        c.forget(&std::collections::HashSet::from([last, -1]));
+        assert_eq!(c.get(&key(last)), None, "a forgotten id is not answered");
+        assert_eq!(c.get(&(2, "hot".to_string())), None);
+        assert_eq!(c.get(&key(last - 1)), Some(last - 1), "others stay");
     }
 }

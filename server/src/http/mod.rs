@@ -44,6 +44,7 @@ pub fn router(state: AppState, access: host::Access, read_timeout: std::time::Du
         .route("/v1/traces", post(crate::otel::post_traces).layer(DefaultBodyLimit::disable()))
         .route("/v1/me/ai-apps/users", get(read_api::users))
         .route("/v1/me/ai-apps/users/{user_id}", get(read_api::user).delete(read_api::delete_user))
+        .route("/v1/me/ai-apps/deletions/{ticket}", get(read_api::deletion))
         .route("/v1/me/ai-apps/segments", get(read_api::segments))
         .route("/v1/me/ai-apps/traces", get(read_api::traces))
         .route("/v1/me/ai-apps/overview", get(read_api::overview))

@@ -123,6 +123,20 @@ pub struct ToolsView {
 #[derive(serde::Serialize, ToSchema)]
 pub struct Deleted {
     pub deleted: app::model::admin::Removed,
+    pub scrub: Scrub,
+}
+
+/// Whether the file has been rewritten since a deletion: only then are the user's id and
+/// prompts in no page of the database file or its WAL.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Scrub {
+    /// The deletion's scrub ticket (`GET /v1/me/ai-apps/deletions/{ticket}`) while the scrub
+    /// is pending; `null` when nothing waits for it (the answer waited for the scrub, or
+    /// nothing of the user's was in the file).
+    #[schema(minimum = 1)]
+    pub ticket: Option<u64>,
+    /// True once the scrub covering the deletion has finished.
+    pub done: bool,
 }
 
 /// OTLP's `ExportTraceServiceResponse` in JSON: empty when every span was taken.
@@ -177,6 +191,7 @@ impl Modify for Bearer {
         read_api::users,
         read_api::user,
         read_api::delete_user,
+        read_api::deletion,
         read_api::traces,
         read_api::trace,
         read_api::event,

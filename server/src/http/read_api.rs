@@ -5,7 +5,9 @@ use super::csv;
 use super::error::ApiError;
 use super::error::ErrorBody;
 use super::extract::{authorize, authorize_key};
-use super::openapi::{Deleted, Filters, Format, Paging, StackParam, ToolsView, UserDetail, UserFilter};
+use super::openapi::{
+    Deleted, Filters, Format, Paging, Scrub, StackParam, ToolsView, UserDetail, UserFilter,
+};
 use app::model::{
     EventDetail, SortKey, TraceDetail, TraceSort, UserSort, UsersFilter, ViewParams, query::decode_pairs,
 };
@@ -404,9 +406,19 @@ pub async fn segments(
     path = "/v1/me/ai-apps/users/{userId}",
     operation_id = "deleteUser",
     summary = "Delete every call, trace and tag set of one user, then scrub the file. Admin key only.",
-    params(("userId" = String, Path, description = "The end user's id.")),
+    description = "Every call and trace of the user, and the calls inside their traces that name no \
+        other user, are removed from every view before the answer. By default the answer also waits \
+        for the scrub: the database file rewritten and its WAL emptied, so nothing of the user's is \
+        in any page of either (`scrub.done`: true). With `wait=false` it answers 202 at once and the \
+        scrub runs once deletions stop coming for 2 s (at most 60 s later; many deletions share one \
+        rewrite): poll `GET /v1/me/ai-apps/deletions/{ticket}` until `done`.",
+    params(
+        ("userId" = String, Path, description = "The end user's id."),
+        ("wait" = Option<bool>, Query, description = "`false`: answer before the file is scrubbed (202). Default `true`."),
+    ),
     responses(
-        (status = 200, description = "What was removed (zeros when the user had nothing).", body = Deleted),
+        (status = 200, description = "What was removed (zeros when the user had nothing); the file is scrubbed.", body = Deleted),
+        (status = 202, description = "What was removed; the scrub is pending (`wait=false`).", body = Deleted),
         (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
         (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
     ),
@@ -419,9 +431,56 @@ pub async fn delete_user(
     headers: HeaderMap,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Response, ApiError> {
     let (project, prefix) = authorize_key(&state, &headers, &[Scope::Admin]).await?;
+    let mut wait = true;
+    for (k, v) in decode_pairs(query.as_deref().unwrap_or("")) {
+        match (k.as_str(), v.as_str()) {
+            ("wait", "true") => wait = true,
+            ("wait", "false") => wait = false,
+            ("wait", _) => return Err(ApiError::bad("wait", "must be true or false")),
+            _ => return Err(ApiError::bad(k, "not a parameter of this endpoint")),
+        }
+    }
+    let actor = format!("key:{prefix}");
+    if wait {
+        let removed = state.store.delete_user(project, &user_id, &actor).await?;
+        return Ok(
+            Json(Deleted { deleted: removed, scrub: Scrub { ticket: None, done: true } }).into_response()
+        );
+    }
+    let (removed, ticket) = state.store.delete_user_later(project, &user_id, &actor).await?;
+    let done = ticket.is_none_or(|t| state.store.scrub_done(t) == Some(true));
+    let status = if done { axum::http::StatusCode::OK } else { axum::http::StatusCode::ACCEPTED };
+    Ok((status, Json(Deleted { deleted: removed, scrub: Scrub { ticket, done } })).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/ai-apps/deletions/{ticket}",
+    operation_id = "getDeletion",
+    summary = "Whether the scrub after a deletion (`wait=false`) has finished. Admin key only.",
+    params(("ticket" = u64, Path, minimum = 1, description = "`scrub.ticket` of the deletion's answer.")),
+    responses(
+        (status = 200, description = "OK", body = Scrub),
+        (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
+        (status = 404, description = "No deletion has this ticket.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+/// `GET /v1/me/ai-apps/deletions/{ticket}` (admin key): a deletion's scrub status.
+pub async fn deletion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ticket): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Scrub>, ApiError> {
+    authorize_key(&state, &headers, &[Scope::Admin]).await?;
     no_query(query.as_deref())?;
-    let removed = state.store.delete_user(project, &user_id, &format!("key:{prefix}")).await?;
-    Ok(Json(Deleted { deleted: removed }))
+    let ticket: u64 = ticket.parse().map_err(|_| ApiError::bad("ticket", "must be a positive integer"))?;
+    match state.store.scrub_done(ticket) {
+        Some(done) => Ok(Json(Scrub { ticket: Some(ticket), done })),
+        None => Err(ApiError::not_found("no deletion has this ticket")),
+    }
 }

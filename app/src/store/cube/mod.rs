@@ -404,7 +404,6 @@ impl ProjectCube {
         }
     }
 
-    /// Takes out every row of these tag sets (a deleted user's).
     /// Whether any stored call carries this `userId` (a deleted user's tag sets are gone).
     pub fn has_user(&self, user: &str) -> bool {
         self.users.get(user).is_some_and(|u| {
@@ -412,6 +411,8 @@ impl ProjectCube {
         })
     }
 
+    /// Takes out every row of these tag sets (a deleted user's). Hours without any are left
+    /// as they are (a deletion rewrites only the hours the user had calls in).
     pub fn remove_tag_sets(&mut self, db_ids: &[i64]) {
         let mut gone = vec![false; self.tag_sets.len()];
         for id in db_ids {
@@ -421,18 +422,29 @@ impl ProjectCube {
                 self.tag_sets[i as usize].kv.clear();
             }
         }
-        let keep = |ts: u32| !gone[ts as usize];
+        let gone = |ts: u32| gone.get(ts as usize).copied().unwrap_or(false);
         self.hours.retain(|_, h| {
-            h.rows.retain(keep);
-            h.lat.retain(|r| keep(r.tag_set));
-            h.tools.retain(|r| keep(r.tag_set));
-            h.starts.retain(|(ts, _)| keep(*ts));
-            h.compacted = h.compacted.min(h.rows.len());
-            h.note_combos();
-            h.note_sorted();
+            h.take_out(&gone, true);
             !(h.rows.is_empty() && h.starts.is_empty())
         });
-        self.traces.remove(|e| gone.get(e.tag_set as usize).copied().unwrap_or(false));
+        self.traces.remove(|e| gone(e.tag_set));
+    }
+
+    /// Takes out the calls of some tag sets in some hours, as (hour, `tag_sets.id`), keeping
+    /// their trace starts: the caller adds back those of their calls that stay.
+    pub fn remove_calls(&mut self, pairs: &[(i64, i64)]) {
+        let mut by_hour: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (hour, db_id) in pairs {
+            if let Some(i) = self.tag_index.get(db_id) {
+                by_hour.entry(*hour).or_default().push(*i);
+            }
+        }
+        for (hour, sets) in by_hour {
+            if let Some(h) = self.hours.get_mut(&hour) {
+                h.take_out(&|ts| sets.contains(&ts), false);
+            }
+        }
+        self.hours.retain(|_, h| !(h.rows.is_empty() && h.starts.is_empty()));
     }
 
     /// The database ids of live tag sets no call or trace of the aggregate names any more
@@ -511,6 +523,27 @@ impl ProjectCube {
 }
 
 impl Hour {
+    /// Drops the rows (and trace starts, with `starts`) of the tag sets `gone` accepts; an
+    /// hour with none of them is not rewritten.
+    fn take_out(&mut self, gone: &dyn Fn(u32) -> bool, starts: bool) {
+        let hit = self.rows.tag_set.iter().any(|ts| gone(*ts))
+            || self.lat.iter().any(|r| gone(r.tag_set))
+            || self.tools.iter().any(|r| gone(r.tag_set))
+            || (starts && self.starts.iter().any(|(ts, _)| gone(*ts)));
+        if !hit {
+            return;
+        }
+        self.rows.retain(|ts| !gone(ts));
+        self.lat.retain(|r| !gone(r.tag_set));
+        self.tools.retain(|r| !gone(r.tag_set));
+        if starts {
+            self.starts.retain(|(ts, _)| !gone(*ts));
+        }
+        self.compacted = self.compacted.min(self.rows.len());
+        self.note_combos();
+        self.note_sorted();
+    }
+
     /// Recomputes `sorted`: the length of the rows' ordered prefix.
     pub fn note_sorted(&mut self) {
         let r = &self.rows;

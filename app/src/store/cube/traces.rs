@@ -18,6 +18,17 @@ pub const CHUNK: usize = 4096;
 /// `MASK_BITS - 1` up, so a filter on such an id can't be answered from the mask.
 const MASK_BITS: u32 = 16;
 
+/// Where one user's share of the data is (see [`ProjectCube::share`]).
+#[derive(Clone, Debug, Default)]
+pub struct Share {
+    /// `tag_sets.id` of the user's live tag sets.
+    pub tag_sets: Vec<i64>,
+    /// `traces.seq` of the traces stored under them.
+    pub traces: Vec<u32>,
+    /// (hour, calls stored under them in it), for the hours with any.
+    pub hours: Vec<(i64, i64)>,
+}
+
 /// One trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceEntry {
@@ -286,6 +297,44 @@ impl ProjectCube {
         let (c, i) = self.traces.slot(seq);
         if c.entries[i].tag_set != NONE {
             c.entries[i].mask |= mask;
+        }
+    }
+
+    /// Where a user's share is held, so deleting it needs no scan of the file: their live tag
+    /// sets, the traces stored under them, and per hour the calls stored under them.
+    pub fn share(&self, user: &str) -> Share {
+        let Some(u) = self.users.get(user) else { return Share::default() };
+        let mine: Vec<bool> = self.tag_sets.iter().map(|t| t.live && t.user == u).collect();
+        let of = |ts: u32| mine.get(ts as usize).copied().unwrap_or(false);
+        let tag_sets = self.tag_sets.iter().zip(&mine).filter(|(_, m)| **m).map(|(t, _)| t.db_id).collect();
+        let hours = self
+            .hours
+            .iter()
+            .map(|(hour, h)| {
+                let calls: i64 = h
+                    .rows
+                    .tag_set
+                    .iter()
+                    .zip(&h.rows.calls)
+                    .filter(|(ts, _)| of(**ts))
+                    .map(|(_, n)| i64::from(*n))
+                    .sum();
+                (*hour, calls)
+            })
+            .filter(|(_, calls)| *calls > 0)
+            .collect();
+        let traces = self.traces.iter().filter(|(_, e)| of(e.tag_set)).map(|(seq, _)| seq).collect();
+        Share { tag_sets, traces, hours }
+    }
+
+    /// Sets a held trace's totals (calls of it were deleted).
+    pub fn set_trace_totals(&mut self, seq: u32, calls: i64, tokens: i64, cost: i64) {
+        let (c, i) = self.traces.slot(seq);
+        let e = &mut c.entries[i];
+        if e.tag_set != NONE {
+            e.calls = u32::try_from(calls.max(0)).unwrap_or(u32::MAX);
+            e.tokens = tokens.max(0);
+            e.cost = cost.max(0);
         }
     }
 
