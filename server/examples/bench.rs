@@ -10,6 +10,16 @@
 //!     The same rows into a bare SQLite `events` table (primary key on the id, an index by trace
 //!     and one by tag set and time; WAL, synchronous=FULL, 100 rows per transaction): the physical
 //!     floor of idempotent durable ingest on this disk.
+//! cargo run --release -p server --example bench -- deletions BASE_URL INGEST_KEY ADMIN_KEY [EVENTS] [DELETIONS] [USERS]
+//!     4-client ingest of EVENTS alone, then again while one client deletes DELETIONS users
+//!     (`user_NNNNN` of a demo database, drawn at random from USERS, `wait=false`) one after
+//!     another: both ingest rates, the deletions' answer times, and how long after the last one
+//!     the file's scrub finished.
+//! cargo run --release -p server --example bench -- soak BASE_URL INGEST_KEY READ_KEY ADMIN_KEY SECONDS RATE USERS
+//!     Mixed load for SECONDS: ingest paced at RATE events/s (batches of 100, 2 clients), every
+//!     read view and the Users page in a loop, and a user of a demo database (`user_NNNNN` of
+//!     USERS) deleted every 10 s (`wait=false`); prints what each part did and any error
+//!     (`scripts/soak.sh` runs it and samples the server's RSS).
 //! cargo run --release -p server --example bench -- reads BASE_URL READ_KEY [REQUESTS]
 //!     Every read view (and dashboard page, served with --no-login) unfiltered and under each
 //!     filter: median, min and max of REQUESTS after one warm-up request.
@@ -221,6 +231,194 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: 
             );
         }
     }
+}
+
+/// Ingest alone, then ingest while users are deleted (see the header).
+async fn deletions(base: &str, key: &str, admin: &str, events: u64, deletions: u64, users: u64) {
+    let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+    let bodies = |seed: u64| -> Vec<Vec<u8>> {
+        calls(seed, events).chunks(100).map(|c| batch(c).to_string().into_bytes()).collect()
+    };
+    let alone = post_all(base, key, "/v1/events", "application/json", bodies(seed), 4).await;
+    println!(
+        "ingest alone: {events} events, 4 clients: {alone:.2} s = {:.0} events/s",
+        events as f64 / alone
+    );
+
+    let mut rng = Rng(seed.rotate_left(17) | 1);
+    let mut picked = std::collections::BTreeSet::new();
+    while (picked.len() as u64) < deletions.min(users) {
+        picked.insert(rng.next() % users + 1);
+    }
+    let ids: Vec<String> = picked.into_iter().map(|n| format!("user_{n:05}")).collect();
+    let (base_owned, admin_owned) = (base.to_string(), admin.to_string());
+    let deleter = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let (mut times, mut removed, mut last_ticket) = (Vec::new(), 0i64, None);
+        for id in ids {
+            let t = Instant::now();
+            let r = client
+                .delete(format!("{base_owned}/v1/me/ai-apps/users/{id}?wait=false"))
+                .bearer_auth(&admin_owned)
+                .send()
+                .await
+                .expect("DELETE");
+            assert!(r.status().is_success(), "DELETE {id}: {}", r.status());
+            let body: Value = r.json().await.expect("json");
+            times.push(t.elapsed());
+            removed += body["deleted"]["events"].as_i64().unwrap_or(0);
+            if let Some(n) = body["scrub"]["ticket"].as_u64() {
+                last_ticket = Some(n);
+            }
+        }
+        (started.elapsed(), times, removed, last_ticket)
+    });
+    let during = post_all(base, key, "/v1/events", "application/json", bodies(seed ^ 0x5eed), 4).await;
+    println!(
+        "ingest during deletions: {events} events, 4 clients: {during:.2} s = {:.0} events/s ({:.0} % of alone)",
+        events as f64 / during,
+        100.0 * alone / during
+    );
+    let (took, mut times, removed, last_ticket) = deleter.await.expect("deleter");
+    times.sort();
+    if let (Some(min), Some(max)) = (times.first(), times.last()) {
+        println!(
+            "deletions: {} users ({removed} events) in {:.2} s, one client, wait=false: answer median {:?}, min {min:?}, max {max:?}",
+            times.len(),
+            took.as_secs_f64(),
+            times[times.len() / 2]
+        );
+    }
+    if let Some(ticket) = last_ticket {
+        let client = reqwest::Client::new();
+        let t = Instant::now();
+        loop {
+            let r = client
+                .get(format!("{base}/v1/me/ai-apps/deletions/{ticket}"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .expect("GET deletion");
+            if r.json::<Value>().await.ok().is_some_and(|b| b["done"] == true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!(
+            "scrub of ticket {ticket} done {:.1} s after the last deletion and the ingest ended",
+            t.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Mixed load (see the header).
+async fn soak(base: &str, keys: [&str; 3], secs: u64, rate: u64, users: u64) {
+    use std::sync::Arc;
+    let [ingest_key, read_key, admin_key] = keys.map(str::to_string);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let errors = Arc::new(AtomicU64::new(0));
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    // Ingest: RATE events/s, a batch of 100 every 100/RATE s, shared by two clients.
+    let sent = Arc::new(AtomicU64::new(0));
+    for part in 0..2u64 {
+        let (client, base, key, sent, errors) =
+            (client.clone(), base.to_string(), ingest_key.clone(), sent.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let every = Duration::from_secs_f64(200.0 / rate.max(1) as f64);
+            let mut next = Instant::now() + every.mul_f64(part as f64 / 2.0);
+            let mut seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 ^ part;
+            while Instant::now() < end {
+                tokio::time::sleep_until(next.into()).await;
+                next += every;
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let body = batch(&calls(seed, 100)).to_string();
+                let r = client.post(format!("{base}/v1/events")).bearer_auth(&key).body(body).send().await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        sent.fetch_add(100, Ordering::Relaxed);
+                    }
+                    other => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("ingest: {:?}", other.map(|r| r.status()));
+                    }
+                }
+            }
+        }));
+    }
+    // Reads: every view and the Users page, one after another.
+    let read = Arc::new(AtomicU64::new(0));
+    {
+        let (client, base, key, read, errors) =
+            (client.clone(), base.to_string(), read_key.clone(), read.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let paths = [
+                "/v1/me/ai-apps/overview",
+                "/v1/me/ai-apps/users?sort=spend",
+                "/v1/me/ai-apps/users?window=7d&tag.plan=pro",
+                "/v1/me/ai-apps/models",
+                "/v1/me/ai-apps/tools",
+                "/v1/me/ai-apps/traces",
+                "/v1/me/ai-apps/segments?by=plan",
+                "/v1/me/ai-apps/users/user_00001",
+                "/ai-apps/users",
+            ];
+            while Instant::now() < end {
+                for p in paths {
+                    let r = client.get(format!("{base}{p}")).bearer_auth(&key).send().await;
+                    match r {
+                        Ok(r) if r.status() == 200 || (r.status() == 404 && p.contains("user_")) => {
+                            let _ = r.bytes().await;
+                            read.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("GET {p}: {:?}", other.map(|r| r.status()));
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Deletions: one user every 10 s.
+    let deleted = Arc::new(AtomicU64::new(0));
+    {
+        let (client, base, key, deleted, errors) =
+            (client.clone(), base.to_string(), admin_key.clone(), deleted.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x5eed_50a4 | 1);
+            while Instant::now() + Duration::from_secs(10) < end {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let id = format!("user_{:05}", rng.next() % users.max(1) + 1);
+                let r = client
+                    .delete(format!("{base}/v1/me/ai-apps/users/{id}?wait=false"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        deleted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("DELETE {id}: {:?}", other.map(|r| r.status()));
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("soak task");
+    }
+    println!(
+        "soak: {secs} s: {} events ingested ({:.0}/s, paced at {rate}/s), {} reads, {} users deleted, {} errors",
+        sent.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed) as f64 / secs as f64,
+        read.load(Ordering::Relaxed),
+        deleted.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed)
+    );
 }
 
 /// The same calls as OTLP protobuf exports of 512 spans: per trace, a request span (route,
@@ -492,7 +690,7 @@ async fn reads(base: &str, key: &str, n: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | otlp BASE_URL KEY [N] [CONCURRENCY] | floor DB [N] | reads BASE_URL KEY [N]";
+    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | otlp BASE_URL KEY [N] [CONCURRENCY] | deletions BASE_URL KEY ADMIN_KEY [N] [DELETIONS] [USERS] | soak BASE_URL KEY READ_KEY ADMIN_KEY SECS RATE USERS | floor DB [N] | reads BASE_URL KEY [N]";
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(1), arg(2)) {
         (Some("ingest"), Some(base)) => {
@@ -506,6 +704,20 @@ async fn main() {
             let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(100_000);
             let c = arg(5).and_then(|v| v.parse().ok()).unwrap_or(4);
             otlp(base, key, n, c).await;
+        }
+        (Some("deletions"), Some(base)) => {
+            let (key, admin) = (arg(3).unwrap_or_default(), arg(4).unwrap_or_default());
+            let n = arg(5).and_then(|v| v.parse().ok()).unwrap_or(200_000);
+            let d = arg(6).and_then(|v| v.parse().ok()).unwrap_or(1_000);
+            let users = arg(7).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            deletions(base, key, admin, n, d, users).await;
+        }
+        (Some("soak"), Some(base)) => {
+            let keys = [arg(3).unwrap_or_default(), arg(4).unwrap_or_default(), arg(5).unwrap_or_default()];
+            let secs = arg(6).and_then(|v| v.parse().ok()).unwrap_or(1_800);
+            let rate = arg(7).and_then(|v| v.parse().ok()).unwrap_or(10_000);
+            let users = arg(8).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            soak(base, keys, secs, rate, users).await;
         }
         (Some("floor"), Some(db)) => {
             let n = arg(3).and_then(|v| v.parse().ok()).unwrap_or(100_000);

@@ -294,6 +294,18 @@ async fn retention_removes_exactly_the_old_rows() {
     assert_eq!(tools["tools"][0]["calls"], 20);
     let (_, m) = s.get("/v1/me/ai-apps/models?user=olga").await;
     assert_eq!(m["models"][0]["calls"], 10);
+
+    // A call from before the retention window is refused (it would only be deleted again), the
+    // batch with it stores nothing; inside the window it is taken.
+    let late = vec![llm("fresh", "nina", 30, json!({})), llm("stale", "nina", 3 * day + 60, json!({}))];
+    let (status, body) = s.post_with(Some(&s.ingest_key), &json!({ "events": late })).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("events[1].timestamp")), "{body}");
+    assert_eq!(s.get("/v1/me/ai-apps/events/fresh").await.0, 404, "nothing of the batch was stored");
+    let record =
+        json!({ "id": "old-trace", "tags": { "userId": "nina" }, "started_at": minutes_ago(3 * day + 60) });
+    let (status, body) = s.post_with(Some(&s.ingest_key), &json!({ "events": [], "traces": [record] })).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("traces[0].started_at")), "{body}");
+    post_as(&s, &s.ingest_key, vec![llm("fresh", "nina", 30, json!({}))]).await;
 }
 
 #[tokio::test]

@@ -45,11 +45,18 @@ struct UserGone {
     hmac: String,
     /// The scrub this deletion needs (none when nothing of the user's was in the file).
     ticket: Option<u64>,
+    /// Where the aggregate held the user, when the deletion followed it.
+    share: Option<Share>,
 }
 
-/// How long a background scrub waits for deletions to stop coming, and at most.
-const SCRUB_QUIET: Duration = Duration::from_secs(2);
-const SCRUB_WAIT_MAX: Duration = Duration::from_secs(60);
+/// How long a background scrub waits for deletions to stop coming, and at most (a scrub
+/// rewrites the whole file holding the writer: about a minute at 10M calls, so a long run of
+/// deletions should share as few as possible). `TOKENTALLY_SCRUB_MAX_WAIT_SECS` sets the most.
+const SCRUB_QUIET: Duration = Duration::from_secs(5);
+static SCRUB_WAIT_MAX: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+    let secs = std::env::var("TOKENTALLY_SCRUB_MAX_WAIT_SECS").ok().and_then(|v| v.parse().ok());
+    Duration::from_secs(secs.unwrap_or(900))
+});
 
 /// Deletions waiting for the scrub that makes them final in the file. Each deletion takes a
 /// ticket (`store_meta.scrub_requested`, counted in its transaction); a finished scrub covers
@@ -74,7 +81,11 @@ async fn traces_by_seq(
 ) -> Result<Vec<(String, i64, i64)>, StoreError> {
     let mut out = Vec::with_capacity(seqs.len());
     for chunk in seqs.chunks(500) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, seq, tag_set_id FROM traces WHERE project_id = ");
+        // Through `traces_seq` by name: without statistics the planner walks the project's
+        // whole primary key.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, seq, tag_set_id FROM traces INDEXED BY traces_seq WHERE project_id = ",
+        );
         q.push_bind(project_id).push(" AND seq IN (");
         let mut list = q.separated(", ");
         for seq in chunk {
@@ -317,12 +328,12 @@ impl Store {
         user_id: &str,
         actor: &str,
     ) -> Result<(Removed, Option<u64>), StoreError> {
-        // The aggregate saved for a start after a crash holds this user: dropped first, and no
-        // new one is saved until the deletion is done.
+        // No aggregate is saved while the deletion runs (see `drop_aggregate_token_on` below).
+        let started = Instant::now();
         let _maintenance = self.maintenance.lock().await;
         let otel = self.otel_gate_exclusive().await;
-        self.drop_aggregate_token().await?;
         let mut conn = self.write.acquire().await?;
+        let held = Instant::now();
         // Taken while the writer is held: the aggregate then holds every committed call, and
         // says where the user's are, so no table is scanned for them.
         let share = if self.aggregate_complete() {
@@ -334,20 +345,23 @@ impl Store {
         // Every row naming the user's tag sets is deleted first (and counted against the
         // aggregate, else found by a scan): the foreign-key check of each deleted tag set would
         // scan `events` and `traces` once per set.
+        let share_ms = held.elapsed().as_millis() as u64;
         sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
         let done = self.delete_user_tx(&mut conn, project_id, user_id, actor, share).await;
         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
         let done = done?;
+        let tx_ms = held.elapsed().as_millis() as u64;
         drop(otel);
-        self.forget_in_cube(project_id, &done.tag_sets);
+        self.forget_in_cube(project_id, &done.tag_sets, done.share.as_ref());
         self.forget_event_keys(&done.rowids);
         drop(conn);
+        let held = held.elapsed();
         // Traces that lost calls: their remaining calls' flags and providers/agents are derived
         // again.
         self.reflag_traces(project_id, &done.touched).await?;
         self.bump_version([project_id]);
         let removed = done.removed;
-        tracing::info!(project_id, actor, user_id_hmac = %done.hmac, events = removed.events, traces = removed.traces, "deleted a user");
+        tracing::info!(project_id, actor, user_id_hmac = %done.hmac, events = removed.events, traces = removed.traces, ms = started.elapsed().as_millis() as u64, writer_ms = held.as_millis() as u64, share_ms, tx_ms, "deleted a user");
         if let Some(ticket) = done.ticket {
             self.scrub.requested.fetch_max(ticket, Ordering::AcqRel);
             *self.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
@@ -365,6 +379,9 @@ impl Store {
         share: Option<Share>,
     ) -> Result<UserGone, StoreError> {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // The aggregate saved for a start after a crash holds the user: it goes with the
+        // deletion (its file at once; its token and trace records in this transaction).
+        self.drop_aggregate_token_on(&mut tx).await?;
         let mut tag_sets: Vec<i64> =
             sqlx::query_as::<_, (i64,)>("SELECT id FROM tag_sets WHERE project_id = ?1 AND user_id = ?2")
                 .bind(project_id)
@@ -412,7 +429,7 @@ impl Store {
             exec_ids(
                 &mut tx,
                 &format!(
-                    "DELETE FROM traces WHERE project_id = ?1 AND seq IN {}",
+                    "DELETE FROM traces INDEXED BY traces_seq WHERE project_id = ?1 AND seq IN {}",
                     placeholders(2, chunk.len())
                 ),
                 project_id,
@@ -537,6 +554,7 @@ impl Store {
             touched,
             hmac,
             ticket,
+            share,
         })
     }
 
@@ -544,6 +562,12 @@ impl Store {
     pub fn scrub_done(&self, ticket: u64) -> Option<bool> {
         (ticket >= 1 && ticket <= self.scrub.requested.load(Ordering::Acquire))
             .then(|| self.scrub.done.load(Ordering::Acquire) >= ticket)
+    }
+
+    /// Whether a user was deleted in the last minute (the aggregate's saver waits).
+    pub(crate) fn deleted_lately(&self) -> bool {
+        let last = *self.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|t| t.elapsed() < Duration::from_secs(60))
     }
 
     /// At start: the tickets of the file, and a scrub when some deletion's is not done (the
@@ -608,7 +632,7 @@ impl Store {
                 let last =
                     store.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(asked);
                 let quiet = last.elapsed();
-                if quiet >= SCRUB_QUIET || asked.elapsed() >= SCRUB_WAIT_MAX {
+                if quiet >= SCRUB_QUIET || asked.elapsed() >= *SCRUB_WAIT_MAX {
                     break;
                 }
                 tokio::time::sleep(SCRUB_QUIET - quiet).await;

@@ -3,7 +3,7 @@
 //! (`apply_delta`), user deletion (`forget_in_cube`) and retention (`drop_in_cube`). Trace totals
 //! in `traces` are written with their calls, in the same transaction, and deleted with them.
 
-use super::cube::traces::{TraceFact, TraceMask};
+use super::cube::traces::{Share, TraceFact, TraceMask};
 use super::cube::{CallFact, Cube, Delta, ProjectCube, TraceSeen, tool_facts};
 use super::{Store, StoreError};
 use sqlx::{Connection, FromRow, QueryBuilder, Sqlite};
@@ -192,9 +192,9 @@ impl Store {
     }
 
     /// Takes deleted tag sets out of the aggregate.
-    pub(crate) fn forget_in_cube(&self, project_id: i64, tag_sets: &[i64]) {
+    pub(crate) fn forget_in_cube(&self, project_id: i64, tag_sets: &[i64], share: Option<&Share>) {
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
-        cube.project(project_id).remove_tag_sets(tag_sets);
+        cube.project(project_id).remove_tag_sets_in(tag_sets, share);
         self.forget_user_menus(project_id);
     }
 
@@ -724,7 +724,13 @@ impl Store {
                 let valid = store.saved.valid.load(std::sync::atomic::Ordering::Acquire);
                 let due = !valid || calls >= SAVE_AFTER_CALLS || (calls > 0 && last.elapsed() >= SAVE_AFTER);
                 let foreign = store.saved.foreign.load(std::sync::atomic::Ordering::Acquire);
-                if !due || foreign || !store.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+                // Each deletion drops the saved file: during a run of them, a save would be
+                // thrown away at once (and hold the next deletion up while it writes).
+                if !due
+                    || foreign
+                    || store.deleted_lately()
+                    || !store.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire)
+                {
                     continue;
                 }
                 let started = std::time::Instant::now();

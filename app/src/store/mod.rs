@@ -239,7 +239,9 @@ impl Store {
             // Never closed while the store is open: it keeps the WAL file that ingest syncs.
             .max_lifetime(None)
             .idle_timeout(None)
-            .acquire_timeout(Duration::from_secs(60))
+            // A scrub after user deletions rewrites the whole file holding the writer (about a
+            // minute at 10M calls): a batch waits for it rather than failing.
+            .acquire_timeout(Duration::from_secs(600))
             .connect_with(
                 opts.clone().pragma("wal_autocheckpoint", "0").pragma("journal_size_limit", "67108864"),
             )

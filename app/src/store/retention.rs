@@ -132,7 +132,7 @@ impl Store {
         done?;
         // Ingest must not reuse a cached id of a deleted tag set; it waits for this writer.
         self.forget_tag_sets(&unused);
-        self.forget_in_cube(project_id, &unused);
+        self.forget_in_cube(project_id, &unused, None);
         Ok(unused.len())
     }
 

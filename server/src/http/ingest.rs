@@ -275,6 +275,27 @@ pub(crate) fn inflate(raw: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// Refuses a batch with a call or trace from before the project's retention window (the UTC
+/// day `days` days ago, as retention counts): it would be stored only to be deleted.
+fn within_retention(
+    traces: &[TraceIn],
+    events: &[EventIn],
+    days: Option<i64>,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let Some(days) = days else { return Ok(()) };
+    let days = days.clamp(1, app::store::projects::MAX_RETENTION_DAYS);
+    let cutoff = (now_ms.div_euclid(86_400_000) - days) * 86_400_000;
+    let why = format!("is older than the project's retention ({days} days)");
+    if let Some(i) = events.iter().position(|e| e.ts_ms < cutoff) {
+        return Err(ApiError::bad(format!("events[{i}].timestamp"), why));
+    }
+    if let Some(i) = traces.iter().position(|t| t.started_ms < cutoff) {
+        return Err(ApiError::bad(format!("traces[{i}].started_at"), why));
+    }
+    Ok(())
+}
+
 fn parse_time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
     let ms = chrono::DateTime::parse_from_rfc3339(v)
         .map_err(|_| ApiError::bad(field, "must be an RFC 3339 timestamp such as 2026-11-27T17:43:05Z"))?
@@ -541,7 +562,10 @@ pub async fn post_events(
     let stored = async {
         let project = authorize(&state, &headers, &[Scope::Ingest]).await?;
         let bytes = read_body(&headers, body, MAX_BODY_BYTES).await?;
-        let (traces, events) = parse_batch(&bytes, app::store::now_ms())?;
+        let now = app::store::now_ms();
+        let (traces, events) = parse_batch(&bytes, now)?;
+        let retention = state.store.project_by_id(project).await?.retention_days;
+        within_retention(&traces, &events, retention, now)?;
         Ok::<_, ApiError>(state.store.ingest(project, &traces, &events).await?)
     }
     .await;

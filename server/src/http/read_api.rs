@@ -410,8 +410,8 @@ pub async fn segments(
         other user, are removed from every view before the answer. By default the answer also waits \
         for the scrub: the database file rewritten and its WAL emptied, so nothing of the user's is \
         in any page of either (`scrub.done`: true). With `wait=false` it answers 202 at once and the \
-        scrub runs once deletions stop coming for 2 s (at most 60 s later; many deletions share one \
-        rewrite): poll `GET /v1/me/ai-apps/deletions/{ticket}` until `done`.",
+        scrub runs once deletions stop coming for 5 s (at most 15 minutes later, \
+        `TOKENTALLY_SCRUB_MAX_WAIT_SECS`; many deletions share one rewrite): poll `GET /v1/me/ai-apps/deletions/{ticket}` until `done`.",
     params(
         ("userId" = String, Path, description = "The end user's id."),
         ("wait" = Option<bool>, Query, description = "`false`: answer before the file is scrubbed (202). Default `true`."),

@@ -414,6 +414,13 @@ impl ProjectCube {
     /// Takes out every row of these tag sets (a deleted user's). Hours without any are left
     /// as they are (a deletion rewrites only the hours the user had calls in).
     pub fn remove_tag_sets(&mut self, db_ids: &[i64]) {
+        self.remove_tag_sets_in(db_ids, None);
+    }
+
+    /// [`ProjectCube::remove_tag_sets`] where `share` (taken while the writer was held, so
+    /// nothing of these tag sets was added since) says their rows and traces are: only those
+    /// hours and traces are looked at (a deletion doesn't scan the whole aggregate).
+    pub fn remove_tag_sets_in(&mut self, db_ids: &[i64], share: Option<&traces::Share>) {
         let mut gone = vec![false; self.tag_sets.len()];
         for id in db_ids {
             if let Some(i) = self.tag_index.remove(id) {
@@ -423,11 +430,23 @@ impl ProjectCube {
             }
         }
         let gone = |ts: u32| gone.get(ts as usize).copied().unwrap_or(false);
-        self.hours.retain(|_, h| {
-            h.take_out(&gone, true);
-            !(h.rows.is_empty() && h.starts.is_empty())
-        });
-        self.traces.remove(|e| gone(e.tag_set));
+        let Some(share) = share else {
+            self.hours.retain(|_, h| {
+                h.take_out(&gone, true);
+                !(h.rows.is_empty() && h.starts.is_empty())
+            });
+            self.traces.remove(|e| gone(e.tag_set));
+            return;
+        };
+        for hour in share.hours.iter().map(|(h, _)| h).chain(&share.start_hours) {
+            if let Some(h) = self.hours.get_mut(hour) {
+                h.take_out(&gone, true);
+                if h.rows.is_empty() && h.starts.is_empty() {
+                    self.hours.remove(hour);
+                }
+            }
+        }
+        self.traces.remove_seqs(&share.traces, |e| gone(e.tag_set));
     }
 
     /// Takes out the calls of some tag sets in some hours, as (hour, `tag_sets.id`), keeping

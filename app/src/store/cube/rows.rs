@@ -158,8 +158,21 @@ impl Rows {
 
     /// Keeps the rows whose tag set `keep` accepts, in order.
     pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        let kept: Rows = self.iter().filter(|r| keep(r.tag_set)).collect();
-        *self = kept;
+        let mask: Vec<bool> = self.tag_set.iter().map(|t| keep(*t)).collect();
+        fn by<T>(column: &mut Vec<T>, mask: &[bool]) {
+            let mut i = 0;
+            column.retain(|_| {
+                i += 1;
+                mask[i - 1]
+            });
+        }
+        by(&mut self.tag_set, &mask);
+        by(&mut self.user, &mask);
+        by(&mut self.combo, &mask);
+        by(&mut self.calls, &mask);
+        by(&mut self.last_ms, &mask);
+        by(&mut self.cost, &mask);
+        by(&mut self.rest, &mask);
         self.shrink_to_fit();
     }
 

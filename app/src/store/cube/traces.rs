@@ -27,6 +27,8 @@ pub struct Share {
     pub traces: Vec<u32>,
     /// (hour, calls stored under them in it), for the hours with any.
     pub hours: Vec<(i64, i64)>,
+    /// The hours their traces started in.
+    pub start_hours: Vec<i64>,
 }
 
 /// One trace.
@@ -163,6 +165,23 @@ impl TraceIndex {
                 }
             }
         }
+        self.drop_empty_front();
+    }
+
+    /// [`TraceIndex::remove`] looking at these seqs only.
+    pub fn remove_seqs(&mut self, seqs: &[u32], gone: impl Fn(&TraceEntry) -> bool) {
+        for seq in seqs {
+            let Some(at) = u64::from(*seq).checked_sub(self.base) else { continue };
+            let Some(c) = self.chunks.get_mut((at / CHUNK as u64) as usize) else { continue };
+            let e = &mut c.entries[(at % CHUNK as u64) as usize];
+            if e.tag_set != NONE && gone(e) {
+                *e = EMPTY;
+            }
+        }
+        self.drop_empty_front();
+    }
+
+    fn drop_empty_front(&mut self) {
         while self.chunks.front().is_some_and(|c| !c.live()) {
             self.chunks.pop_front();
             self.base += CHUNK as u64;
@@ -311,20 +330,34 @@ impl ProjectCube {
             .hours
             .iter()
             .map(|(hour, h)| {
-                let calls: i64 = h
-                    .rows
-                    .tag_set
-                    .iter()
-                    .zip(&h.rows.calls)
-                    .filter(|(ts, _)| of(**ts))
-                    .map(|(_, n)| i64::from(*n))
+                // The user's run of the hour's sorted rows (found through the fence), and the
+                // unsorted tail.
+                let (n, sorted) = (h.rows.len(), h.sorted.min(h.rows.len()));
+                let head = &h.rows.user[..sorted];
+                let block = h.fence.partition_point(|x| *x < u).saturating_sub(1);
+                let mut from = (block * super::FENCE).min(sorted);
+                while from < sorted && head[from] < u {
+                    from += 1;
+                }
+                let mut to = from;
+                while to < sorted && head[to] == u {
+                    to += 1;
+                }
+                let calls: i64 = (from..to)
+                    .chain(sorted..n)
+                    .filter(|i| of(h.rows.tag_set[*i]))
+                    .map(|i| i64::from(h.rows.calls[i]))
                     .sum();
                 (*hour, calls)
             })
             .filter(|(_, calls)| *calls > 0)
             .collect();
-        let traces = self.traces.iter().filter(|(_, e)| of(e.tag_set)).map(|(seq, _)| seq).collect();
-        Share { tag_sets, traces, hours }
+        let mine: Vec<(u32, i64)> =
+            self.traces.iter().filter(|(_, e)| of(e.tag_set)).map(|(seq, e)| (seq, e.start_ms)).collect();
+        let mut start_hours: Vec<i64> = mine.iter().map(|(_, start)| start.div_euclid(3_600_000)).collect();
+        start_hours.sort_unstable();
+        start_hours.dedup();
+        Share { tag_sets, traces: mine.into_iter().map(|(seq, _)| seq).collect(), hours, start_hours }
     }
 
     /// Sets a held trace's totals (calls of it were deleted).
