@@ -159,6 +159,7 @@ impl<S: SortKey> ViewParams<S> {
         let mut sort_given = false;
         let mut dir_given = false;
         let mut page = None;
+        let mut tag_params = 0;
         for (k, v) in pairs {
             match k {
                 "window" => p.window = Window::parse(v).ok_or_else(|| bad(k, "must be 1d, 7d or 28d"))?,
@@ -210,8 +211,19 @@ impl<S: SortKey> ViewParams<S> {
                     );
                 }
                 // `tag=plan=pro` is `tag.plan=pro`: what the filter bar's one-field form sends.
-                "tag" if v.is_empty() => {}
+                // An empty `tag=` is ignored, but counts toward the most `tag` parameters (the
+                // document's `maxItems`).
+                "tag" if v.is_empty() => {
+                    tag_params += 1;
+                    if tag_params > MAX_TAG_FILTERS {
+                        return Err(bad(k, format!("at most {MAX_TAG_FILTERS} tag parameters")));
+                    }
+                }
                 "tag" => {
+                    tag_params += 1;
+                    if tag_params > MAX_TAG_FILTERS {
+                        return Err(bad(k, format!("at most {MAX_TAG_FILTERS} tag parameters")));
+                    }
                     let (key, value) = v.split_once('=').ok_or_else(|| bad(k, "must look like key=value"))?;
                     push_tag(&mut p.tags, k, key.trim_matches(' '), value.trim())?;
                 }
@@ -375,6 +387,10 @@ mod tests {
             );
         }
         assert_eq!(UsersParams::parse_query("cursor=999999999.0.5").map(|p| p.offset), Ok(999_999_999));
+        // Empty `tag=` fields are ignored but count toward the document's `maxItems` (16).
+        let many = |n: usize| vec!["tag="; n].join("&");
+        assert!(UsersParams::parse_query(&many(16)).is_ok());
+        assert_eq!(UsersParams::parse_query(&many(17)).map_err(|e| e.param), Err("tag".into()));
     }
 
     #[test]

@@ -297,11 +297,26 @@ impl Store {
         user_id: &str,
         actor: &str,
     ) -> Result<Removed, StoreError> {
-        let (removed, scrub) = self.delete_user_rows(project_id, user_id, actor).await?;
+        let (removed, scrub) = self.delete_user_spawned(project_id, user_id, actor).await?;
         if let Some(ticket) = scrub {
             self.scrub_after(ticket).await?;
         }
         Ok(removed)
+    }
+
+    /// [`Store::delete_user_rows`] on a task of its own: a request that goes away (a client
+    /// timeout) can't stop it halfway (foreign keys off on the writer, the aggregate not yet
+    /// told, no scrub asked for).
+    async fn delete_user_spawned(
+        &self,
+        project_id: i64,
+        user_id: &str,
+        actor: &str,
+    ) -> Result<(Removed, Option<u64>), StoreError> {
+        let (store, user_id, actor) = (self.clone(), user_id.to_string(), actor.to_string());
+        tokio::spawn(async move { store.delete_user_rows(project_id, &user_id, &actor).await })
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the deletion failed: {e}")))?
     }
 
     /// [`Store::delete_user`] without waiting for the scrub: returns what went and, when
@@ -313,11 +328,7 @@ impl Store {
         user_id: &str,
         actor: &str,
     ) -> Result<(Removed, Option<u64>), StoreError> {
-        let (removed, scrub) = self.delete_user_rows(project_id, user_id, actor).await?;
-        if let Some(ticket) = scrub {
-            self.scrub_soon(ticket);
-        }
-        Ok((removed, scrub))
+        self.delete_user_spawned(project_id, user_id, actor).await
     }
 
     /// The deletion itself, up to the scrub: what went, and the ticket of the scrub it needs
@@ -350,6 +361,13 @@ impl Store {
         let done = self.delete_user_tx(&mut conn, project_id, user_id, actor, share).await;
         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
         let done = done?;
+        // Committed: the scrub is asked for at once (a background one, which a caller waiting
+        // for it shares), whatever fails after this.
+        if let Some(ticket) = done.ticket {
+            self.scrub.requested.fetch_max(ticket, Ordering::AcqRel);
+            *self.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.scrub_soon(ticket);
+        }
         let tx_ms = held.elapsed().as_millis() as u64;
         drop(otel);
         self.forget_in_cube(project_id, &done.tag_sets, done.share.as_ref());
@@ -362,10 +380,6 @@ impl Store {
         self.bump_version([project_id]);
         let removed = done.removed;
         tracing::info!(project_id, actor, user_id_hmac = %done.hmac, events = removed.events, traces = removed.traces, ms = started.elapsed().as_millis() as u64, writer_ms = held.as_millis() as u64, share_ms, tx_ms, "deleted a user");
-        if let Some(ticket) = done.ticket {
-            self.scrub.requested.fetch_max(ticket, Ordering::AcqRel);
-            *self.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        }
         Ok((removed, done.ticket))
     }
 
@@ -392,7 +406,11 @@ impl Store {
                 .map(|(id,)| id)
                 .collect();
         tag_sets.sort_unstable();
-        // The aggregate is followed only when it knows exactly these tag sets.
+        // The aggregate is followed only when it holds every stored call (none written by
+        // another process past what this one has seen) and knows exactly these tag sets.
+        let newest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events").fetch_one(&mut *tx).await?;
+        let share = share.filter(|_| self.seen_calls_to().is_some_and(|seen| newest <= seen));
         let share = share.filter(|s| {
             let mut known = s.tag_sets.clone();
             known.sort_unstable();
@@ -448,8 +466,12 @@ impl Store {
                 .count() as i64
         };
         if let Some(s) = &share {
+            let mut per_hour: HashMap<i64, i64> = HashMap::new();
+            for g in gone.iter().filter(|g| mine.contains(&g.tag_set_id)) {
+                *per_hour.entry(super::hour_of(g.ts)).or_default() += 1;
+            }
             for (hour, calls) in &s.hours {
-                if found_in(&gone, Some(*hour)) < *calls {
+                if per_hour.get(hour).copied().unwrap_or(0) < *calls {
                     let from = hour.saturating_mul(3_600_000);
                     for chunk in tag_sets.chunks(500) {
                         let sql = format!(
@@ -516,7 +538,7 @@ impl Store {
             .collect();
         recount.sort_unstable();
         recount.dedup();
-        self.recount_in_cube(&mut tx, project_id, &recount).await?;
+        let refill = self.recount_facts(&mut tx, project_id, &recount).await?;
 
         delete_tag_set_rows(&mut tx, project_id, &tag_sets).await?;
         // OpenTelemetry spans still kept for attribution (see `otel_forget_user`).
@@ -541,6 +563,7 @@ impl Store {
         // Cached ids of the deleted tag sets must not be reused; ingest waits for this writer.
         self.forget_tag_sets(&tag_sets);
         tx.commit().await?;
+        self.recount_in_cube(project_id, &recount, refill);
         self.retotal_in_cube(project_id, &totals);
         // Every trace that lost calls: its remaining calls' flags are derived again (those left
         // in a deleted trace too, found by its id).
@@ -562,6 +585,11 @@ impl Store {
     pub fn scrub_done(&self, ticket: u64) -> Option<bool> {
         (ticket >= 1 && ticket <= self.scrub.requested.load(Ordering::Acquire))
             .then(|| self.scrub.done.load(Ordering::Acquire) >= ticket)
+    }
+
+    /// Whether every scrub asked for so far has finished.
+    pub fn scrubs_done(&self) -> bool {
+        self.scrub.done.load(Ordering::Acquire) >= self.scrub.requested.load(Ordering::Acquire)
     }
 
     /// Whether a user was deleted in the last minute (the aggregate's saver waits).
@@ -652,8 +680,8 @@ impl Store {
     /// Rewrites the database file so no fragment of deleted rows survives (`secure_delete` zeroes
     /// deleted cells, but B-tree rebalancing can leave old bytes in a page's unused space), then
     /// empties the WAL. The rewrite goes through a temporary file, not memory, so it works for any
-    /// size of database. False when the WAL could not be emptied (a reader held it): the old
-    /// pages may still be in the file, so the scrub is not done.
+    /// size of database. False when the WAL could not be emptied for about 15 minutes (a reader
+    /// held it): the old pages may still be in the file, so the scrub is not done.
     async fn scrub(&self) -> Result<bool, StoreError> {
         let started = Instant::now();
         let mut conn = self.write.acquire().await?;
@@ -662,14 +690,20 @@ impl Store {
         sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
         vacuum?;
         drop(conn);
-        let truncated = self.checkpoint_truncated().await?;
-        if truncated {
-            tracing::info!(
-                ms = started.elapsed().as_millis() as u64,
-                "scrubbed the file after a deletion (VACUUM, WAL truncated)"
-            );
+        // A reader of an older snapshot (a backup runs for minutes) keeps the WAL from being
+        // emptied: the truncation is retried, never the rewrite (each would append the whole
+        // file to a WAL that can't be reset).
+        for attempt in 0..120u64 {
+            if self.checkpoint_truncated().await? {
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "scrubbed the file after a deletion (VACUUM, WAL truncated)"
+                );
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_secs(1 + attempt.min(9))).await;
         }
-        Ok(truncated)
+        Ok(false)
     }
 
     /// Moves the WAL's pages into the database file and truncates the WAL, retrying while

@@ -132,16 +132,16 @@ impl Store {
     }
 
     /// Some calls were deleted from these (hour, tag set) pairs without their whole tag set:
-    /// the aggregate drops the pairs' rows and adds back the calls they still hold (read in the
-    /// caller's transaction, by time bucket).
-    pub(crate) async fn recount_in_cube(
+    /// the calls they still hold, read in the caller's transaction by time bucket, for the
+    /// aggregate to count again once it commits ([`Store::recount_in_cube`]).
+    pub(crate) async fn recount_facts(
         &self,
         tx: &mut sqlx::SqliteConnection,
         project_id: i64,
         pairs: &[(i64, i64)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<CallFact>, StoreError> {
         if pairs.is_empty() || !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut calls = Vec::new();
         for (hour, tag_set) in pairs {
@@ -161,11 +161,18 @@ impl Store {
             .await?;
             calls.extend(rows.into_iter().map(CallRow::fact));
         }
+        Ok(calls)
+    }
+
+    /// After the commit: the pairs' rows replaced by the calls [`Store::recount_facts`] read.
+    pub(crate) fn recount_in_cube(&self, project_id: i64, pairs: &[(i64, i64)], calls: Vec<CallFact>) {
+        if pairs.is_empty() || !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let mut cube = self.cube.write().unwrap_or_else(|e| e.into_inner());
         let c = cube.project(project_id);
         c.remove_calls(pairs);
         c.apply(&Delta { calls, ..Delta::default() });
-        Ok(())
     }
 
     /// Sets the totals of traces some of whose calls were deleted: (seq, calls, tokens, cost).

@@ -352,6 +352,12 @@ impl Store {
         });
     }
 
+    /// The newest call rowid this process has stored or read into the event keys (`None`
+    /// before they are read): a larger one in the file was written by another process.
+    pub(crate) fn seen_calls_to(&self) -> Option<i64> {
+        self.event_keys.get().map(|k| k.read().unwrap_or_else(|e| e.into_inner()).loaded_to)
+    }
+
     /// Forgets deleted calls in the in-memory event keys (when they were read at all).
     pub(crate) fn forget_event_keys(&self, rowids: &[i64]) {
         if let Some(keys) = self.event_keys.get() {

@@ -112,6 +112,13 @@ impl Store {
             return Ok(0);
         }
         let mut conn = self.write.acquire().await?;
+        // Calls written by another process past what this one has seen are not in the
+        // aggregate: nothing is decided from it then.
+        let newest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events").fetch_one(&mut *conn).await?;
+        if self.seen_calls_to().is_none_or(|seen| newest > seen) {
+            return Ok(0);
+        }
         let unused = self.read_cube(project_id, |c| c.unused_tag_sets()).await?;
         if unused.is_empty() {
             return Ok(0);

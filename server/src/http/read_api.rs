@@ -450,7 +450,12 @@ pub async fn delete_user(
         );
     }
     let (removed, ticket) = state.store.delete_user_later(project, &user_id, &actor).await?;
-    let done = ticket.is_none_or(|t| state.store.scrub_done(t) == Some(true));
+    // Without a ticket (nothing of theirs was found: maybe an earlier request deleted them),
+    // done once no scrub is pending.
+    let done = match ticket {
+        Some(t) => state.store.scrub_done(t) == Some(true),
+        None => state.store.scrubs_done(),
+    };
     let status = if done { axum::http::StatusCode::OK } else { axum::http::StatusCode::ACCEPTED };
     Ok((status, Json(Deleted { deleted: removed, scrub: Scrub { ticket, done } })).into_response())
 }

@@ -362,6 +362,9 @@ impl ProjectCube {
 
     /// Sets a held trace's totals (calls of it were deleted).
     pub fn set_trace_totals(&mut self, seq: u32, calls: i64, tokens: i64, cost: i64) {
+        if self.traces.get(seq).is_none() {
+            return;
+        }
         let (c, i) = self.traces.slot(seq);
         let e = &mut c.entries[i];
         if e.tag_set != NONE {
