@@ -51,8 +51,12 @@ struct UserGone {
 
 /// How long a background scrub waits for deletions to stop coming, and at most (a scrub
 /// rewrites the whole file holding the writer: about a minute at 10M calls, so a long run of
-/// deletions should share as few as possible). `TOKENTALLY_SCRUB_MAX_WAIT_SECS` sets the most.
-const SCRUB_QUIET: Duration = Duration::from_secs(5);
+/// deletions should share as few as possible). `TOKENTALLY_SCRUB_QUIET_SECS` and
+/// `TOKENTALLY_SCRUB_MAX_WAIT_SECS` set them.
+static SCRUB_QUIET: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+    let secs = std::env::var("TOKENTALLY_SCRUB_QUIET_SECS").ok().and_then(|v| v.parse().ok());
+    Duration::from_secs(secs.unwrap_or(5))
+});
 static SCRUB_WAIT_MAX: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
     let secs = std::env::var("TOKENTALLY_SCRUB_MAX_WAIT_SECS").ok().and_then(|v| v.parse().ok());
     Duration::from_secs(secs.unwrap_or(900))
@@ -660,10 +664,10 @@ impl Store {
                 let last =
                     store.scrub.last_request.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(asked);
                 let quiet = last.elapsed();
-                if quiet >= SCRUB_QUIET || asked.elapsed() >= *SCRUB_WAIT_MAX {
+                if quiet >= *SCRUB_QUIET || asked.elapsed() >= *SCRUB_WAIT_MAX {
                     break;
                 }
-                tokio::time::sleep(SCRUB_QUIET - quiet).await;
+                tokio::time::sleep(*SCRUB_QUIET - quiet).await;
             }
             for attempt in 1..=10u32 {
                 match store.scrub_after(ticket).await {
