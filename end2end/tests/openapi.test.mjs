@@ -99,8 +99,20 @@ test('every operation answers as the OpenAPI document says', async () => {
   const admin = server.cli('keys', 'create', '--scope', 'admin').trim().split('\n').pop();
   await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob`, { status: 401 });
   const { json: deleted } = await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob`, { key: admin });
-  assert.deepEqual(deleted, { deleted: { events: 2, traces: 2 } });
+  assert.deepEqual(deleted, { deleted: { events: 2, traces: 2 }, scrub: { ticket: null, done: true } });
   await check(`${api}/users/{userId}`, 'delete', `${api}/users/bob?x=1`, { key: admin, status: 400 });
+  // Without waiting for the scrub: 202 and a ticket, whose status the deletions endpoint tells.
+  const { json: later } = await check(`${api}/users/{userId}`, 'delete', `${api}/users/ada?wait=false`, {
+    key: admin,
+    status: 202,
+  });
+  assert.equal(later.scrub.done, false);
+  const { json: ticket } = await check(`${api}/deletions/{ticket}`, 'get', `${api}/deletions/${later.scrub.ticket}`, {
+    key: admin,
+  });
+  assert.equal(ticket.ticket, later.scrub.ticket);
+  await check(`${api}/deletions/{ticket}`, 'get', `${api}/deletions/999999`, { key: admin, status: 404 });
+  await check(`${api}/deletions/{ticket}`, 'get', `${api}/deletions/x`, { key: admin, status: 400 });
   covered.add('get /v1/openapi.json');
 
   const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
