@@ -301,17 +301,20 @@ impl Store {
         user_id: &str,
         actor: &str,
     ) -> Result<Removed, StoreError> {
-        let (removed, scrub) = self.delete_user_spawned(project_id, user_id, actor).await?;
+        let (removed, scrub) = self.delete_user_later(project_id, user_id, actor).await?;
         if let Some(ticket) = scrub {
             self.scrub_after(ticket).await?;
         }
         Ok(removed)
     }
 
-    /// [`Store::delete_user_rows`] on a task of its own: a request that goes away (a client
-    /// timeout) can't stop it halfway (foreign keys off on the writer, the aggregate not yet
-    /// told, no scrub asked for).
-    async fn delete_user_spawned(
+    /// [`Store::delete_user`] without waiting for the scrub: returns what went and, when
+    /// something was removed, the scrub ticket [`Store::scrub_done`] answers for. The scrub
+    /// runs once no deletion came for a moment (many deletions share one rewrite of the file).
+    /// The deletion runs on a task of its own: a request that goes away (a client timeout)
+    /// can't stop it halfway (foreign keys off on the writer, the aggregate not yet told, no
+    /// scrub asked for).
+    pub async fn delete_user_later(
         &self,
         project_id: i64,
         user_id: &str,
@@ -321,18 +324,6 @@ impl Store {
         tokio::spawn(async move { store.delete_user_rows(project_id, &user_id, &actor).await })
             .await
             .map_err(|e| StoreError::Invalid(format!("the deletion failed: {e}")))?
-    }
-
-    /// [`Store::delete_user`] without waiting for the scrub: returns what went and, when
-    /// something was removed, the scrub ticket [`Store::scrub_done`] answers for. The scrub
-    /// runs once no deletion came for a moment (many deletions share one rewrite of the file).
-    pub async fn delete_user_later(
-        &self,
-        project_id: i64,
-        user_id: &str,
-        actor: &str,
-    ) -> Result<(Removed, Option<u64>), StoreError> {
-        self.delete_user_spawned(project_id, user_id, actor).await
     }
 
     /// The deletion itself, up to the scrub: what went, and the ticket of the scrub it needs
@@ -410,11 +401,9 @@ impl Store {
                 .map(|(id,)| id)
                 .collect();
         tag_sets.sort_unstable();
-        // The aggregate is followed only when it holds every stored call (none written by
-        // another process past what this one has seen) and knows exactly these tag sets.
-        let newest: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events").fetch_one(&mut *tx).await?;
-        let share = share.filter(|_| self.seen_calls_to().is_some_and(|seen| newest <= seen));
+        // The aggregate is followed only when it holds every stored call (asked inside the
+        // transaction: no other process can write now) and knows exactly these tag sets.
+        let share = if self.aggregate_holds_every_call(&mut tx).await? { share } else { None };
         let share = share.filter(|s| {
             let mut known = s.tag_sets.clone();
             known.sort_unstable();
@@ -464,11 +453,6 @@ impl Store {
         let mut gone = calls_of_traces(&mut tx, project_id, user_id, &traces).await?;
         // The user's calls elsewhere (in others' traces, or in none): in the hours where the
         // aggregate has more of them than were found, by time bucket.
-        let found_in = |gone: &[Gone], hour: Option<i64>| {
-            gone.iter()
-                .filter(|g| mine.contains(&g.tag_set_id) && hour.is_none_or(|h| super::hour_of(g.ts) == h))
-                .count() as i64
-        };
         if let Some(s) = &share {
             let mut per_hour: HashMap<i64, i64> = HashMap::new();
             for g in gone.iter().filter(|g| mine.contains(&g.tag_set_id)) {
@@ -490,7 +474,8 @@ impl Store {
             }
         }
         let expected: Option<i64> = share.as_ref().map(|s| s.hours.iter().map(|(_, n)| n).sum());
-        if expected.is_none_or(|n| found_in(&gone, None) != n) {
+        let found = gone.iter().filter(|g| mine.contains(&g.tag_set_id)).count() as i64;
+        if expected.is_none_or(|n| found != n) {
             for chunk in tag_sets.chunks(500) {
                 let sql = format!(
                     "DELETE FROM events WHERE project_id = ?1 AND tag_set_id IN {} {GONE}",

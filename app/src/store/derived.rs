@@ -131,6 +131,21 @@ impl Store {
             && !self.saved.foreign.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// [`Store::aggregate_complete`], and no call in the file past the newest this process has
+    /// seen (another process wrote since, and the saver hasn't noticed yet). Asked on the
+    /// writer connection the caller holds, so it stays true until the caller lets it go.
+    pub(crate) async fn aggregate_holds_every_call(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<bool, StoreError> {
+        if !self.aggregate_complete() {
+            return Ok(false);
+        }
+        let newest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events").fetch_one(&mut *conn).await?;
+        Ok(self.seen_calls_to().is_some_and(|seen| newest <= seen))
+    }
+
     /// Some calls were deleted from these (hour, tag set) pairs without their whole tag set:
     /// the calls they still hold, read in the caller's transaction by time bucket, for the
     /// aggregate to count again once it commits ([`Store::recount_in_cube`]).

@@ -108,15 +108,8 @@ impl Store {
     /// too. Decided from the aggregate while the writer is held (it then holds every committed
     /// call); without a loaded aggregate, nothing is done. Returns how many went.
     async fn drop_unused_tag_sets(&self, project_id: i64) -> Result<usize, StoreError> {
-        if !self.aggregate_complete() {
-            return Ok(0);
-        }
         let mut conn = self.write.acquire().await?;
-        // Calls written by another process past what this one has seen are not in the
-        // aggregate: nothing is decided from it then.
-        let newest: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events").fetch_one(&mut *conn).await?;
-        if self.seen_calls_to().is_none_or(|seen| newest > seen) {
+        if !self.aggregate_holds_every_call(&mut conn).await? {
             return Ok(0);
         }
         let unused = self.read_cube(project_id, |c| c.unused_tag_sets()).await?;

@@ -542,6 +542,23 @@ impl ProjectCube {
 }
 
 impl Hour {
+    /// User `u`'s run of the sorted rows, searched from row `from` on: the last fence entry
+    /// below `u` starts the stretch of at most `FENCE` rows where the run can begin.
+    pub fn user_run(&self, u: u32, from: usize) -> std::ops::Range<usize> {
+        let sorted = self.sorted.min(self.rows.len());
+        let head = &self.rows.user[..sorted];
+        let block = self.fence.partition_point(|x| *x < u).saturating_sub(1);
+        let mut from = from.max(block * FENCE).min(sorted);
+        while from < sorted && head[from] < u {
+            from += 1;
+        }
+        let mut to = from;
+        while to < sorted && head[to] == u {
+            to += 1;
+        }
+        from..to
+    }
+
     /// Drops the rows (and trace starts, with `starts`) of the tag sets `gone` accepts; an
     /// hour with none of them is not rewritten.
     fn take_out(&mut self, gone: &dyn Fn(u32) -> bool, starts: bool) {

@@ -231,25 +231,14 @@ impl ProjectCube {
         }
         let n = h.rows.len();
         let sorted = h.sorted.min(n);
-        let head = &h.rows.user[..sorted];
         let mut from = 0;
         let mut runs = Vec::with_capacity(users.len() + 1);
         for u in users {
-            // The last fence entry below `u` starts the stretch of at most `FENCE` rows where
-            // its run can begin; walk from there.
-            let block = h.fence.partition_point(|x| x < u).saturating_sub(1);
-            from = from.max(block * super::FENCE).min(sorted);
-            while from < sorted && head[from] < *u {
-                from += 1;
+            let run = h.user_run(*u, from);
+            from = run.end;
+            if !run.is_empty() {
+                runs.push(run);
             }
-            let mut to = from;
-            while to < sorted && head[to] == *u {
-                to += 1;
-            }
-            if to > from {
-                runs.push(from..to);
-            }
-            from = to;
         }
         runs.push(sorted..n);
         runs

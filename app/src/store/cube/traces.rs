@@ -330,20 +330,10 @@ impl ProjectCube {
             .hours
             .iter()
             .map(|(hour, h)| {
-                // The user's run of the hour's sorted rows (found through the fence), and the
-                // unsorted tail.
+                // The user's run of the hour's sorted rows, and the unsorted tail.
                 let (n, sorted) = (h.rows.len(), h.sorted.min(h.rows.len()));
-                let head = &h.rows.user[..sorted];
-                let block = h.fence.partition_point(|x| *x < u).saturating_sub(1);
-                let mut from = (block * super::FENCE).min(sorted);
-                while from < sorted && head[from] < u {
-                    from += 1;
-                }
-                let mut to = from;
-                while to < sorted && head[to] == u {
-                    to += 1;
-                }
-                let calls: i64 = (from..to)
+                let calls: i64 = h
+                    .user_run(u, 0)
                     .chain(sorted..n)
                     .filter(|i| of(h.rows.tag_set[*i]))
                     .map(|i| i64::from(h.rows.calls[i]))
