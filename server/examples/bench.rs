@@ -11,9 +11,9 @@
 //!     and one by tag set and time; WAL, synchronous=FULL, 100 rows per transaction): the physical
 //!     floor of idempotent durable ingest on this disk.
 //! cargo run --release -p server --example bench -- deletions BASE_URL INGEST_KEY ADMIN_KEY [EVENTS] [DELETIONS] [USERS]
-//!     4-client ingest of EVENTS alone, then again while one client deletes DELETIONS users
-//!     (`user_NNNNN` of a demo database, drawn at random from USERS, `wait=false`) one after
-//!     another: both ingest rates, the deletions' answer times, and how long after the last one
+//!     4-client ingest of EVENTS alone, then 4-client ingest for as long as one client deletes
+//!     DELETIONS users (`user_NNNNN` of a demo database, drawn at random from USERS,
+//!     `wait=false`) one after another: both ingest rates, the deletions' answer times, and how long after the last one
 //!     the file's scrub finished.
 //! cargo run --release -p server --example bench -- soak BASE_URL INGEST_KEY READ_KEY ADMIN_KEY SECONDS RATE USERS
 //!     Mixed load for SECONDS: ingest paced at RATE events/s (batches of 100, 2 clients), every
@@ -25,7 +25,8 @@
 //!     filter: median, min and max of REQUESTS after one warm-up request.
 
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A small xorshift generator: ids must look like real clients' (random UUIDs), not sequential.
@@ -206,6 +207,52 @@ async fn post_all(
     started.elapsed().as_secs_f64()
 }
 
+/// Posts fresh batches of 100 calls with `concurrency` clients until `stop` is set or `limit`
+/// were posted: how many calls were acknowledged and in how many seconds.
+async fn post_until(
+    base: &str,
+    key: &str,
+    seed: u64,
+    concurrency: u64,
+    stop: Arc<AtomicBool>,
+    limit: u64,
+) -> (u64, f64) {
+    let client = reqwest::Client::new();
+    let (posted, acked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (client, url, key, stop, posted, acked) = (
+            client.clone(),
+            format!("{base}/v1/events"),
+            key.to_string(),
+            stop.clone(),
+            posted.clone(),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) && posted.fetch_add(100, Ordering::Relaxed) < limit {
+                round += 1;
+                let body = batch(&calls(seed ^ (c << 48) ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15), 100));
+                let r = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.bytes().await;
+                        acked.fetch_add(100, Ordering::Relaxed);
+                    }
+                    Ok(r) => panic!("{url} answered {}", r.status()),
+                    Err(e) => panic!("{url} failed: {e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    (acked.load(Ordering::Relaxed), started.elapsed().as_secs_f64())
+}
+
 async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: Option<&str>) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = read_key
@@ -233,13 +280,19 @@ async fn ingest(base: &str, key: &str, events: u64, concurrency: u64, read_key: 
     }
 }
 
+/// Sets its flag when dropped (the deleter's end, even by a panic, stops the ingest).
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Ingest alone, then ingest while users are deleted (see the header).
 async fn deletions(base: &str, key: &str, admin: &str, events: u64, deletions: u64, users: u64) {
     let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
-    let bodies = |seed: u64| -> Vec<Vec<u8>> {
-        calls(seed, events).chunks(100).map(|c| batch(c).to_string().into_bytes()).collect()
-    };
-    let alone = post_all(base, key, "/v1/events", "application/json", bodies(seed), 4).await;
+    let (events, alone) = post_until(base, key, seed, 4, Arc::new(AtomicBool::new(false)), events).await;
     println!(
         "ingest alone: {events} events, 4 clients: {alone:.2} s = {:.0} events/s",
         events as f64 / alone
@@ -252,7 +305,10 @@ async fn deletions(base: &str, key: &str, admin: &str, events: u64, deletions: u
     }
     let ids: Vec<String> = picked.into_iter().map(|n| format!("user_{n:05}")).collect();
     let (base_owned, admin_owned) = (base.to_string(), admin.to_string());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_ingest = stop.clone();
     let deleter = tokio::spawn(async move {
+        let _stop = SetOnDrop(stop_ingest);
         let client = reqwest::Client::new();
         let started = Instant::now();
         let (mut times, mut removed, mut last_ticket) = (Vec::new(), 0i64, None);
@@ -274,11 +330,12 @@ async fn deletions(base: &str, key: &str, admin: &str, events: u64, deletions: u
         }
         (started.elapsed(), times, removed, last_ticket)
     });
-    let during = post_all(base, key, "/v1/events", "application/json", bodies(seed ^ 0x5eed), 4).await;
+    // Ingest runs for exactly as long as the deletions do.
+    let (during_events, during) = post_until(base, key, seed ^ 0x5eed, 4, stop, u64::MAX).await;
+    let (rate_alone, rate_during) = (events as f64 / alone, during_events as f64 / during);
     println!(
-        "ingest during deletions: {events} events, 4 clients: {during:.2} s = {:.0} events/s ({:.0} % of alone)",
-        events as f64 / during,
-        100.0 * alone / during
+        "ingest during deletions (as long as they ran): {during_events} events, 4 clients: {during:.2} s = {rate_during:.0} events/s ({:.0} % of alone)",
+        100.0 * rate_during / rate_alone
     );
     let (took, mut times, removed, last_ticket) = deleter.await.expect("deleter");
     times.sort();
@@ -314,7 +371,6 @@ async fn deletions(base: &str, key: &str, admin: &str, events: u64, deletions: u
 
 /// Mixed load (see the header).
 async fn soak(base: &str, keys: [&str; 3], secs: u64, rate: u64, users: u64) {
-    use std::sync::Arc;
     let [ingest_key, read_key, admin_key] = keys.map(str::to_string);
     let end = Instant::now() + Duration::from_secs(secs);
     let errors = Arc::new(AtomicU64::new(0));

@@ -440,6 +440,7 @@ impl Store {
         let started = std::time::Instant::now();
         let keys = self.event_keys().await?;
         let mut conn = self.write.acquire().await?;
+        self.pace.ingest_wrote();
         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         // Every other write on this connection (keys, settings, deletions) commits synced: a
         // connection not set back (an error, a panic) is closed rather than reused.

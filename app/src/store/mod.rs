@@ -177,6 +177,8 @@ pub struct Store {
     wal: Arc<Wal>,
     /// Deletions waiting for the file to be scrubbed (see `deletion`).
     scrub: Arc<deletion::ScrubState>,
+    /// When ingest last wrote, and when the next deletion may take the writer (see `deletion`).
+    pace: Arc<deletion::Pace>,
 }
 
 /// The WAL file as ingest syncs it (see `Store::sync_wal`).
@@ -292,6 +294,7 @@ impl Store {
             key_secret,
             wal: Arc::new(wal),
             scrub: Arc::default(),
+            pace: Arc::default(),
         })
     }
 
