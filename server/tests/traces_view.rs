@@ -101,3 +101,71 @@ async fn traces_list_detail_and_event() {
         assert_eq!(s.get(path).await.0, 404, "{path}");
     }
 }
+
+/// A trace with more calls than a page: its detail comes in pages of `limit` (500 by default)
+/// in time order, each call exactly once; calls at the same millisecond are ordered by id, and
+/// the cursor carries ids of any text. No page holds a prompt.
+#[tokio::test]
+async fn a_long_trace_comes_in_pages() {
+    let s = TestServer::start();
+    let n = 1_203usize;
+    // Three calls a millisecond from an odd start (ids with characters a URL must escape),
+    // posted out of order.
+    let mut events: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut e = ev(&format!("call {i:04}/é"), "agent-loop", "ann", 50, 10, 1);
+            let at = chrono::Utc::now() - chrono::Duration::minutes(50)
+                + chrono::Duration::milliseconds((i / 3) as i64);
+            e["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            e
+        })
+        .collect();
+    events.reverse();
+    for chunk in events.chunks(500) {
+        let (status, answer) = s.post(&json!({ "events": chunk })).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    let (status, first) = s.get("/v1/me/ai-apps/traces/agent-loop").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["trace"]["calls"], n as i64, "totals are the whole trace's");
+    assert_eq!(first["events"].as_array().map(Vec::len), Some(500), "the default page");
+    assert!(first["events"][0].get("prompt").is_none(), "no prompts in a trace's calls");
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = "/v1/me/ai-apps/traces/agent-loop?limit=400".to_string();
+    let mut pages = 0;
+    loop {
+        let (status, page) = s.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        pages += 1;
+        let ids = page["events"].as_array().expect("events");
+        assert!(ids.len() <= 400);
+        seen.extend(ids.iter().map(|e| e["event_id"].as_str().expect("id").to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/me/ai-apps/traces/agent-loop?limit=400&cursor={c}"),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor moves on");
+    }
+    assert_eq!(pages, 4, "400 + 400 + 400 + 3");
+    let want: Vec<String> = (0..n).map(|i| format!("call {i:04}/é")).collect();
+    assert_eq!(seen, want, "every call once, by time then id");
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=12", "cursor"),
+        ("cursor=1.zz", "cursor"),
+        ("cursor=1.%2B1", "cursor"),
+        ("offset=3", "offset"),
+    ] {
+        let (status, bad) = s.get(&format!("/v1/me/ai-apps/traces/agent-loop?{query}")).await;
+        assert_eq!((status, bad["field"].as_str()), (400, Some(field)), "{query}: {bad}");
+    }
+    // The dashboard's trace page shows a page and links to the next.
+    let html = s.text("/ai-apps/traces/agent-loop").await;
+    assert!(html.contains("500 of this trace"), "the page says where it is");
+    assert!(html.contains("rel=\"next\""), "and links on");
+}

@@ -34,12 +34,18 @@ pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppEr
         .await?)
 }
 
-/// One trace with its events, or `None`.
+/// One trace with a page of its events (after `cursor`, a `next_cursor`), or `None`.
 #[server(endpoint = "get_trace")]
-pub async fn get_trace(trace_id: String) -> Result<Option<crate::model::TraceDetail>, AppError> {
+pub async fn get_trace(
+    trace_id: String,
+    cursor: Option<String>,
+) -> Result<Option<crate::model::TraceDetail>, AppError> {
+    use crate::model::traces::{TRACE_CALLS_PAGE, parse_calls_cursor};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
-    Ok(state.store.get_trace(project, &trace_id).await?)
+    // A cursor that isn't one (an edited address) starts at the first call.
+    let after = cursor.as_deref().and_then(parse_calls_cursor);
+    Ok(state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?)
 }
 
 /// One event in full, or `None`.

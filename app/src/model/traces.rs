@@ -108,7 +108,37 @@ pub struct TraceDetail {
     pub tags: BTreeMap<String, String>,
     #[cfg_attr(feature = "ssr", schema(format = DateTime))]
     pub ended_at: Option<String>,
+    /// The trace's calls in time order, one page of them (at most `limit`, 500 by default).
     pub events: Vec<EventSummary>,
+    /// Present when more calls follow: pass it as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Calls of a trace's detail per page unless `limit` says otherwise, and at most.
+pub const TRACE_CALLS_PAGE: u32 = 500;
+pub const TRACE_CALLS_MAX: u32 = 1000;
+
+/// The cursor after a call of a trace's timeline (ordered by time, then id): its time and its
+/// id in hex (any text an id may hold stays URL-safe).
+pub fn calls_cursor(ts: i64, event_id: &str) -> String {
+    let hex: String = event_id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{ts}.{hex}")
+}
+
+/// Reads a [`calls_cursor`]: `None` when it isn't one.
+pub fn parse_calls_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (ts, hex) = cursor.split_once('.')?;
+    if ts.is_empty() || ts.len() > 15 || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 1024 || !lower_hex {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
+    // Bytes that aren't UTF-8 (no id is) still make a position: between ids, as they sort.
+    Some((ts.parse().ok()?, String::from_utf8_lossy(&bytes?).into_owned()))
 }
 
 /// One call in full.

@@ -7,7 +7,7 @@ use crate::components::users_table::{count, short_time};
 use crate::model::query::encode;
 use crate::model::{TraceDetail, format_usd};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 fn Timeline(detail: TraceDetail) -> impl IntoView {
@@ -69,8 +69,10 @@ fn Timeline(detail: TraceDetail) -> impl IntoView {
 #[component]
 pub fn TracePage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let id = Memo::new(move |_| params.with(|p| p.get("trace_id").unwrap_or_default()));
-    let trace = Resource::new(move || id.get(), get_trace);
+    let cursor = Memo::new(move |_| query.with(|q| q.get("cursor")));
+    let trace = Resource::new(move || (id.get(), cursor.get()), |(id, cursor)| get_trace(id, cursor));
     view! {
         <section class="page">
             <SectionTabs active="traces"/>
@@ -85,6 +87,19 @@ pub fn TracePage() -> impl IntoView {
                             let tags = d.tags.iter().map(|(k, v)| view! {
                                 <li><code>{format!("{k}={v}")}</code></li>
                             }).collect_view();
+                            // A trace with more calls than a page: where this page is, and on.
+                            let shown = d.events.len() as i64;
+                            let paged = cursor.get_untracked().is_some() || d.next_cursor.is_some();
+                            let note = paged.then(|| view! {
+                                <p class="page-note">{format!("{} of this trace's {} calls, in time order.", count(shown), count(t.calls))}</p>
+                            });
+                            let trace_href = format!("/ai-apps/traces/{}", encode(&t.trace_id));
+                            let first = cursor.get_untracked().is_some().then(|| view! {
+                                <a href=trace_href.clone()>"First calls"</a>
+                            });
+                            let next = d.next_cursor.clone().map(|c| view! {
+                                <a rel="next" href=format!("{trace_href}?cursor={}", encode(&c))>"Next calls →"</a>
+                            });
                             view! {
                                 <header class="page-head">
                                     <h1>{t.route_tag.clone().unwrap_or_else(|| "Trace".into())}</h1>
@@ -102,7 +117,9 @@ pub fn TracePage() -> impl IntoView {
                                 <h2>"Tags"</h2>
                                 <ul class="tags" aria-label="Tags">{tags}</ul>
                                 <h2>"Calls"</h2>
+                                {note}
                                 <Timeline detail=d/>
+                                <nav class="pager" aria-label="Calls of this trace">{first}" "{next}</nav>
                             }.into_any()
                         }
                         Ok(None) => view! { <p class="error" role="alert">"No trace with this id."</p> }.into_any(),

@@ -300,11 +300,24 @@ impl Store {
         Ok(traces_page(from_ms, to_ms, total, offset, limit, &rows))
     }
 
-    /// One trace with its tags and its events in time order, or `None`.
+    /// One trace with its tags and the first page of its events in time order, or `None`.
     pub async fn get_trace(
         &self,
         project_id: i64,
         trace_id: &str,
+    ) -> Result<Option<TraceDetail>, StoreError> {
+        self.get_trace_page(project_id, trace_id, None, crate::model::traces::TRACE_CALLS_PAGE).await
+    }
+
+    /// One trace with its tags and at most `limit` of its events in time order after `after`
+    /// (a call's time and id, from [`crate::model::traces::parse_calls_cursor`]), or `None`.
+    /// Only the page is read into memory, however many calls the trace has.
+    pub async fn get_trace_page(
+        &self,
+        project_id: i64,
+        trace_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
     ) -> Result<Option<TraceDetail>, StoreError> {
         let row: Option<TraceDbRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {TRACE_COLUMNS} FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
@@ -317,27 +330,39 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         // By the trace's seq, and by its id among calls stored without one (see migration 11).
         // The indexes are named: to sort by time SQLite would otherwise walk the time index.
-        let events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
+        // Keyset paging: the calls after the cursor's (time, id), one more than the page to
+        // know whether another follows.
+        const AFTER: &str = "AND (e.ts > ?4 OR (e.ts = ?4 AND e.id > ?5))";
+        let (after_ts, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        let mut events: Vec<EventDbRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT * FROM (
                SELECT {EVENT_COLUMNS}, {NO_CONTENT} FROM events e INDEXED BY events_trace_seq
                  JOIN tag_sets ts ON ts.id = e.tag_set_id
-                WHERE e.project_id = ?1 AND e.trace_seq IS NOT NULL AND e.trace_seq = ?3
+                WHERE e.project_id = ?1 AND e.trace_seq IS NOT NULL AND e.trace_seq = ?3 {AFTER}
                UNION ALL
                SELECT {EVENT_COLUMNS}, {NO_CONTENT} FROM events e INDEXED BY events_trace
                  JOIN tag_sets ts ON ts.id = e.tag_set_id
-                WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id = ?2)
-             ORDER BY ts, id"
+                WHERE e.project_id = ?1 AND e.trace_seq IS NULL AND e.trace_id = ?2 {AFTER})
+             ORDER BY ts, id LIMIT ?6"
         )))
         .bind(project_id)
         .bind(trace_id)
         .bind(row.seq)
+        .bind(after_ts)
+        .bind(&after_id)
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.read)
         .await?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_cursor =
+            events.last().filter(|_| more).map(|e| crate::model::traces::calls_cursor(e.ts, &e.id));
         Ok(Some(TraceDetail {
             trace: row.row(),
             tags: tags_of(&row.canonical),
             ended_at: row.ended_at.map(rfc3339),
             events: events.iter().map(|e| e.summary(row.started_at)).collect(),
+            next_cursor,
         }))
     }
 

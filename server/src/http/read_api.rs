@@ -61,6 +61,28 @@ fn api_query<S: SortKey>(query: Option<&str>, extra: &[&[&str]]) -> Result<ApiQu
     Ok(ApiQuery { params, filter, csv, max_rows })
 }
 
+/// A trace's page of calls: `cursor` (after which call) and `limit`; nothing else.
+fn calls_page(query: Option<&str>) -> Result<(Option<(i64, String)>, u32), ApiError> {
+    use app::model::traces::{TRACE_CALLS_MAX, TRACE_CALLS_PAGE, parse_calls_cursor};
+    let (mut after, mut limit) = (None, TRACE_CALLS_PAGE);
+    for (k, v) in decode_pairs(query.unwrap_or("")) {
+        match k.as_str() {
+            "cursor" => {
+                after = Some(parse_calls_cursor(&v).ok_or_else(|| {
+                    ApiError::bad("cursor", "not a cursor: pass next_cursor of the previous page")
+                })?)
+            }
+            "limit" => {
+                limit = v.parse().ok().filter(|n| (1..=TRACE_CALLS_MAX).contains(n)).ok_or_else(|| {
+                    ApiError::bad("limit", format!("must be a whole number from 1 to {TRACE_CALLS_MAX}"))
+                })?
+            }
+            _ => return Err(ApiError::bad(k, "not a parameter of this endpoint")),
+        }
+    }
+    Ok((after, limit))
+}
+
 /// Refuses any query parameter (endpoints addressed by path alone).
 fn no_query(query: Option<&str>) -> Result<(), ApiError> {
     match decode_pairs(query.unwrap_or("")).into_iter().next() {
@@ -222,7 +244,11 @@ pub async fn traces(
     path = "/v1/me/ai-apps/traces/{traceId}",
     operation_id = "getTrace",
     summary = "One trace with its calls.",
-    params(("traceId" = String, Path, description = "The trace id.")),
+    params(
+        ("traceId" = String, Path, description = "The trace id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Calls per page, 1–1000 (default 500)."),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,15}\.([0-9a-f]{2}){1,512}$", description = "`next_cursor` of the previous page: the calls after it."),
+    ),
     responses(
         (status = 200, description = "OK", body = TraceDetail),
         (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
@@ -239,10 +265,10 @@ pub async fn trace(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TraceDetail>, ApiError> {
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
-    no_query(query.as_deref())?;
+    let (after, limit) = calls_page(query.as_deref())?;
     state
         .store
-        .get_trace(project, &trace_id)
+        .get_trace_page(project, &trace_id, after, limit)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("no such trace"))
