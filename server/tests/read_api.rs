@@ -282,6 +282,21 @@ fn assert_csv_matches(csv: &[BTreeMap<String, String>], json: &[Value], what: &s
     }
 }
 
+/// Every row of a JSON list (`path` under /v1/me/ai-apps/, with a query), following its cursor.
+async fn every_page(s: &TestServer, path: &str, key: &str) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = s.get(&format!("/v1/me/ai-apps/{path}{cursor}")).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        rows.extend(page[key].as_array().expect("rows").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return rows,
+        }
+    }
+}
+
 #[tokio::test]
 async fn csv_exports_parse_back_to_the_json() {
     let s = TestServer::start();
@@ -305,16 +320,7 @@ async fn csv_exports_parse_back_to_the_json() {
     let (status, ctype, text) = get_text(&s, "/v1/me/ai-apps/users?format=csv&sort=user&dir=asc").await;
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/csv"), "{ctype}");
-    let mut json_users = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (_, page) = s.get(&format!("/v1/me/ai-apps/users?sort=user&dir=asc&limit=500{cursor}")).await;
-        json_users.extend(page["users"].as_array().expect("users").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+    let json_users = every_page(&s, "users?sort=user&dir=asc&limit=500", "users").await;
     assert_eq!(json_users.len(), 1100);
     let records = csv_records(&text);
     assert_csv_matches(&records, &json_users, "users");
@@ -345,8 +351,11 @@ async fn csv_exports_parse_back_to_the_json() {
     let (_, page) = s.get("/v1/me/ai-apps/traces?limit=40&sort=spend").await;
     let (_, _, text) = get_text(&s, "/v1/me/ai-apps/traces?format=csv&limit=40&sort=spend").await;
     assert_csv_matches(&csv_records(&text), page["traces"].as_array().expect("traces"), "traces");
-    let (_, _, text) = get_text(&s, "/v1/me/ai-apps/traces?format=csv").await;
+    // The whole list (two export pages, keyset-paged) in the JSON list's order, each once.
+    let json_traces = every_page(&s, "traces?sort=tokens&dir=asc&limit=500", "traces").await;
+    let (_, _, text) = get_text(&s, "/v1/me/ai-apps/traces?format=csv&sort=tokens&dir=asc").await;
     assert_eq!(csv_records(&text).len(), 1100, "the whole list without a limit");
+    assert_csv_matches(&csv_records(&text), &json_traces, "every trace");
     for (path, key) in [("models", "models"), ("tools", "tools"), ("segments?by=plan", "segments")] {
         let sep = if path.contains('?') { '&' } else { '?' };
         let (_, body) = s.get(&format!("/v1/me/ai-apps/{path}")).await;

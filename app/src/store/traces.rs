@@ -1,6 +1,6 @@
 //! Traces (one row per `withTrace` block, totals kept at ingest), one trace's timeline, one event.
 
-use super::cube::traces::{MaskNeed, TraceQuery};
+use super::cube::traces::{MaskNeed, TraceQuery, order_key_at, order_key_parts};
 use super::window::rfc3339;
 use super::{Store, StoreError, hour_of};
 use crate::model::money::usd_decimal;
@@ -28,6 +28,17 @@ struct TraceDbRow {
 }
 
 impl TraceDbRow {
+    /// Where this trace stands in a list sorted by `sort`.
+    fn position(&self, sort: TraceSort) -> TraceAfter {
+        let col = match sort {
+            TraceSort::Started => self.started_at,
+            TraceSort::Spend => self.cost_nano,
+            TraceSort::Calls => self.calls,
+            TraceSort::Tokens => self.tokens,
+        };
+        TraceAfter { col, seq: self.seq as u32 }
+    }
+
     fn row(&self) -> TraceRow {
         TraceRow {
             trace_id: self.id.clone(),
@@ -119,6 +130,32 @@ fn trace_window(filter: &UsersFilter) -> (i64, i64) {
     (hour_of(filter.from_ms) * 3_600_000, hour_of(filter.to_ms + 3_599_999) * 3_600_000)
 }
 
+/// Which traces a list holds and in what order: the filter, a route-tag search, the sort.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceList<'a> {
+    pub filter: &'a UsersFilter,
+    pub search: Option<&'a str>,
+    pub sort: TraceSort,
+    pub dir: Dir,
+}
+
+/// A place in a trace list: the sort column's value and the `seq` of the trace there (the
+/// position an export's next page starts after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceAfter {
+    pub col: i64,
+    pub seq: u32,
+}
+
+/// Which rows of a list [`Store::traces_sql`] reads, and whether it counts them all.
+#[derive(Clone, Copy)]
+struct SqlPage {
+    offset: u32,
+    limit: u32,
+    after: Option<TraceAfter>,
+    count: bool,
+}
+
 fn traces_page(
     from_ms: i64,
     to_ms: i64,
@@ -172,41 +209,103 @@ impl Store {
         limit: u32,
     ) -> Result<TracesPage, StoreError> {
         let (from_ms, to_ms) = trace_window(filter);
-        let picked = if self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
-            let (f, search) = (filter.clone(), search.map(str::to_string));
-            let want = offset as usize + limit as usize;
-            self.read_cube(project_id, move |c| {
-                let need = match c.trace_mask_need(f.provider.as_deref(), f.agent.as_deref()) {
-                    MaskNeed::Bits(b) => b,
-                    MaskNeed::NoTrace => return Some((0, Vec::new())),
-                    MaskNeed::CantTell => return None,
-                };
-                let scope = c.scope(&f, hour_of(from_ms), hour_of(to_ms));
-                let routes = search.as_deref().map(|s| c.routes_matching(s));
-                Some(c.trace_page(&TraceQuery {
-                    scope: &scope,
-                    from_ms,
-                    to_ms,
-                    routes,
-                    need,
-                    sort,
-                    dir,
-                    want,
-                }))
-            })
-            .await?
-        } else {
-            None
+        let want = offset as usize + limit as usize;
+        let list = TraceList { filter, search, sort, dir };
+        let Some((total, picks)) = self.pick_traces(project_id, &list, want, None).await? else {
+            let page = SqlPage { offset, limit, after: None, count: true };
+            let (rows, total) = self.traces_sql(project_id, &list, page).await?;
+            return Ok(traces_page(from_ms, to_ms, total.unwrap_or_default(), offset, limit, &rows));
         };
-        let Some((total, seqs)) = picked else {
-            return self.list_traces_sql(project_id, filter, search, sort, dir, offset, limit).await;
-        };
-        let page = seqs.get(offset as usize..).unwrap_or_default();
-        let mut rows = self.traces_by_seq(project_id, page).await?;
-        // Rows deleted since the index was read are left out.
-        let at: HashMap<u32, usize> = page.iter().enumerate().map(|(i, s)| (*s, i)).collect();
-        rows.sort_by_key(|r| at.get(&(r.seq as u32)).copied().unwrap_or(usize::MAX));
+        let rows = self.traces_in_order(project_id, picks.get(offset as usize..).unwrap_or_default()).await?;
         Ok(traces_page(from_ms, to_ms, total, offset, limit, &rows))
+    }
+
+    /// A page of a trace list for an export: after `after` (where the previous page ended), or
+    /// on the first page after `offset` traces; and where the next page starts (`None` at the
+    /// end). Keyset paging: each page costs the same wherever it is in the list. A trace whose
+    /// totals change during an export may move in a list sorted by them.
+    pub async fn export_traces_page(
+        &self,
+        project_id: i64,
+        list: &TraceList<'_>,
+        offset: u32,
+        after: Option<TraceAfter>,
+        limit: u32,
+    ) -> Result<(Vec<TraceRow>, Option<TraceAfter>), StoreError> {
+        let (sort, dir) = (list.sort, list.dir);
+        let offset = if after.is_some() { 0 } else { offset };
+        let want = offset as usize + limit as usize;
+        let before = after.map(|a| order_key_at(dir, a.col, a.seq));
+        match self.pick_traces(project_id, list, want, before).await? {
+            Some((_, picks)) => {
+                let page = picks.get(offset as usize..).unwrap_or_default();
+                let rows = self.traces_in_order(project_id, page).await?;
+                // From the index's last pick, not the last row: that row may have been deleted.
+                let next = page.last().filter(|_| picks.len() == want).map(|(key, _)| {
+                    let (col, seq) = order_key_parts(dir, *key);
+                    TraceAfter { col, seq }
+                });
+                Ok((rows.iter().map(TraceDbRow::row).collect(), next))
+            }
+            None => {
+                let page = SqlPage { offset, limit, after, count: false };
+                let (rows, _) = self.traces_sql(project_id, list, page).await?;
+                let next = rows.last().filter(|_| rows.len() == limit as usize).map(|r| r.position(sort));
+                Ok((rows.iter().map(TraceDbRow::row).collect(), next))
+            }
+        }
+    }
+
+    /// The trace index's best `want` traces (after `before`, an order key) and how many match
+    /// in all; `None` when the index can't answer the filter (see [`Self::list_traces`]).
+    async fn pick_traces(
+        &self,
+        project_id: i64,
+        list: &TraceList<'_>,
+        want: usize,
+        before: Option<i128>,
+    ) -> Result<Option<(i64, Vec<(i128, u32)>)>, StoreError> {
+        if !self.aggregate_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(None);
+        }
+        let (from_ms, to_ms) = trace_window(list.filter);
+        let (f, search, sort, dir) =
+            (list.filter.clone(), list.search.map(str::to_string), list.sort, list.dir);
+        self.read_cube(project_id, move |c| {
+            let need = match c.trace_mask_need(f.provider.as_deref(), f.agent.as_deref()) {
+                MaskNeed::Bits(b) => b,
+                MaskNeed::NoTrace => return Some((0, Vec::new())),
+                MaskNeed::CantTell => return None,
+            };
+            let scope = c.scope(&f, hour_of(from_ms), hour_of(to_ms));
+            let routes = search.as_deref().map(|s| c.routes_matching(s));
+            Some(c.trace_picks(&TraceQuery {
+                scope: &scope,
+                from_ms,
+                to_ms,
+                routes,
+                need,
+                sort,
+                dir,
+                want,
+                before,
+            }))
+        })
+        .await
+    }
+
+    /// The rows of the picked traces in the picks' order; rows deleted since the index was
+    /// read are left out.
+    async fn traces_in_order(
+        &self,
+        project_id: i64,
+        picks: &[(i128, u32)],
+    ) -> Result<Vec<TraceDbRow>, StoreError> {
+        let seqs: Vec<u32> = picks.iter().map(|(_, seq)| *seq).collect();
+        let mut rows = self.traces_by_seq(project_id, &seqs).await?;
+        let at: HashMap<u32, usize> = seqs.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        rows.sort_by_key(|r| at.get(&(r.seq as u32)).copied().unwrap_or(usize::MAX));
+        Ok(rows)
     }
 
     /// The rows of these traces (any order). Through `traces_seq` by name: without statistics
@@ -229,8 +328,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// `list_traces` in SQL alone: for the filters the trace index can't answer, before the
-    /// aggregate is loaded, and as the tests' reference.
+    /// `list_traces` in SQL alone: the tests' reference.
+    #[cfg(test)]
     #[expect(clippy::too_many_arguments, reason = "the list query's parameters, each distinct")]
     pub(crate) async fn list_traces_sql(
         &self,
@@ -242,6 +341,23 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<TracesPage, StoreError> {
+        let (from_ms, to_ms) = trace_window(filter);
+        let page = SqlPage { offset, limit, after: None, count: true };
+        let (rows, total) =
+            self.traces_sql(project_id, &TraceList { filter, search, sort, dir }, page).await?;
+        Ok(traces_page(from_ms, to_ms, total.unwrap_or_default(), offset, limit, &rows))
+    }
+
+    /// A page of a trace list in SQL alone (and how many match, when `page.count`): for the
+    /// filters the trace index can't answer and before the aggregate is loaded.
+    async fn traces_sql(
+        &self,
+        project_id: i64,
+        list: &TraceList<'_>,
+        page: SqlPage,
+    ) -> Result<(Vec<TraceDbRow>, Option<i64>), StoreError> {
+        let TraceList { filter, search, sort, dir } = *list;
+        let SqlPage { offset, limit, after, count: counted } = page;
         let (from_ms, to_ms) = trace_window(filter);
         let tags = super::sql::tag_clauses("tr.tag_set_id", filter.tags.len(), 8);
         let (col, dir_sql) = (order_column(sort), dir.as_str());
@@ -266,10 +382,16 @@ impl Store {
                    AND (?6 IS NULL OR e.provider = ?6) AND (?7 IS NULL OR e.agent = ?7))) {tags}"
         );
         let count_sql = format!("SELECT COUNT(*) FROM traces tr WHERE {conditions}");
+        // After a position: the rows past it in list order.
+        let keyset = match (after, dir) {
+            (None, _) => String::new(),
+            (Some(_), Dir::Desc) => format!("AND ({col}, tr.seq) < (?{}, ?{})", n + 2, n + 3),
+            (Some(_), Dir::Asc) => format!("AND ({col}, tr.seq) > (?{}, ?{})", n + 2, n + 3),
+        };
         let sql = format!(
             "SELECT {TRACE_COLUMNS}
              FROM traces tr JOIN tag_sets ts ON ts.id = tr.tag_set_id
-             WHERE {conditions}
+             WHERE {conditions} {keyset}
              ORDER BY {col} {dir_sql}, tr.seq {dir_sql}
              LIMIT ?{n} OFFSET ?{}",
             n + 1
@@ -294,10 +416,13 @@ impl Store {
             q = q.bind(k).bind(v);
             count = count.bind(k).bind(v);
         }
-        let q = q.bind(i64::from(limit)).bind(i64::from(offset));
+        let mut q = q.bind(i64::from(limit)).bind(i64::from(offset));
+        if let Some(a) = after {
+            q = q.bind(a.col).bind(i64::from(a.seq));
+        }
         let rows = q.fetch_all(&self.read).await?;
-        let total = count.fetch_one(&self.read).await?.0;
-        Ok(traces_page(from_ms, to_ms, total, offset, limit, &rows))
+        let total = if counted { Some(count.fetch_one(&self.read).await?.0) } else { None };
+        Ok((rows, total))
     }
 
     /// One trace with its tags and the first page of its events in time order, or `None`.

@@ -2,7 +2,7 @@
 //! or line break). The columns are the row type's fields in declaration order, read from the
 //! schema the API document is made of, and each row is written from its JSON form by column
 //! name, so the CSV, the JSON and the document of a view can't drift apart; long lists are
-//! streamed page by page.
+//! streamed page by page (one aggregation per export, or a keyset cursor; never OFFSET).
 
 use super::error::ApiError;
 use axum::body::Body;
@@ -89,42 +89,59 @@ pub fn respond<T: Serialize + utoipa::PartialSchema>(filename: &str, rows: &[T])
     csv_response(filename, Body::from(header_line(&columns) + &lines(rows, &columns)))
 }
 
-/// A long list streamed page by page: `fetch(offset, limit)` returns a page and whether more
-/// follow. Only one page is in memory at a time; the next is read when the client has taken
-/// the last. At most `max_rows` rows when given.
-pub fn stream<T, F, Fut>(filename: &str, first_offset: u32, max_rows: Option<u32>, fetch: F) -> Response
+/// Rows already read (one aggregation), written out a page at a time: only the CSV text of one
+/// page is in memory besides the rows.
+pub fn stream_rows<T>(filename: &str, rows: Vec<T>) -> Response
 where
     T: Serialize + utoipa::PartialSchema + Send + 'static,
-    F: FnMut(u32, u32) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(Vec<T>, bool), ApiError>> + Send + 'static,
 {
-    struct State<F> {
+    let columns = columns::<T>();
+    let header = header_line(&columns);
+    let mut rows = rows.into_iter();
+    let pages = stream::iter(std::iter::from_fn(move || {
+        let page: Vec<T> = rows.by_ref().take(EXPORT_PAGE as usize).collect();
+        (!page.is_empty()).then(|| Ok::<_, std::io::Error>(lines(&page, &columns)))
+    }));
+    let body = stream::once(async move { Ok(header) }).chain(pages).fuse();
+    csv_response(filename, Body::from_stream(body))
+}
+
+/// A long list streamed page by page with a keyset cursor: `fetch(start, limit)` returns a
+/// page and where the next one starts (`None` at the end). Only one page is in memory at a
+/// time; the next is read when the client has taken the last. At most `max_rows` rows when
+/// given.
+pub fn stream<T, C, F, Fut>(filename: &str, start: C, max_rows: Option<u32>, fetch: F) -> Response
+where
+    T: Serialize + utoipa::PartialSchema + Send + 'static,
+    C: Send + 'static,
+    F: FnMut(C, u32) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(Vec<T>, Option<C>), ApiError>> + Send + 'static,
+{
+    struct State<C, F> {
         fetch: F,
-        offset: u32,
+        next: Option<C>,
         left: u32,
-        done: bool,
     }
     let columns = columns::<T>();
     let header = header_line(&columns);
-    let start = State { fetch, offset: first_offset, left: max_rows.unwrap_or(u32::MAX), done: false };
+    let start = State { fetch, next: Some(start), left: max_rows.unwrap_or(u32::MAX) };
     let pages = stream::unfold(start, move |mut s| {
         let columns = columns.clone();
         async move {
-            if s.done || s.left == 0 {
+            if s.left == 0 {
                 return None;
             }
+            let at = s.next.take()?;
             let limit = EXPORT_PAGE.min(s.left);
-            match (s.fetch)(s.offset, limit).await {
-                Ok((rows, more)) => {
-                    s.offset += rows.len() as u32;
-                    s.left -= rows.len() as u32;
-                    s.done = !more || rows.is_empty();
+            match (s.fetch)(at, limit).await {
+                Ok((rows, next)) => {
+                    s.left = s.left.saturating_sub(rows.len() as u32);
+                    s.next = next;
                     Some((Ok::<_, std::io::Error>(lines(&rows, &columns)), s))
                 }
                 Err(e) => {
                     // The status line is gone; ending the body early tells the client it's cut short.
                     tracing::error!(message = %e.message, "CSV export stopped");
-                    s.done = true;
                     Some((Err(std::io::Error::other(e.message)), s))
                 }
             }

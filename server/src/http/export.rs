@@ -25,7 +25,7 @@ pub async fn users(
 ) -> Result<Response, ApiError> {
     let (params, filter) = view::<UserSort>(query.as_deref())?;
     let project = auth.project;
-    Ok(users_csv(state, project, &params, filter, None))
+    users_csv(state, project, &params, filter, None).await
 }
 
 /// `GET /export/traces.csv`.

@@ -14,6 +14,7 @@ use app::model::{
 use app::model::{ModelsView, Overview, SegmentsView, TracesPage, UsersPage};
 use app::state::AppState;
 use app::store::keys::Scope;
+use app::store::traces::TraceList;
 use app::store::{now_ms, window::resolve_filter};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -91,26 +92,22 @@ fn no_query(query: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// The Users list as CSV, every row from the cursor on (at most `max` rows), streamed.
-pub fn users_csv(
+/// The Users list as CSV, every row from the cursor on (at most `max` rows): ranked in one
+/// aggregation (every user's totals over the window), then streamed.
+pub async fn users_csv(
     state: AppState,
     project: i64,
     q: &ViewParams<UserSort>,
     filter: UsersFilter,
     max: Option<u32>,
-) -> Response {
-    let (sort, dir) = (q.sort, q.dir);
-    csv::stream("users.csv", q.offset, max, move |offset, limit| {
-        let (state, filter) = (state.clone(), filter.clone());
-        async move {
-            let page = state.store.list_users(project, &filter, sort, dir, offset, limit).await?;
-            let more = page.next_cursor.is_some();
-            Ok((page.users, more))
-        }
-    })
+) -> Result<Response, ApiError> {
+    let limit = max.unwrap_or(u32::MAX);
+    let page = state.store.list_users(project, &filter, q.sort, q.dir, q.offset, limit).await?;
+    Ok(csv::stream_rows("users.csv", page.users))
 }
 
-/// The Traces list as CSV, streamed like [`users_csv`].
+/// The Traces list as CSV, every row from the cursor on (at most `max` rows), streamed a page
+/// at a time with a keyset cursor.
 pub fn traces_csv(
     state: AppState,
     project: i64,
@@ -118,16 +115,21 @@ pub fn traces_csv(
     filter: UsersFilter,
     max: Option<u32>,
 ) -> Response {
-    let (sort, dir, search) = (q.sort, q.dir, q.q.clone());
-    csv::stream("traces.csv", q.offset, max, move |offset, limit| {
+    let (sort, dir, search, offset) = (q.sort, q.dir, q.q.clone(), q.offset);
+    csv::stream("traces.csv", None, max, move |after, limit| {
         let (state, filter, search) = (state.clone(), filter.clone(), search.clone());
         async move {
-            let page = state
+            let (rows, next) = state
                 .store
-                .list_traces(project, &filter, search.as_deref(), sort, dir, offset, limit)
+                .export_traces_page(
+                    project,
+                    &TraceList { filter: &filter, search: search.as_deref(), sort, dir },
+                    offset,
+                    after,
+                    limit,
+                )
                 .await?;
-            let more = page.next_cursor.is_some();
-            Ok((page.traces, more))
+            Ok((rows, next.map(Some)))
         }
     })
 }
@@ -154,7 +156,7 @@ pub async fn users(
     let project = authorize(&state, &headers, &[Scope::Read, Scope::Admin]).await?;
     let q = api_query::<UserSort>(query.as_deref(), &[LIST, &["format"]])?;
     if q.csv {
-        return Ok(users_csv(state, project, &q.params, q.filter, q.max_rows));
+        return users_csv(state, project, &q.params, q.filter, q.max_rows).await;
     }
     let p = &q.params;
     let page = state.store.list_users(project, &q.filter, p.sort, p.dir, p.offset, p.limit).await?;

@@ -237,6 +237,8 @@ pub struct TraceQuery<'a> {
     pub dir: Dir,
     /// `offset + limit`: how many of the best are kept.
     pub want: usize,
+    /// Only traces after this one in list order (a key from [`order_key_at`]): keyset paging.
+    pub before: Option<i128>,
 }
 
 /// Below this many chunks a list pass stays on one thread.
@@ -408,6 +410,12 @@ impl ProjectCube {
 
     /// Traces matching `q` (how many) and the `seq`s of the best `q.want` in list order.
     pub fn trace_page(&self, q: &TraceQuery) -> (i64, Vec<u32>) {
+        let (total, best) = self.trace_picks(q);
+        (total, best.into_iter().map(|(_, seq)| seq).collect())
+    }
+
+    /// [`Self::trace_page`] with each trace's order key (the last one continues the list).
+    pub fn trace_picks(&self, q: &TraceQuery) -> (i64, Vec<(i128, u32)>) {
         let chunks: Vec<(usize, &Chunk)> = self
             .traces
             .chunks
@@ -430,7 +438,7 @@ impl ProjectCube {
         // Best first: the largest order key (see `order_key`).
         best.sort_unstable();
         best.truncate(q.want);
-        (total, best.into_iter().map(|Reverse((_, seq))| seq).collect())
+        (total, best.into_iter().map(|Reverse(pick)| pick).collect())
     }
 
     fn trace_part(&self, q: &TraceQuery, chunks: &[(usize, &Chunk)]) -> (i64, Vec<Reverse<(i128, u32)>>) {
@@ -460,6 +468,9 @@ impl ProjectCube {
             }
             let seq = seq as u32;
             let key = order_key(q.sort, q.dir, e, seq);
+            if q.before.is_some_and(|b| key >= b) {
+                return;
+            }
             if heap.len() < q.want {
                 heap.push(Reverse((key, seq)));
             } else if heap.peek().is_some_and(|Reverse((worst, _))| key > *worst) {
@@ -500,11 +511,25 @@ fn order_key(sort: TraceSort, dir: Dir, e: &TraceEntry, seq: u32) -> i128 {
         TraceSort::Calls => i64::from(e.calls),
         TraceSort::Tokens => e.tokens,
     };
+    order_key_at(dir, col, seq)
+}
+
+/// The order key of a trace whose sort column holds `col`.
+pub fn order_key_at(dir: Dir, col: i64, seq: u32) -> i128 {
     let k = (i128::from(col) << 32) | i128::from(seq);
     match dir {
         Dir::Desc => k,
         Dir::Asc => -k,
     }
+}
+
+/// The sort column's value and the `seq` an order key was made of.
+pub fn order_key_parts(dir: Dir, key: i128) -> (i64, u32) {
+    let k = match dir {
+        Dir::Desc => key,
+        Dir::Asc => -key,
+    };
+    ((k >> 32) as i64, (k & 0xffff_ffff) as u32)
 }
 
 #[cfg(test)]
@@ -538,6 +563,11 @@ mod tests {
             order_key(TraceSort::Spend, Dir::Desc, &a, 2) > order_key(TraceSort::Spend, Dir::Desc, &b, 1)
         );
         assert!(order_key(TraceSort::Spend, Dir::Asc, &a, 1) > order_key(TraceSort::Spend, Dir::Asc, &b, 2));
+        for (dir, col, seq) in
+            [(Dir::Desc, -5, 9), (Dir::Asc, 7, u32::MAX), (Dir::Asc, i64::MIN, 0), (Dir::Desc, i64::MAX, 3)]
+        {
+            assert_eq!(order_key_parts(dir, order_key_at(dir, col, seq)), (col, seq), "{dir:?} {col} {seq}");
+        }
         let neg = entry(-5, -3);
         assert!(
             order_key(TraceSort::Spend, Dir::Desc, &a, 0) > order_key(TraceSort::Spend, Dir::Desc, &neg, 9)
