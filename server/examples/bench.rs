@@ -743,10 +743,58 @@ async fn reads(base: &str, key: &str, n: usize) {
     }
 }
 
+/// The server's peak resident memory so far (VmHWM, kB), when its pid is known.
+fn peak_kb(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CSV exports of the whole 28-day window: rows, bytes, time to the first byte and to the
+/// end, rows a second, and the server's peak memory after each (with its pid). An export
+/// still running after `cap_secs` is stopped and reported as far as it got.
+async fn exports(base: &str, key: &str, pid: Option<u32>, cap_secs: u64) {
+    let client = reqwest::Client::new();
+    println!("| export (window=28d) | rows | MB | first byte | whole | rows/s | server peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    for path in [
+        "users?window=28d&sort=spend",
+        "users?window=28d&sort=user&dir=asc",
+        "traces?window=28d",
+        "traces?window=28d&sort=spend",
+    ] {
+        let url = format!("{base}/v1/me/ai-apps/{path}&format=csv");
+        let t = Instant::now();
+        let mut resp = client.get(&url).bearer_auth(key).send().await.expect("GET");
+        assert_eq!(resp.status(), 200, "{url}");
+        let (mut first, mut bytes, mut lines, mut cut) = (None, 0usize, 0usize, false);
+        while let Some(chunk) = resp.chunk().await.expect("body") {
+            first.get_or_insert(t.elapsed());
+            bytes += chunk.len();
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+            if t.elapsed().as_secs() >= cap_secs {
+                cut = true;
+                break;
+            }
+        }
+        let whole = t.elapsed();
+        let rows = lines.saturating_sub(1);
+        let peak = peak_kb(pid).map_or("-".into(), |kb| format!("{} MB", kb / 1024));
+        println!(
+            "| `{path}` | {rows}{} | {:.1} | {} | {:.1} s | {:.0} | {peak} |",
+            if cut { " (stopped)" } else { "" },
+            bytes as f64 / 1e6,
+            first.map_or("-".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0)),
+            whole.as_secs_f64(),
+            rows as f64 / whole.as_secs_f64()
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | otlp BASE_URL KEY [N] [CONCURRENCY] | deletions BASE_URL KEY ADMIN_KEY [N] [DELETIONS] [USERS] | soak BASE_URL KEY READ_KEY ADMIN_KEY SECS RATE USERS | floor DB [N] | reads BASE_URL KEY [N]";
+    let usage = "usage: bench ingest BASE_URL KEY [N] [CONCURRENCY] | otlp BASE_URL KEY [N] [CONCURRENCY] | deletions BASE_URL KEY ADMIN_KEY [N] [DELETIONS] [USERS] | soak BASE_URL KEY READ_KEY ADMIN_KEY SECS RATE USERS | floor DB [N] | reads BASE_URL KEY [N] | exports BASE_URL READ_KEY [SERVER_PID] [CAP_SECS]";
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(1), arg(2)) {
         (Some("ingest"), Some(base)) => {
@@ -783,6 +831,12 @@ async fn main() {
             let key = arg(3).unwrap_or_default();
             let n = arg(4).and_then(|v| v.parse().ok()).unwrap_or(10);
             reads(base, key, n).await;
+        }
+        (Some("exports"), Some(base)) => {
+            let key = arg(3).unwrap_or_default();
+            let pid = arg(4).and_then(|v| v.parse().ok());
+            let cap = arg(5).and_then(|v| v.parse().ok()).unwrap_or(600);
+            exports(base, key, pid, cap).await;
         }
         _ => {
             eprintln!("{usage}");
