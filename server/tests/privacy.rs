@@ -454,8 +454,8 @@ async fn deletion_takes_their_traces_calls_and_others_traces_lose_theirs() {
     expect(&trace_row(&s, "t-carol").await);
 }
 
-/// `wait=false` answers before the scrub with a ticket; the scrub runs once deletions stop
-/// coming and the ticket then says done; a ticket still pending when the server is killed is
+/// `wait=false` answers before the scrub with a ticket (its project's alone); the scrub runs
+/// once deletions stop coming and the ticket then says done; a ticket still pending when the server is killed is
 /// scrubbed at the next start.
 #[tokio::test]
 async fn a_deletion_that_does_not_wait_is_scrubbed_soon_even_across_a_crash() {
@@ -480,9 +480,12 @@ async fn a_deletion_that_does_not_wait_is_scrubbed_soon_even_across_a_crash() {
     assert_eq!(get_as(&s, &admin, "/v1/me/ai-apps/deletions/1").await.0, 404, "no deletion yet");
     assert_eq!(s.get("/v1/me/ai-apps/users/wanda").await.1["current"]["calls"], 1);
 
+    // Another project's admin can't read this project's tickets.
+    let other_admin = create_key(&s.db, "admin", "tenant-b");
     let poll = async |s: &TestServer, ticket: &Value| {
         let path = format!("/v1/me/ai-apps/deletions/{ticket}");
         assert_eq!(get_as(s, &s.read_key, &path).await.0, 401, "admin keys only");
+        assert_eq!(get_as(s, &other_admin, &path).await.0, 404, "another project's ticket");
         for _ in 0..600 {
             let (status, body) = get_as(s, &admin, &path).await;
             assert_eq!(status, 200, "{body}");

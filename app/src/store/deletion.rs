@@ -642,9 +642,12 @@ impl Store {
         let spans = Store::otel_forget_user(&mut tx, project_id, user_id).await?;
         let removed = Removed { events: gone.len() as i64, traces: traces.len() as i64 };
         let hmac = user_id_hmac(&install_secret(&mut tx).await?, user_id);
+        // Nothing of theirs was in the file (no tag set names them, no span waits): nothing to
+        // scrub, and a deletion of an unknown id costs no rewrite of the whole file.
+        let ticket = if !tag_sets.is_empty() || spans > 0 { Some(take_ticket(&mut tx).await?) } else { None };
         sqlx::query(
-            "INSERT INTO deletion_log (project_id, at, actor, user_id_hmac, events, traces)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO deletion_log (project_id, at, actor, user_id_hmac, events, traces, ticket)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(project_id)
         .bind(now_ms())
@@ -652,11 +655,9 @@ impl Store {
         .bind(&hmac)
         .bind(removed.events)
         .bind(removed.traces)
+        .bind(ticket.map(|t| t as i64))
         .execute(&mut *tx)
         .await?;
-        // Nothing of theirs was in the file (no tag set names them, no span waits): nothing to
-        // scrub, and a deletion of an unknown id costs no rewrite of the whole file.
-        let ticket = if !tag_sets.is_empty() || spans > 0 { Some(take_ticket(&mut tx).await?) } else { None };
         // Cached ids of the deleted tag sets must not be reused; ingest waits for this writer.
         self.forget_tag_sets(&tag_sets);
         laps.lap("log");
@@ -685,6 +686,19 @@ impl Store {
     pub fn scrub_done(&self, ticket: u64) -> Option<bool> {
         (ticket >= 1 && ticket <= self.scrub.requested.load(Ordering::Acquire))
             .then(|| self.scrub.done.load(Ordering::Acquire) >= ticket)
+    }
+
+    /// Whether the scrub of `project_id`'s deletion `ticket` is done: `None` for a ticket no
+    /// deletion of this project took (another project's tickets are not its business).
+    pub async fn deletion_scrubbed(&self, project_id: i64, ticket: u64) -> Result<Option<bool>, StoreError> {
+        let Ok(t) = i64::try_from(ticket) else { return Ok(None) };
+        let ours: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM deletion_log WHERE ticket = ?1 AND project_id = ?2")
+                .bind(t)
+                .bind(project_id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(ours.and_then(|_| self.scrub_done(ticket)))
     }
 
     /// Whether every scrub asked for so far has finished.

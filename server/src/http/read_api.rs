@@ -498,7 +498,7 @@ pub async fn delete_user(
         (status = 200, description = "OK", body = Scrub),
         (status = 400, description = "A bad parameter: the message names it in `field`.", body = ErrorBody),
         (status = 401, description = "Missing, unknown or wrong-scope key.", body = ErrorBody),
-        (status = 404, description = "No deletion has this ticket.", body = ErrorBody),
+        (status = 404, description = "No deletion of this key's project has this ticket.", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -509,10 +509,10 @@ pub async fn deletion(
     Path(ticket): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Scrub>, ApiError> {
-    authorize_key(&state, &headers, &[Scope::Admin]).await?;
+    let (project, _) = authorize_key(&state, &headers, &[Scope::Admin]).await?;
     no_query(query.as_deref())?;
     let ticket: u64 = ticket.parse().map_err(|_| ApiError::bad("ticket", "must be a positive integer"))?;
-    match state.store.scrub_done(ticket) {
+    match state.store.deletion_scrubbed(project, ticket).await? {
         Some(done) => Ok(Json(Scrub { ticket: Some(ticket), done })),
         None => Err(ApiError::not_found("no deletion has this ticket")),
     }
