@@ -1,11 +1,6 @@
 //! `tokentally`: the one binary. CLI (clap), configuration and start-up.
 
-mod assets;
-mod demo;
-#[cfg(test)]
-mod fuzz;
-mod http;
-mod otel;
+use server::{assets, demo, http, otel};
 
 use app::state::AppState;
 use app::store::Store;

@@ -874,3 +874,65 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deletion waits for its turn only while ingest is writing: twice as long as the last
+    /// deletion held the writer (at most a minute); without ingest it doesn't wait.
+    #[tokio::test]
+    async fn deletions_wait_their_turn_only_while_ingest_writes() {
+        let pace = Pace::default();
+        pace.turn().await; // no deletion yet: nothing to wait for
+        // The last deletion held the writer for 10 s; no ingest: the next goes at once
+        // (a wait would be 20 s).
+        pace.deleted(Duration::from_secs(10));
+        tokio::time::timeout(Duration::from_secs(5), pace.turn()).await.expect("no wait without ingest");
+        // Ingest is writing: the next deletion waits twice the 150 ms the last one held it.
+        pace.ingest_wrote();
+        pace.deleted(Duration::from_millis(150));
+        let started = Instant::now();
+        pace.turn().await;
+        assert!(started.elapsed() >= Duration::from_millis(290), "waited {:?}", started.elapsed());
+        // A deletion that held the writer for an hour doesn't stop the next for two.
+        pace.deleted(Duration::from_secs(3600));
+        let at = pace.deletion_at.lock().expect("lock").expect("set");
+        assert!(at <= Instant::now() + Duration::from_secs(60));
+    }
+
+    /// No background scrub starts while a deletion is in flight, however long it has been
+    /// since the last ticket (a scrub rewrites the whole file holding the writer: one starting
+    /// mid-run would hold up every deletion behind it); it starts once none is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_scrub_starts_while_a_deletion_is_in_flight() {
+        let dir = super::super::scratch_dir("scrub-in-flight");
+        let store = Store::open(&dir.join("s.db")).await.expect("open");
+        let project = store.ensure_project("p").await.expect("project");
+        let call = super::super::ingest::EventIn {
+            id: "e1".into(),
+            ts_ms: now_ms() - 60_000,
+            kind: "llm".into(),
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            tags: BTreeMap::from([("userId".to_string(), "u".to_string())]),
+            ..Default::default()
+        };
+        store.ingest(project, &[], &[call]).await.expect("ingest");
+        // Another deletion, still waiting for its turn.
+        let other = InFlight::new(&store.scrub.in_flight);
+        let (removed, ticket) = store.delete_user_later(project, "u", "test").await.expect("delete");
+        assert_eq!(removed.events, 1);
+        let ticket = ticket.expect("something was removed: a scrub is owed");
+        tokio::time::sleep(*SCRUB_QUIET + Duration::from_millis(1500)).await;
+        assert_eq!(store.scrub_done(ticket), Some(false), "a scrub started with a deletion in flight");
+        drop(other);
+        let started = Instant::now();
+        while store.scrub_done(ticket) != Some(true) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the scrub never came");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
