@@ -51,11 +51,11 @@ for t in "${targets[@]}"; do
     "$corpus" $seeds >"$log" 2>&1 || status=$?
   end=$(date +%s.%N)
   execs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$log")
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{ print $2 }')
+  cov=$(awk '{ for (i = 1; i < NF; i++) if ($i == "cov:") c = $(i + 1) } END { print c }' "$log")
   printf '%-13s %10s runs  %6s s  coverage %s edges  corpus %s inputs  exit %s\n' \
     "$t" "${execs:-?}" "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }')" "${cov:-?}" "$(ls "$corpus" | wc -l)" "$status"
   if [ "$status" != 0 ]; then
-    echo "fuzz: $t failed; its log: $log, the input: $(ls "$artifacts")" >&2
+    echo "fuzz: $t failed; its log: $log; the input: $(ls "$artifacts" 2>/dev/null | head -1)" >&2
     tail -40 "$log" >&2
     exit 1
   fi
