@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the parsers that read untrusted bytes (not part of the test command:
-# it needs its own instrumented build; prints a report for the issue notes):
+# Coverage-guided fuzzing of the parsers that read untrusted bytes, in an instrumented build of
+# its own; prints a report for the issue notes. The test command runs `scripts/fuzz.sh 20000`.
 #   scripts/fuzz.sh [RUNS_PER_TARGET] [TARGET...]
 # Targets (server/fuzz/fuzz_targets, each calling server::fuzz): ingest_body gzip_body
 # query_string otlp_export. Default: 2,500,000 runs of each, 10M in all.

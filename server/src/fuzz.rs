@@ -178,8 +178,13 @@ mod mutation {
         }
     }
 
+    /// The committed seeds: `server/tests/fuzz/<target>/`.
+    fn seeds_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz")
+    }
+
     fn seed_files(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(target);
+        let dir = seeds_dir().join(target);
         let mut files: Vec<PathBuf> =
             std::fs::read_dir(&dir).expect("seed corpus").map(|e| e.expect("entry").path()).collect();
         files.sort();
@@ -250,7 +255,7 @@ mod mutation {
     /// request of the JSON seed of its name.
     #[test]
     fn binary_seeds_are_the_text_seeds() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+        let dir = seeds_dir();
         let gzip = seed_files("gzip");
         assert_eq!(gzip.len(), corpus("ingest").len(), "a gzip seed for each ingest seed");
         for (path, bytes) in gzip {

@@ -909,16 +909,7 @@ mod tests {
         let dir = super::super::scratch_dir("scrub-in-flight");
         let store = Store::open(&dir.join("s.db")).await.expect("open");
         let project = store.ensure_project("p").await.expect("project");
-        let call = super::super::ingest::EventIn {
-            id: "e1".into(),
-            ts_ms: now_ms() - 60_000,
-            kind: "llm".into(),
-            provider: "openai".into(),
-            model: "gpt-4o".into(),
-            tags: BTreeMap::from([("userId".to_string(), "u".to_string())]),
-            ..Default::default()
-        };
-        store.ingest(project, &[], &[call]).await.expect("ingest");
+        store.ingest(project, &[], &[super::super::test_call("e1", "u")]).await.expect("ingest");
         // Another deletion, still waiting for its turn.
         let other = InFlight::new(&store.scrub.in_flight);
         let (removed, ticket) = store.delete_user_later(project, "u", "test").await.expect("delete");

@@ -497,6 +497,20 @@ pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// One LLM call of `user`, a minute ago, for a store test.
+#[cfg(test)]
+pub(crate) fn test_call(id: &str, user: &str) -> ingest::EventIn {
+    ingest::EventIn {
+        id: id.into(),
+        ts_ms: now_ms() - 60_000,
+        kind: "llm".into(),
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        tags: std::collections::BTreeMap::from([("userId".to_string(), user.to_string())]),
+        ..Default::default()
+    }
+}
+
 /// `<db><suffix>`: the files SQLite and tokentally keep beside a database (`-wal`, `.aggregate`,
 /// `.lock`, ...).
 pub fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {
@@ -526,15 +540,7 @@ mod version_tests {
         let store = super::Store::open(&dir.join("v.db")).await.expect("open");
         let (a, b) =
             (store.ensure_project("a").await.expect("a"), store.ensure_project("b").await.expect("b"));
-        let call = super::ingest::EventIn {
-            id: "e1".into(),
-            ts_ms: super::now_ms() - 60_000,
-            kind: "llm".into(),
-            provider: "openai".into(),
-            model: "gpt-4o".into(),
-            tags: std::collections::BTreeMap::from([("userId".to_string(), "u".to_string())]),
-            ..Default::default()
-        };
+        let call = super::test_call("e1", "u");
         let (a0, b0) = (store.project_version(a), store.project_version(b));
         store.ingest(a, &[], std::slice::from_ref(&call)).await.expect("ingest");
         let a1 = store.project_version(a);
