@@ -1,4 +1,8 @@
-//! Server functions: thin wrappers that get the state, validate, and call the store.
+//! Server functions: thin wrappers that get the state, validate, and call the store. The
+//! dashboard's answers are [`Packed`] (see `packed`) and its pages hold them in [`Answer`]s.
+
+mod packed;
+pub use packed::{Answer, Packed};
 
 use crate::error::AppError;
 use crate::model::{Charted, UsersPage};
@@ -6,32 +10,39 @@ use leptos::prelude::*;
 
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
 #[server(endpoint = "get_users")]
-pub async fn get_users(query: String) -> Result<UsersPage, AppError> {
+pub async fn get_users(query: String) -> Result<Packed<UsersPage>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Ok(state.store.list_users(project, &filter, params.sort, params.dir, params.offset, params.limit).await?)
+    Packed::new(
+        &state
+            .store
+            .list_users(project, &filter, params.sort, params.dir, params.offset, params.limit)
+            .await?,
+    )
 }
 
 /// One page of the Traces view for the dashboard's query string.
 #[server(endpoint = "get_traces")]
-pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppError> {
+pub async fn get_traces(query: String) -> Result<Packed<crate::model::TracesPage>, AppError> {
     use crate::model::TracesParams;
     use crate::store::{now_ms, window::resolve_filter};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     let params = TracesParams::parse_query(&query)?;
     let filter = resolve_filter(&params, now_ms())?;
-    Ok(state
-        .store
-        .list_traces(
-            project,
-            &filter,
-            params.q.as_deref(),
-            params.sort,
-            params.dir,
-            params.offset,
-            params.limit,
-        )
-        .await?)
+    Packed::new(
+        &state
+            .store
+            .list_traces(
+                project,
+                &filter,
+                params.q.as_deref(),
+                params.sort,
+                params.dir,
+                params.offset,
+                params.limit,
+            )
+            .await?,
+    )
 }
 
 /// One trace with a page of its events (after `cursor`, a `next_cursor`), or `None`.
@@ -39,22 +50,24 @@ pub async fn get_traces(query: String) -> Result<crate::model::TracesPage, AppEr
 pub async fn get_trace(
     trace_id: String,
     cursor: Option<String>,
-) -> Result<Option<crate::model::TraceDetail>, AppError> {
+) -> Result<Packed<Option<crate::model::TraceDetail>>, AppError> {
     use crate::model::traces::{TRACE_CALLS_PAGE, parse_calls_cursor};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     // A cursor that isn't one (an edited address) starts at the first call.
     let after = cursor.as_deref().and_then(parse_calls_cursor);
-    Ok(state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?)
+    Packed::new(&state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?)
 }
 
 /// One event in full, or `None`.
 #[server(endpoint = "get_event")]
-pub async fn get_event(event_id: String) -> Result<Option<crate::model::traces::EventPageData>, AppError> {
+pub async fn get_event(
+    event_id: String,
+) -> Result<Packed<Option<crate::model::traces::EventPageData>>, AppError> {
     use crate::model::traces::{EventPageData, Shown};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
-    Ok(state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
+    Packed::new(&state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
         prompt: detail.prompt.as_deref().map(Shown::of),
         response: detail.response.as_deref().map(Shown::of),
         detail,
@@ -63,20 +76,20 @@ pub async fn get_event(event_id: String) -> Result<Option<crate::model::traces::
 
 /// The Overview for the dashboard's query string.
 #[server(endpoint = "get_overview")]
-pub async fn get_overview(query: String) -> Result<Charted<crate::model::Overview>, AppError> {
+pub async fn get_overview(query: String) -> Result<Packed<Charted<crate::model::Overview>>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
     let view = state.store.overview(project, &filter, params.stack).await?;
     let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
-    Ok(Charted { view, chart_svg })
+    Packed::new(&Charted { view, chart_svg })
 }
 
 /// Per-model totals for the dashboard's query string.
 #[server(endpoint = "get_models")]
-pub async fn get_models(query: String) -> Result<Charted<crate::model::ModelsView>, AppError> {
+pub async fn get_models(query: String) -> Result<Packed<Charted<crate::model::ModelsView>>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
     let view = state.store.list_models(project, &filter).await?;
     let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
-    Ok(Charted { view, chart_svg })
+    Packed::new(&Charted { view, chart_svg })
 }
 
 /// A number that changes whenever data of the dashboard's project is stored or removed: pages
@@ -89,16 +102,16 @@ pub async fn data_version() -> Result<u64, AppError> {
 
 /// Per-tool totals for the dashboard's query string.
 #[server(endpoint = "get_tools")]
-pub async fn get_tools(query: String) -> Result<Vec<crate::model::ToolRow>, AppError> {
+pub async fn get_tools(query: String) -> Result<Packed<Vec<crate::model::ToolRow>>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
-    Ok(state.store.list_tools(project, &filter).await?)
+    Packed::new(&state.store.list_tools(project, &filter).await?)
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
 #[server(endpoint = "get_filter_values")]
-pub async fn get_filter_values(query: String) -> Result<crate::model::FilterValues, AppError> {
+pub async fn get_filter_values(query: String) -> Result<Packed<crate::model::FilterValues>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
-    Ok(state.store.filter_values(project, &filter).await?)
+    Packed::new(&state.store.filter_values(project, &filter).await?)
 }
 
 /// The state, the request's project, and a query's parameters with the filter they describe
@@ -121,18 +134,18 @@ const SEGMENTS_SHOWN: usize = 200;
 
 /// Segments for the dashboard's query string (without `by`, the store picks a key).
 #[server(endpoint = "get_segments")]
-pub async fn get_segments(query: String) -> Result<crate::model::SegmentsView, AppError> {
+pub async fn get_segments(query: String) -> Result<Packed<crate::model::SegmentsView>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Ok(state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?)
+    Packed::new(&state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?)
 }
 
 /// Who is signed in, the current project and the projects to switch to, and the CSRF token
 /// for this browser's forms.
 #[server(endpoint = "get_session")]
-pub async fn get_session() -> Result<crate::model::admin::SessionView, AppError> {
+pub async fn get_session() -> Result<Packed<crate::model::admin::SessionView>, AppError> {
     let (state, auth) = crate::state::request()?;
     let projects = state.store.list_projects().await?.into_iter().map(|p| (p.id, p.name)).collect();
-    Ok(crate::model::admin::SessionView {
+    Packed::new(&crate::model::admin::SessionView {
         login_required: state.login_required,
         user: auth.user,
         csrf: auth.csrf,
@@ -143,9 +156,9 @@ pub async fn get_session() -> Result<crate::model::admin::SessionView, AppError>
 
 /// The current project's settings, keys (prefixes) and deletion log.
 #[server(endpoint = "get_settings")]
-pub async fn get_settings() -> Result<crate::model::admin::SettingsView, AppError> {
+pub async fn get_settings() -> Result<Packed<crate::model::admin::SettingsView>, AppError> {
     let (state, auth) = crate::state::request()?;
-    Ok(crate::model::admin::SettingsView {
+    Packed::new(&crate::model::admin::SettingsView {
         project: state.store.project_by_id(auth.project).await?,
         keys: state.store.list_keys(Some(auth.project)).await?,
         deletions: state.store.deletion_log(auth.project).await?,
@@ -155,7 +168,7 @@ pub async fn get_settings() -> Result<crate::model::admin::SettingsView, AppErro
 
 /// What deleting a user would remove (all time), for the confirmation.
 #[server(endpoint = "get_user_footprint")]
-pub async fn get_user_footprint(user_id: String) -> Result<crate::model::admin::Removed, AppError> {
+pub async fn get_user_footprint(user_id: String) -> Result<Packed<crate::model::admin::Removed>, AppError> {
     let (state, auth) = crate::state::request()?;
-    Ok(state.store.user_footprint(auth.project, &user_id).await?)
+    Packed::new(&state.store.user_footprint(auth.project, &user_id).await?)
 }

@@ -1,24 +1,24 @@
 //! The sidebar's footer: the project switcher, settings, and sign-out. Plain forms, so they
 //! work without JavaScript; each carries the CSRF token.
 
+use crate::api::Answer;
 use crate::api::get_session;
-use crate::error::AppError;
 use crate::model::admin::SessionView;
 use leptos::prelude::*;
 
 /// The browser's session (user, project, CSRF token), read once per page load and shared by
 /// every component that needs it.
 #[derive(Clone, Copy)]
-pub struct SessionResource(pub Resource<Result<SessionView, AppError>>);
+pub struct SessionResource(pub Answer<SessionView>);
 
 /// Creates the shared session resource; call once, at the top of the app.
 pub fn provide_session() {
-    provide_context(SessionResource(Resource::new(|| (), |_| get_session())));
+    provide_context(SessionResource(Answer::new(|| (), |_| get_session())));
 }
 
 /// The shared session resource (a fresh one if none was provided).
-pub fn use_session() -> Resource<Result<SessionView, AppError>> {
-    use_context::<SessionResource>().map_or_else(|| Resource::new(|| (), |_| get_session()), |s| s.0)
+pub fn use_session() -> Answer<SessionView> {
+    use_context::<SessionResource>().map_or_else(|| Answer::new(|| (), |_| get_session()), |s| s.0)
 }
 
 /// Project switcher, settings link and sign-out.

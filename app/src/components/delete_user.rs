@@ -2,6 +2,7 @@
 //! that removes every event, trace and rollup contribution of the user.
 
 use super::account::use_session;
+use crate::api::Answer;
 use crate::api::get_user_footprint;
 use crate::components::users_table::count;
 use crate::model::query::encode;
@@ -10,7 +11,7 @@ use leptos::prelude::*;
 /// The deletion control of a user's page.
 #[component]
 pub fn DeleteUser(#[prop(into)] user_id: Signal<String>) -> impl IntoView {
-    let footprint = Resource::new(move || user_id.get(), get_user_footprint);
+    let footprint = Answer::new(move || user_id.get(), get_user_footprint);
     let session = use_session();
     view! {
         <Suspense fallback=|| ()>

@@ -2,6 +2,7 @@
 //! the active filters (user, provider, agent, tags) as removable pills. Every choice is a link
 //! or a GET form, so it works before hydration and without JavaScript.
 
+use crate::api::Answer;
 use crate::api::get_filter_values;
 use crate::model::{SortKey, UserSort, ViewParams};
 use leptos::prelude::*;
@@ -60,7 +61,7 @@ pub fn TagPills<S: SortKey + Send + Sync>(
 ) -> impl IntoView {
     let query = params.for_view::<UserSort>().to_query();
     let values =
-        Resource::new(move || query.clone(), |q| get_filter_values(q.trim_start_matches('?').to_string()));
+        Answer::new(move || query.clone(), |q| get_filter_values(q.trim_start_matches('?').to_string()));
     let menus = {
         let params = params.clone();
         move || {

@@ -2,6 +2,7 @@
 //! prompt and response rendered as chat messages when they look like them.
 
 use super::traces_page::duration;
+use crate::api::Answer;
 use crate::api::get_event;
 use crate::components::SectionTabs;
 use crate::components::users_table::{count, short_time};
@@ -113,7 +114,7 @@ fn EventView(data: EventPageData) -> impl IntoView {
 pub fn EventPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("event_id").unwrap_or_default()));
-    let event = Resource::new(move || id.get(), get_event);
+    let event = Answer::new(move || id.get(), get_event);
     view! {
         <section class="page">
             <SectionTabs active="traces"/>

@@ -1,5 +1,6 @@
 //! AI Apps → Models: per model calls, users, tokens by bucket, spend and share, latency, error rate.
 
+use crate::api::Answer;
 use crate::api::get_models;
 use crate::components::users_table::{count, tokens_cell};
 use crate::components::{SectionTabs, SpendChart, TagPills, WindowPills, shared_filters};
@@ -74,7 +75,7 @@ fn ModelsTable(rows: Vec<ModelRow>) -> impl IntoView {
 #[component]
 pub fn ModelsPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<crate::model::UserSort>();
-    let models = Resource::new(move || raw.get(), |q| get_models(q.trim_start_matches('?').to_string()));
+    let models = Answer::new(move || raw.get(), |q| get_models(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="models" filters/> } }}

@@ -1,6 +1,7 @@
 //! AI Apps → Overview: KPIs against the previous window, spend over time by model, top users
 //! and models.
 
+use crate::api::Answer;
 use crate::api::get_overview;
 use crate::components::SpendChart;
 use crate::components::users_table::{count, short_time};
@@ -128,7 +129,7 @@ pub fn OverviewView(
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<crate::model::UserSort>();
-    let overview = Resource::new(move || raw.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
+    let overview = Answer::new(move || raw.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
     refetch_on_new_data(move || overview.refetch());
     view! {
         <section class="page">

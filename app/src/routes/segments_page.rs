@@ -1,6 +1,7 @@
 //! AI Apps → Segments: spend and traffic per value of one tag key (plan, org, feature, ...),
 //! drawn as bars; a value is a link that adds it as a tag filter.
 
+use crate::api::Answer;
 use crate::api::get_segments;
 use crate::components::users_table::count;
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
@@ -86,7 +87,7 @@ fn SegmentsTable(view: SegmentsView, params: UsersParams) -> impl IntoView {
 #[component]
 pub fn SegmentsPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<UserSort>();
-    let segments = Resource::new(move || raw.get(), |q| get_segments(q.trim_start_matches('?').to_string()));
+    let segments = Answer::new(move || raw.get(), |q| get_segments(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="segments" filters/> } }}

@@ -1,5 +1,6 @@
 //! Settings of the current project: privacy mode, retention, API keys and the deletion log.
 
+use crate::api::Answer;
 use crate::api::get_settings;
 use crate::model::admin::{Privacy, SettingsView};
 use leptos::prelude::*;
@@ -113,7 +114,7 @@ fn Settings(s: SettingsView) -> impl IntoView {
 /// The settings page.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    let settings = Resource::new(|| (), |_| get_settings());
+    let settings = Answer::new(|| (), |_| get_settings());
     view! {
         <section class="page">
             <header class="page-head"><h1>"Settings"</h1></header>

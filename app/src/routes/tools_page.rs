@@ -1,5 +1,6 @@
 //! AI Apps → Tools: per tool name, the calls that used it, their users, traces and spend.
 
+use crate::api::Answer;
 use crate::api::get_tools;
 use crate::components::users_table::count;
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
@@ -44,7 +45,7 @@ fn ToolsTable(rows: Vec<ToolRow>) -> impl IntoView {
 #[component]
 pub fn ToolsPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<crate::model::UserSort>();
-    let tools = Resource::new(move || raw.get(), |q| get_tools(q.trim_start_matches('?').to_string()));
+    let tools = Answer::new(move || raw.get(), |q| get_tools(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="tools" filters/> } }}

@@ -1,6 +1,7 @@
 //! One trace: its tags, totals and the timeline of its calls.
 
 use super::traces_page::duration;
+use crate::api::Answer;
 use crate::api::get_trace;
 use crate::components::SectionTabs;
 use crate::components::users_table::{count, short_time};
@@ -72,7 +73,7 @@ pub fn TracePage() -> impl IntoView {
     let query = use_query_map();
     let id = Memo::new(move |_| params.with(|p| p.get("trace_id").unwrap_or_default()));
     let cursor = Memo::new(move |_| query.with(|q| q.get("cursor")));
-    let trace = Resource::new(move || (id.get(), cursor.get()), |(id, cursor)| get_trace(id, cursor));
+    let trace = Answer::new(move || (id.get(), cursor.get()), |(id, cursor)| get_trace(id, cursor));
     view! {
         <section class="page">
             <SectionTabs active="traces"/>

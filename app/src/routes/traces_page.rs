@@ -1,5 +1,6 @@
 //! AI Apps → Traces: one row per `withTrace` block, sortable, searchable by route tag.
 
+use crate::api::Answer;
 use crate::api::get_traces;
 use crate::components::users_table::{count, short_time};
 use crate::components::{
@@ -75,7 +76,7 @@ fn TracesTable(page: TracesPage, params: TracesParams) -> impl IntoView {
 #[component]
 pub fn TracesPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<crate::model::TraceSort>();
-    let traces = Resource::new(move || raw.get(), |q| get_traces(q.trim_start_matches('?').to_string()));
+    let traces = Answer::new(move || raw.get(), |q| get_traces(q.trim_start_matches('?').to_string()));
     view! {
         <section class="page">
             {move || { let filters = shared_filters(&params.get()); view! { <SectionTabs active="traces" filters/> } }}

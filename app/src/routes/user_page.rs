@@ -1,6 +1,7 @@
 //! `/ai-apps/users/:user_id`: one user's KPIs, spend over time, models, and traces.
 
 use super::overview_page::OverviewView;
+use crate::api::Answer;
 use crate::api::{get_overview, get_traces};
 use crate::components::users_table::{count, short_time};
 use crate::components::{DeleteUser, SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
@@ -17,9 +18,9 @@ pub fn UserPage() -> impl IntoView {
     let user = Memo::new(move |_| path.with(|p| p.get("user_id").unwrap_or_default()));
     let params = Memo::new(move |_| UsersParams { user: Some(user.get()), ..from_url.get() });
     let key = Memo::new(move |_| params.get().to_query());
-    let overview = Resource::new(move || key.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
+    let overview = Answer::new(move || key.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
     let traces =
-        Resource::new(move || key.get(), |q| get_traces(format!("{}&limit=20", q.trim_start_matches('?'))));
+        Answer::new(move || key.get(), |q| get_traces(format!("{}&limit=20", q.trim_start_matches('?'))));
     refetch_on_new_data(move || {
         overview.refetch();
         traces.refetch();

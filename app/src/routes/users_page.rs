@@ -1,5 +1,6 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
+use crate::api::Answer;
 use crate::api::get_users;
 use crate::components::{
     EmptyState, ExportLink, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data,
@@ -11,7 +12,7 @@ use leptos::prelude::*;
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let (raw, params) = super::use_view_query::<crate::model::UserSort>();
-    let users = Resource::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
+    let users = Answer::new(move || raw.get(), |q| get_users(q.trim_start_matches('?').to_string()));
     refetch_on_new_data(move || users.refetch());
     view! {
         <section class="page">
