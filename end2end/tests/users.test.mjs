@@ -138,3 +138,23 @@ test('an open Users page shows a newly ingested user without a reload', async ()
   assert.equal(await page.evaluate(() => window.__marker), 'no reload');
   await page.close();
 });
+
+test("a parameter the server refuses is named on the page, loaded or navigated to", async () => {
+  const page = await browser.context.newPage();
+  // Loaded: the server renders the error and the page hydrates with it.
+  await page.goto(`${server.base}/ai-apps/users?window=3d`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  const alert = page.getByRole('alert');
+  assert.match(await alert.innerText(), /^window: must be 1d, 7d or 28d$/);
+  // Navigated to: the browser calls the server function and reads its error.
+  await page.goto(`${server.base}/ai-apps/users`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  await page.evaluate(() => { window.__marker = 'still here'; });
+  await page.getByRole('link', { name: /^Tokens/ }).evaluate((a) => { a.href = '/ai-apps/users?window=5d'; });
+  await page.getByRole('link', { name: /^Tokens/ }).click();
+  await page.waitForURL(/window=5d/);
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /^window: must be 1d, 7d or 28d$/);
+  assert.equal(await page.evaluate(() => window.__marker), 'still here');
+  await page.close();
+});

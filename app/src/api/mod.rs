@@ -2,14 +2,14 @@
 //! dashboard's answers are [`Packed`] (see `packed`) and its pages hold them in [`Answer`]s.
 
 mod packed;
-pub use packed::{Answer, Packed};
+pub use packed::{Answer, HeldCodec, Packed, PackedEncoding, PackedOutput};
 
 use crate::error::AppError;
 use crate::model::{Charted, UsersPage};
 use leptos::prelude::*;
 
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
-#[server(endpoint = "get_users")]
+#[server(endpoint = "get_users", output = PackedOutput)]
 pub async fn get_users(query: String) -> Result<Packed<UsersPage>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
     Packed::new(
@@ -21,7 +21,7 @@ pub async fn get_users(query: String) -> Result<Packed<UsersPage>, AppError> {
 }
 
 /// One page of the Traces view for the dashboard's query string.
-#[server(endpoint = "get_traces")]
+#[server(endpoint = "get_traces", output = PackedOutput)]
 pub async fn get_traces(query: String) -> Result<Packed<crate::model::TracesPage>, AppError> {
     use crate::model::TracesParams;
     use crate::store::{now_ms, window::resolve_filter};
@@ -46,7 +46,7 @@ pub async fn get_traces(query: String) -> Result<Packed<crate::model::TracesPage
 }
 
 /// One trace with a page of its events (after `cursor`, a `next_cursor`), or `None`.
-#[server(endpoint = "get_trace")]
+#[server(endpoint = "get_trace", output = PackedOutput)]
 pub async fn get_trace(
     trace_id: String,
     cursor: Option<String>,
@@ -60,7 +60,7 @@ pub async fn get_trace(
 }
 
 /// One event in full, or `None`.
-#[server(endpoint = "get_event")]
+#[server(endpoint = "get_event", output = PackedOutput)]
 pub async fn get_event(
     event_id: String,
 ) -> Result<Packed<Option<crate::model::traces::EventPageData>>, AppError> {
@@ -75,7 +75,7 @@ pub async fn get_event(
 }
 
 /// The Overview for the dashboard's query string.
-#[server(endpoint = "get_overview")]
+#[server(endpoint = "get_overview", output = PackedOutput)]
 pub async fn get_overview(query: String) -> Result<Packed<Charted<crate::model::Overview>>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
     let view = state.store.overview(project, &filter, params.stack).await?;
@@ -84,7 +84,7 @@ pub async fn get_overview(query: String) -> Result<Packed<Charted<crate::model::
 }
 
 /// Per-model totals for the dashboard's query string.
-#[server(endpoint = "get_models")]
+#[server(endpoint = "get_models", output = PackedOutput)]
 pub async fn get_models(query: String) -> Result<Packed<Charted<crate::model::ModelsView>>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
     let view = state.store.list_models(project, &filter).await?;
@@ -94,21 +94,21 @@ pub async fn get_models(query: String) -> Result<Packed<Charted<crate::model::Mo
 
 /// A number that changes whenever data of the dashboard's project is stored or removed: pages
 /// poll it (cheap) and refetch their data only when it moved.
-#[server(endpoint = "data_version")]
-pub async fn data_version() -> Result<u64, AppError> {
+#[server(endpoint = "data_version", output = PackedOutput)]
+pub async fn data_version() -> Result<Packed<u64>, AppError> {
     let (state, auth) = crate::state::request()?;
-    Ok(state.store.project_version(auth.project))
+    Packed::new(&state.store.project_version(auth.project))
 }
 
 /// Per-tool totals for the dashboard's query string.
-#[server(endpoint = "get_tools")]
+#[server(endpoint = "get_tools", output = PackedOutput)]
 pub async fn get_tools(query: String) -> Result<Packed<Vec<crate::model::ToolRow>>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
     Packed::new(&state.store.list_tools(project, &filter).await?)
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
-#[server(endpoint = "get_filter_values")]
+#[server(endpoint = "get_filter_values", output = PackedOutput)]
 pub async fn get_filter_values(query: String) -> Result<Packed<crate::model::FilterValues>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
     Packed::new(&state.store.filter_values(project, &filter).await?)
@@ -133,7 +133,7 @@ fn filter_of(
 const SEGMENTS_SHOWN: usize = 200;
 
 /// Segments for the dashboard's query string (without `by`, the store picks a key).
-#[server(endpoint = "get_segments")]
+#[server(endpoint = "get_segments", output = PackedOutput)]
 pub async fn get_segments(query: String) -> Result<Packed<crate::model::SegmentsView>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
     Packed::new(&state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?)
@@ -141,7 +141,7 @@ pub async fn get_segments(query: String) -> Result<Packed<crate::model::Segments
 
 /// Who is signed in, the current project and the projects to switch to, and the CSRF token
 /// for this browser's forms.
-#[server(endpoint = "get_session")]
+#[server(endpoint = "get_session", output = PackedOutput)]
 pub async fn get_session() -> Result<Packed<crate::model::admin::SessionView>, AppError> {
     let (state, auth) = crate::state::request()?;
     let projects = state.store.list_projects().await?.into_iter().map(|p| (p.id, p.name)).collect();
@@ -155,7 +155,7 @@ pub async fn get_session() -> Result<Packed<crate::model::admin::SessionView>, A
 }
 
 /// The current project's settings, keys (prefixes) and deletion log.
-#[server(endpoint = "get_settings")]
+#[server(endpoint = "get_settings", output = PackedOutput)]
 pub async fn get_settings() -> Result<Packed<crate::model::admin::SettingsView>, AppError> {
     let (state, auth) = crate::state::request()?;
     Packed::new(&crate::model::admin::SettingsView {
@@ -167,7 +167,7 @@ pub async fn get_settings() -> Result<Packed<crate::model::admin::SettingsView>,
 }
 
 /// What deleting a user would remove (all time), for the confirmation.
-#[server(endpoint = "get_user_footprint")]
+#[server(endpoint = "get_user_footprint", output = PackedOutput)]
 pub async fn get_user_footprint(user_id: String) -> Result<Packed<crate::model::admin::Removed>, AppError> {
     let (state, auth) = crate::state::request()?;
     Packed::new(&state.store.user_footprint(auth.project, &user_id).await?)

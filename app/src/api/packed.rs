@@ -1,18 +1,19 @@
 //! How the dashboard's server functions answer, and the one resource type that holds the answers.
 //!
 //! Every answer travels as a [`Packed`] value: the typed value in postcard (a compact binary serde
-//! format), written as base64 text, so to JSON and to the hydration script it is a plain string.
+//! format). A server function's response body is those bytes ([`PackedEncoding`], errors too);
+//! a resource's value goes into the page's hydration script as base64 ([`HeldCodec`]).
 //! The reason is the browser bundle. Read as JSON, every answer type compiled its own JSON reader
 //! into the wasm (dozens of them, 3 to 8 KB each), and every resource's type its own copy of the
-//! reactive machinery. Here the wasm reads one JSON string per answer and a short postcard reader
-//! per type, and all pages share one resource type ([`Answer`] erases the answer's type until the
-//! page reads it). The `/v1` read API is JSON and is not affected.
+//! reactive machinery. Here the wasm holds no JSON reader, a short postcard reader per type, and
+//! one resource type for all pages ([`Answer`] erases the answer's type until the page reads it).
+//! The `/v1` read API is JSON and is not affected.
 
 use crate::error::AppError;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
 use leptos::prelude::*;
-use serde::de::DeserializeOwned;
+use leptos::server::codee::{Decoder, Encoder};
+use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};
+use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -22,18 +23,18 @@ use std::sync::Arc;
 /// A server function's answer of type `T`, encoded once on the server (`Packed<()>`: of a type the
 /// holder no longer names; see [`Answer`]).
 pub struct Packed<T> {
-    text: String,
+    bytes: Vec<u8>,
     kind: PhantomData<fn() -> T>,
 }
 
 impl<T> Packed<T> {
-    fn of_text(text: String) -> Self {
-        Packed { text, kind: PhantomData }
+    fn of_bytes(bytes: Vec<u8>) -> Self {
+        Packed { bytes, kind: PhantomData }
     }
 
-    /// The same text under another type: `()` to forget it, or the type it was made from.
+    /// The same bytes under another type: `()` to forget it, or the type they were made from.
     fn retype<U>(self) -> Packed<U> {
-        Packed::of_text(self.text)
+        Packed::of_bytes(self.bytes)
     }
 }
 
@@ -45,62 +46,143 @@ impl<T: Serialize> Packed<T> {
             tracing::error!(error = %e, "encoding a server function's answer");
             AppError::Internal
         })?;
-        Ok(Packed::of_text(BASE64.encode(bytes)))
+        Ok(Packed::of_bytes(bytes))
     }
 }
 
 impl<T: DeserializeOwned> Packed<T> {
-    /// Decodes the value. An error means the text was not made by [`Packed::new`] for a `T` of
+    /// Decodes the value. An error means the bytes were not made by [`Packed::new`] for a `T` of
     /// this build (a page open across an upgrade): the page shows it and a reload fixes it.
     pub fn unpack(&self) -> Result<T, AppError> {
         let unreadable = |what: &str| {
             AppError::Transport(format!("the server's answer is unreadable ({what}); reload the page"))
         };
-        let bytes = BASE64.decode(&self.text).map_err(|_| unreadable("base64"))?;
-        let (value, rest) = postcard::take_from_bytes(&bytes).map_err(|_| unreadable("postcard"))?;
+        let (value, rest) = postcard::take_from_bytes(&self.bytes).map_err(|_| unreadable("postcard"))?;
         if rest.is_empty() { Ok(value) } else { Err(unreadable("trailing bytes")) }
     }
 }
 
 impl<T> Clone for Packed<T> {
     fn clone(&self) -> Self {
-        Packed::of_text(self.text.clone())
+        Packed::of_bytes(self.bytes.clone())
     }
 }
 
 impl<T> PartialEq for Packed<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.bytes == other.bytes
     }
 }
 
 impl<T> std::fmt::Debug for Packed<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Packed({} base64 chars)", self.text.len())
+        write!(f, "Packed({} bytes)", self.bytes.len())
     }
 }
 
+/// As bytes, for [`HeldCodec`].
 impl<T> Serialize for Packed<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.text.serialize(serializer)
+        serializer.serialize_bytes(&self.bytes)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Packed<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Packed::of_text)
+        struct BytesVisitor;
+        impl Visitor<'_> for BytesVisitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        deserializer.deserialize_byte_buf(BytesVisitor).map(Packed::of_bytes)
+    }
+}
+
+/// A server function's response body (or error) as postcard bytes: `#[server(output = PackedOutput)]`.
+pub struct PackedEncoding;
+
+/// The output encoding of the dashboard's server functions.
+pub type PackedOutput = leptos::server_fn::codec::Post<PackedEncoding>;
+
+impl ContentType for PackedEncoding {
+    const CONTENT_TYPE: &'static str = "application/octet-stream";
+}
+
+impl FormatType for PackedEncoding {
+    const FORMAT_TYPE: Format = Format::Binary;
+}
+
+impl<T> Encodes<Packed<T>> for PackedEncoding {
+    type Error = std::convert::Infallible;
+
+    fn encode(output: &Packed<T>) -> Result<Bytes, Self::Error> {
+        Ok(Bytes::from(output.bytes.clone()))
+    }
+}
+
+impl<T> Decodes<Packed<T>> for PackedEncoding {
+    type Error = std::convert::Infallible;
+
+    fn decode(bytes: Bytes) -> Result<Packed<T>, Self::Error> {
+        Ok(Packed::of_bytes(bytes.to_vec()))
+    }
+}
+
+impl Encodes<AppError> for PackedEncoding {
+    type Error = postcard::Error;
+
+    fn encode(error: &AppError) -> Result<Bytes, Self::Error> {
+        postcard::to_allocvec(error).map(Bytes::from)
+    }
+}
+
+impl Decodes<AppError> for PackedEncoding {
+    type Error = postcard::Error;
+
+    fn decode(bytes: Bytes) -> Result<AppError, Self::Error> {
+        postcard::from_bytes(&bytes)
     }
 }
 
 /// What every [`Answer`] holds: the one resource type of the dashboard.
 type Held = Result<Packed<()>, AppError>;
 
+/// How a [`Held`] value goes from the server's render into the page (leptos writes the bytes as
+/// base64) and back when the page hydrates.
+pub struct HeldCodec;
+
+impl Encoder<Held> for HeldCodec {
+    type Error = postcard::Error;
+    type Encoded = Vec<u8>;
+
+    fn encode(held: &Held) -> Result<Vec<u8>, Self::Error> {
+        postcard::to_allocvec(held)
+    }
+}
+
+impl Decoder<Held> for HeldCodec {
+    type Error = postcard::Error;
+    type Encoded = [u8];
+
+    fn decode(bytes: &[u8]) -> Result<Held, Self::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
 type Fetch<S> = Arc<dyn Fn(S) -> Pin<Box<dyn Future<Output = Held> + Send>> + Send + Sync>;
 
 /// A resource of a server function's answer of type `T`, loaded on the server and hydrated like
 /// any resource; `.await` it for the decoded value.
 pub struct Answer<T> {
-    held: Resource<Held>,
+    held: Resource<Held, HeldCodec>,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -139,11 +221,11 @@ impl<T: DeserializeOwned + 'static> Answer<T> {
 /// The resource behind an [`Answer`], built from trait objects so it is compiled once per source
 /// type rather than once per answer type.
 #[track_caller]
-fn held_resource<S>(source: Box<dyn Fn() -> S + Send + Sync>, fetch: Fetch<S>) -> Resource<Held>
+fn held_resource<S>(source: Box<dyn Fn() -> S + Send + Sync>, fetch: Fetch<S>) -> Resource<Held, HeldCodec>
 where
     S: PartialEq + Clone + Send + Sync + 'static,
 {
-    Resource::new(source, move |s| fetch(s))
+    Resource::new_with_options(source, move |s| fetch(s), false)
 }
 
 impl<T: DeserializeOwned + 'static> IntoFuture for Answer<T> {
@@ -160,6 +242,7 @@ impl<T: DeserializeOwned + 'static> IntoFuture for Answer<T> {
 mod tests {
     use super::*;
     use crate::error::AppError;
+    use leptos::server::{FromEncodedStr, IntoEncodedString};
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Sample {
@@ -183,23 +266,40 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_answer_reads_back_equal_through_json() {
+    fn an_answer_reads_back_equal_through_a_response_body_and_a_hydration_script() {
         let packed = Packed::new(&sample()).expect("pack");
-        // The way it travels: a JSON string (server function body, hydration script).
-        let json = serde_json::to_string(&packed).expect("json");
-        assert!(json.starts_with('"') && json.ends_with('"'), "{json}");
-        let back: Packed<Sample> = serde_json::from_str(&json).expect("json back");
+        // A server function's response body.
+        let body = <PackedEncoding as Encodes<Packed<Sample>>>::encode(&packed).expect("encode");
+        let back = <PackedEncoding as Decodes<Packed<Sample>>>::decode(body).expect("decode");
         assert_eq!(back.unpack().expect("unpack"), sample());
-        // Erased and typed again, as an Answer does.
-        assert_eq!(back.retype::<()>().retype::<Sample>().unpack().expect("unpack"), sample());
+        // A resource's value in the page, as leptos writes it (base64 text) and reads it back.
+        for held in [Ok(back.clone().retype::<()>()), Err(AppError::Internal)] {
+            let text = HeldCodec::encode(&held).expect("encode").into_encoded_string();
+            let bytes = <[u8]>::from_encoded_str(&text).expect("base64");
+            let again = HeldCodec::decode(&bytes).expect("decode");
+            assert_eq!(again, held);
+        }
+        let again =
+            HeldCodec::decode(&HeldCodec::encode(&Ok(back.retype())).expect("encode")).expect("decode");
+        assert_eq!(again.expect("ok").retype::<Sample>().unpack().expect("unpack"), sample());
     }
 
     #[test]
-    fn text_that_is_not_an_answer_of_that_type_is_an_error_not_a_panic() {
+    fn an_error_travels_as_itself() {
+        for error in [AppError::Internal, AppError::BadParam { param: "by".into(), message: "empty".into() }]
+        {
+            let body = <PackedEncoding as Encodes<AppError>>::encode(&error).expect("encode");
+            assert_eq!(<PackedEncoding as Decodes<AppError>>::decode(body).expect("decode"), error);
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_an_answer_of_that_type_are_an_error_not_a_panic() {
         let packed = Packed::new(&sample()).expect("pack");
-        for bad in ["", "!!!", "AAAA", &packed.text[..packed.text.len() / 2]] {
-            let err = Packed::<Sample>::of_text(bad.to_string()).unpack().expect_err(bad);
-            assert!(matches!(err, AppError::Transport(_)), "{bad}: {err:?}");
+        let half = packed.bytes[..packed.bytes.len() / 2].to_vec();
+        for bad in [vec![], vec![0xff; 3], half] {
+            let err = Packed::<Sample>::of_bytes(bad.clone()).unpack().expect_err("unreadable");
+            assert!(matches!(err, AppError::Transport(_)), "{bad:?}: {err:?}");
         }
         // A value of another type: trailing bytes or a wrong shape, never a wrong value.
         let small = Packed::new(&7u8).expect("pack");

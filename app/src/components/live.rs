@@ -24,7 +24,7 @@ pub fn refetch_on_new_data(refetch: impl Fn() + Clone + Send + Sync + 'static) {
                 let (last, busy, resting, refetch) =
                     (last.clone(), busy.clone(), resting.clone(), refetch.clone());
                 leptos::task::spawn_local(async move {
-                    if let Ok(v) = data_version().await {
+                    if let Ok(v) = data_version().await.and_then(|p| p.unpack()) {
                         let before = last.swap(v, Ordering::AcqRel);
                         if before != u64::MAX && before != v {
                             refetch();
