@@ -2,76 +2,89 @@
 //! dashboard's answers are [`Packed`] (see `packed`) and its pages hold them in [`Answer`]s.
 
 mod packed;
+mod rendered;
 pub use packed::{Answer, HeldCodec, Packed, PackedEncoding, PackedOutput};
+pub use rendered::{Markup, Rendered};
 
 use crate::error::AppError;
-use crate::model::{Charted, UsersPage};
+use crate::model::Charted;
 use leptos::prelude::*;
 
-/// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`).
+/// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`), rendered.
 #[server(endpoint = "get_users", output = PackedOutput)]
-pub async fn get_users(query: String) -> Result<Packed<UsersPage>, AppError> {
+pub async fn get_users(query: String) -> Result<Packed<Rendered>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Packed::new(
-        &state
-            .store
-            .list_users(project, &filter, params.sort, params.dir, params.offset, params.limit)
-            .await?,
-    )
+    let page = state
+        .store
+        .list_users(project, &filter, params.sort, params.dir, params.offset, params.limit)
+        .await?;
+    Packed::new(&crate::components::users_table::render::users(page, params))
 }
 
-/// One page of the Traces view for the dashboard's query string.
+/// One page of the Traces view for the dashboard's query string, rendered.
 #[server(endpoint = "get_traces", output = PackedOutput)]
-pub async fn get_traces(query: String) -> Result<Packed<crate::model::TracesPage>, AppError> {
+pub async fn get_traces(query: String) -> Result<Packed<Rendered>, AppError> {
+    let (page, params) = traces_of(&query).await?;
+    Packed::new(&crate::routes::traces_page::render::traces(page, params))
+}
+
+/// A user's 20 latest traces (the query names the user), rendered.
+#[server(endpoint = "get_user_traces", output = PackedOutput)]
+pub async fn get_user_traces(query: String) -> Result<Packed<Rendered>, AppError> {
+    let (page, _) = traces_of(&format!("{query}&limit=20")).await?;
+    Packed::new(&crate::routes::traces_page::render::latest(page))
+}
+
+/// The traces of a query string and its parameters.
+#[cfg(feature = "ssr")]
+async fn traces_of(query: &str) -> Result<(crate::model::TracesPage, crate::model::TracesParams), AppError> {
     use crate::model::TracesParams;
     use crate::store::{now_ms, window::resolve_filter};
     let (state, auth) = crate::state::request()?;
-    let project = auth.project;
-    let params = TracesParams::parse_query(&query)?;
+    let params = TracesParams::parse_query(query)?;
     let filter = resolve_filter(&params, now_ms())?;
-    Packed::new(
-        &state
-            .store
-            .list_traces(
-                project,
-                &filter,
-                params.q.as_deref(),
-                params.sort,
-                params.dir,
-                params.offset,
-                params.limit,
-            )
-            .await?,
-    )
+    let page = state
+        .store
+        .list_traces(
+            auth.project,
+            &filter,
+            params.q.as_deref(),
+            params.sort,
+            params.dir,
+            params.offset,
+            params.limit,
+        )
+        .await?;
+    Ok((page, params))
 }
 
-/// One trace with a page of its events (after `cursor`, a `next_cursor`), or `None`.
+/// One trace with a page of its events (after `cursor`), rendered, or `None`.
 #[server(endpoint = "get_trace", output = PackedOutput)]
 pub async fn get_trace(
     trace_id: String,
     cursor: Option<String>,
-) -> Result<Packed<Option<crate::model::TraceDetail>>, AppError> {
+) -> Result<Packed<Option<Rendered>>, AppError> {
     use crate::model::traces::{TRACE_CALLS_PAGE, parse_calls_cursor};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     // A cursor that isn't one (an edited address) starts at the first call.
     let after = cursor.as_deref().and_then(parse_calls_cursor);
-    Packed::new(&state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?)
+    let detail = state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?;
+    Packed::new(&detail.map(|d| crate::routes::trace_page::render::trace(d, cursor.is_some())))
 }
 
-/// One event in full, or `None`.
+/// One event in full, rendered, or `None`.
 #[server(endpoint = "get_event", output = PackedOutput)]
-pub async fn get_event(
-    event_id: String,
-) -> Result<Packed<Option<crate::model::traces::EventPageData>>, AppError> {
+pub async fn get_event(event_id: String) -> Result<Packed<Option<Rendered>>, AppError> {
     use crate::model::traces::{EventPageData, Shown};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
-    Packed::new(&state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
+    let data = state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
         prompt: detail.prompt.as_deref().map(Shown::of),
         response: detail.response.as_deref().map(Shown::of),
         detail,
-    }))
+    });
+    Packed::new(&data.map(crate::routes::event_page::render::event))
 }
 
 /// The Overview for the dashboard's query string.

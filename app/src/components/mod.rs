@@ -23,5 +23,4 @@ pub use section_tabs::{SectionTabs, shared_filters};
 pub use sortable_header::SortableHeader;
 pub use spend_chart::SpendChart;
 pub use tag_pills::TagPills;
-pub use users_table::UsersTable;
 pub use window_pills::WindowPills;

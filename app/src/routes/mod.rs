@@ -1,14 +1,14 @@
 //! One page per file.
 
-mod event_page;
+pub mod event_page;
 mod models_page;
 mod not_found_page;
 mod overview_page;
 mod segments_page;
 mod settings_page;
 mod tools_page;
-mod trace_page;
-mod traces_page;
+pub mod trace_page;
+pub mod traces_page;
 mod user_page;
 mod users_page;
 

@@ -1,13 +1,9 @@
-//! AI Apps → Traces: one row per `withTrace` block, sortable, searchable by route tag.
+//! AI Apps → Traces: one row per `withTrace` block, sortable, searchable by route tag. The table
+//! is rendered on the server (`render::traces`); the filters are components.
 
-use crate::api::Answer;
-use crate::api::get_traces;
-use crate::components::users_table::{count, short_time};
-use crate::components::{
-    ExportLink, Pagination, SectionTabs, SortableHeader, TagPills, WindowPills, shared_filters,
-};
-use crate::model::query::encode;
-use crate::model::{TraceRow, TraceSort, TracesPage, TracesParams, format_usd};
+use crate::api::{Answer, Markup, get_traces};
+use crate::components::{ExportLink, SectionTabs, TagPills, WindowPills, shared_filters};
+use crate::model::TraceSort;
 use leptos::prelude::*;
 
 const TRACES: &str = "/ai-apps/traces";
@@ -21,54 +17,107 @@ pub fn duration(ms: Option<i64>) -> String {
     }
 }
 
-#[component]
-fn TraceRowView(row: TraceRow) -> impl IntoView {
-    let href = format!("/ai-apps/traces/{}", encode(&row.trace_id));
-    let user = row.user_id.clone().map(|u| {
-        view! { <a href=format!("/ai-apps/users/{}", encode(&u))>{u.clone()}</a> }
-    });
-    let unpriced = (row.unpriced_events > 0)
-        .then(|| view! { <span class="unpriced">{format!("+{} unpriced", row.unpriced_events)}</span> });
-    view! {
-        <tr>
-            <td class="time"><a href=href.clone()>{short_time(&row.started_at)}</a></td>
-            <th scope="row" class="route"><a href=href>{row.route_tag.clone().unwrap_or_else(|| "(no route tag)".into())}</a></th>
-            <td class="user">{user}</td>
-            <td class="num">{count(row.calls)}</td>
-            <td class="num">{count(row.tokens)}</td>
-            <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
-            <td class="num">{duration(row.duration_ms)}</td>
-            <td><span class=format!("status {}", row.status)>{row.status.clone()}</span></td>
-        </tr>
-    }
-}
+/// The traces' tables, rendered on the server.
+#[cfg(feature = "ssr")]
+pub mod render {
+    use super::{TRACES, duration};
+    use crate::api::Rendered;
+    use crate::components::users_table::{count, short_time};
+    use crate::components::{Pagination, SortableHeader};
+    use crate::model::query::encode;
+    use crate::model::{TraceRow, TraceSort, TracesPage, TracesParams, format_usd};
+    use leptos::prelude::*;
 
-#[component]
-fn TracesTable(page: TracesPage, params: TracesParams) -> impl IntoView {
-    let header = |sort: TraceSort, label: &'static str, numeric: bool| {
-        view! { <SortableHeader params=params.clone() base=TRACES sort label numeric/> }
-    };
-    let total = page.total_traces;
-    view! {
-        <p class="range">{format!("{} to {} UTC", short_time(&page.from), short_time(&page.to))}</p>
-        <div class="table-wrap">
-            <table class="data" aria-label="Traces">
-                <thead>
+    /// The Traces view's table (or, with no traces, what to do about it).
+    pub fn traces(page: TracesPage, params: TracesParams) -> Rendered {
+        Rendered::of(move || {
+            if page.total_traces == 0 {
+                view! {
+                    <div class="empty" role="status">
+                        <h2>"No traces in this window"</h2>
+                        <p>"A trace is one " <code>"withTrace"</code> " block. Widen the window, remove filters, or check that the app wraps its request handlers."</p>
+                    </div>
+                }
+                .into_any()
+            } else {
+                view! { <TracesTable page params/> }.into_any()
+            }
+        })
+    }
+
+    /// A user's latest traces, compact.
+    pub fn latest(page: TracesPage) -> Rendered {
+        Rendered::of(move || {
+            let rows = page.traces.into_iter().map(|t| {
+                let href = format!("/ai-apps/traces/{}", encode(&t.trace_id));
+                view! {
                     <tr>
-                        {header(TraceSort::Started, "Started (UTC)", false)}
-                        <th scope="col">"Route"</th>
-                        <th scope="col">"User"</th>
-                        {header(TraceSort::Calls, "Calls", true)}
-                        {header(TraceSort::Tokens, "Tokens", true)}
-                        {header(TraceSort::Spend, "Spend", true)}
-                        <th scope="col" class="num">"Duration"</th>
-                        <th scope="col">"Status"</th>
+                        <td class="time">{short_time(&t.started_at)}</td>
+                        <th scope="row" class="route"><a href=href>{t.route_tag.clone().unwrap_or_else(|| "(no route tag)".into())}</a></th>
+                        <td class="num">{count(t.calls)}</td>
+                        <td class="num">{format_usd(t.spend_nano)}</td>
+                        <td><span class=format!("status {}", t.status)>{t.status.clone()}</span></td>
                     </tr>
-                </thead>
-                <tbody>{page.traces.into_iter().map(|row| view! { <TraceRowView row/> }).collect_view()}</tbody>
-            </table>
-        </div>
-        <Pagination params base=TRACES total noun="traces"/>
+                }
+            }).collect_view();
+            view! {
+                <table class="data" aria-label="Traces of this user">
+                    <thead><tr><th scope="col">"Started (UTC)"</th><th scope="col">"Route"</th><th scope="col" class="num">"Calls"</th><th scope="col" class="num">"Spend"</th><th scope="col">"Status"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            }
+        })
+    }
+
+    #[component]
+    fn TraceRowView(row: TraceRow) -> impl IntoView {
+        let href = format!("/ai-apps/traces/{}", encode(&row.trace_id));
+        let user = row.user_id.clone().map(|u| {
+            view! { <a href=format!("/ai-apps/users/{}", encode(&u))>{u.clone()}</a> }
+        });
+        let unpriced = (row.unpriced_events > 0)
+            .then(|| view! { <span class="unpriced">{format!("+{} unpriced", row.unpriced_events)}</span> });
+        view! {
+            <tr>
+                <td class="time"><a href=href.clone()>{short_time(&row.started_at)}</a></td>
+                <th scope="row" class="route"><a href=href>{row.route_tag.clone().unwrap_or_else(|| "(no route tag)".into())}</a></th>
+                <td class="user">{user}</td>
+                <td class="num">{count(row.calls)}</td>
+                <td class="num">{count(row.tokens)}</td>
+                <td class="num spend">{format_usd(row.spend_nano)} {unpriced}</td>
+                <td class="num">{duration(row.duration_ms)}</td>
+                <td><span class=format!("status {}", row.status)>{row.status.clone()}</span></td>
+            </tr>
+        }
+    }
+
+    #[component]
+    fn TracesTable(page: TracesPage, params: TracesParams) -> impl IntoView {
+        let header = |sort: TraceSort, label: &'static str, numeric: bool| {
+            view! { <SortableHeader params=params.clone() base=TRACES sort label numeric/> }
+        };
+        let total = page.total_traces;
+        view! {
+            <p class="range">{format!("{} to {} UTC", short_time(&page.from), short_time(&page.to))}</p>
+            <div class="table-wrap">
+                <table class="data" aria-label="Traces">
+                    <thead>
+                        <tr>
+                            {header(TraceSort::Started, "Started (UTC)", false)}
+                            <th scope="col">"Route"</th>
+                            <th scope="col">"User"</th>
+                            {header(TraceSort::Calls, "Calls", true)}
+                            {header(TraceSort::Tokens, "Tokens", true)}
+                            {header(TraceSort::Spend, "Spend", true)}
+                            <th scope="col" class="num">"Duration"</th>
+                            <th scope="col">"Status"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{page.traces.into_iter().map(|row| view! { <TraceRowView row/> }).collect_view()}</tbody>
+                </table>
+            </div>
+            <Pagination params base=TRACES total noun="traces"/>
+        }
     }
 }
 
@@ -101,15 +150,8 @@ pub fn TracesPage() -> impl IntoView {
             }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    let p = params.get();
                     match traces.await {
-                        Ok(page) if page.total_traces == 0 => view! {
-                            <div class="empty" role="status">
-                                <h2>"No traces in this window"</h2>
-                                <p>"A trace is one " <code>"withTrace"</code> " block. Widen the window, remove filters, or check that the app wraps its request handlers."</p>
-                            </div>
-                        }.into_any(),
-                        Ok(page) => view! { <TracesTable page params=p/> }.into_any(),
+                        Ok(html) => view! { <Markup html/> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}

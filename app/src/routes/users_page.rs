@@ -1,10 +1,9 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::Answer;
-use crate::api::get_users;
+use crate::api::{Markup, get_users};
 use crate::components::{
-    EmptyState, ExportLink, SectionTabs, TagPills, UsersTable, WindowPills, refetch_on_new_data,
-    shared_filters,
+    ExportLink, SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters,
 };
 use leptos::prelude::*;
 
@@ -25,10 +24,8 @@ pub fn UsersPage() -> impl IntoView {
             {move || view! { <TagPills params=params.get() base="/ai-apps/users"/> }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    let p = params.get();
                     match users.await {
-                        Ok(page) if page.total_users == 0 => view! { <EmptyState/> }.into_any(),
-                        Ok(page) => view! { <UsersTable page params=p/> }.into_any(),
+                        Ok(html) => view! { <Markup html/> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}

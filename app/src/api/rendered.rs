@@ -1,0 +1,53 @@
+//! Parts of pages that only display (detail pages, tables) rendered on the server and sent as
+//! markup, so the browser bundle compiles none of their views.
+//!
+//! The server renders the same Leptos view it always did, with `to_html` (text and attributes are
+//! escaped there), and the page puts the markup inside a `<div>` with `inner_html`. Links in it
+//! are plain `<a href>`: the router handles their clicks like any other link, so navigation stays
+//! client-side. Interactive parts (filters, forms, live refresh) stay components.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Markup the server rendered from a view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendered(String);
+
+#[cfg(feature = "ssr")]
+impl Rendered {
+    /// Renders `view` to HTML (in a reactive owner of its own, disposed after).
+    pub fn of<V: IntoView + 'static>(view: impl FnOnce() -> V) -> Self {
+        let owner = Owner::new();
+        let html = owner.with(|| view().into_view().to_html());
+        owner.unset();
+        Rendered(html)
+    }
+
+    /// The markup, for tests.
+    pub fn html(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The server's markup in a `<div>`.
+#[component]
+pub fn Markup(
+    /// What the server rendered.
+    html: Rendered,
+) -> impl IntoView {
+    view! { <div class="rendered" inner_html=html.0></div> }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_attributes_are_escaped_when_rendered() {
+        let evil = "<img src=x onerror=alert(1)>\"&";
+        let html = Rendered::of(|| view! { <p title=evil>{evil}</p> });
+        assert!(!html.html().contains("<img"), "{}", html.html());
+        assert!(html.html().contains("&lt;img src=x onerror=alert(1)&gt;"), "{}", html.html());
+        assert!(html.html().starts_with("<p title=\""), "{}", html.html());
+    }
+}
