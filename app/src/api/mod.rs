@@ -7,7 +7,7 @@ pub use packed::{Answer, HeldCodec, Packed, PackedEncoding, PackedOutput};
 pub use rendered::{Markup, Rendered};
 
 use crate::error::AppError;
-use crate::model::Charted;
+
 use leptos::prelude::*;
 
 /// One page of the Users view for the dashboard's query string (`window=7d&sort=tokens&...`), rendered.
@@ -87,22 +87,46 @@ pub async fn get_event(event_id: String) -> Result<Packed<Option<Rendered>>, App
     Packed::new(&data.map(crate::routes::event_page::render::event))
 }
 
-/// The Overview for the dashboard's query string.
+/// The Overview for the dashboard's query string, rendered.
 #[server(endpoint = "get_overview", output = PackedOutput)]
-pub async fn get_overview(query: String) -> Result<Packed<Charted<crate::model::Overview>>, AppError> {
-    let (state, project, params, filter) = filter_of(&query)?;
-    let view = state.store.overview(project, &filter, params.stack).await?;
-    let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
-    Packed::new(&Charted { view, chart_svg })
+pub async fn get_overview(query: String) -> Result<Packed<Rendered>, AppError> {
+    use crate::components::shared_filters;
+    use crate::routes::overview_page::{OVERVIEW, render};
+    let (o, params) = overview_of(&query).await?;
+    Packed::new(&render::overview(o, shared_filters(&params), params, OVERVIEW.to_string()))
 }
 
-/// Per-model totals for the dashboard's query string.
+/// A user's page body: the Overview for a query string that names the user (`user=`), rendered
+/// with that page's links (its path, the other filters).
+#[server(endpoint = "get_user_overview", output = PackedOutput)]
+pub async fn get_user_overview(query: String) -> Result<Packed<Rendered>, AppError> {
+    use crate::components::shared_filters;
+    use crate::model::{UsersParams, query::encode};
+    use crate::routes::overview_page::render;
+    let (o, params) = overview_of(&query).await?;
+    let filters = shared_filters(&params);
+    let base = format!("/ai-apps/users/{}", encode(params.user.as_deref().unwrap_or_default()));
+    Packed::new(&render::overview(o, filters, UsersParams { user: None, ..params }, base))
+}
+
+/// The Overview (with its chart) of a query string and its parameters.
+#[cfg(feature = "ssr")]
+async fn overview_of(
+    query: &str,
+) -> Result<(crate::model::Charted<crate::model::Overview>, crate::model::UsersParams), AppError> {
+    let (state, project, params, filter) = filter_of(query)?;
+    let view = state.store.overview(project, &filter, params.stack).await?;
+    let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
+    Ok((crate::model::Charted { view, chart_svg }, params))
+}
+
+/// Per-model totals and the chart for the dashboard's query string, rendered.
 #[server(endpoint = "get_models", output = PackedOutput)]
-pub async fn get_models(query: String) -> Result<Packed<Charted<crate::model::ModelsView>>, AppError> {
+pub async fn get_models(query: String) -> Result<Packed<Rendered>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
     let view = state.store.list_models(project, &filter).await?;
     let chart_svg = crate::charts::spend_chart(&view.spend_by_model);
-    Packed::new(&Charted { view, chart_svg })
+    Packed::new(&crate::routes::models_page::render::models(crate::model::Charted { view, chart_svg }))
 }
 
 /// A number that changes whenever data of the dashboard's project is stored or removed: pages
@@ -113,11 +137,12 @@ pub async fn data_version() -> Result<Packed<u64>, AppError> {
     Packed::new(&state.store.project_version(auth.project))
 }
 
-/// Per-tool totals for the dashboard's query string.
+/// Per-tool totals for the dashboard's query string, rendered.
 #[server(endpoint = "get_tools", output = PackedOutput)]
-pub async fn get_tools(query: String) -> Result<Packed<Vec<crate::model::ToolRow>>, AppError> {
+pub async fn get_tools(query: String) -> Result<Packed<Rendered>, AppError> {
     let (state, project, _, filter) = filter_of(&query)?;
-    Packed::new(&state.store.list_tools(project, &filter).await?)
+    let rows = state.store.list_tools(project, &filter).await?;
+    Packed::new(&crate::routes::tools_page::render::tools(rows))
 }
 
 /// Providers and agents seen in the window of the dashboard's query string.
@@ -147,9 +172,10 @@ const SEGMENTS_SHOWN: usize = 200;
 
 /// Segments for the dashboard's query string (without `by`, the store picks a key).
 #[server(endpoint = "get_segments", output = PackedOutput)]
-pub async fn get_segments(query: String) -> Result<Packed<crate::model::SegmentsView>, AppError> {
+pub async fn get_segments(query: String) -> Result<Packed<Rendered>, AppError> {
     let (state, project, params, filter) = filter_of(&query)?;
-    Packed::new(&state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?)
+    let view = state.store.segments(project, &filter, params.by.as_deref(), Some(SEGMENTS_SHOWN)).await?;
+    Packed::new(&crate::routes::segments_page::render::segments(view, params))
 }
 
 /// Who is signed in, the current project and the projects to switch to, and the CSRF token

@@ -2,7 +2,7 @@
 //!
 //! Every answer travels as a [`Packed`] value: the typed value in postcard (a compact binary serde
 //! format). A server function's response body is those bytes ([`PackedEncoding`], errors too);
-//! a resource's value goes into the page's hydration script as base64 ([`HeldCodec`]).
+//! a resource's value goes into the page's hydration script as text ([`HeldCodec`]).
 //! The reason is the browser bundle. Read as JSON, every answer type compiled its own JSON reader
 //! into the wasm (dozens of them, 3 to 8 KB each), and every resource's type its own copy of the
 //! reactive machinery. Here the wasm holds no JSON reader, a short postcard reader per type, and
@@ -13,6 +13,7 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use leptos::server::codee::{Decoder, Encoder};
 use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, percent_encode};
 use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::future::{Future, IntoFuture};
@@ -155,25 +156,29 @@ impl Decodes<AppError> for PackedEncoding {
 /// What every [`Answer`] holds: the one resource type of the dashboard.
 type Held = Result<Packed<()>, AppError>;
 
-/// How a [`Held`] value goes from the server's render into the page (leptos writes the bytes as
-/// base64) and back when the page hydrates.
+/// How a [`Held`] value goes from the server's render into the page's hydration script and back:
+/// its postcard bytes, percent-encoded where they are not printable ASCII (and `%`, `<`). A
+/// rendered view is mostly ASCII text, so it stays readable there and compresses with the page.
 pub struct HeldCodec;
+
+/// Bytes written as `%XX` in the hydration script: `<` too, so it can't close the script.
+const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'<');
 
 impl Encoder<Held> for HeldCodec {
     type Error = postcard::Error;
-    type Encoded = Vec<u8>;
+    type Encoded = String;
 
-    fn encode(held: &Held) -> Result<Vec<u8>, Self::Error> {
-        postcard::to_allocvec(held)
+    fn encode(held: &Held) -> Result<String, Self::Error> {
+        postcard::to_allocvec(held).map(|bytes| percent_encode(&bytes, ESCAPED).to_string())
     }
 }
 
 impl Decoder<Held> for HeldCodec {
     type Error = postcard::Error;
-    type Encoded = [u8];
+    type Encoded = str;
 
-    fn decode(bytes: &[u8]) -> Result<Held, Self::Error> {
-        postcard::from_bytes(bytes)
+    fn decode(text: &str) -> Result<Held, Self::Error> {
+        postcard::from_bytes(&percent_decode_str(text).collect::<Vec<u8>>())
     }
 }
 
@@ -272,11 +277,12 @@ mod tests {
         let body = <PackedEncoding as Encodes<Packed<Sample>>>::encode(&packed).expect("encode");
         let back = <PackedEncoding as Decodes<Packed<Sample>>>::decode(body).expect("decode");
         assert_eq!(back.unpack().expect("unpack"), sample());
-        // A resource's value in the page, as leptos writes it (base64 text) and reads it back.
+        // A resource's value in the page, as leptos writes it and reads it back.
         for held in [Ok(back.clone().retype::<()>()), Err(AppError::Internal)] {
             let text = HeldCodec::encode(&held).expect("encode").into_encoded_string();
-            let bytes = <[u8]>::from_encoded_str(&text).expect("base64");
-            let again = HeldCodec::decode(&bytes).expect("decode");
+            assert!(text.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{text}");
+            assert!(!text.contains('<'), "{text}");
+            let again = HeldCodec::decode(str::from_encoded_str(&text).expect("text")).expect("decode");
             assert_eq!(again, held);
         }
         let again =

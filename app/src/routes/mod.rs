@@ -1,12 +1,12 @@
 //! One page per file.
 
 pub mod event_page;
-mod models_page;
+pub mod models_page;
 mod not_found_page;
-mod overview_page;
-mod segments_page;
+pub mod overview_page;
+pub mod segments_page;
 mod settings_page;
-mod tools_page;
+pub mod tools_page;
 pub mod trace_page;
 pub mod traces_page;
 mod user_page;

@@ -1,7 +1,6 @@
 //! `/ai-apps/users/:user_id`: one user's KPIs, spend over time, models, and traces.
 
-use super::overview_page::OverviewView;
-use crate::api::{Answer, Markup, get_overview, get_user_traces};
+use crate::api::{Answer, Markup, get_user_overview, get_user_traces};
 use crate::components::{DeleteUser, SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
 use crate::model::{TraceSort, UserSort, UsersParams};
@@ -16,7 +15,8 @@ pub fn UserPage() -> impl IntoView {
     let user = Memo::new(move |_| path.with(|p| p.get("user_id").unwrap_or_default()));
     let params = Memo::new(move |_| UsersParams { user: Some(user.get()), ..from_url.get() });
     let key = Memo::new(move |_| params.get().to_query());
-    let overview = Answer::new(move || key.get(), |q| get_overview(q.trim_start_matches('?').to_string()));
+    let overview =
+        Answer::new(move || key.get(), |q| get_user_overview(q.trim_start_matches('?').to_string()));
     let traces = Answer::new(move || key.get(), |q| get_user_traces(q.trim_start_matches('?').to_string()));
     refetch_on_new_data(move || {
         overview.refetch();
@@ -36,12 +36,8 @@ pub fn UserPage() -> impl IntoView {
             </header>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    let filters = shared_filters(&params.get());
                     match overview.await {
-                        Ok(o) => {
-                            let p = UsersParams { user: None, ..params.get() };
-                            view! { <OverviewView o filters params=p base=base.get()/> }.into_any()
-                        }
+                        Ok(html) => view! { <Markup html/> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}
