@@ -87,3 +87,22 @@ test('the Traces tab lists every trace, searches route tags, and works without J
     await noJs.close();
   }
 });
+
+test('an unknown trace or call id says so, loaded and navigated to', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.base}/ai-apps/traces/no-such-trace`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  assert.equal(await page.getByRole('alert').innerText(), 'No trace with this id.');
+  // From a real trace's page to a call that isn't there, without a reload.
+  await page.goto(`${server.base}/ai-apps/traces/tr-kim-1`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  await page.evaluate(() => { window.__marker = 'still here'; });
+  const call = page.getByRole('link', { name: 'gpt-4o', exact: true });
+  await call.evaluate((a) => { a.href = '/ai-apps/events/no-such-call'; });
+  await call.click();
+  await page.waitForURL(/\/ai-apps\/events\/no-such-call$/);
+  await page.getByRole('alert').waitFor();
+  assert.equal(await page.getByRole('alert').innerText(), 'No event with this id.');
+  assert.equal(await page.evaluate(() => window.__marker), 'still here');
+  await page.close();
+});

@@ -4,7 +4,7 @@
 mod packed;
 mod rendered;
 pub use packed::{Answer, HeldCodec, Packed, PackedEncoding, PackedOutput};
-pub use rendered::{Markup, Rendered};
+pub use rendered::{Rendered, ServerPart};
 
 use crate::error::AppError;
 
@@ -58,24 +58,22 @@ async fn traces_of(query: &str) -> Result<(crate::model::TracesPage, crate::mode
     Ok((page, params))
 }
 
-/// One trace with a page of its events (after `cursor`), rendered, or `None`.
+/// One trace with a page of its events (after `cursor`), rendered (or that there is none).
 #[server(endpoint = "get_trace", output = PackedOutput)]
-pub async fn get_trace(
-    trace_id: String,
-    cursor: Option<String>,
-) -> Result<Packed<Option<Rendered>>, AppError> {
+pub async fn get_trace(trace_id: String, cursor: Option<String>) -> Result<Packed<Rendered>, AppError> {
     use crate::model::traces::{TRACE_CALLS_PAGE, parse_calls_cursor};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     // A cursor that isn't one (an edited address) starts at the first call.
     let after = cursor.as_deref().and_then(parse_calls_cursor);
     let detail = state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?;
-    Packed::new(&detail.map(|d| crate::routes::trace_page::render::trace(d, cursor.is_some())))
+    use crate::routes::trace_page::render;
+    Packed::new(&detail.map_or_else(render::missing, |d| render::trace(d, cursor.is_some())))
 }
 
-/// One event in full, rendered, or `None`.
+/// One event in full, rendered (or that there is none).
 #[server(endpoint = "get_event", output = PackedOutput)]
-pub async fn get_event(event_id: String) -> Result<Packed<Option<Rendered>>, AppError> {
+pub async fn get_event(event_id: String) -> Result<Packed<Rendered>, AppError> {
     use crate::model::traces::{EventPageData, Shown};
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
@@ -84,7 +82,8 @@ pub async fn get_event(event_id: String) -> Result<Packed<Option<Rendered>>, App
         response: detail.response.as_deref().map(Shown::of),
         detail,
     });
-    Packed::new(&data.map(crate::routes::event_page::render::event))
+    use crate::routes::event_page::render;
+    Packed::new(&data.map_or_else(render::missing, render::event))
 }
 
 /// The Overview for the dashboard's query string, rendered.

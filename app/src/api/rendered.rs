@@ -2,10 +2,11 @@
 //! markup, so the browser bundle compiles none of their views.
 //!
 //! The server renders the same Leptos view it always did, with `to_html` (text and attributes are
-//! escaped there), and the page puts the markup inside a `<div>` with `inner_html`. Links in it
+//! escaped there), and the page puts the markup inside a `<div>` with `inner_html` ([`ServerPart`]). Links in it
 //! are plain `<a href>`: the router handles their clicks like any other link, so navigation stays
 //! client-side. Interactive parts (filters, forms, live refresh) stay components.
 
+use super::Answer;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +30,26 @@ impl Rendered {
     }
 }
 
-/// The server's markup in a `<div>`.
+/// A part of a page the server renders: "Loading…" (unless `quiet`) until its answer is there,
+/// then the markup in a `<div class="rendered">`, or the error.
 #[component]
-pub fn Markup(
-    /// What the server rendered.
-    html: Rendered,
+pub fn ServerPart(
+    /// The server function's answer.
+    answer: Answer<Rendered>,
+    /// No "Loading…" while it loads.
+    #[prop(optional)]
+    quiet: bool,
 ) -> impl IntoView {
-    view! { <div class="rendered" inner_html=html.0></div> }
+    view! {
+        <Transition fallback=move || (!quiet).then(|| view! { <p class="loading">"Loading…"</p> })>
+            {move || Suspend::new(async move {
+                match answer.await {
+                    Ok(html) => view! { <div class="rendered" inner_html=html.0></div> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
 }
 
 #[cfg(all(test, feature = "ssr"))]

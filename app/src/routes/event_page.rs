@@ -2,7 +2,7 @@
 //! prompt and response rendered as chat messages when they look like them. The call is rendered
 //! on the server (`render::event`); the page shows the markup.
 
-use crate::api::{Answer, Markup, get_event};
+use crate::api::{Answer, ServerPart, get_event};
 use crate::components::SectionTabs;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -17,6 +17,11 @@ pub mod render {
     use crate::model::{EventDetail, format_usd};
     use crate::routes::traces_page::duration;
     use leptos::prelude::*;
+
+    /// What the page says for an id with no event (in this project).
+    pub fn missing() -> Rendered {
+        Rendered::of(|| view! { <p class="error" role="alert">"No event with this id."</p> })
+    }
 
     /// The markup of one call's page body.
     pub fn event(data: EventPageData) -> Rendered {
@@ -130,15 +135,7 @@ pub fn EventPage() -> impl IntoView {
     view! {
         <section class="page">
             <SectionTabs active="traces"/>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match event.await {
-                        Ok(Some(html)) => view! { <Markup html/> }.into_any(),
-                        Ok(None) => view! { <p class="error" role="alert">"No event with this id."</p> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=event/>
         </section>
     }
 }

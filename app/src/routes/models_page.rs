@@ -1,7 +1,7 @@
 //! AI Apps → Models: per model calls, users, tokens by bucket, spend and share, latency, error
 //! rate. The table and the chart are rendered on the server (`render::models`).
 
-use crate::api::{Answer, Markup, get_models};
+use crate::api::{Answer, ServerPart, get_models};
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
 use leptos::prelude::*;
 
@@ -109,14 +109,7 @@ pub fn ModelsPage() -> impl IntoView {
                 {move || view! { <WindowPills params=params.get() base=MODELS/> }}
             </header>
             {move || view! { <TagPills params=params.get() base=MODELS/> }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match models.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=models/>
         </section>
     }
 }

@@ -1,7 +1,7 @@
 //! AI Apps → Overview: KPIs against the previous window, spend over time by model, top users
 //! and models. The body is rendered on the server (`render::overview`).
 
-use crate::api::{Answer, Markup, get_overview};
+use crate::api::{Answer, ServerPart, get_overview};
 use crate::components::{SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters};
 use leptos::prelude::*;
 
@@ -152,14 +152,7 @@ pub fn OverviewPage() -> impl IntoView {
                 {move || view! { <WindowPills params=params.get() base=OVERVIEW/> }}
             </header>
             {move || view! { <TagPills params=params.get() base=OVERVIEW/> }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match overview.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=overview/>
         </section>
     }
 }

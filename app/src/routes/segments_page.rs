@@ -2,7 +2,7 @@
 //! drawn as bars; a value is a link that adds it as a tag filter. The keys and the table are
 //! rendered on the server (`render::segments`).
 
-use crate::api::{Answer, Markup, get_segments};
+use crate::api::{Answer, ServerPart, get_segments};
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
 use crate::model::UserSort;
 use leptos::prelude::*;
@@ -131,14 +131,7 @@ pub fn SegmentsPage() -> impl IntoView {
                 {move || view! { <WindowPills params=params.get() base=SEGMENTS/> }}
             </header>
             {move || view! { <TagPills params=params.get() base=SEGMENTS/> }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match segments.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=segments/>
         </section>
     }
 }

@@ -1,7 +1,7 @@
 //! AI Apps → Tools: per tool name, the calls that used it, their users, traces and spend. The
 //! table is rendered on the server (`render::tools`).
 
-use crate::api::{Answer, Markup, get_tools};
+use crate::api::{Answer, ServerPart, get_tools};
 use crate::components::{SectionTabs, TagPills, WindowPills, shared_filters};
 use leptos::prelude::*;
 
@@ -75,14 +75,7 @@ pub fn ToolsPage() -> impl IntoView {
                 {move || view! { <WindowPills params=params.get() base=TOOLS/> }}
             </header>
             {move || view! { <TagPills params=params.get() base=TOOLS/> }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match tools.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=tools/>
         </section>
     }
 }

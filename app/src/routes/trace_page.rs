@@ -1,7 +1,7 @@
 //! One trace: its tags, totals and the timeline of its calls, rendered on the server
 //! (`render::trace`); the page shows the markup.
 
-use crate::api::{Answer, Markup, get_trace};
+use crate::api::{Answer, ServerPart, get_trace};
 use crate::components::SectionTabs;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -15,6 +15,11 @@ pub mod render {
     use crate::model::{TraceDetail, format_usd};
     use crate::routes::traces_page::duration;
     use leptos::prelude::*;
+
+    /// What the page says for an id with no trace (in this project).
+    pub fn missing() -> Rendered {
+        Rendered::of(|| view! { <p class="error" role="alert">"No trace with this id."</p> })
+    }
 
     /// The markup of a trace's page body; `from_cursor`: the address has a cursor (not the first calls).
     pub fn trace(d: TraceDetail, from_cursor: bool) -> Rendered {
@@ -143,15 +148,7 @@ pub fn TracePage() -> impl IntoView {
     view! {
         <section class="page">
             <SectionTabs active="traces"/>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match trace.await {
-                        Ok(Some(html)) => view! { <Markup html/> }.into_any(),
-                        Ok(None) => view! { <p class="error" role="alert">"No trace with this id."</p> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=trace/>
         </section>
     }
 }

@@ -1,7 +1,7 @@
 //! AI Apps → Traces: one row per `withTrace` block, sortable, searchable by route tag. The table
 //! is rendered on the server (`render::traces`); the filters are components.
 
-use crate::api::{Answer, Markup, get_traces};
+use crate::api::{Answer, ServerPart, get_traces};
 use crate::components::{ExportLink, SectionTabs, TagPills, WindowPills, shared_filters};
 use crate::model::TraceSort;
 use leptos::prelude::*;
@@ -148,14 +148,7 @@ pub fn TracesPage() -> impl IntoView {
                     <TagPills params=p base=TRACES/>
                 }
             }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match traces.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=traces/>
         </section>
     }
 }

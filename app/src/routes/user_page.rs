@@ -1,6 +1,6 @@
 //! `/ai-apps/users/:user_id`: one user's KPIs, spend over time, models, and traces.
 
-use crate::api::{Answer, Markup, get_user_overview, get_user_traces};
+use crate::api::{Answer, ServerPart, get_user_overview, get_user_traces};
 use crate::components::{DeleteUser, SectionTabs, WindowPills, refetch_on_new_data, shared_filters};
 use crate::model::query::encode;
 use crate::model::{TraceSort, UserSort, UsersParams};
@@ -34,23 +34,9 @@ pub fn UserPage() -> impl IntoView {
                     view! { <WindowPills params=UsersParams { user: None, ..p } base=base.get()/> }
                 }}
             </header>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match overview.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=overview/>
             <h2>"Latest traces " <a class="more" href=move || format!("/ai-apps/traces{}", params.get().for_view::<TraceSort>().to_query())>"all traces →"</a></h2>
-            <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    match traces.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=traces quiet=true/>
             <DeleteUser user_id=user/>
         </section>
     }

@@ -1,7 +1,7 @@
 //! AI Apps → Users: end users ranked by spend, narrowed by window and tags, all in the URL.
 
 use crate::api::Answer;
-use crate::api::{Markup, get_users};
+use crate::api::{ServerPart, get_users};
 use crate::components::{
     ExportLink, SectionTabs, TagPills, WindowPills, refetch_on_new_data, shared_filters,
 };
@@ -22,14 +22,7 @@ pub fn UsersPage() -> impl IntoView {
                 {move || view! { <ExportLink list="users" params=params.get()/> }}
             </header>
             {move || view! { <TagPills params=params.get() base="/ai-apps/users"/> }}
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match users.await {
-                        Ok(html) => view! { <Markup html/> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <ServerPart answer=users/>
         </section>
     }
 }
