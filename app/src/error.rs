@@ -12,9 +12,12 @@ pub enum AppError {
     /// Anything else; the details are in the server log.
     #[error("something went wrong on the server; see its log")]
     Internal,
-    /// The request never reached the function or its answer was unreadable.
+    /// The request never reached the function.
     #[error("could not reach the server: {0}")]
     Transport(String),
+    /// The answer was not one of this build's (a page open across an upgrade).
+    #[error("the server's answer is unreadable; reload the page")]
+    Unreadable,
 }
 
 impl FromServerFnError for AppError {

@@ -158,3 +158,18 @@ test("a parameter the server refuses is named on the page, loaded or navigated t
   assert.equal(await page.evaluate(() => window.__marker), 'still here');
   await page.close();
 });
+
+test('a repeated tag parameter filters by each value, and the filter bar shows each', async () => {
+  const page = await browser.context.newPage();
+  // The one-field tag form sends `tag=key=value`; two of them are two filters (AND).
+  await page.goto(`${server.base}/ai-apps/users?tag=plan%3Dpro&tag=org%3Dacme`);
+  await page.waitForFunction(() => window.__tokentally_hydrated === true);
+  await page.getByRole('link', { name: 'Remove filter plan=pro' }).waitFor();
+  await page.getByRole('link', { name: 'Remove filter org=acme' }).waitFor();
+  // Removing one keeps the other, in the server-rendered sort links too.
+  await page.getByRole('link', { name: 'Remove filter plan=pro' }).click();
+  await page.waitForURL((u) => !u.search.includes('plan'));
+  assert.match(page.url(), /tag\.org=acme/);
+  await page.getByRole('link', { name: 'Remove filter org=acme' }).waitFor();
+  await page.close();
+});

@@ -31,8 +31,17 @@ pub async fn get_traces(query: String) -> Result<Packed<Rendered>, AppError> {
 /// A user's 20 latest traces (the query names the user), rendered.
 #[server(endpoint = "get_user_traces", output = PackedOutput)]
 pub async fn get_user_traces(query: String) -> Result<Packed<Rendered>, AppError> {
-    let (page, _) = traces_of(&format!("{query}&limit=20")).await?;
+    let (page, params) = traces_of(&format!("{query}&limit=20")).await?;
+    if params.user.is_none() {
+        return Err(no_user());
+    }
     Packed::new(&crate::routes::traces_page::render::latest(page))
+}
+
+/// What a user's page's functions answer to a query that names no user.
+#[cfg(feature = "ssr")]
+fn no_user() -> AppError {
+    AppError::BadParam { param: "user".into(), message: "a user's page needs user=".into() }
 }
 
 /// The traces of a query string and its parameters.
@@ -103,8 +112,9 @@ pub async fn get_user_overview(query: String) -> Result<Packed<Rendered>, AppErr
     use crate::model::{UsersParams, query::encode};
     use crate::routes::overview_page::render;
     let (o, params) = overview_of(&query).await?;
+    let Some(user) = params.user.as_deref() else { return Err(no_user()) };
     let filters = shared_filters(&params);
-    let base = format!("/ai-apps/users/{}", encode(params.user.as_deref().unwrap_or_default()));
+    let base = format!("/ai-apps/users/{}", encode(user));
     Packed::new(&render::overview(o, filters, UsersParams { user: None, ..params }, base))
 }
 

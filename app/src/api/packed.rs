@@ -55,11 +55,7 @@ impl<T: DeserializeOwned> Packed<T> {
     /// Decodes the value. An error means the bytes were not made by [`Packed::new`] for a `T` of
     /// this build (a page open across an upgrade): the page shows it and a reload fixes it.
     pub fn unpack(&self) -> Result<T, AppError> {
-        let unreadable = |what: &str| {
-            AppError::Transport(format!("the server's answer is unreadable ({what}); reload the page"))
-        };
-        let (value, rest) = postcard::take_from_bytes(&self.bytes).map_err(|_| unreadable("postcard"))?;
-        if rest.is_empty() { Ok(value) } else { Err(unreadable("trailing bytes")) }
+        whole(&self.bytes).map_err(|_| AppError::Unreadable)
     }
 }
 
@@ -149,7 +145,7 @@ impl Decodes<AppError> for PackedEncoding {
     type Error = postcard::Error;
 
     fn decode(bytes: Bytes) -> Result<AppError, Self::Error> {
-        postcard::from_bytes(&bytes)
+        whole(&bytes)
     }
 }
 
@@ -178,7 +174,15 @@ impl Decoder<Held> for HeldCodec {
     type Encoded = str;
 
     fn decode(text: &str) -> Result<Held, Self::Error> {
-        postcard::from_bytes(&percent_decode_str(text).collect::<Vec<u8>>())
+        whole(&percent_decode_str(text).collect::<Vec<u8>>())
+    }
+}
+
+/// A value that is all of `bytes` (postcard's `from_bytes` ignores bytes after the value).
+fn whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    match postcard::take_from_bytes(bytes)? {
+        (value, []) => Ok(value),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
     }
 }
 
@@ -305,7 +309,7 @@ mod tests {
         let half = packed.bytes[..packed.bytes.len() / 2].to_vec();
         for bad in [vec![], vec![0xff; 3], half] {
             let err = Packed::<Sample>::of_bytes(bad.clone()).unpack().expect_err("unreadable");
-            assert!(matches!(err, AppError::Transport(_)), "{bad:?}: {err:?}");
+            assert_eq!(err, AppError::Unreadable, "{bad:?}");
         }
         // A value of another type: trailing bytes or a wrong shape, never a wrong value.
         let small = Packed::new(&7u8).expect("pack");

@@ -16,11 +16,17 @@ pub struct Rendered(String);
 
 #[cfg(feature = "ssr")]
 impl Rendered {
-    /// Renders `view` to HTML (in a reactive owner of its own, disposed after).
+    /// Renders `view` to HTML under a root owner of its own (disposed after): the same markup
+    /// whether it is called while the server renders a page or when the browser calls the
+    /// server function, since nothing of the page's owner (contexts, hydration ids) reaches it.
     pub fn of<V: IntoView + 'static>(view: impl FnOnce() -> V) -> Self {
-        let owner = Owner::new();
+        let outer = Owner::current();
+        let owner = Owner::new_root(None);
         let html = owner.with(|| view().into_view().to_html());
-        owner.unset();
+        owner.unset_with_forced_cleanup();
+        if let Some(outer) = outer {
+            outer.set();
+        }
         Rendered(html)
     }
 
@@ -63,5 +69,18 @@ mod tests {
         assert!(!html.html().contains("<img"), "{}", html.html());
         assert!(html.html().contains("&lt;img src=x onerror=alert(1)&gt;"), "{}", html.html());
         assert!(html.html().starts_with("<p title=\""), "{}", html.html());
+    }
+
+    #[test]
+    fn rendering_leaves_the_callers_owner_as_it_was() {
+        let page = Owner::new_root(None);
+        provide_context(7u8);
+        let html = Rendered::of(
+            || view! { <p>{use_context::<u8>().map_or("none".to_string(), |v| v.to_string())}</p> },
+        );
+        assert!(html.html().contains(">none<"), "the page's contexts leak in: {}", html.html());
+        assert_eq!(Owner::current(), Some(page.clone()));
+        assert_eq!(use_context::<u8>(), Some(7));
+        page.unset();
     }
 }

@@ -33,10 +33,10 @@ use leptos_router::hooks::use_query_map;
 pub(crate) fn use_view_query<S: SortKey + Send + Sync>() -> (Memo<String>, Memo<ViewParams<S>>) {
     let query = use_query_map();
     let raw = Memo::new(move |_| query.with(|q| q.to_query_string()));
+    // Parsed from the raw string as the server parses it (every value of a repeated key, like
+    // `tag=`), so the links the server renders and the controls here agree.
     let params = Memo::new(move |_| {
-        query.with(|q| {
-            ViewParams::<S>::parse(q.latest_values().map(|(k, v)| (k.as_ref(), v))).unwrap_or_default()
-        })
+        raw.with(|r| ViewParams::<S>::parse_query(r.trim_start_matches('?')).unwrap_or_default())
     });
     (raw, params)
 }
