@@ -285,7 +285,7 @@ impl Store {
             after = (last.project_id, last.id.clone());
             let mut per: BTreeMap<i64, Delta> = BTreeMap::new();
             for t in rows {
-                let start = (t.started_at.div_euclid(3_600_000), t.tag_set_id, 1);
+                let start = (super::hour_of(t.started_at), t.tag_set_id, 1);
                 per.entry(t.project_id).or_default().starts.push(start);
                 cube.project(t.project_id).load_trace(&t.fact());
             }
@@ -424,7 +424,7 @@ impl Store {
             let p = cube.project(*project);
             let starts = &mut per.entry(*project).or_default().starts;
             for t in rows {
-                let now = (t.started_at.div_euclid(3_600_000), t.tag_set_id);
+                let now = (super::hour_of(t.started_at), t.tag_set_id);
                 let before = p.reload_trace(&t.fact());
                 if before != Some(now) {
                     if let Some((hour, tag_set)) = before {

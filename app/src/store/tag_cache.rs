@@ -49,7 +49,16 @@ impl TagCache {
 
     /// Drops the entries of these ids (deleted tag sets: their ids must not be reused).
     pub(crate) fn forget(&mut self, ids: &std::collections::HashSet<i64>) {
-        self.new.retain(|_, id| !ids.contains(id));
+        let mut freed = 0;
+        self.new.retain(|key, id| {
+            let gone = ids.contains(id);
+            if gone {
+                freed += key.1.len() + ENTRY_OVERHEAD;
+            }
+            !gone
+        });
+        // The newer generation's budget counts what it holds, so it doesn't rotate early.
+        self.bytes = self.bytes.saturating_sub(freed);
         self.old.retain(|_, id| !ids.contains(id));
     }
 
@@ -62,6 +71,19 @@ impl TagCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgotten_tag_sets_give_their_bytes_back() {
+        let mut c = TagCache::default();
+        let key = |i: i64| (1, format!("{{\"plan\":\"plan-{i}\"}}"));
+        c.extend((0..10).map(|i| (key(i), i)).collect());
+        let full = c.bytes;
+        c.forget(&[2, 3, 99].into_iter().collect());
+        assert_eq!(c.bytes, full - 2 * (key(2).1.len() + ENTRY_OVERHEAD));
+        assert_eq!((c.get(&key(2)), c.get(&key(4))), (None, Some(4)));
+        c.forget(&(0..10).collect());
+        assert_eq!((c.bytes, c.len()), (0, 0));
+    }
 
     #[test]
     fn the_cache_keeps_recent_tag_sets_within_its_budget() {
