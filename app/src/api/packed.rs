@@ -299,8 +299,16 @@ mod tests {
         for error in [AppError::Internal, AppError::BadParam { param: "by".into(), message: "empty".into() }]
         {
             let body = <PackedEncoding as Encodes<AppError>>::encode(&error).expect("encode");
-            assert_eq!(<PackedEncoding as Decodes<AppError>>::decode(body).expect("decode"), error);
+            assert_eq!(<PackedEncoding as Decodes<AppError>>::decode(body.clone()).expect("decode"), error);
+            // A body that only starts like one (a proxy's error page, say) is not an error value.
+            let longer = Bytes::from([&body[..], b"<html>"].concat());
+            assert!(<PackedEncoding as Decodes<AppError>>::decode(longer).is_err());
         }
+        // Nor is a hydration value with bytes after it.
+        let held: Held = Err(AppError::Internal);
+        let text = HeldCodec::encode(&held).expect("encode");
+        assert_eq!(HeldCodec::decode(&text).expect("decode"), held);
+        assert!(HeldCodec::decode(&format!("{text}%00")).is_err());
     }
 
     #[test]
