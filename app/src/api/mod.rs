@@ -71,19 +71,21 @@ async fn traces_of(query: &str) -> Result<(crate::model::TracesPage, crate::mode
 #[server(endpoint = "get_trace", output = PackedOutput)]
 pub async fn get_trace(trace_id: String, cursor: Option<String>) -> Result<Packed<Rendered>, AppError> {
     use crate::model::traces::{TRACE_CALLS_PAGE, parse_calls_cursor};
+    use crate::routes::trace_page::render;
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     // A cursor that isn't one (an edited address) starts at the first call.
     let after = cursor.as_deref().and_then(parse_calls_cursor);
     let detail = state.store.get_trace_page(project, &trace_id, after, TRACE_CALLS_PAGE).await?;
-    use crate::routes::trace_page::render;
-    Packed::new(&detail.map_or_else(render::missing, |d| render::trace(d, cursor.is_some())))
+    let page = detail.map_or_else(|| Rendered::not_found("trace"), |d| render::trace(d, cursor.is_some()));
+    Packed::new(&page)
 }
 
 /// One event in full, rendered (or that there is none).
 #[server(endpoint = "get_event", output = PackedOutput)]
 pub async fn get_event(event_id: String) -> Result<Packed<Rendered>, AppError> {
     use crate::model::traces::{EventPageData, Shown};
+    use crate::routes::event_page::render;
     let (state, auth) = crate::state::request()?;
     let project = auth.project;
     let data = state.store.get_event(project, &event_id).await?.map(|detail| EventPageData {
@@ -91,8 +93,7 @@ pub async fn get_event(event_id: String) -> Result<Packed<Rendered>, AppError> {
         response: detail.response.as_deref().map(Shown::of),
         detail,
     });
-    use crate::routes::event_page::render;
-    Packed::new(&data.map_or_else(render::missing, render::event))
+    Packed::new(&data.map_or_else(|| Rendered::not_found("event"), render::event))
 }
 
 /// The Overview for the dashboard's query string, rendered.

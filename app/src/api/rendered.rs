@@ -30,6 +30,13 @@ impl Rendered {
         Rendered(html)
     }
 
+    /// What a detail page says for an id with nothing behind it (in this project): "No trace
+    /// with this id."
+    pub fn not_found(what: &str) -> Self {
+        let text = format!("No {what} with this id.");
+        Rendered::of(move || view! { <p class="error" role="alert">{text}</p> })
+    }
+
     /// The markup, for tests.
     pub fn html(&self) -> &str {
         &self.0

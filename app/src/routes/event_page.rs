@@ -18,11 +18,6 @@ pub mod render {
     use crate::routes::traces_page::duration;
     use leptos::prelude::*;
 
-    /// What the page says for an id with no event (in this project).
-    pub fn missing() -> Rendered {
-        Rendered::of(|| view! { <p class="error" role="alert">"No event with this id."</p> })
-    }
-
     /// The markup of one call's page body.
     pub fn event(data: EventPageData) -> Rendered {
         Rendered::of(move || view! { <EventView data/> })

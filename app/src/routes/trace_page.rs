@@ -16,11 +16,6 @@ pub mod render {
     use crate::routes::traces_page::duration;
     use leptos::prelude::*;
 
-    /// What the page says for an id with no trace (in this project).
-    pub fn missing() -> Rendered {
-        Rendered::of(|| view! { <p class="error" role="alert">"No trace with this id."</p> })
-    }
-
     /// The markup of a trace's page body; `from_cursor`: the address has a cursor (not the first calls).
     pub fn trace(d: TraceDetail, from_cursor: bool) -> Rendered {
         Rendered::of(move || {
